@@ -1,0 +1,70 @@
+# RemoteBank — the two commands: `make run` and `make test` (see README.md).
+# Everything is set up from scratch on a fresh Debian 12 machine: system
+# packages (when run as root), the virtualenv, Python packages, translations.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Debian packages the platform needs: gettext (compiled translations),
+# fonts-noto-cjk (Chinese in generated ID cards and PDF reports), libzbar0
+# (passbook barcodes).
+APT_PACKAGES := gettext fonts-noto-cjk libzbar0
+REQUIREMENTS := requirements/base.txt requirements/dev.txt
+
+.PHONY: help setup system-packages run test check format messages clean
+
+help:
+	@echo "make run    - set up everything and start the platform with demo data"
+	@echo "make test   - set up everything and run the whole test suite"
+	@echo "make check  - lint (ruff) and type-check (mypy)"
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "Missing Debian packages:$$missing — install them as root (apt-get install$$missing)."; exit 1; \
+	  fi; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Reinstall only when a requirements file changes.
+$(VENV)/.installed: $(REQUIREMENTS) | $(BIN)/python
+	$(BIN)/pip install -q -r requirements/dev.txt
+	touch $@
+
+locale/zh_Hans/LC_MESSAGES/django.mo: locale/zh_Hans/LC_MESSAGES/django.po | $(VENV)/.installed
+	$(BIN)/python manage.py compilemessages -l zh_Hans --ignore "$(VENV)/*" --ignore "var/*" -v0
+
+messages: locale/zh_Hans/LC_MESSAGES/django.mo
+
+setup: system-packages $(VENV)/.installed messages
+
+run: setup
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	@bash scripts/run.sh "$(HOST)" "$(PORT)"
+
+test: setup
+	$(BIN)/python -m pytest
+
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy apps remotebank
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf var/static .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,34 @@
+"""Every audit action code, in one place.
+
+Codes are dotted: ``<app>.<entity>.<event>``. A code is never renamed or
+reused once records carry it (old records must keep their meaning); add new
+codes instead. ``audit_record`` refuses any code that is not listed here.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class AuditAction(models.TextChoices):
+    # Staff authentication (apps.staff receivers of Django's auth signals).
+    STAFF_LOGIN_SUCCEEDED = "staff.login.succeeded", _("Staff login succeeded")
+    STAFF_LOGIN_FAILED = "staff.login.failed", _("Staff login failed")
+    STAFF_LOGIN_LOCKED_OUT = "staff.login.locked_out", _("Staff account locked out after failed logins")
+    STAFF_LOGGED_OUT = "staff.logout", _("Staff logged out")
+    # Staff records and roles.
+    STAFF_PROFILE_CREATED = "staff.profile.created", _("Staff member created")
+    STAFF_PROFILE_UPDATED = "staff.profile.updated", _("Staff member updated")
+    STAFF_ROLES_SYNCED = "staff.roles.synced", _("Role permissions synchronized")
+    # Customer data (apps.customers).
+    BRANCH_CREATED = "customers.branch.created", _("Branch created")
+    BRANCH_UPDATED = "customers.branch.updated", _("Branch updated")
+    CUSTOMER_CREATED = "customers.customer.created", _("Customer created")
+    CUSTOMER_UPDATED = "customers.customer.updated", _("Customer updated")
+    ACCOUNT_CREATED = "customers.account.created", _("Account created")
+    ACCOUNT_UPDATED = "customers.account.updated", _("Account updated")
+    BLACKLIST_ENTRY_ADDED = "customers.blacklist.added", _("Blacklist entry added")
+    BLACKLIST_ENTRY_UPDATED = "customers.blacklist.updated", _("Blacklist entry updated")
+    # The audit trail itself.
+    AUDIT_CHAIN_VERIFIED = "audit.chain.verified", _("Audit chain verified")

@@ -1,0 +1,76 @@
+"""The append-only, hash-chained audit trail (R8.1).
+
+Each record stores ``previous_hash`` (the hash of the record before it in the
+chain) and ``record_hash`` = SHA-256 over its own canonical content plus
+``previous_hash``. Editing a record breaks its own hash; deleting one breaks
+the link (and leaves a gap in ``sequence``) of the record after it.
+``apps.audit.chain`` recomputes and checks both.
+
+Nothing may change or remove a record: the model and queryset refuse, and a
+database trigger (PostgreSQL and SQLite, migration 0002) refuses UPDATE, DELETE
+and TRUNCATE even for raw SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NoReturn
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from apps.audit.actions import AuditAction
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or delete an audit record."""
+
+
+class AuditRecordQuerySet(models.QuerySet["AuditRecord"]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("Audit records cannot be updated.")
+
+    def delete(self) -> NoReturn:
+        raise AppendOnlyError("Audit records cannot be deleted.")
+
+
+class ActorKind(models.TextChoices):
+    STAFF = "staff", _("Staff")
+    CUSTOMER = "customer", _("Customer")
+    SYSTEM = "system", _("System")
+
+
+class AuditRecord(models.Model):
+    # Position in the chain, assigned under a lock: 1, 2, 3... with no gaps,
+    # unlike the primary key (a rolled-back insert still consumes a sequence value).
+    sequence = models.PositiveBigIntegerField(_("sequence"), unique=True, editable=False)
+    created_at = models.DateTimeField(_("time"), editable=False, db_index=True)
+    actor_kind = models.CharField(_("actor kind"), max_length=16, choices=ActorKind.choices)
+    actor_id = models.CharField(_("actor id"), max_length=64, blank=True)
+    actor_label = models.CharField(_("actor"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=64, choices=AuditAction.choices, db_index=True)
+    target_type = models.CharField(_("target type"), max_length=64, blank=True, db_index=True)
+    target_id = models.CharField(_("target id"), max_length=64, blank=True)
+    target_label = models.CharField(_("target"), max_length=200, blank=True)
+    # Never raw personal numbers: services put masked values here (tests check).
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    previous_hash = models.CharField(_("previous hash"), max_length=64, editable=False)
+    record_hash = models.CharField(_("record hash"), max_length=64, unique=True, editable=False)
+
+    objects: ClassVar[AuditRecordQuerySet] = AuditRecordQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ("sequence",)
+        verbose_name = _("audit record")
+        verbose_name_plural = _("audit records")
+        indexes = (models.Index(fields=("target_type", "target_id")),)
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("Audit records cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("Audit records cannot be deleted.")

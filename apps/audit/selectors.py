@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from apps.audit.chain import ChainReport, verify_chain
+from apps.audit.models import AuditRecord
+
+
+def audit_chain_verify() -> ChainReport:
+    """Recompute the whole chain in sequence order, streaming rows in chunks."""
+    return verify_chain(AuditRecord.objects.order_by("sequence").iterator(chunk_size=2000))
+
+
+def audit_records_for_target(*, target_type: str, target_id: str) -> QuerySet[AuditRecord]:
+    return AuditRecord.objects.filter(target_type=target_type, target_id=target_id).order_by("sequence")

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CommonConfig(AppConfig):
+    name = "apps.common"
+    verbose_name = _("Common")
+
+    def ready(self) -> None:
+        from django.contrib import admin
+
+        # The back office is Django's admin; its titles follow the user's language.
+        admin.site.site_header = _("RemoteBank back office")
+        admin.site.site_title = _("RemoteBank")
+        admin.site.index_title = _("Remote counter administration")

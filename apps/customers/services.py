@@ -1,0 +1,217 @@
+"""Writes to customer data. In production these rows are synchronized from
+core banking; here they are also what ``seed_demo`` uses.
+
+Upserts are idempotent: writing the same values again changes nothing and
+audits nothing, so a re-run of a sync or of ``seed_demo`` leaves the trail alone.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, TypeVar
+
+from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
+
+from apps.audit.actions import AuditAction
+from apps.audit.services import AnyActor, audit_record
+from apps.common.checksums import id_number_is_valid
+from apps.common.crypto import id_number_index, normalize_account_number
+from apps.common.errors import ValidationFailed
+from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
+from apps.customers.models import (
+    Account,
+    AccountKind,
+    AccountStatus,
+    BlacklistEntry,
+    BlacklistKind,
+    Branch,
+    Customer,
+    CustomerLevel,
+)
+
+ModelT = TypeVar("ModelT", bound=models.Model)
+
+# Values shown in the audit trail for these fields are masked (R8.2).
+_MASKERS = {
+    "id_number": mask_id_number,
+    "mobile": mask_mobile,
+    "number": mask_account_number,
+    "account_number": mask_account_number,
+}
+
+
+def _audit_value(field: str, value: Any) -> Any:
+    if isinstance(value, models.Model):
+        return value.pk
+    masker = _MASKERS.get(field)
+    return masker(value) if masker else value
+
+
+def _upsert(
+    *,
+    actor: AnyActor,
+    instance: ModelT | None,
+    model: type[ModelT],
+    values: dict[str, Any],
+    created_action: AuditAction,
+    updated_action: AuditAction,
+) -> ModelT:
+    """Create ``model`` from ``values``, or bring ``instance`` up to them; audit what changed.
+
+    Field validation runs here; constraints and uniqueness are left to the
+    database, because blind-index columns are only derived in ``save``.
+    """
+    if instance is None:
+        instance = model(**values)
+        instance.full_clean(validate_unique=False, validate_constraints=False)
+        instance.save()
+        audit_record(
+            actor=actor,
+            action=created_action,
+            target=instance,
+            data={field: _audit_value(field, value) for field, value in values.items()},
+        )
+        return instance
+    changed = {field: value for field, value in values.items() if getattr(instance, field) != value}
+    if changed:
+        before = {field: _audit_value(field, getattr(instance, field)) for field in changed}
+        for field, value in changed.items():
+            setattr(instance, field, value)
+        instance.full_clean(validate_unique=False, validate_constraints=False)
+        instance.save()
+        audit_record(
+            actor=actor,
+            action=updated_action,
+            target=instance,
+            data={"before": before, "after": {field: _audit_value(field, value) for field, value in changed.items()}},
+        )
+    return instance
+
+
+@transaction.atomic
+def branch_upsert(*, actor: AnyActor, code: str, name: str, city: str, address: str = "") -> Branch:
+    return _upsert(
+        actor=actor,
+        instance=Branch.objects.select_for_update().filter(code=code).first(),
+        model=Branch,
+        values={"code": code, "name": name, "city": city, "address": address},
+        created_action=AuditAction.BRANCH_CREATED,
+        updated_action=AuditAction.BRANCH_UPDATED,
+    )
+
+
+@transaction.atomic
+def customer_upsert(
+    *,
+    actor: AnyActor,
+    customer_number: str,
+    name: str,
+    id_number: str,
+    mobile: str,
+    level: CustomerLevel,
+    home_branch: Branch,
+) -> Customer:
+    """Create or update a customer, keyed by the bank's customer number."""
+    id_number = id_number.strip().upper()
+    if not id_number_is_valid(id_number):
+        raise ValidationFailed(_("The ID number is not a valid 18-digit resident ID number."), code="invalid_id_number")
+    clash = Customer.objects.filter(id_number_index=id_number_index(id_number)).exclude(customer_number=customer_number)
+    if clash.exists():
+        raise ValidationFailed(_("Another customer already has this ID number."), code="duplicate_id_number")
+    return _upsert(
+        actor=actor,
+        instance=Customer.objects.select_for_update().filter(customer_number=customer_number).first(),
+        model=Customer,
+        values={
+            "customer_number": customer_number,
+            "name": name,
+            "id_number": id_number,
+            "mobile": mobile,
+            "level": level,
+            "home_branch": home_branch,
+        },
+        created_action=AuditAction.CUSTOMER_CREATED,
+        updated_action=AuditAction.CUSTOMER_UPDATED,
+    )
+
+
+@transaction.atomic
+def account_upsert(
+    *,
+    actor: AnyActor,
+    number: str,
+    kind: AccountKind,
+    status: AccountStatus,
+    owner: Customer,
+    opening_branch: Branch,
+    opened_on: date,
+    status_since: date,
+    company_name: str = "",
+) -> Account:
+    number = normalize_account_number(number)
+    return _upsert(
+        actor=actor,
+        instance=Account.objects.select_for_update().filter(number=number).first(),
+        model=Account,
+        values={
+            "number": number,
+            "kind": kind,
+            "status": status,
+            "owner": owner,
+            "opening_branch": opening_branch,
+            "opened_on": opened_on,
+            "status_since": status_since,
+            "company_name": company_name,
+        },
+        created_action=AuditAction.ACCOUNT_CREATED,
+        updated_action=AuditAction.ACCOUNT_UPDATED,
+    )
+
+
+@transaction.atomic
+def blacklist_entry_upsert(
+    *,
+    actor: AnyActor,
+    kind: BlacklistKind,
+    id_number: str = "",
+    account_number: str = "",
+    source: str,
+    listed_since: date,
+    reason: str,
+    active: bool = True,
+) -> BlacklistEntry:
+    """List (or update the listing of) a person and/or account on one list.
+
+    An entry is identified by its list and what it matches; delisting sets
+    ``active=False`` and keeps the row.
+    """
+    id_number = id_number.strip().upper()
+    account_number = normalize_account_number(account_number)
+    if not id_number and not account_number:
+        raise ValidationFailed(_("A blacklist entry needs an ID number or an account number."), code="empty_entry")
+    existing = (
+        BlacklistEntry.objects.select_for_update()
+        .filter(
+            kind=kind,
+            id_number_index=id_number_index(id_number) if id_number else "",
+            account_number=account_number,
+        )
+        .first()
+    )
+    return _upsert(
+        actor=actor,
+        instance=existing,
+        model=BlacklistEntry,
+        values={
+            "kind": kind,
+            "id_number": id_number or None,
+            "account_number": account_number,
+            "source": source,
+            "listed_since": listed_since,
+            "reason": reason,
+            "active": active,
+        },
+        created_action=AuditAction.BLACKLIST_ENTRY_ADDED,
+        updated_action=AuditAction.BLACKLIST_ENTRY_UPDATED,
+    )

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from apps.businesses.registry import business_choices
+from apps.customers.models import Branch
+from apps.staff.roles import Role
+
+
+class StaffProfile(models.Model):
+    """A bank employee who logs in to the back office."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_profile")
+    employee_number = models.CharField(_("employee number"), max_length=20, unique=True)
+    display_name = models.CharField(_("name"), max_length=64)
+    role = models.CharField(_("role"), max_length=32, choices=Role.choices)
+    branch = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="staff", verbose_name=_("branch"))
+    # The supervisor whose team this member belongs to (supervisors see their teams).
+    supervisor = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="team",
+        verbose_name=_("supervisor"),
+        limit_choices_to={"role": Role.SUPERVISOR},
+    )
+
+    class Meta:
+        ordering = ("employee_number",)
+        verbose_name = _("staff member")
+        verbose_name_plural = _("staff members")
+
+    def __str__(self) -> str:
+        return f"{self.employee_number} {self.display_name}"
+
+
+class AgentSkill(models.Model):
+    """A business an agent or expert can serve, and how well (1 = learning, 5 = expert)."""
+
+    staff = models.ForeignKey(StaffProfile, on_delete=models.CASCADE, related_name="skills")
+    business_code = models.CharField(_("business"), max_length=32, choices=business_choices())
+    proficiency = models.PositiveSmallIntegerField(
+        _("proficiency"), default=3, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+
+    class Meta:
+        ordering = ("staff", "business_code")
+        verbose_name = _("skill")
+        verbose_name_plural = _("skills")
+        constraints = (models.UniqueConstraint(fields=("staff", "business_code"), name="one_skill_per_business"),)
+
+    def __str__(self) -> str:
+        return f"{self.staff.employee_number} {self.business_code}:{self.proficiency}"

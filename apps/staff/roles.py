@@ -1,0 +1,66 @@
+"""Staff roles (R8.3) and exactly what each may do.
+
+Roles are Django groups whose permissions are rebuilt from this table after
+every migration (``role_permissions_sync``), so the table is the truth and a
+permission granted by hand in the admin does not survive a deploy.
+Customers are not staff users and have no role here.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    AGENT = "agent", _("Agent")
+    EXPERT = "expert", _("Expert")
+    SUPERVISOR = "supervisor", _("Supervisor")
+    COMPLIANCE_OFFICER = "compliance_officer", _("Compliance officer")
+    ADMINISTRATOR = "administrator", _("Administrator")
+
+
+# "app_label.codename" of every permission each role holds.
+_SERVE_CUSTOMERS = {
+    "customers.view_customer",
+    "customers.view_account",
+    "customers.view_branch",
+}
+ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
+    Role.AGENT: frozenset(_SERVE_CUSTOMERS),
+    Role.EXPERT: frozenset(_SERVE_CUSTOMERS),
+    Role.SUPERVISOR: frozenset(
+        _SERVE_CUSTOMERS | {"staff.view_staffprofile", "staff.view_agentskill", "staff.change_agentskill"}
+    ),
+    # Read-only everywhere, including the audit trail and the blacklists.
+    Role.COMPLIANCE_OFFICER: frozenset(
+        _SERVE_CUSTOMERS
+        | {
+            "customers.view_blacklistentry",
+            "audit.view_auditrecord",
+            "staff.view_staffprofile",
+        }
+    ),
+    # Runs the system: staff accounts, branches, blacklists; reads the audit
+    # trail; no role can change or delete audit records.
+    Role.ADMINISTRATOR: frozenset(
+        _SERVE_CUSTOMERS
+        | {
+            "auth.view_user",
+            "auth.add_user",
+            "auth.change_user",
+            "auth.view_group",
+            "customers.add_branch",
+            "customers.change_branch",
+            "customers.view_blacklistentry",
+            "audit.view_auditrecord",
+            "staff.view_staffprofile",
+            "staff.add_staffprofile",
+            "staff.change_staffprofile",
+            "staff.view_agentskill",
+            "staff.add_agentskill",
+            "staff.change_agentskill",
+            "staff.delete_agentskill",
+        }
+    ),
+}

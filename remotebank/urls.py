@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from apps.common.views import health
+
+urlpatterns = [
+    path("console/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/customers/", include("apps.customers.urls")),
+    path("api/audit/", include("apps.audit.urls")),
+    path("health/", health, name="health"),
+]

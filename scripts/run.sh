@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Start the platform in the foreground: Daphne (HTTP + WebSockets) and, when a
+# Redis broker is configured, a Celery worker. Ctrl-C stops everything.
+set -euo pipefail
+host="$1"
+port="$2"
+cd "$(dirname "$0")/.."
+bin=.venv/bin
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+if [ -n "${REDIS_URL:-}" ]; then
+  "$bin/celery" -A remotebank worker -Q default,ocr,face,media --loglevel=INFO &
+  pids+=($!)
+fi
+
+"$bin/daphne" -b "$host" -p "$port" remotebank.asgi:application &
+pids+=($!)
+
+# Wait until Daphne answers before telling anyone to open it.
+for _ in $(seq 1 100); do
+  if curl -fsS "http://$host:$port/health/" >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+
+cat <<MSG
+
+  RemoteBank is running (embedded default: SQLite, in-memory channel layer, eager Celery)
+  unless DATABASE_URL / REDIS_URL say otherwise.
+
+    Back office (staff):   http://$host:$port/console/
+    API schema (OpenAPI):  http://$host:$port/api/schema/
+    Health:                http://$host:$port/health/
+
+  Demo logins (password: ${REMOTEBANK_DEMO_PASSWORD:-remotebank-demo}):
+    admin (administrator), compliance01 (compliance officer),
+    supervisor01, supervisor02 (supervisors), agent01 … agent12 (agents), expert01, expert02 (experts)
+
+  Press Ctrl-C to stop.
+MSG
+
+wait -n

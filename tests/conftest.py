@@ -1,0 +1,143 @@
+"""Shared fixtures: actors of every role, customers, and the CI contract.
+
+Under CI=true the real services are required: PostgreSQL for the database and
+Redis for the channel layer and broker. A missing one stops the whole run
+with an error instead of letting tests skip or silently fall back to SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+
+from apps.audit.services import Actor
+from apps.common.checksums import id_number_check_char
+from apps.customers.models import Account, AccountKind, AccountStatus, Branch, Customer, CustomerLevel
+from apps.customers.services import account_upsert, branch_upsert, customer_upsert
+from apps.staff.roles import Role
+from apps.staff.services import staff_member_upsert
+
+CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not CI:
+        return
+    problems = []
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        problems.append("CI=true but DATABASE_URL does not point at PostgreSQL")
+    if not settings.REDIS_URL:
+        problems.append("CI=true but REDIS_URL is not set")
+    else:
+        import redis
+
+        try:
+            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
+        except redis.RedisError as exc:
+            problems.append(f"CI=true but Redis at REDIS_URL is unreachable: {exc}")
+    if problems:
+        pytest.exit("; ".join(problems), returncode=3)
+
+
+SYSTEM = Actor.system("tests")
+
+
+def make_id_number(*, region: str = "370202", born: date = date(1990, 1, 1), order: int = 123) -> str:
+    first17 = f"{region}{born:%Y%m%d}{order:03d}"
+    return first17 + id_number_check_char(first17)
+
+
+@pytest.fixture
+def branch(db: None) -> Branch:
+    return branch_upsert(actor=SYSTEM, code="9001", name="测试支行", city="滨海")
+
+
+@pytest.fixture
+def make_customer(branch: Branch) -> Callable[..., Customer]:
+    counter = iter(range(1, 10_000))
+
+    def make(
+        *,
+        name: str = "张三",
+        id_number: str | None = None,
+        mobile: str | None = None,
+        level: CustomerLevel = CustomerLevel.ORDINARY,
+    ) -> Customer:
+        number = next(counter)
+        return customer_upsert(
+            actor=SYSTEM,
+            customer_number=f"T{number:07d}",
+            name=name,
+            id_number=id_number or make_id_number(order=number),
+            mobile=mobile or f"1380000{number:04d}",
+            level=level,
+            home_branch=branch,
+        )
+
+    return make
+
+
+@pytest.fixture
+def customer(make_customer: Callable[..., Customer]) -> Customer:
+    return make_customer(name="张三", id_number="110101199001011237", mobile="13812345678")
+
+
+@pytest.fixture
+def account(customer: Customer, branch: Branch) -> Account:
+    return account_upsert(
+        actor=SYSTEM,
+        number="6217860000000000003",
+        kind=AccountKind.DEBIT_CARD,
+        status=AccountStatus.NORMAL,
+        owner=customer,
+        opening_branch=branch,
+        opened_on=date(2020, 1, 1),
+        status_since=date(2020, 1, 1),
+    )
+
+
+@pytest.fixture
+def make_staff(branch: Branch) -> Callable[[Role], User]:
+    def make(role: Role, username: str | None = None) -> User:
+        profile = staff_member_upsert(
+            actor=SYSTEM,
+            username=username or f"{role.value}_user",
+            employee_number=f"T-{username or role.value}"[:20],
+            display_name=str(role.label),
+            role=role,
+            branch=branch,
+            initial_password="correct horse battery",
+        )
+        return profile.user
+
+    return make
+
+
+@pytest.fixture
+def agent(make_staff: Callable[[Role], User]) -> User:
+    return make_staff(Role.AGENT)
+
+
+@pytest.fixture
+def expert(make_staff: Callable[[Role], User]) -> User:
+    return make_staff(Role.EXPERT)
+
+
+@pytest.fixture
+def supervisor(make_staff: Callable[[Role], User]) -> User:
+    return make_staff(Role.SUPERVISOR)
+
+
+@pytest.fixture
+def compliance_officer(make_staff: Callable[[Role], User]) -> User:
+    return make_staff(Role.COMPLIANCE_OFFICER)
+
+
+@pytest.fixture
+def administrator(make_staff: Callable[[Role], User]) -> User:
+    return make_staff(Role.ADMINISTRATOR)

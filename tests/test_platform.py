@@ -1,0 +1,46 @@
+"""The platform's plumbing: schema, health, channel layer, Celery configuration."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_openapi_schema_is_served(client: Client) -> None:
+    response = client.get("/api/schema/", headers={"accept": "application/vnd.oai.openapi+json"})
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    assert "/api/customers/" in schema["paths"]
+
+
+def test_health_reports_the_database_in_use(client: Client) -> None:
+    response = client.get("/health/")
+    expected = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    assert response.json() == {"status": "ok", "database": expected}
+
+
+def test_the_channel_layer_delivers_a_message() -> None:
+    layer = get_channel_layer()
+    assert layer is not None
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.send)(channel, {"type": "probe", "text": "你好"})
+    assert async_to_sync(layer.receive)(channel) == {"type": "probe", "text": "你好"}
+
+
+def test_the_backends_follow_the_environment() -> None:
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    if os.environ.get("REDIS_URL"):
+        assert backend == "channels_redis.core.RedisChannelLayer"
+        assert os.environ["REDIS_URL"] == settings.CELERY_BROKER_URL
+    else:
+        assert backend == "channels.layers.InMemoryChannelLayer"
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
