@@ -12,7 +12,7 @@ PORT ?= 8000
 # fonts-noto-cjk (Chinese in generated ID cards and PDF reports), libzbar0
 # (passbook barcodes).
 APT_PACKAGES := gettext fonts-noto-cjk libzbar0
-REQUIREMENTS := requirements/base.txt requirements/dev.txt
+REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/ml.txt
 
 .PHONY: help setup system-packages run test check format messages clean
 
@@ -38,7 +38,7 @@ $(BIN)/python:
 
 # Reinstall only when a requirements file changes.
 $(VENV)/.installed: $(REQUIREMENTS) | $(BIN)/python
-	$(BIN)/pip install -q -r requirements/dev.txt
+	$(BIN)/pip install -q -r requirements/dev.txt -r requirements/ml.txt
 	touch $@
 
 locale/zh_Hans/LC_MESSAGES/django.mo: locale/zh_Hans/LC_MESSAGES/django.po | $(VENV)/.installed

@@ -12,5 +12,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/customers/", include("apps.customers.urls")),
     path("api/audit/", include("apps.audit.urls")),
+    path("api/visits/", include("apps.verification.urls")),
     path("health/", health, name="health"),
+    path("", include("apps.mobile.urls")),
 ]

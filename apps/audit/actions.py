@@ -30,5 +30,17 @@ class AuditAction(models.TextChoices):
     ACCOUNT_UPDATED = "customers.account.updated", _("Account updated")
     BLACKLIST_ENTRY_ADDED = "customers.blacklist.added", _("Blacklist entry added")
     BLACKLIST_ENTRY_UPDATED = "customers.blacklist.updated", _("Blacklist entry updated")
+    # Gate 1 (apps.verification): a customer's visit before the queue.
+    VISIT_STARTED = "verification.visit.started", _("Visit started")
+    VISIT_ID_CARD_UPLOADED = "verification.visit.id_card_uploaded", _("ID card photo uploaded")
+    VISIT_ID_CARD_REJECTED = "verification.visit.id_card_rejected", _("ID card upload rejected")
+    VISIT_ID_CARD_READ = "verification.visit.id_card_read", _("ID card read")
+    VISIT_ID_CARD_UNREADABLE = "verification.visit.id_card_unreadable", _("ID card unreadable")
+    VISIT_ID_CARD_RETAKE = "verification.visit.id_card_retake", _("ID card photo to be retaken")
+    VISIT_IDENTITY_MATCHED = "verification.visit.identity_matched", _("Name, ID number and mobile matched")
+    VISIT_ACCOUNT_NOT_FOUND = "verification.visit.account_not_found", _("Account number not found")
+    VISIT_ACCOUNT_ACCEPTED = "verification.visit.account_accepted", _("Account accepted")
+    VISIT_SCREENING_PASSED = "verification.visit.screening_passed", _("Blacklist screening passed")
+    VISIT_REFUSED = "verification.visit.refused", _("Visit refused")
     # The audit trail itself.
     AUDIT_CHAIN_VERIFIED = "audit.chain.verified", _("Audit chain verified")

@@ -19,11 +19,14 @@ from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
+from django.db import models
 from django.utils.functional import cached_property
 from encrypted_fields.fields import EncryptedCharField as _LibraryEncryptedCharField
 
 
-class EncryptedCharField(_LibraryEncryptedCharField):
+# CharField is already a base of the library's class; naming it again lets
+# the type checker (which cannot see into the untyped library) type values as str.
+class EncryptedCharField(_LibraryEncryptedCharField, models.CharField):
     """A CharField stored Fernet-encrypted, keyed by FIELD_ENCRYPTION_KEYS (newest first)."""
 
     @cached_property

@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "apps.customers",
     "apps.businesses",
     "apps.staff",
+    "apps.verification",
+    "apps.mobile",
     "apps.demo",
 ]
 
@@ -149,6 +151,14 @@ SPECTACULAR_SETTINGS = {
 # Real photos used by tests and the identity-registry sandbox; never copied
 # into the project (../shared/datasets/faces by default).
 FACES_DATASET_DIR = env_path("REMOTEBANK_FACES_DIR", BASE_DIR.parent / "shared" / "datasets" / "faces")
+
+# Gate 1 limits per visit (R6.1): ID-card uploads, minimum seconds between
+# uploads, and wrong account numbers before the visit is refused.
+GATE1_MAX_ID_CARD_UPLOADS = env_int("REMOTEBANK_GATE1_MAX_UPLOADS", 6)
+GATE1_UPLOAD_COOLDOWN_SECONDS = env_int("REMOTEBANK_GATE1_UPLOAD_COOLDOWN_SECONDS", 2)
+GATE1_MAX_ACCOUNT_ATTEMPTS = env_int("REMOTEBANK_GATE1_MAX_ACCOUNT_ATTEMPTS", 3)
+# Uploads above this many bytes are refused before being read into memory.
+GATE1_MAX_UPLOAD_BYTES = env_int("REMOTEBANK_GATE1_MAX_UPLOAD_BYTES", 15 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,213 @@
+"""Safe decoding of images that customers upload, and small image helpers.
+
+Customer uploads are untrusted input that reaches a C image decoder, so
+``load_untrusted_image`` checks everything it can *before* pixels are decoded:
+byte size, format (by magic bytes, JPEG/PNG/WEBP only) and declared
+dimensions. Only then does it decode, and it decodes fully so that truncated
+files fail here instead of later in OCR or face matching.
+
+This module must not import Django: the OCR benchmark and the pure tests use it.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from typing import Final, Literal
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
+
+ImageRejectionCode = Literal[
+    "empty",
+    "too_large_bytes",
+    "not_an_image",
+    "unsupported_format",
+    "truncated",
+    "too_many_pixels",
+    "decompression_bomb",
+]
+
+DEFAULT_MAX_BYTES: Final = 15 * 1024 * 1024
+DEFAULT_MAX_PIXELS: Final = 40_000_000
+
+# Pillow's own decompression-bomb threshold, used when the process disabled it
+# (``Image.MAX_IMAGE_PIXELS = None``): we never want "no limit" for uploads.
+_PILLOW_DEFAULT_BOMB_PIXELS: Final = 1024 * 1024 * 1024 // 4 // 3
+
+# The decoders we allow, keyed by the magic bytes that select them. We build
+# the plugin's ImageFile ourselves instead of calling ``Image.open`` because
+# ``Image.open`` runs Pillow's bomb check, which *warns* (a process-global
+# ``warnings`` affair) between 89 and 179 megapixels. Making that warning an
+# error would need ``warnings.catch_warnings()``, which is not thread-safe
+# before Python 3.14 and uploads are decoded in worker threads. Checking the
+# declared size ourselves first means that warning can never be emitted.
+_ALLOWED_DECODERS: Final[dict[str, type[ImageFile.ImageFile]]] = {
+    "JPEG": JpegImagePlugin.JpegImageFile,
+    "PNG": PngImagePlugin.PngImageFile,
+    "WEBP": WebPImagePlugin.WebPImageFile,
+}
+
+# Exceptions Pillow's decoders raise for malformed or truncated data.
+_DECODER_ERRORS: Final = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+
+class ImageRejected(Exception):
+    """An upload was refused; ``code`` is stable and meant for API clients."""
+
+    def __init__(self, code: ImageRejectionCode, message: str) -> None:
+        super().__init__(message)
+        self.code: ImageRejectionCode = code
+        self.message = message
+
+
+def _sniff_allowed_format(data: bytes) -> str | None:
+    """Return "JPEG", "PNG" or "WEBP" when the magic bytes say so, else None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _pillow_recognises(data: bytes) -> str | None:
+    """Name of another format Pillow knows this data as, without decoding it.
+
+    Only the plugins' cheap ``accept`` prefix checks run, so an unsupported
+    format is reported as such (e.g. "GIF") rather than as "not an image".
+    """
+    Image.init()
+    prefix = data[:16]
+    for format_name, (_factory, accept) in Image.OPEN.items():
+        # Plugins without an accept function (TGA, IM, ...) would "accept" any
+        # garbage, so they cannot tell us anything here.
+        if accept is None:
+            continue
+        try:
+            accepted = accept(prefix)
+        except Exception:
+            continue
+        if accepted is True:
+            return format_name
+    return None
+
+
+def _bomb_limit() -> int:
+    limit = Image.MAX_IMAGE_PIXELS
+    return _PILLOW_DEFAULT_BOMB_PIXELS if limit is None else int(limit)
+
+
+def load_untrusted_image(
+    data: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Decode an uploaded photo into an upright RGB image, or raise ImageRejected.
+
+    Order of checks (cheapest and safest first): empty, byte size, magic bytes,
+    header parse, declared pixel count (Pillow's bomb limit → "decompression_bomb",
+    our ``max_pixels`` policy → "too_many_pixels"), full decode ("truncated"),
+    EXIF orientation, conversion to RGB. Transparent pixels become white, not
+    black, so a PNG with a transparent background still OCRs.
+    """
+    if not data:
+        raise ImageRejected("empty", "The uploaded file is empty.")
+    if len(data) > max_bytes:
+        raise ImageRejected("too_large_bytes", f"The file is larger than {max_bytes // (1024 * 1024)} MB.")
+
+    format_name = _sniff_allowed_format(data)
+    if format_name is None:
+        other = _pillow_recognises(data)
+        if other is not None:
+            raise ImageRejected("unsupported_format", f"{other} images are not accepted; use JPEG, PNG or WEBP.")
+        raise ImageRejected("not_an_image", "The file is not an image.")
+
+    try:
+        image = _ALLOWED_DECODERS[format_name](io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        # WEBP's header parser runs Pillow's bomb check itself (error-only).
+        raise ImageRejected("decompression_bomb", "The image declares an absurd size.") from error
+    except _DECODER_ERRORS as error:
+        # The header of an allowed format did not parse: corrupt or cut at the start.
+        raise ImageRejected("not_an_image", "The file is not a readable image.") from error
+
+    width, height = image.size
+    pixels = max(1, width) * max(1, height)
+    if pixels > _bomb_limit():
+        image.close()
+        raise ImageRejected("decompression_bomb", "The image declares an absurd size.")
+    if pixels > max_pixels:
+        image.close()
+        raise ImageRejected("too_many_pixels", f"The image has more than {max_pixels // 1_000_000} megapixels.")
+
+    try:
+        # load() decodes everything now; with Pillow's default
+        # LOAD_TRUNCATED_IMAGES = False a cut-off file raises OSError here.
+        image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageRejected("decompression_bomb", "The image declares an absurd size.") from error
+    except _DECODER_ERRORS as error:
+        raise ImageRejected("truncated", "The image is incomplete or damaged.") from error
+
+    upright = _apply_exif_orientation(image)
+    return _to_rgb(upright)
+
+
+def _apply_exif_orientation(image: Image.Image) -> Image.Image:
+    """Rotate as the camera's EXIF orientation says; phones store portrait shots sideways."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except _DECODER_ERRORS + (KeyError, TypeError):
+        # Malformed EXIF is common on cheap phones; the pixels are still good,
+        # and refusing the photo would only make the customer retry in vain.
+        return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def image_to_jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    """Encode as baseline JPEG (RGB); EXIF and other metadata are deliberately dropped."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
+
+
+def downscale_for_ocr(image: Image.Image, max_side: int = 1600) -> Image.Image:
+    """Shrink so the longer side is at most ``max_side``; never enlarges.
+
+    Phone photos are 12+ megapixels; the OCR detector resizes internally anyway,
+    so handing it a smaller image only saves memory and time.
+    """
+    width, height = image.size
+    longer = max(width, height)
+    if longer <= max_side:
+        return image
+    scale = max_side / longer
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def blur_score(image: Image.Image) -> float:
+    """Variance of the 4-neighbour Laplacian of the grayscale image; lower = blurrier.
+
+    The value depends on resolution and content, so compare it only against a
+    threshold calibrated on images of the same kind and size (e.g. a card
+    downscaled to a fixed width).
+    """
+    gray = np.asarray(image.convert("L"), dtype=np.float64)
+    if gray.shape[0] < 3 or gray.shape[1] < 3:
+        return 0.0
+    laplacian = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
+    return float(laplacian.var())

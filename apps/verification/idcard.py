@@ -1,0 +1,439 @@
+"""Reading a PRC resident identity card (front) and a bank card from OCR lines.
+
+Pure domain code: no Django, no models, no OCR engine. It takes the lines an
+``OcrEngine`` produced and returns typed values or raises an exception whose
+``code`` tells the customer what to do (retake, un-blur, show the other side).
+
+The card front ("portrait side") carries, top to bottom on the left:
+姓名 (name) / 性别 (sex) 民族 (ethnicity) / 出生 (birth: YYYY年M月D日) /
+住址 (address, up to three lines) and at the bottom 公民身份号码 followed by the
+18-character citizen ID number (GB 11643-1999). The portrait is on the right.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Final, Literal
+from zoneinfo import ZoneInfo
+
+import opencc
+from PIL import Image
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from apps.verification.integrations.ocr import OcrLine
+
+Sex = Literal["M", "F"]
+IdCardUnreadableCode = Literal["not_id_card", "cut_off", "blurred", "bad_checksum", "inconsistent"]
+
+# --- GB 11643 citizen ID number -------------------------------------------------
+
+_ID_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK_CHARACTERS: Final = "10X98765432"
+_ID_SHAPE: Final = re.compile(r"\d{17}[\dX]")
+_EARLIEST_BIRTH: Final = date(1900, 1, 1)
+_CHINA_TIME: Final = ZoneInfo("Asia/Shanghai")
+
+
+def _today_in_china() -> date:
+    # The birth date on the card is a Chinese calendar date; comparing it with
+    # the UTC date would reject a baby registered this morning in Beijing.
+    return datetime.now(_CHINA_TIME).date()
+
+
+def _id_check_character(first_17_digits: str) -> str:
+    total = sum(int(digit) * weight for digit, weight in zip(first_17_digits, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK_CHARACTERS[total % 11]
+
+
+def _birth_date_in_number(number: str) -> date | None:
+    try:
+        return date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return None
+
+
+def id_number_is_valid(number: str) -> bool:
+    """True for a well-formed 18-character number: shape, birth date, checksum.
+
+    Expects the canonical form (digits, upper-case final X); OCR clean-up
+    (x → X, O → 0) is the parser's job, not this check's.
+    """
+    if not _ID_SHAPE.fullmatch(number):
+        return False
+    birth = _birth_date_in_number(number)
+    if birth is None or not (_EARLIEST_BIRTH <= birth <= _today_in_china()):
+        return False
+    return _id_check_character(number[:17]) == number[17]
+
+
+@dataclass(frozen=True)
+class IdNumberFacts:
+    """What the number itself says: 6-digit region code, birth date, sex."""
+
+    region_code: str
+    birth_date: date
+    sex: Sex
+
+
+def id_number_facts(number: str) -> IdNumberFacts:
+    """Decode a valid ID number; raises ValueError when ``id_number_is_valid`` is False."""
+    if not id_number_is_valid(number):
+        raise ValueError("not a valid citizen ID number")
+    birth = _birth_date_in_number(number)
+    assert birth is not None  # guaranteed by id_number_is_valid
+    # The 17th character is the sequence code: odd for men, even for women.
+    sex: Sex = "M" if int(number[16]) % 2 == 1 else "F"
+    return IdNumberFacts(region_code=number[:6], birth_date=birth, sex=sex)
+
+
+# --- The card front -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdCardFront:
+    name: str
+    sex: Sex
+    ethnicity: str
+    birth_date: date
+    address: str
+    id_number: str
+
+
+_UNREADABLE_MESSAGES: Final[dict[IdCardUnreadableCode, str]] = {
+    "not_id_card": "No ID card front was found in the photo. Photograph the side with your portrait.",
+    "cut_off": "Part of the ID card is missing from the photo. Fit the whole card inside the frame.",
+    "blurred": "The photo of the ID card is blurred. Hold the phone still and retake it.",
+    "bad_checksum": "The ID number could not be read reliably. Retake the photo in better light.",
+    "inconsistent": "The birth date or sex printed on the card does not match the ID number.",
+}
+
+
+class IdCardUnreadable(Exception):
+    """The photo cannot be turned into an ``IdCardFront``; ``code`` says why."""
+
+    def __init__(self, code: IdCardUnreadableCode, message: str | None = None) -> None:
+        self.code: IdCardUnreadableCode = code
+        self.message = message or _UNREADABLE_MESSAGES[code]
+        super().__init__(self.message)
+
+
+# The 56 officially recognised ethnic groups as printed on the card (without 族).
+ETHNICITIES: Final = (
+    "汉", "蒙古", "回", "藏", "维吾尔", "苗", "彝", "壮", "布依", "朝鲜", "满", "侗", "瑶", "白",
+    "土家", "哈尼", "哈萨克", "傣", "黎", "傈僳", "佤", "畲", "高山", "拉祜", "水", "东乡", "纳西",
+    "景颇", "柯尔克孜", "土", "达斡尔", "仫佬", "羌", "布朗", "撒拉", "毛南", "仡佬", "锡伯", "阿昌",
+    "普米", "塔吉克", "怒", "乌孜别克", "俄罗斯", "鄂温克", "德昂", "保安", "裕固", "京", "塔塔尔",
+    "独龙", "鄂伦春", "赫哲", "门巴", "珞巴", "基诺",
+)  # fmt: skip
+
+# Label patterns, tolerant of the OCR confusions seen in practice (similar
+# glyphs: 址/趾/扯, 码/玛, 份/分) and of a partially read label.
+_LABELS: Final[dict[str, re.Pattern[str]]] = {
+    "name": re.compile(r"姓名"),
+    "sex": re.compile(r"性别"),
+    "ethnicity": re.compile(r"民族"),
+    "birth": re.compile(r"出生"),
+    "address": re.compile(r"住[址趾扯]"),
+    "number": re.compile(r"公民身[份分]号?[码玛]?|身[份分]号码"),
+}
+
+# Words on the *back* of the card (the national-emblem side).
+_BACK_SIDE_WORDS: Final = ("居民身份证", "签发机关", "有效期限", "中华人民共和国")
+
+# OCR look-alikes inside a run that should be all digits.
+_DIGIT_LOOKALIKES: Final = str.maketrans(
+    {"O": "0", "o": "0", "Q": "0", "D": "0", "I": "1", "l": "1", "|": "1", "i": "1", "L": "1",
+     "Z": "2", "z": "2", "S": "5", "s": "5", "B": "8", "G": "6", "b": "6", "x": "X"}
+)  # fmt: skip
+_NUMBER_RUN: Final = re.compile(r"[0-9OoQDIl|iLZzSsBGbXx]+")
+_CJK_OR_MIDDLE_DOT: Final = re.compile(r"[\u3400-\u9fff·]+")
+_DATE_IN_WORDS: Final = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?")
+_DATE_LOOSE: Final = re.compile(r"(\d{4})\D{1,2}(\d{1,2})\D{1,2}(\d{1,2})")
+
+
+# Characters outside GB 2312 that are nevertheless standard simplified
+# characters used in names (通用规范汉字表); OpenCC would "simplify" them.
+_STANDARD_NAME_CHARACTERS_OUTSIDE_GB2312: Final = frozenset("昇")
+
+
+@cache
+def _traditional_to_simplified() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=8192)
+def _simplified_character(character: str) -> str:
+    """The simplified form of a character the recogniser read as traditional.
+
+    PP-OCR's dictionary holds both scripts and now and then reads 强 as 強 or
+    汉 as 漢, while the card is always printed in simplified characters. Only
+    characters outside GB 2312 (the simplified character set) are converted:
+    OpenCC would also turn 乾 into 干 and 於 into 于, both legitimate in names.
+    """
+    if not ("\u3400" <= character <= "\u9fff"):
+        return character
+    try:
+        character.encode("gb2312")
+    except UnicodeEncodeError:
+        if character in _STANDARD_NAME_CHARACTERS_OUTSIDE_GB2312:
+            return character
+        converted = _traditional_to_simplified().convert(character)
+        return converted if len(converted) == 1 else character
+    return character
+
+
+def _normalise(text: str) -> str:
+    """Full-width → ASCII (NFKC), no whitespace, one middle dot, simplified script."""
+    text = unicodedata.normalize("NFKC", text)
+    text = re.sub(r"\s+", "", text)
+    # Minority names are written with a middle dot; OCR returns any of these.
+    text = re.sub(r"[•・‧∙⋅.]", "·", text)
+    return "".join(_simplified_character(character) for character in text)
+
+
+@dataclass(frozen=True)
+class _IdCandidate:
+    number: str
+    position: int
+
+
+def _id_number_candidates(stream: str) -> list[_IdCandidate]:
+    """18-character windows of digit-like runs, O/0 and I/1 confusions undone.
+
+    A run must contain at least 12 true digits so that Latin words in other
+    text (or a noisy label) are never "corrected" into a number.
+    """
+    candidates: list[_IdCandidate] = []
+    for match in _NUMBER_RUN.finditer(stream):
+        run = match.group()
+        if sum(character.isdigit() for character in run) < 12 or len(run) < 18:
+            continue
+        mapped = run.translate(_DIGIT_LOOKALIKES)
+        for start in range(len(mapped) - 17):
+            window = mapped[start : start + 18]
+            if _ID_SHAPE.fullmatch(window):
+                candidates.append(_IdCandidate(window, match.start() + start))
+    return candidates
+
+
+def _label_positions(stream: str) -> list[tuple[int, int, str]]:
+    """(start, end, field) of the first occurrence of each label, in stream order."""
+    found: list[tuple[int, int, str]] = []
+    for field, pattern in _LABELS.items():
+        match = pattern.search(stream)
+        if match:
+            found.append((match.start(), match.end(), field))
+    return sorted(found)
+
+
+def _field_values(stream: str, labels: list[tuple[int, int, str]]) -> dict[str, str]:
+    """Text between each label and the next label (may span lines)."""
+    values: dict[str, str] = {}
+    for index, (_start, end, field) in enumerate(labels):
+        stop = labels[index + 1][0] if index + 1 < len(labels) else len(stream)
+        values[field] = stream[end:stop]
+    return values
+
+
+def _clean_name(value: str) -> str | None:
+    """The first line of the value that has CJK text; stray symbols/Latin dropped."""
+    for segment in value.split("\n"):
+        parts = _CJK_OR_MIDDLE_DOT.findall(segment)
+        if parts:
+            name = "".join(parts).strip("·")
+            # Han names are 2–4 characters; transliterated minority names are longer.
+            return name if 2 <= len(name) <= 30 else None
+    return None
+
+
+def _clean_sex(value: str) -> Sex | None:
+    for character in value:
+        if character == "男":
+            return "M"
+        if character == "女":
+            return "F"
+    return None
+
+
+def _clean_ethnicity(value: str) -> str:
+    text = "".join(_CJK_OR_MIDDLE_DOT.findall(value))
+    text = text.removesuffix("族")
+    # Longest first so that 土家 wins over 土, 维吾尔 is not read as 维.
+    for ethnicity in sorted(ETHNICITIES, key=len, reverse=True):
+        if text.startswith(ethnicity):
+            return ethnicity
+    return text
+
+
+def _parse_card_date(value: str) -> tuple[date | None, int]:
+    """(date, end offset of the date in ``value``); (None, 0) when absent or impossible."""
+    digits_fixed = value.translate(str.maketrans("OoIl|", "00111"))
+    match = _DATE_IN_WORDS.search(digits_fixed) or _DATE_LOOSE.search(digits_fixed)
+    if not match:
+        return None, 0
+    try:
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3))), match.end()
+    except ValueError:
+        return None, 0
+
+
+def _clean_address(value: str) -> str:
+    # Cut before an ID number that ended up in the address (label missed by OCR).
+    digits = re.search(r"[0-9Xx]{15,}", value)
+    if digits:
+        value = value[: digits.start()]
+    return value.replace("\n", "").strip(":·")
+
+
+def parse_id_card_front(lines: Sequence[OcrLine]) -> IdCardFront:
+    """Parse OCR lines (reading order) of an ID card front, or raise IdCardUnreadable.
+
+    Decisions, in order:
+    - no front-side label at all → ``not_id_card`` (also for the card's back);
+    - labels but no 18-character number, or no name → ``cut_off``;
+    - a number whose checksum/birth date is wrong → ``bad_checksum``;
+    - birth date or sex printed on the card disagree with the number →
+      ``inconsistent``. When OCR could not read the printed sex or birth date
+      at all, the number's (checksummed) value is used instead.
+    The address and ethnicity are returned as read ("" when unreadable): a
+    clerk compares them with the registry; they are not identity anchors.
+    """
+    texts = [_normalise(line.text) for line in lines]
+    stream = "\n".join(text for text in texts if text)
+    labels = _label_positions(stream)
+    if not labels:
+        if any(word in stream for word in _BACK_SIDE_WORDS):
+            raise IdCardUnreadable(
+                "not_id_card", "This is the back of the ID card. Photograph the side with your portrait."
+            )
+        raise IdCardUnreadable("not_id_card")
+
+    values = _field_values(stream, labels)
+    number_label_end = next((end for _start, end, field in labels if field == "number"), None)
+
+    candidates = _id_number_candidates(stream)
+    if number_label_end is not None:
+        # Prefer what follows the label; a number elsewhere is a fallback
+        # (the label itself is sometimes misread, the number rarely).
+        after_label = [candidate for candidate in candidates if candidate.position >= number_label_end]
+        candidates = after_label or candidates
+    if not candidates:
+        raise IdCardUnreadable("cut_off")
+    valid = [candidate.number for candidate in candidates if id_number_is_valid(candidate.number)]
+    if not valid:
+        raise IdCardUnreadable("bad_checksum")
+    id_number = valid[0]
+    facts = id_number_facts(id_number)
+
+    name = _clean_name(values.get("name", ""))
+    if name is None:
+        raise IdCardUnreadable("cut_off")
+
+    printed_sex = _clean_sex(values.get("sex", ""))
+    printed_birth, birth_end = _parse_card_date(values.get("birth", ""))
+    if (printed_sex is not None and printed_sex != facts.sex) or (
+        printed_birth is not None and printed_birth != facts.birth_date
+    ):
+        raise IdCardUnreadable("inconsistent")
+
+    if "address" in values:
+        address = _clean_address(values["address"])
+    else:
+        # OCR missed the 住址 label: the address then trails the birth date.
+        address = _clean_address(values.get("birth", "")[birth_end:]) if printed_birth else ""
+
+    return IdCardFront(
+        name=name,
+        sex=printed_sex or facts.sex,
+        ethnicity=_clean_ethnicity(values.get("ethnicity", "")),
+        birth_date=printed_birth or facts.birth_date,
+        address=address,
+        id_number=id_number,
+    )
+
+
+# --- Bank card --------------------------------------------------------------------
+
+
+class CardNumberUnreadable(Exception):
+    """No Luhn-valid 16–19 digit card number was found in the OCR lines."""
+
+    def __init__(self, message: str = "The card number could not be read. Retake the photo of the bank card.") -> None:
+        self.code = "card_number_unreadable"
+        self.message = message
+        super().__init__(message)
+
+
+def luhn_is_valid(number: str) -> bool:
+    """Luhn (mod 10) check used by UnionPay/Visa/Mastercard numbers; digits only."""
+    if not number.isdigit() or not number.isascii() or len(number) < 2:
+        return False
+    total = 0
+    for index, character in enumerate(reversed(number)):
+        digit = int(character)
+        if index % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+_CARD_GROUPS_ON_A_LINE: Final = re.compile(r"\d(?:[\d ]*\d)?")
+
+
+def parse_bank_card_number(lines: Sequence[OcrLine]) -> str:
+    """The card number (digits only) from the OCR lines of a bank card's front.
+
+    A number is a 16–19 digit run, spaces allowed between groups, that passes
+    Luhn. Runs on a single line are tried first; only then are digit groups
+    of consecutive lines joined, because OCR sometimes splits "6222 0212
+    3456 7890" into separate boxes (and joining across lines first could glue
+    the expiry date onto a number).
+    """
+    texts = [unicodedata.normalize("NFKC", line.text) for line in lines]
+    texts = [text.translate(str.maketrans("OoIl", "0011")) for text in texts]
+
+    for text in texts:
+        for match in _CARD_GROUPS_ON_A_LINE.finditer(text):
+            digits = match.group().replace(" ", "")
+            if 16 <= len(digits) <= 19 and luhn_is_valid(digits):
+                return digits
+
+    groups = [group for text in texts for group in re.findall(r"\d+", text)]
+    for start in range(len(groups)):
+        joined = ""
+        for group in groups[start:]:
+            joined += group
+            if len(joined) > 19:
+                break
+            if 16 <= len(joined) <= 19 and luhn_is_valid(joined):
+                return joined
+    raise CardNumberUnreadable
+
+
+# --- Portrait -------------------------------------------------------------------
+
+# Where the printed portrait sits on the card front, as fractions of the card's
+# width and height (the card is 85.6 × 54 mm; the photo is ~26 × 32 mm near the
+# right edge, below the top margin).
+PORTRAIT_BOX: Final = (0.62, 0.10, 0.94, 0.72)
+
+
+def crop_portrait(image: Image.Image) -> Image.Image:
+    """Cut the printed portrait out of a photo of the card front.
+
+    Assumes the photo is the card itself, roughly straight and filling the
+    frame (the capture screen draws a card-shaped guide and we OCR-check the
+    result). It does not look for the card's edges; a face detector run on the
+    crop afterwards tolerates the remaining few percent of misalignment.
+    """
+    width, height = image.size
+    left, top, right, bottom = PORTRAIT_BOX
+    return image.crop((round(left * width), round(top * height), round(right * width), round(bottom * height)))

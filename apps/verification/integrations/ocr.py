@@ -1,0 +1,210 @@
+"""Text recognition (OCR) of customer photos, behind a small typed interface.
+
+The real engine is RapidOCR (PP-OCR ONNX models shipped inside the ``rapidocr``
+wheel, run by ``onnxruntime`` which must be installed separately). Nothing is
+downloaded at run time: RapidOCR only downloads when a bundled model file is
+missing or fails its SHA-256 check.
+
+Services depend on the ``OcrEngine`` protocol and get the process-wide engine
+from ``get_ocr_engine()``; tests use the real engine (it runs here).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rapidocr import RapidOCR
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    """One recognised line of text.
+
+    ``box`` is the detected quadrilateral in image pixels, clockwise from the
+    top-left corner (four points for RapidOCR; hand-built lines may use any).
+    """
+
+    text: str
+    score: float
+    box: tuple[Point, ...]
+
+    @property
+    def top(self) -> float:
+        return min(y for _, y in self.box) if self.box else 0.0
+
+    @property
+    def bottom(self) -> float:
+        return max(y for _, y in self.box) if self.box else 0.0
+
+    @property
+    def left(self) -> float:
+        return min(x for x, _ in self.box) if self.box else 0.0
+
+
+class OcrEngine(Protocol):
+    def read(self, image: Image.Image) -> list[OcrLine]:
+        """Return the lines of text in ``image`` in reading order."""
+        ...
+
+
+def _text_skew_radians(lines: Sequence[OcrLine]) -> float:
+    """Median angle of the lines' top edges (box point 0 → point 1); 0 when unknown."""
+    angles = []
+    for line in lines:
+        if len(line.box) < 4:
+            continue
+        (x0, y0), (x1, y1) = line.box[0], line.box[1]
+        if x1 - x0 > 1.0:
+            angles.append(math.atan2(y1 - y0, x1 - x0))
+    return statistics.median(angles) if angles else 0.0
+
+
+def sort_reading_order(lines: Sequence[OcrLine]) -> list[OcrLine]:
+    """Order lines top-to-bottom, then left-to-right within one visual row.
+
+    Sorting by box top alone is not enough: on an ID card "男" and "民族" sit on
+    one row but their boxes' tops differ by a few pixels, and in a photo tilted
+    by 7° the right end of a row is 50 px higher than its left end — above the
+    start of the previous row. So the boxes are first rotated back by the
+    median tilt of the text, then lines whose vertical centres are closer than
+    half the typical line height form one row, each row sorted by left edge.
+    """
+    if not lines:
+        return []
+    skew = _text_skew_radians(lines)
+    cos, sin = math.cos(-skew), math.sin(-skew)
+
+    def upright(line: OcrLine) -> tuple[float, float, float]:
+        """(top, bottom, left) of the line in de-rotated coordinates."""
+        if not line.box:
+            return 0.0, 0.0, 0.0
+        xs = [x * cos - y * sin for x, y in line.box]
+        ys = [x * sin + y * cos for x, y in line.box]
+        return min(ys), max(ys), min(xs)
+
+    geometry = {id(line): upright(line) for line in lines}
+    heights = [max(1.0, bottom - top) for top, bottom, _left in geometry.values()]
+    tolerance = statistics.median(heights) / 2
+
+    def center(line: OcrLine) -> float:
+        top, bottom, _left = geometry[id(line)]
+        return (top + bottom) / 2
+
+    def left(line: OcrLine) -> float:
+        return geometry[id(line)][2]
+
+    rows: list[list[OcrLine]] = []
+    row_center = 0.0
+    for line in sorted(lines, key=lambda line: (center(line), left(line))):
+        if rows and abs(center(line) - row_center) <= tolerance:
+            rows[-1].append(line)
+            row_center = sum(center(member) for member in rows[-1]) / len(rows[-1])
+        else:
+            rows.append([line])
+            row_center = center(line)
+    return [line for row in rows for line in sorted(row, key=left)]
+
+
+class RapidOcrEngine:
+    """RapidOCR wrapped for a multi-threaded web process.
+
+    Loading the three ONNX models takes about a second and ~200 MB, so it
+    happens once per process, lazily (importing this module stays cheap, and
+    processes that never OCR — Celery beat, migrations — never pay for it).
+
+    Two locks, for two different reasons:
+    - ``_load_lock``: without it, two requests arriving together in a fresh
+      worker would both build the models (double memory, double start-up).
+    - ``_run_lock``: a RapidOCR instance is not documented as thread-safe and
+      it is not — each call writes per-call state onto the shared instance
+      (``update_params``, the detector's ``preprocess_op``). onnxruntime already
+      uses every core for one image, so running two images at once would not
+      be faster anyway; serialising calls costs nothing in throughput.
+    """
+
+    def __init__(self, *, params: dict[str, Any] | None = None) -> None:
+        # "error": RapidOCR logs a WARNING for every image without text, which
+        # for us is an ordinary outcome (the non-ID-card check), not a problem.
+        self._params: dict[str, Any] = {"Global.log_level": "error", **(params or {})}
+        self._engine: RapidOCR | None = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    def _loaded_engine(self) -> RapidOCR:
+        engine = self._engine
+        if engine is not None:
+            return engine
+        with self._load_lock:
+            if self._engine is None:
+                # Imported here so that importing this module never loads
+                # onnxruntime/OpenCV (≈0.5 s, ≈100 MB) in processes that do not OCR.
+                from rapidocr import RapidOCR
+
+                self._engine = RapidOCR(params=self._params)
+            return self._engine
+
+    def warm_up(self) -> None:
+        """Load the models and run once, so the first customer does not wait for it.
+
+        The image must contain text: on a blank one the detector finds nothing
+        and the classifier and recogniser are never loaded nor run.
+        """
+        sample = Image.new("RGB", (480, 120), "white")
+        ImageDraw.Draw(sample).text((20, 30), "0123456789", fill="black", font=ImageFont.load_default(size=48))
+        self.read(sample)
+
+    def read(self, image: Image.Image) -> list[OcrLine]:
+        engine = self._loaded_engine()
+        # RapidOCR treats a numpy array as BGR (OpenCV order); giving it an
+        # explicit contiguous BGR array avoids its own PIL path, which would
+        # also accept file paths and URLs — not something we want reachable.
+        rgb = np.asarray(image.convert("RGB"))
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        with self._run_lock:
+            result = engine(bgr)
+        return sort_reading_order(_lines_from_result(result))
+
+
+def _lines_from_result(result: object) -> list[OcrLine]:
+    """Turn RapidOCR's output object into OcrLines.
+
+    RapidOCR 3.x returns a ``RapidOCROutput`` with parallel ``boxes`` (N×4×2
+    array), ``txts`` and ``scores``; all three are None when nothing was found
+    (and other output types when det/rec are switched off, which we never do).
+    """
+    boxes = getattr(result, "boxes", None)
+    texts = getattr(result, "txts", None)
+    scores = getattr(result, "scores", None)
+    if boxes is None or texts is None or scores is None:
+        return []
+    lines: list[OcrLine] = []
+    for box, text, score in zip(boxes, texts, scores, strict=True):
+        points = tuple((float(x), float(y)) for x, y in np.asarray(box).reshape(-1, 2))
+        lines.append(OcrLine(text=str(text), score=float(score), box=points))
+    return lines
+
+
+_engine_singleton: RapidOcrEngine | None = None
+_singleton_lock = threading.Lock()
+
+
+def get_ocr_engine() -> OcrEngine:
+    """The process-wide OCR engine (created on first use, models loaded on first read)."""
+    global _engine_singleton  # noqa: PLW0603 - a deliberate per-process singleton
+    if _engine_singleton is None:
+        with _singleton_lock:
+            if _engine_singleton is None:
+                _engine_singleton = RapidOcrEngine()
+    return _engine_singleton

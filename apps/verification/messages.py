@@ -1,0 +1,50 @@
+"""What the customer is told, per stable code, in their language.
+
+Codes come from the image loader, the ID-card parser and the refusal reasons;
+the mobile page shows ``message`` and may use ``code`` to choose an icon.
+"""
+
+from __future__ import annotations
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from apps.verification.models import RefusalCode
+
+# The exact wording the bank requires for a blacklist hit (PRODUCT.md R6.1).
+BLACKLISTED_MESSAGE = _(
+    "Your information (or that of an account in your name) is on a blacklist. Please go to a branch counter."
+)
+
+MESSAGES: dict[str, str | Promise] = {
+    # The uploaded file itself.
+    "empty": _("The photo is empty. Please take it again."),
+    "too_large_bytes": _("The photo is too large (over 15 MB). Please take it again at a lower resolution."),
+    "not_an_image": _("The file is not a photo. Please upload a JPEG, PNG or WEBP image."),
+    "unsupported_format": _("This image format is not supported. Please upload a JPEG, PNG or WEBP image."),
+    "truncated": _("The photo did not arrive complete. Please take it again."),
+    "too_many_pixels": _("The photo has too many pixels. Please take it again at a lower resolution."),
+    "decompression_bomb": _("The photo is not a valid image. Please take it again."),
+    # Reading the ID card.
+    "not_id_card": _("No ID card front was found in the photo. Photograph the side with your portrait."),
+    "cut_off": _("Part of the ID card is missing from the photo. Fit the whole card inside the frame."),
+    "blurred": _("The photo of the ID card is blurred. Hold the phone still and retake it."),
+    "bad_checksum": _("The ID number could not be read reliably. Retake the photo in better light."),
+    "inconsistent": _("The birth date or sex printed on the card does not match the ID number. Retake the photo."),
+    "card_number_unreadable": _("The card number could not be read. Retake the photo or type the number."),
+    "barcode_unreadable": _("No barcode could be read. Retake the photo or type the account number."),
+    # Refusals.
+    RefusalCode.NO_MATCHING_CUSTOMER: _(
+        "The name, ID number and mobile number do not match our records, so we cannot serve you remotely. "
+        "Please check your mobile number or visit a branch."
+    ),
+    RefusalCode.TOO_MANY_ATTEMPTS: _("Too many attempts. Please start again later or visit a branch."),
+    RefusalCode.ACCOUNT_NOT_FOUND: _("This account number was not found."),
+    RefusalCode.ACCOUNT_NOT_OWNED: _("This account is not in your name."),
+    RefusalCode.ACCOUNT_KIND_NOT_SERVED: _("This kind of account cannot be served by the business you chose."),
+    RefusalCode.BLACKLISTED: BLACKLISTED_MESSAGE,
+}
+
+
+def message_for(code: str) -> str:
+    return str(MESSAGES.get(code, _("Something went wrong. Please try again.")))

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from apps.verification import api
+
+app_name = "verification"
+
+urlpatterns = [
+    path("businesses/", api.BusinessListApi.as_view(), name="business-list"),
+    path("", api.VisitStartApi.as_view(), name="visit-start"),
+    path("current/", api.VisitCurrentApi.as_view(), name="visit-current"),
+    path("current/id-card/", api.VisitIdCardApi.as_view(), name="visit-id-card"),
+    path("current/id-card/retake/", api.VisitIdCardRetakeApi.as_view(), name="visit-id-card-retake"),
+    path("current/identity/confirm/", api.VisitIdentityConfirmApi.as_view(), name="visit-identity-confirm"),
+    path("current/account/photo/", api.VisitAccountPhotoApi.as_view(), name="visit-account-photo"),
+    path("current/account/", api.VisitAccountApi.as_view(), name="visit-account"),
+]
