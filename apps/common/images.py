@@ -88,8 +88,8 @@ def _pillow_recognises(data: bytes) -> str | None:
             continue
         try:
             accepted = accept(prefix)
-        except Exception:
-            continue
+        except Exception:  # a plugin's accept() must never turn a rejection into a crash
+            accepted = False
         if accepted is True:
             return format_name
     return None
@@ -161,7 +161,7 @@ def _apply_exif_orientation(image: Image.Image) -> Image.Image:
     """Rotate as the camera's EXIF orientation says; phones store portrait shots sideways."""
     try:
         return ImageOps.exif_transpose(image)
-    except _DECODER_ERRORS + (KeyError, TypeError):
+    except (*_DECODER_ERRORS, KeyError, TypeError):
         # Malformed EXIF is common on cheap phones; the pixels are still good,
         # and refusing the photo would only make the customer retry in vain.
         return image

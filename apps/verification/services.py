@@ -60,7 +60,9 @@ def _visit_actor(visit: ServiceSession) -> Actor:
 
 def _locked(visit_id: int) -> ServiceSession:
     try:
-        return ServiceSession.objects.select_for_update().select_related("customer").get(pk=visit_id)
+        # of=("self",): PostgreSQL cannot lock the nullable side of the
+        # customer join, and only the visit row needs the lock.
+        return ServiceSession.objects.select_for_update(of=("self",)).select_related("customer").get(pk=visit_id)
     except ServiceSession.DoesNotExist as exc:
         raise NotFound(_("This visit does not exist."), code="visit_not_found") from exc
 
