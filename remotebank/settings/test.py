@@ -21,3 +21,6 @@ STORAGES = {
 CELERY_TASK_ALWAYS_EAGER = True
 # Serve static files straight from the apps (no collectstatic before tests).
 WHITENOISE_AUTOREFRESH = True
+# Transactional tests end with a flush; let it empty the append-only audit
+# table (apps/audit/management/commands/flush.py). Never set elsewhere.
+AUDIT_TRAIL_FLUSHABLE = True

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import importlib
-
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -11,31 +9,18 @@ from apps.audit.chain import GENESIS_HASH
 from apps.audit.models import AppendOnlyError, AuditRecord
 from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import Actor, audit_record
+from apps.audit.triggers import audit_triggers_suspended
 from apps.customers.models import Branch
 
 pytestmark = pytest.mark.django_db
 
 SYSTEM = Actor.system("tests")
-_triggers = importlib.import_module("apps.audit.migrations.0002_append_only_triggers")
 
 
 def _tamper(sql: str, params: list[object]) -> None:
-    """What an attacker with database-owner rights could do: bypass the trigger, then write.
-
-    The trigger change is DDL inside the test's transaction, so it rolls back
-    with the test on both PostgreSQL and SQLite.
-    """
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE audit_auditrecord DISABLE TRIGGER USER")
-            cursor.execute(sql, params)
-            cursor.execute("ALTER TABLE audit_auditrecord ENABLE TRIGGER USER")
-        else:
-            for statement in _triggers.SQLITE_DROP:
-                cursor.execute(statement)
-            cursor.execute(sql, params)
-            for statement in _triggers.SQLITE_CREATE:
-                cursor.execute(statement)
+    """What an attacker with database-superuser rights could do: bypass the trigger, then write."""
+    with audit_triggers_suspended(connection), connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _append(count: int) -> list[AuditRecord]:
@@ -157,3 +142,12 @@ def test_a_record_names_actor_and_target() -> None:
     assert (record.actor_kind, record.actor_label) == ("system", "tests")
     assert (record.target_type, record.target_id) == ("customers.branch", str(branch.pk))
     assert record.data == {"k": "v"}
+
+
+def test_flush_refuses_the_audit_table_outside_the_test_settings(settings: object) -> None:
+    settings.AUDIT_TRAIL_FLUSHABLE = False  # type: ignore[attr-defined]
+    _append(1)
+    with pytest.raises(CommandError, match="Database .* couldn't be flushed"):
+        call_command("flush", interactive=False, verbosity=0)
+    assert AuditRecord.objects.exists()
+    assert audit_chain_verify().intact

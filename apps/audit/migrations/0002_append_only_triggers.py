@@ -12,41 +12,7 @@ from typing import Any
 
 from django.db import migrations
 
-TABLE = "audit_auditrecord"
-
-POSTGRESQL_CREATE = f"""
-CREATE OR REPLACE FUNCTION audit_record_refuse_change() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION 'audit records are append-only (% refused)', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END;
-$$ LANGUAGE plpgsql;
-
-CREATE TRIGGER audit_record_no_update_delete
-    BEFORE UPDATE OR DELETE ON {TABLE}
-    FOR EACH ROW EXECUTE FUNCTION audit_record_refuse_change();
-
-CREATE TRIGGER audit_record_no_truncate
-    BEFORE TRUNCATE ON {TABLE}
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_record_refuse_change();
-"""
-
-POSTGRESQL_DROP = f"""
-DROP TRIGGER IF EXISTS audit_record_no_truncate ON {TABLE};
-DROP TRIGGER IF EXISTS audit_record_no_update_delete ON {TABLE};
-DROP FUNCTION IF EXISTS audit_record_refuse_change();
-"""
-
-# SQLite has no TRUNCATE; its DELETE-without-WHERE still fires row triggers
-# when a trigger exists (the truncate optimization is disabled).
-SQLITE_CREATE = [
-    f"""CREATE TRIGGER audit_record_no_update BEFORE UPDATE ON {TABLE}
-        BEGIN SELECT RAISE(ABORT, 'audit records are append-only (UPDATE refused)'); END;""",
-    f"""CREATE TRIGGER audit_record_no_delete BEFORE DELETE ON {TABLE}
-        BEGIN SELECT RAISE(ABORT, 'audit records are append-only (DELETE refused)'); END;""",
-]
-SQLITE_DROP = ["DROP TRIGGER IF EXISTS audit_record_no_update;", "DROP TRIGGER IF EXISTS audit_record_no_delete;"]
-
+from apps.audit.triggers import POSTGRESQL_CREATE, POSTGRESQL_DROP, SQLITE_CREATE, SQLITE_DROP
 
 def create_triggers(apps: Any, schema_editor: Any) -> None:
     vendor = schema_editor.connection.vendor

@@ -1,0 +1,72 @@
+"""Database triggers that make the audit table append-only (see migration 0002).
+
+The SQL lives here so that the migration, the test-only flush and the tests
+that simulate tampering all use the same statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+TABLE = "audit_auditrecord"
+
+POSTGRESQL_CREATE = f"""
+CREATE OR REPLACE FUNCTION audit_record_refuse_change() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit records are append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER audit_record_no_update_delete
+    BEFORE UPDATE OR DELETE ON {TABLE}
+    FOR EACH ROW EXECUTE FUNCTION audit_record_refuse_change();
+
+CREATE TRIGGER audit_record_no_truncate
+    BEFORE TRUNCATE ON {TABLE}
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_record_refuse_change();
+"""
+
+POSTGRESQL_DROP = f"""
+DROP TRIGGER IF EXISTS audit_record_no_truncate ON {TABLE};
+DROP TRIGGER IF EXISTS audit_record_no_update_delete ON {TABLE};
+DROP FUNCTION IF EXISTS audit_record_refuse_change();
+"""
+
+# SQLite has no TRUNCATE; DELETE without WHERE still fires row triggers when
+# a trigger exists (the truncate optimization is then disabled).
+SQLITE_CREATE = (
+    f"""CREATE TRIGGER audit_record_no_update BEFORE UPDATE ON {TABLE}
+        BEGIN SELECT RAISE(ABORT, 'audit records are append-only (UPDATE refused)'); END;""",
+    f"""CREATE TRIGGER audit_record_no_delete BEFORE DELETE ON {TABLE}
+        BEGIN SELECT RAISE(ABORT, 'audit records are append-only (DELETE refused)'); END;""",
+)
+SQLITE_DROP = ("DROP TRIGGER IF EXISTS audit_record_no_update;", "DROP TRIGGER IF EXISTS audit_record_no_delete;")
+
+
+@contextmanager
+def audit_triggers_suspended(connection: BaseDatabaseWrapper) -> Iterator[None]:
+    """Let this connection change audit rows for the duration (tests only).
+
+    PostgreSQL: ``session_replication_role = replica`` skips ordinary triggers
+    for this session only (needs a superuser, as the test database owner is).
+    SQLite: the triggers are dropped and re-created.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")
+            try:
+                yield
+            finally:
+                cursor.execute("SET session_replication_role = DEFAULT")
+        else:
+            for statement in SQLITE_DROP:
+                cursor.execute(statement)
+            try:
+                yield
+            finally:
+                for statement in SQLITE_CREATE:
+                    cursor.execute(statement)
