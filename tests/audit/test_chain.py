@@ -147,7 +147,7 @@ def test_a_record_names_actor_and_target() -> None:
 def test_flush_refuses_the_audit_table_outside_the_test_settings(settings: object) -> None:
     settings.AUDIT_TRAIL_FLUSHABLE = False  # type: ignore[attr-defined]
     _append(1)
-    with pytest.raises(CommandError, match="Database .* couldn't be flushed"):
+    with pytest.raises(CommandError, match=r"Database .* couldn't be flushed"):
         call_command("flush", interactive=False, verbosity=0)
     assert AuditRecord.objects.exists()
     assert audit_chain_verify().intact

@@ -238,6 +238,22 @@ def test_number_with_wrong_checksum_is_reported_as_bad_checksum() -> None:
     assert caught.value.code == "bad_checksum"
 
 
+def test_name_read_with_low_confidence_is_reported_as_blurred() -> None:
+    lines = card_lines(*CLEAN_CARD)
+    lines[1] = OcrLine(text="张三", score=0.74, box=lines[1].box)  # a misread name scores like this
+    with pytest.raises(IdCardUnreadable) as caught:
+        parse_id_card_front(lines)
+    assert caught.value.code == "blurred"
+
+
+def test_low_confidence_elsewhere_does_not_block_a_confident_name() -> None:
+    lines = card_lines(
+        "姓名张三", "性别男民族汉", "出生1990年1月1日", "住址北京市东城区", f"公民身份号码{VALID_NUMBER}"
+    )
+    lines[3] = OcrLine(text=lines[3].text, score=0.6, box=lines[3].box)
+    assert parse_id_card_front(lines).name == "张三"
+
+
 def test_text_without_any_card_label_is_not_an_id_card() -> None:
     lines = card_lines("中国工商银行", "6222 0202 0011 2233", "VALID THRU 12/29")
     with pytest.raises(IdCardUnreadable) as caught:

@@ -14,6 +14,7 @@ from django.db import migrations
 
 from apps.audit.triggers import POSTGRESQL_CREATE, POSTGRESQL_DROP, SQLITE_CREATE, SQLITE_DROP
 
+
 def create_triggers(apps: Any, schema_editor: Any) -> None:
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":

@@ -4,15 +4,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0002_append_only_triggers'),
+        ("audit", "0002_append_only_triggers"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditrecord',
-            name='action',
-            field=models.CharField(choices=[('staff.login.succeeded', 'Staff login succeeded'), ('staff.login.failed', 'Staff login failed'), ('staff.login.locked_out', 'Staff account locked out after failed logins'), ('staff.logout', 'Staff logged out'), ('staff.profile.created', 'Staff member created'), ('staff.profile.updated', 'Staff member updated'), ('staff.roles.synced', 'Role permissions synchronized'), ('customers.branch.created', 'Branch created'), ('customers.branch.updated', 'Branch updated'), ('customers.customer.created', 'Customer created'), ('customers.customer.updated', 'Customer updated'), ('customers.account.created', 'Account created'), ('customers.account.updated', 'Account updated'), ('customers.blacklist.added', 'Blacklist entry added'), ('customers.blacklist.updated', 'Blacklist entry updated'), ('verification.visit.started', 'Visit started'), ('verification.visit.id_card_uploaded', 'ID card photo uploaded'), ('verification.visit.id_card_rejected', 'ID card upload rejected'), ('verification.visit.id_card_read', 'ID card read'), ('verification.visit.id_card_unreadable', 'ID card unreadable'), ('verification.visit.id_card_retake', 'ID card photo to be retaken'), ('verification.visit.identity_matched', 'Name, ID number and mobile matched'), ('verification.visit.account_not_found', 'Account number not found'), ('verification.visit.account_accepted', 'Account accepted'), ('verification.visit.screening_passed', 'Blacklist screening passed'), ('verification.visit.refused', 'Visit refused'), ('audit.chain.verified', 'Audit chain verified')], db_index=True, max_length=64, verbose_name='action'),
+            model_name="auditrecord",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("staff.login.succeeded", "Staff login succeeded"),
+                    ("staff.login.failed", "Staff login failed"),
+                    ("staff.login.locked_out", "Staff account locked out after failed logins"),
+                    ("staff.logout", "Staff logged out"),
+                    ("staff.profile.created", "Staff member created"),
+                    ("staff.profile.updated", "Staff member updated"),
+                    ("staff.roles.synced", "Role permissions synchronized"),
+                    ("customers.branch.created", "Branch created"),
+                    ("customers.branch.updated", "Branch updated"),
+                    ("customers.customer.created", "Customer created"),
+                    ("customers.customer.updated", "Customer updated"),
+                    ("customers.account.created", "Account created"),
+                    ("customers.account.updated", "Account updated"),
+                    ("customers.blacklist.added", "Blacklist entry added"),
+                    ("customers.blacklist.updated", "Blacklist entry updated"),
+                    ("verification.visit.started", "Visit started"),
+                    ("verification.visit.id_card_uploaded", "ID card photo uploaded"),
+                    ("verification.visit.id_card_rejected", "ID card upload rejected"),
+                    ("verification.visit.id_card_read", "ID card read"),
+                    ("verification.visit.id_card_unreadable", "ID card unreadable"),
+                    ("verification.visit.id_card_retake", "ID card photo to be retaken"),
+                    ("verification.visit.identity_matched", "Name, ID number and mobile matched"),
+                    ("verification.visit.account_not_found", "Account number not found"),
+                    ("verification.visit.account_accepted", "Account accepted"),
+                    ("verification.visit.screening_passed", "Blacklist screening passed"),
+                    ("verification.visit.refused", "Visit refused"),
+                    ("audit.chain.verified", "Audit chain verified"),
+                ],
+                db_index=True,
+                max_length=64,
+                verbose_name="action",
+            ),
         ),
     ]
