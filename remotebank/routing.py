@@ -6,6 +6,6 @@ Each app that speaks WebSocket exposes ``websocket_urlpatterns`` in its own
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from apps.queueing.routing import websocket_urlpatterns as queueing_routes
 
-websocket_urlpatterns: list[URLPattern] = []
+websocket_urlpatterns = [*queueing_routes]

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/customers/", include("apps.customers.urls")),
     path("api/audit/", include("apps.audit.urls")),
     path("api/visits/", include("apps.verification.urls")),
+    path("api/queueing/", include("apps.queueing.urls")),
     path("health/", health, name="health"),
     path("", include("apps.mobile.urls")),
 ]

@@ -42,5 +42,18 @@ class AuditAction(models.TextChoices):
     VISIT_ACCOUNT_ACCEPTED = "verification.visit.account_accepted", _("Account accepted")
     VISIT_SCREENING_PASSED = "verification.visit.screening_passed", _("Blacklist screening passed")
     VISIT_REFUSED = "verification.visit.refused", _("Visit refused")
+    # Queueing and routing (apps.queueing).
+    QUEUE_CONFIGURED = "queueing.queue.configured", _("Queue configured")
+    QUEUE_ENTERED = "queueing.entry.entered", _("Customer joined a queue")
+    QUEUE_OFFERED = "queueing.entry.offered", _("Customer offered to an agent")
+    QUEUE_OFFER_ACCEPTED = "queueing.entry.offer_accepted", _("Agent accepted the offer")
+    QUEUE_OFFER_DECLINED = "queueing.entry.offer_declined", _("Agent declined the offer")
+    QUEUE_OFFER_TIMED_OUT = "queueing.entry.offer_timed_out", _("Offer not answered in time")
+    QUEUE_OVERFLOWED = "queueing.entry.overflowed", _("Customer overflowed to another queue")
+    QUEUE_MOVED = "queueing.entry.moved", _("Customer moved to another queue")
+    QUEUE_DISCONNECTED = "queueing.entry.disconnected", _("Customer's page disconnected")
+    QUEUE_RECONNECTED = "queueing.entry.reconnected", _("Customer's page reconnected")
+    QUEUE_ABANDONED = "queueing.entry.abandoned", _("Customer left the queue")
+    AGENT_STATE_CHANGED = "queueing.agent.state_changed", _("Agent state changed")
     # The audit trail itself.
     AUDIT_CHAIN_VERIFIED = "audit.chain.verified", _("Audit chain verified")

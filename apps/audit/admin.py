@@ -8,7 +8,16 @@ from apps.common.admin import ReadOnlyAdmin
 
 @admin.register(AuditRecord)
 class AuditRecordAdmin(ReadOnlyAdmin):
-    list_display = ("sequence", "created_at", "action", "actor_kind", "actor_label", "target_type", "target_label")
+    list_display = (
+        "sequence",
+        "created_at",
+        "action",
+        "action_label",
+        "actor_kind",
+        "actor_label",
+        "target_type",
+        "target_label",
+    )
     list_filter = ("action", "actor_kind", "target_type")
     search_fields = ("actor_label", "target_id", "target_label")
     date_hierarchy = "created_at"

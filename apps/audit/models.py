@@ -47,7 +47,9 @@ class AuditRecord(models.Model):
     actor_kind = models.CharField(_("actor kind"), max_length=16, choices=ActorKind.choices)
     actor_id = models.CharField(_("actor id"), max_length=64, blank=True)
     actor_label = models.CharField(_("actor"), max_length=150, blank=True)
-    action = models.CharField(_("action"), max_length=64, choices=AuditAction.choices, db_index=True)
+    # Codes are validated against AuditAction by audit_record; no ``choices``
+    # here, so adding a code never needs a migration of this table.
+    action = models.CharField(_("action"), max_length=64, db_index=True)
     target_type = models.CharField(_("target type"), max_length=64, blank=True, db_index=True)
     target_id = models.CharField(_("target id"), max_length=64, blank=True)
     target_label = models.CharField(_("target"), max_length=200, blank=True)
@@ -74,3 +76,10 @@ class AuditRecord(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("Audit records cannot be deleted.")
+
+    @property
+    def action_label(self) -> str:
+        try:
+            return str(AuditAction(self.action).label)
+        except ValueError:
+            return self.action

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.utils.translation import gettext as _
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -51,3 +53,11 @@ def require_permission(permission: str) -> type[BasePermission]:
 
     _HasPermission.__name__ = f"Has_{permission.replace('.', '_')}"
     return _HasPermission
+
+
+def request_staff_user(request: Request) -> User:
+    """The logged-in staff user of a view whose permission classes already demand one."""
+    user = request.user
+    if not isinstance(user, User):
+        raise NotAuthenticated()
+    return user

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from apps.audit.services import Actor
+from apps.businesses.registry import business_get
 from apps.common.checksums import id_number_check_char, luhn_check_digit
 from apps.customers.models import (
     Account,
@@ -24,6 +25,8 @@ from apps.customers.models import (
     CustomerLevel,
 )
 from apps.customers.services import account_upsert, blacklist_entry_upsert, branch_upsert, customer_upsert
+from apps.queueing.models import AgentStrategy
+from apps.queueing.services import overflow_target_set, service_queue_upsert
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, role_permissions_sync, staff_member_upsert
@@ -84,6 +87,7 @@ class SeedSummary:
     levels: Counter[str] = field(default_factory=Counter)
     statuses: Counter[str] = field(default_factory=Counter)
     logins: list[tuple[str, str]] = field(default_factory=list)
+    queues: int = 0
 
 
 def _id_number(rng: random.Random, region: str, born: date, sequence: int, male: bool) -> str:
@@ -170,7 +174,34 @@ def seed_demo(*, password: str) -> SeedSummary:
     summary.blacklist_entries = _seed_blacklists(actor, customers)
     summary.customers = len(customers)
     summary.staff, summary.logins = _seed_staff(actor, branches, password)
+    summary.queues = _seed_queues(actor)
     return summary
+
+
+def _seed_queues(actor: Actor) -> int:
+    """One queue per business; personal businesses overflow into a shared queue."""
+    shared = service_queue_upsert(
+        actor=actor,
+        code="personal-shared",
+        name="个人业务综合队列",
+        businesses=[code for code, _best in AGENT_SKILLS if code != "corporate_intent"],
+        agent_strategy=AgentStrategy.LONGEST_IDLE,
+    )
+    for code, _best in AGENT_SKILLS:
+        queue = service_queue_upsert(
+            actor=actor,
+            code=code.replace("_", "-"),
+            name=str(business_get(code).name),
+            businesses=[code],
+            agent_strategy=AgentStrategy.HIGHEST_PROFICIENCY
+            if code == "corporate_intent"
+            else AgentStrategy.LONGEST_IDLE,
+            overflow_max_waiting=None if code == "corporate_intent" else 20,
+            overflow_max_wait_seconds=None if code == "corporate_intent" else 120,
+        )
+        if code != "corporate_intent":
+            overflow_target_set(actor=actor, queue=queue, target=shared, position=1)
+    return len(AGENT_SKILLS) + 1
 
 
 def _seed_account(

@@ -15,8 +15,15 @@ from apps.audit.services import Actor, audit_record
 
 
 def sync_roles_after_migrate(**kwargs: Any) -> None:
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+
     from apps.staff.services import role_permissions_sync
 
+    # post_migrate reaches apps one by one; roles name permissions of apps
+    # that may come later, so make sure all of them exist first.
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=kwargs.get("using", "default"))
     role_permissions_sync(actor=Actor.system("migrate"))
 
 

@@ -27,10 +27,19 @@ _SERVE_CUSTOMERS = {
     "customers.view_branch",
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
-    Role.AGENT: frozenset(_SERVE_CUSTOMERS),
-    Role.EXPERT: frozenset(_SERVE_CUSTOMERS),
+    Role.AGENT: frozenset(_SERVE_CUSTOMERS | {"queueing.serve_customers"}),
+    Role.EXPERT: frozenset(_SERVE_CUSTOMERS | {"queueing.serve_customers"}),
     Role.SUPERVISOR: frozenset(
-        _SERVE_CUSTOMERS | {"staff.view_staffprofile", "staff.view_agentskill", "staff.change_agentskill"}
+        _SERVE_CUSTOMERS
+        | {
+            "staff.view_staffprofile",
+            "staff.view_agentskill",
+            "staff.change_agentskill",
+            "queueing.supervise_queues",
+            "queueing.view_servicequeue",
+            "queueing.view_queueentry",
+            "queueing.view_agentpresence",
+        }
     ),
     # Read-only everywhere, including the audit trail and the blacklists.
     Role.COMPLIANCE_OFFICER: frozenset(
@@ -61,6 +70,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "staff.add_agentskill",
             "staff.change_agentskill",
             "staff.delete_agentskill",
+            "queueing.view_servicequeue",
+            "queueing.change_servicequeue",
+            "queueing.view_overflowtarget",
+            "queueing.add_overflowtarget",
+            "queueing.change_overflowtarget",
+            "queueing.delete_overflowtarget",
         }
     ),
 }

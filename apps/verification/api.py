@@ -39,7 +39,7 @@ from apps.verification.services import (
 SESSION_KEY = "remotebank_visit_id"
 
 
-class _CsrfEnforced(BasePermission):
+class CsrfEnforced(BasePermission):
     """Anonymous customers still get CSRF protection on writes."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
@@ -48,7 +48,7 @@ class _CsrfEnforced(BasePermission):
         return True
 
 
-def _current_visit(request: HttpRequest) -> ServiceSession:
+def current_visit(request: HttpRequest) -> ServiceSession:
     visit_id = request.session.get(SESSION_KEY)
     visit = (
         ServiceSession.objects.select_related("customer", "account").filter(pk=visit_id).first() if visit_id else None
@@ -116,7 +116,7 @@ def visit_representation(visit: ServiceSession) -> dict[str, Any]:
 
 class _VisitApi(APIView):
     authentication_classes = ()
-    permission_classes = (_CsrfEnforced,)
+    permission_classes = (CsrfEnforced,)
 
 
 class BusinessListApi(_VisitApi):
@@ -141,33 +141,33 @@ class VisitStartApi(_VisitApi):
 
 class VisitCurrentApi(_VisitApi):
     def get(self, request: Request) -> Response:
-        return Response(visit_representation(_current_visit(request)))
+        return Response(visit_representation(current_visit(request)))
 
 
 class VisitIdCardApi(_VisitApi):
     parser_classes = (MultiPartParser, FormParser)
 
     def post(self, request: Request) -> Response:
-        visit = _current_visit(request)
+        visit = current_visit(request)
         visit = visit_id_card_upload(visit_id=visit.pk, data=_upload_bytes(request, "photo"))
         return Response(visit_representation(visit), status=status.HTTP_202_ACCEPTED)
 
 
 class VisitIdCardRetakeApi(_VisitApi):
     def post(self, request: Request) -> Response:
-        return Response(visit_representation(visit_id_card_retake(visit_id=_current_visit(request).pk)))
+        return Response(visit_representation(visit_id_card_retake(visit_id=current_visit(request).pk)))
 
 
 class VisitIdentityConfirmApi(_VisitApi):
     def post(self, request: Request) -> Response:
-        return Response(visit_representation(visit_identity_confirm(visit_id=_current_visit(request).pk)))
+        return Response(visit_representation(visit_identity_confirm(visit_id=current_visit(request).pk)))
 
 
 class VisitAccountPhotoApi(_VisitApi):
     parser_classes = (MultiPartParser, FormParser)
 
     def post(self, request: Request) -> Response:
-        reading = visit_account_photo_read(visit_id=_current_visit(request).pk, data=_upload_bytes(request, "photo"))
+        reading = visit_account_photo_read(visit_id=current_visit(request).pk, data=_upload_bytes(request, "photo"))
         return Response({"number": reading.number, "source": reading.source})
 
 
@@ -180,5 +180,5 @@ class VisitAccountApi(_VisitApi):
     def post(self, request: Request) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        visit = visit_account_submit(visit_id=_current_visit(request).pk, number=payload.validated_data["number"])
+        visit = visit_account_submit(visit_id=current_visit(request).pk, number=payload.validated_data["number"])
         return Response(visit_representation(visit))

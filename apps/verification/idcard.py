@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 import opencc
 from PIL import Image
 
+from apps.common.images import edge_sharpness
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -378,6 +380,27 @@ def parse_id_card_front(lines: Sequence[OcrLine]) -> IdCardFront:
         address=address,
         id_number=id_number,
     )
+
+
+# --- Photo sharpness ------------------------------------------------------------
+
+# Lowest ``edge_sharpness`` accepted for a card photo. Calibrated on synthetic
+# cards (tests/fixtures/cardgen.py) with and without portrait, noise σ 0–20,
+# contrast ×0.4: sharp 38.6–39.3; Gaussian blur radius 1.5: 22.4–22.6 and
+# radius 2: 19.2–20.4 (both still read exactly); radius 2.5: 16.3–17.7 and
+# radius 3: 14.3–15.9, where the recogniser starts returning wrong names with
+# high confidence (萧亚轩 → 薰亚轩). Re-check against real photos when we have them.
+MIN_CARD_SHARPNESS: Final = 18.0
+
+
+def ensure_card_photo_is_sharp(image: Image.Image, *, min_sharpness: float = MIN_CARD_SHARPNESS) -> None:
+    """Raise ``IdCardUnreadable("blurred")`` for a photo too blurred to trust its OCR.
+
+    Call it before OCR: on a blurred photo the recogniser does not fail, it
+    guesses, and a guessed name has no checksum to catch it.
+    """
+    if edge_sharpness(image) < min_sharpness:
+        raise IdCardUnreadable("blurred")
 
 
 # --- Bank card --------------------------------------------------------------------

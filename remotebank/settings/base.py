@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "apps.businesses",
     "apps.staff",
     "apps.verification",
+    "apps.queueing",
     "apps.mobile",
     "apps.demo",
 ]

@@ -1,0 +1,163 @@
+"""WebSockets of the queue: the waiting customer's and the agent's live view.
+
+Consumers authenticate in ``connect``, only forward channel-layer events, and
+reach the database through services/selectors via ``database_sync_to_async``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.queueing import events
+from apps.queueing.models import AgentPresence, QueueEntry
+from apps.queueing.selectors import entry_position, seconds_per_position
+from apps.queueing.services import queue_entry_disconnect, queue_entry_reconnect
+from apps.staff.models import StaffProfile
+from apps.verification.api import SESSION_KEY
+
+# WebSocket close codes (4000–4999 are the application's).
+CLOSE_NO_VISIT = 4401
+CLOSE_NOT_ALLOWED = 4403
+
+
+class VisitConsumer(AsyncJsonWebsocketConsumer):
+    """``/ws/visit/``: the waiting customer's position, estimated wait and offers."""
+
+    entry_id: int
+    queue_id: int
+    visit_id: int
+    my_key: float
+    position: int
+    seconds_each: float
+
+    async def connect(self) -> None:
+        session = self.scope.get("session")
+        visit_id = await database_sync_to_async(lambda: session.get(SESSION_KEY) if session is not None else None)()
+        entry = await database_sync_to_async(self._entry_for)(visit_id)
+        if entry is None:
+            await self.close(code=CLOSE_NO_VISIT)
+            return
+        self.visit_id = visit_id
+        self.entry_id = entry.pk
+        await self.accept()
+        await database_sync_to_async(queue_entry_reconnect)(entry_id=entry.pk)
+        await self.channel_layer.group_add(events.visit_group(visit_id), self.channel_name)
+        await self._follow_queue(entry.queue_id)
+
+    @staticmethod
+    def _entry_for(visit_id: int | None) -> QueueEntry | None:
+        if not visit_id:
+            return None
+        return QueueEntry.objects.filter(visit_id=visit_id).select_related("queue").first()
+
+    async def _follow_queue(self, queue_id: int) -> None:
+        if getattr(self, "queue_id", None) not in (None, queue_id):
+            await self.channel_layer.group_discard(events.queue_group(self.queue_id), self.channel_name)
+        self.queue_id = queue_id
+        await self.channel_layer.group_add(events.queue_group(queue_id), self.channel_name)
+        await self._recount()
+
+    def _snapshot(self) -> tuple[float, int, float, str]:
+        entry = QueueEntry.objects.select_related("queue").get(pk=self.entry_id)
+        return entry.priority_key, entry_position(entry=entry), seconds_per_position(queue=entry.queue), entry.state
+
+    async def _recount(self) -> None:
+        self.my_key, self.position, self.seconds_each, state = await database_sync_to_async(self._snapshot)()
+        await self._send_position(state)
+
+    async def _send_position(self, state: str = "waiting") -> None:
+        await self.send_json(
+            {
+                "type": "position",
+                "state": state,
+                "position": self.position,
+                "estimated_wait_seconds": round(self.position * self.seconds_each),
+            }
+        )
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        # The page only listens; anything it sends is answered, never trusted.
+        await self.send_json({"type": "error", "code": "not_accepted", "message": "This socket only sends updates."})
+
+    async def disconnect(self, code: int) -> None:
+        if not hasattr(self, "entry_id"):
+            return
+        await self.channel_layer.group_discard(events.visit_group(self.visit_id), self.channel_name)
+        await self.channel_layer.group_discard(events.queue_group(self.queue_id), self.channel_name)
+        await database_sync_to_async(queue_entry_disconnect)(entry_id=self.entry_id)
+
+    # Channel-layer events.
+
+    async def queue_changed(self, event: dict[str, Any]) -> None:
+        if self.position <= 0:
+            return
+        before = self.position
+        removed, inserted = event.get("removed_key"), event.get("inserted_key")
+        if removed is not None and removed < self.my_key:
+            self.position -= 1
+        if inserted is not None and inserted < self.my_key:
+            self.position += 1
+        if self.position != before:
+            await self._send_position()
+
+    async def queue_resync(self, event: dict[str, Any]) -> None:
+        await self._recount()
+
+    async def visit_update(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "moved":
+            await self._follow_queue(int(event["queue"]))
+            return
+        if event.get("event") == "back_in_queue":
+            await self._recount()
+            return
+        await self.send_json({"type": "visit", "event": event.get("event"), "agent": event.get("agent")})
+
+
+class AgentConsumer(AsyncJsonWebsocketConsumer):
+    """``/ws/agent/``: offers ringing at this agent and live queue figures."""
+
+    presence_id: int
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        allowed = bool(user and user.is_authenticated and user.is_staff) and await database_sync_to_async(
+            user.has_perm
+        )("queueing.serve_customers")
+        if not allowed:
+            await self.close(code=CLOSE_NOT_ALLOWED)
+            return
+        presence_id = await database_sync_to_async(self._presence_for)(user)
+        if presence_id is None:
+            await self.close(code=CLOSE_NOT_ALLOWED)
+            return
+        self.presence_id = presence_id
+        await self.accept()
+        await self.channel_layer.group_add(events.agent_group(presence_id), self.channel_name)
+        await self.channel_layer.group_add(events.FIGURES_GROUP, self.channel_name)
+
+    @staticmethod
+    def _presence_for(user: Any) -> int | None:
+        staff = StaffProfile.objects.filter(user=user).first()
+        if staff is None:
+            return None
+        from django.utils import timezone
+
+        presence, _created = AgentPresence.objects.get_or_create(staff=staff, defaults={"state_since": timezone.now()})
+        return presence.pk
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        await self.send_json({"type": "error", "code": "not_accepted", "message": "Use the HTTP API to act."})
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "presence_id"):
+            await self.channel_layer.group_discard(events.agent_group(self.presence_id), self.channel_name)
+            await self.channel_layer.group_discard(events.FIGURES_GROUP, self.channel_name)
+
+    async def agent_update(self, event: dict[str, Any]) -> None:
+        await self.send_json({key: value for key, value in event.items() if key != "type"} | {"type": "agent"})
+
+    async def figures_update(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "figures", "queues": event["queues"]})

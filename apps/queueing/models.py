@@ -1,0 +1,297 @@
+"""Queues, waiting customers and agents' presence (R2).
+
+Ordering. An entry's place is its ``priority_key``: the moment it entered
+the queue, moved earlier by a bonus (seconds) for the customer's level and the
+business. Everyone ages at the same rate, so sorting by the key *is* "weigh
+level, business and time waited"; because the bonus is bounded, a customer
+who has waited longer than the largest bonus is ahead of every newcomer:
+nobody starves. The key never needs recomputing, so the queue is an index scan.
+
+Invariants (R2.5), held by row locks in the dispatcher *and* by the database:
+an entry offered or connected names exactly one agent (a column), and a
+partial unique index allows an agent at most one such entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from apps.businesses.registry import business_choices
+from apps.customers.models import CustomerLevel
+from apps.staff.models import StaffProfile
+from apps.verification.models import ServiceSession
+
+
+class AgentStrategy(models.TextChoices):
+    LONGEST_IDLE = "longest_idle", _("Longest idle")
+    FEWEST_SERVICES = "fewest_services", _("Fewest services today")
+    HIGHEST_PROFICIENCY = "highest_proficiency", _("Highest proficiency")
+
+
+def default_level_bonus() -> dict[str, int]:
+    return {
+        CustomerLevel.ORDINARY: 0,
+        CustomerLevel.GOLD: 30,
+        CustomerLevel.PLATINUM: 60,
+        CustomerLevel.PRIVATE: 120,
+    }
+
+
+class ServiceQueue(models.Model):
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    businesses = models.JSONField(_("businesses served"), default=list, help_text=_("Business codes, e.g. activation."))
+    # Bonus seconds per customer level and per business (R2.1 weights).
+    level_bonus_seconds = models.JSONField(_("level bonus (seconds)"), default=default_level_bonus)
+    business_bonus_seconds = models.JSONField(_("business bonus (seconds)"), default=dict, blank=True)
+    agent_strategy = models.CharField(
+        _("agent choice"), max_length=32, choices=AgentStrategy.choices, default=AgentStrategy.LONGEST_IDLE
+    )
+    service_level_seconds = models.PositiveIntegerField(_("service level target (seconds)"), default=20)
+    offer_timeout_seconds = models.PositiveIntegerField(_("offer timeout (seconds)"), default=15)
+    wrap_up_seconds = models.PositiveIntegerField(_("wrap-up time (seconds)"), default=30)
+    max_missed_offers = models.PositiveSmallIntegerField(_("missed offers before away"), default=2)
+    reconnect_grace_seconds = models.PositiveIntegerField(_("reconnect grace (seconds)"), default=60)
+    overflow_max_waiting = models.PositiveIntegerField(_("overflow above waiting count"), null=True, blank=True)
+    overflow_max_wait_seconds = models.PositiveIntegerField(
+        _("overflow above longest wait (seconds)"), null=True, blank=True
+    )
+    paused = models.BooleanField(_("paused"), default=False)
+
+    class Meta:
+        ordering = ("code",)
+        verbose_name = _("queue")
+        verbose_name_plural = _("queues")
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    def bonus_seconds(self, *, level: str, business_code: str) -> int:
+        return int(self.level_bonus_seconds.get(level, 0)) + int(self.business_bonus_seconds.get(business_code, 0))
+
+
+class OverflowTarget(models.Model):
+    """Where a queue's customers overflow to, tried in ``position`` order (R2.3)."""
+
+    queue = models.ForeignKey(ServiceQueue, on_delete=models.CASCADE, related_name="overflow_targets")
+    target = models.ForeignKey(ServiceQueue, on_delete=models.CASCADE, related_name="+", verbose_name=_("target"))
+    position = models.PositiveSmallIntegerField(_("order"), default=1)
+
+    class Meta:
+        ordering = ("queue", "position")
+        constraints = (
+            models.UniqueConstraint(fields=("queue", "target"), name="overflow_target_once"),
+            models.CheckConstraint(condition=~models.Q(queue=models.F("target")), name="overflow_not_to_itself"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.queue.code} → {self.target.code}"
+
+
+class AgentState(models.TextChoices):
+    OFFLINE = "offline", _("Offline")
+    AVAILABLE = "available", _("Available")
+    OFFERED = "offered", _("Ringing")
+    BUSY = "busy", _("Busy")
+    WRAP_UP = "wrap_up", _("Wrap-up")
+    AWAY = "away", _("Away")
+
+
+class AgentPresence(ConcurrentTransitionMixin, models.Model):
+    """An agent's or expert's live state at the remote counter (R2.2)."""
+
+    staff = models.OneToOneField(StaffProfile, on_delete=models.CASCADE, related_name="presence")
+    state = FSMField(_("state"), default=AgentState.OFFLINE, choices=AgentState.choices, protected=True)
+    state_since = models.DateTimeField(_("since"))
+    # When the agent last became free: "longest idle" orders by this.
+    idle_since = models.DateTimeField(_("idle since"), null=True, blank=True)
+    wrap_up_until = models.DateTimeField(null=True, blank=True)
+    services_date = models.DateField(null=True, blank=True)
+    services_today = models.PositiveIntegerField(_("services today"), default=0)
+    missed_offers_in_row = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("agent presence")
+        verbose_name_plural = _("agent presence")
+        permissions = (
+            ("serve_customers", _("Can take customers from the queues")),
+            ("supervise_queues", _("Can supervise queues and agents")),
+        )
+        indexes = (models.Index(fields=("state", "idle_since")),)
+
+    def __str__(self) -> str:
+        return f"{self.staff} {self.state}"
+
+    # Transitions only change fields; the queueing services do the rest.
+
+    @transition(
+        field=state, source=[AgentState.OFFLINE, AgentState.AWAY, AgentState.WRAP_UP], target=AgentState.AVAILABLE
+    )
+    def go_available(self, now: Any) -> None:
+        self.state_since = now
+        self.idle_since = now
+        self.wrap_up_until = None
+        self.missed_offers_in_row = 0
+
+    @transition(
+        field=state, source=[AgentState.AVAILABLE, AgentState.WRAP_UP, AgentState.OFFLINE], target=AgentState.AWAY
+    )
+    def go_away(self, now: Any) -> None:
+        self.state_since = now
+
+    @transition(
+        field=state, source=[AgentState.AVAILABLE, AgentState.AWAY, AgentState.WRAP_UP], target=AgentState.OFFLINE
+    )
+    def go_offline(self, now: Any) -> None:
+        self.state_since = now
+
+    @transition(field=state, source=AgentState.AVAILABLE, target=AgentState.OFFERED)
+    def ring(self, now: Any) -> None:
+        self.state_since = now
+
+    @transition(field=state, source=AgentState.OFFERED, target=AgentState.AVAILABLE)
+    def offer_declined(self, now: Any) -> None:
+        # Declining keeps the agent's place in the idle order.
+        self.state_since = now
+
+    @transition(field=state, source=AgentState.OFFERED, target=AgentState.AVAILABLE)
+    def offer_missed(self, now: Any) -> None:
+        self.state_since = now
+        self.missed_offers_in_row += 1
+
+    @transition(field=state, source=AgentState.OFFERED, target=AgentState.AWAY)
+    def offer_missed_too_often(self, now: Any) -> None:
+        self.state_since = now
+        self.missed_offers_in_row += 1
+
+    @transition(field=state, source=AgentState.OFFERED, target=AgentState.BUSY)
+    def answer(self, now: Any) -> None:
+        self.state_since = now
+        self.missed_offers_in_row = 0
+        today = now.date()
+        if self.services_date != today:
+            self.services_date = today
+            self.services_today = 0
+        self.services_today += 1
+
+    @transition(field=state, source=AgentState.BUSY, target=AgentState.WRAP_UP)
+    def service_ended(self, now: Any, until: Any) -> None:
+        self.state_since = now
+        self.wrap_up_until = until
+
+
+class EntryState(models.TextChoices):
+    WAITING = "waiting", _("Waiting")
+    OFFERED = "offered", _("Offered to an agent")
+    CONNECTED = "connected", _("Connected")
+    SERVED = "served", _("Served")
+    ABANDONED = "abandoned", _("Abandoned")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class EndReason(models.TextChoices):
+    ANSWERED = "answered", _("Answered")
+    CUSTOMER_LEFT = "customer_left", _("Customer left")
+    GRACE_EXPIRED = "grace_expired", _("Did not reconnect in time")
+
+
+class QueueEntry(ConcurrentTransitionMixin, models.Model):
+    """One customer waiting (or being offered) in one queue."""
+
+    visit = models.OneToOneField(ServiceSession, on_delete=models.PROTECT, related_name="queue_entry")
+    queue = models.ForeignKey(ServiceQueue, on_delete=models.PROTECT, related_name="entries")
+    business_code = models.CharField(max_length=32, choices=business_choices())
+    level = models.CharField(max_length=16, choices=CustomerLevel.choices)
+    state = FSMField(default=EntryState.WAITING, choices=EntryState.choices, protected=True)
+    # Kept across overflow and moves: the customer's waited time is theirs.
+    enqueued_at = models.DateTimeField()
+    priority_key = models.FloatField(db_index=True)
+    agent = models.ForeignKey(AgentPresence, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    offer_expires_at = models.DateTimeField(null=True, blank=True)
+    offers_made = models.PositiveSmallIntegerField(default=0)
+    # Set while the customer's page is gone; cleared when it comes back.
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
+    overflowed_from = models.ForeignKey(ServiceQueue, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ("priority_key",)
+        verbose_name = _("queue entry")
+        verbose_name_plural = _("queue entries")
+        indexes = (models.Index(fields=("queue", "state", "priority_key")),)
+        constraints = (
+            # Never two customers for one agent (R2.5), whatever the code does.
+            models.UniqueConstraint(
+                fields=("agent",),
+                condition=models.Q(state__in=("offered", "connected")),
+                name="one_live_entry_per_agent",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(state__in=("offered", "connected")) | models.Q(agent__isnull=False),
+                name="live_entry_has_agent",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.queue.code} entry {self.pk}"
+
+    @transition(field=state, source=EntryState.WAITING, target=EntryState.OFFERED)
+    def offer(self, agent: AgentPresence, expires_at: Any) -> None:
+        self.agent = agent
+        self.offer_expires_at = expires_at
+        self.offers_made += 1
+
+    @transition(field=state, source=EntryState.OFFERED, target=EntryState.WAITING)
+    def back_to_front(self, front_key: float) -> None:
+        """A declined or unanswered offer: back to the FRONT of the queue (R2.4)."""
+        self.agent = None
+        self.offer_expires_at = None
+        self.priority_key = front_key
+
+    @transition(field=state, source=EntryState.OFFERED, target=EntryState.CONNECTED)
+    def connect(self, now: Any) -> None:
+        self.answered_at = now
+        self.offer_expires_at = None
+
+    @transition(field=state, source=EntryState.CONNECTED, target=EntryState.SERVED)
+    def finish(self, now: Any) -> None:
+        self.ended_at = now
+        self.end_reason = EndReason.ANSWERED
+
+    @transition(field=state, source=EntryState.WAITING, target=EntryState.WAITING)
+    def move(self, queue: ServiceQueue, priority_key: float, overflow: bool) -> None:
+        if overflow:
+            self.overflowed_from = self.queue
+        self.queue = queue
+        self.priority_key = priority_key
+
+    @transition(field=state, source=[EntryState.WAITING, EntryState.OFFERED], target=EntryState.ABANDONED)
+    def abandon(self, now: Any, reason: str) -> None:
+        self.agent = None
+        self.offer_expires_at = None
+        self.ended_at = now
+        self.end_reason = reason
+
+
+class QueueSnapshot(models.Model):
+    """A queue's figures at one moment, taken each minute by the dispatcher: the supervisors' charts."""
+
+    queue = models.ForeignKey(ServiceQueue, on_delete=models.CASCADE, related_name="snapshots")
+    taken_at = models.DateTimeField(db_index=True)
+    waiting = models.PositiveIntegerField()
+    longest_wait_seconds = models.FloatField()
+    agents_available = models.PositiveIntegerField()
+    agents_busy = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ("queue", "taken_at")
+        constraints = (models.UniqueConstraint(fields=("queue", "taken_at"), name="one_snapshot_per_queue_and_time"),)
+
+    def __str__(self) -> str:
+        return f"{self.queue.code} @ {self.taken_at:%H:%M}"

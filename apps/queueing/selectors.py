@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Avg, Count, F, Q
+from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
+from apps.staff.models import AgentSkill
+
+# Used until a queue has served anyone today.
+DEFAULT_HANDLE_SECONDS = 180
+_LOGGED_IN = (AgentState.AVAILABLE, AgentState.OFFERED, AgentState.BUSY, AgentState.WRAP_UP)
+
+
+def entry_position(*, entry: QueueEntry) -> int:
+    """1 for the next customer to be offered; 0 when no longer waiting."""
+    if entry.state != EntryState.WAITING:
+        return 0
+    ahead = QueueEntry.objects.filter(
+        queue_id=entry.queue_id, state=EntryState.WAITING, priority_key__lt=entry.priority_key
+    ).count()
+    return ahead + 1
+
+
+def seconds_per_position(*, queue: ServiceQueue, now: datetime | None = None) -> float:
+    """Estimated wait added by each customer ahead: average handling time / agents serving."""
+    now = now or timezone.now()
+    start = now - timedelta(hours=12)
+    handled = QueueEntry.objects.filter(
+        queue=queue, state=EntryState.SERVED, ended_at__gte=start, answered_at__isnull=False
+    ).aggregate(average=Avg(F("ended_at") - F("answered_at")))["average"]
+    handle_seconds = handled.total_seconds() if handled else DEFAULT_HANDLE_SECONDS
+    agents = (
+        AgentPresence.objects.filter(state__in=_LOGGED_IN, staff__skills__business_code__in=queue.businesses)
+        .distinct()
+        .count()
+    )
+    return handle_seconds / max(agents, 1)
+
+
+def pending_reason(*, entry: QueueEntry) -> str | Promise:
+    """Why this customer is still waiting (shown to supervisors, R2.6)."""
+    if entry.state == EntryState.OFFERED:
+        return _("Ringing an agent")
+    if entry.disconnected_at is not None:
+        return _("Page disconnected; waiting for the customer to come back")
+    if entry.queue.paused:
+        return _("Queue paused")
+    skilled = AgentPresence.objects.filter(staff__skills__business_code=entry.business_code)
+    if not skilled.filter(state__in=_LOGGED_IN).exists():
+        return _("No agent with this skill is logged in")
+    if not skilled.filter(state=AgentState.AVAILABLE).exists():
+        return _("All skilled agents are busy")
+    return _("Customers ahead are being matched")
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    queue_id: int
+    code: str
+    name: str
+    waiting: int
+    offered: int
+    longest_wait_seconds: float
+    average_wait_seconds: float
+    service_level: float | None  # share answered within target, today
+    abandon_rate: float | None  # share abandoned, today
+    paused: bool
+
+
+def queue_figures(*, now: datetime | None = None) -> list[QueueFigures]:
+    now = now or timezone.now()
+    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    figures = []
+    for queue in ServiceQueue.objects.order_by("code"):
+        live = QueueEntry.objects.filter(queue=queue, state__in=(EntryState.WAITING, EntryState.OFFERED))
+        waits = [(now - enqueued).total_seconds() for enqueued in live.values_list("enqueued_at", flat=True)]
+        today = QueueEntry.objects.filter(queue=queue, enqueued_at__gte=day_start)
+        answered = today.filter(answered_at__isnull=False)
+        within = answered.filter(answered_at__lte=F("enqueued_at") + timedelta(seconds=queue.service_level_seconds))
+        counts = today.aggregate(
+            answered=Count("pk", filter=Q(answered_at__isnull=False)),
+            abandoned=Count("pk", filter=Q(state=EntryState.ABANDONED)),
+        )
+        finished = counts["answered"] + counts["abandoned"]
+        figures.append(
+            QueueFigures(
+                queue_id=queue.pk,
+                code=queue.code,
+                name=queue.name,
+                waiting=live.filter(state=EntryState.WAITING).count(),
+                offered=live.filter(state=EntryState.OFFERED).count(),
+                longest_wait_seconds=round(max(waits, default=0.0), 1),
+                average_wait_seconds=round(sum(waits) / len(waits), 1) if waits else 0.0,
+                service_level=round(within.count() / finished, 3) if finished else None,
+                abandon_rate=round(counts["abandoned"] / finished, 3) if finished else None,
+                paused=queue.paused,
+            )
+        )
+    return figures
+
+
+def agents_by_state() -> dict[str, int]:
+    counts = {state.value: 0 for state in AgentState}
+    for row in AgentPresence.objects.values("state").annotate(n=Count("pk")):
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+def agent_skills(*, presence: AgentPresence) -> list[str]:
+    return list(AgentSkill.objects.filter(staff_id=presence.staff_id).values_list("business_code", flat=True))

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.queueing.services import dispatch_queue
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def dispatch_queue_task(queue_id: int) -> int:
+    """Match as many waiting customers of one queue as agents allow. Safe to run any number of times at once."""
+    made = 0
+    while dispatch_queue(queue_id=queue_id) is not None:
+        made += 1
+    return made
