@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start the platform in the foreground: Daphne (HTTP + WebSockets) and, when a
-# Redis broker is configured, a Celery worker. Ctrl-C stops everything.
+# Start the platform in the foreground: Daphne (HTTP + WebSockets), the queue
+# dispatcher and, when a Redis broker is configured, a Celery worker.
+# Ctrl-C stops everything.
 set -euo pipefail
 host="$1"
 port="$2"
@@ -22,6 +23,10 @@ fi
 "$bin/daphne" -b "$host" -p "$port" remotebank.asgi:application &
 pids+=($!)
 
+# The queue dispatcher: offer timeouts, wrap-up ends, overflow, live figures.
+"$bin/python" manage.py run_dispatcher &
+pids+=($!)
+
 # Wait until Daphne answers before telling anyone to open it.
 for _ in $(seq 1 100); do
   if curl -fsS "http://$host:$port/health/" >/dev/null 2>&1; then break; fi
@@ -33,6 +38,7 @@ cat <<MSG
   RemoteBank is running (embedded default: SQLite, in-memory channel layer, eager Celery)
   unless DATABASE_URL / REDIS_URL say otherwise.
 
+    Customer (mobile web): http://$host:$port/
     Back office (staff):   http://$host:$port/console/
     API schema (OpenAPI):  http://$host:$port/api/schema/
     Health:                http://$host:$port/health/

@@ -162,7 +162,9 @@ class EntryMoveApi(APIView):
     def post(self, request: Request, entry_id: int) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        entry = queue_entry_move(actor=request_staff_user(request), entry_id=entry_id, queue_id=payload.validated_data["queue"])
+        entry = queue_entry_move(
+            actor=request_staff_user(request), entry_id=entry_id, queue_id=payload.validated_data["queue"]
+        )
         return Response(entry_representation(entry))
 
 
@@ -175,7 +177,9 @@ class AgentStateBySupervisorApi(APIView):
         staff = StaffProfile.objects.filter(pk=staff_id).first()
         if staff is None:
             raise NotFound(_("No such staff member."), code="staff_not_found")
-        presence = agent_state_set(actor=request_staff_user(request), staff=staff, state=AgentState(payload.validated_data["state"]))
+        presence = agent_state_set(
+            actor=request_staff_user(request), staff=staff, state=AgentState(payload.validated_data["state"])
+        )
         return Response({"state": presence.state})
 
 
