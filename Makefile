@@ -10,9 +10,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Debian packages the platform needs: gettext (compiled translations),
 # fonts-noto-cjk (Chinese in generated ID cards and PDF reports), libzbar0
-# (passbook barcodes).
-APT_PACKAGES := gettext fonts-noto-cjk libzbar0
-REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/ml.txt
+# (passbook barcodes), Janus and its browser library, ffmpeg (recordings),
+# iproute2 (the network namespace of the media tests, docs/janus.md),
+# chromium (the browser end-to-end test, driven by playwright).
+APT_PACKAGES := gettext fonts-noto-cjk libzbar0 janus janus-tools janus-demos ffmpeg \
+	libjs-janus-gateway libjs-webrtc-adapter iproute2 chromium
+REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/ml.txt requirements/reports.txt requirements/media.txt requirements/browser.txt
 
 .PHONY: help setup system-packages run test check format messages clean
 
@@ -38,7 +41,8 @@ $(BIN)/python:
 
 # Reinstall only when a requirements file changes.
 $(VENV)/.installed: $(REQUIREMENTS) | $(BIN)/python
-	$(BIN)/pip install -q -r requirements/dev.txt -r requirements/ml.txt
+	$(BIN)/pip install -q -r requirements/dev.txt -r requirements/ml.txt -r requirements/reports.txt -r requirements/media.txt \
+		-r requirements/browser.txt
 	touch $@
 
 locale/zh_Hans/LC_MESSAGES/django.mo: locale/zh_Hans/LC_MESSAGES/django.po | $(VENV)/.installed

@@ -11,9 +11,13 @@ bin=.venv/bin
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  bash scripts/janus.sh stop >/dev/null 2>&1 || true
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
+
+# Janus with the project's own configuration, generated from settings.
+bash scripts/janus.sh start
 
 if [ -n "${REDIS_URL:-}" ]; then
   "$bin/celery" -A remotebank worker -Q default,ocr,face,media --loglevel=INFO &
@@ -42,6 +46,9 @@ cat <<MSG
     Back office (staff):   http://$host:$port/console/
     API schema (OpenAPI):  http://$host:$port/api/schema/
     Health:                http://$host:$port/health/
+    Agent console:         http://$host:$port/console/live/agent/
+    Supervisor live view:  http://$host:$port/console/live/supervisor/
+    Janus (video):         ws://127.0.0.1:8188 (log: var/janus/janus.log)
 
   Demo logins (password: ${REMOTEBANK_DEMO_PASSWORD:-remotebank-demo}):
     admin (administrator), compliance01 (compliance officer),

@@ -55,5 +55,24 @@ class AuditAction(models.TextChoices):
     QUEUE_RECONNECTED = "queueing.entry.reconnected", _("Customer's page reconnected")
     QUEUE_ABANDONED = "queueing.entry.abandoned", _("Customer left the queue")
     AGENT_STATE_CHANGED = "queueing.agent.state_changed", _("Agent state changed")
+    # Video calls (apps.calls).
+    CALL_CREATED = "calls.call.created", _("Call created")
+    CALL_ROOM_OPENED = "calls.call.room_opened", _("Video room opened")
+    CALL_ROOM_CLOSED = "calls.call.room_closed", _("Video room closed")
+    CALL_CONNECTED = "calls.call.connected", _("Call connected")
+    CALL_ENDED = "calls.call.ended", _("Call ended")
+    CALL_PARTICIPANT_EVENT = "calls.participant.event", _("Call participant joined, published or left")
+    CALL_INVITED = "calls.call.invited", _("Expert or agent invited into a call")
+    # Compliance (apps.compliance): audit-report exports and access to personal data.
+    # Requested: a staff member asked for an export (data: format, filters, unmasked).
+    COMPLIANCE_EXPORT_REQUESTED = "compliance.export.requested", _("Audit export requested")
+    # Completed: the file is stored (data: rows, sha256 of the file, bytes, format).
+    COMPLIANCE_EXPORT_COMPLETED = "compliance.export.completed", _("Audit export completed")
+    # Failed: generation stopped (data: error, attempt); a retry may still complete it.
+    COMPLIANCE_EXPORT_FAILED = "compliance.export.failed", _("Audit export failed")
+    # Downloaded: someone received the file (data: sha256, rows, unmasked).
+    COMPLIANCE_EXPORT_DOWNLOADED = "compliance.export.downloaded", _("Audit export downloaded")
+    # Unmasked: personal data was requested in clear (data: purpose, and what was asked for).
+    PERSONAL_DATA_UNMASKED = "compliance.personal_data.unmasked", _("Personal data shown unmasked")
     # The audit trail itself.
     AUDIT_CHAIN_VERIFIED = "audit.chain.verified", _("Audit chain verified")

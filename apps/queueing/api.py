@@ -190,7 +190,7 @@ class VisitQueueApi(APIView):
     permission_classes = (CsrfEnforced,)
 
     def get(self, request: Request) -> Response:
-        entry = QueueEntry.objects.filter(visit=current_visit(request)).select_related("queue").first()
+        entry = QueueEntry.objects.filter(visit=current_visit(request)).select_related("queue").order_by("-pk").first()
         if entry is None:
             raise NotFound(_("You are not in a queue."), code="not_queued")
         return Response(entry_representation(entry))
@@ -200,7 +200,7 @@ class VisitQueueApi(APIView):
         return Response(entry_representation(entry), status=status.HTTP_201_CREATED)
 
     def delete(self, request: Request) -> Response:
-        entry = QueueEntry.objects.filter(visit=current_visit(request)).first()
+        entry = QueueEntry.objects.filter(visit=current_visit(request)).order_by("-pk").first()
         if entry is None:
             raise NotFound(_("You are not in a queue."), code="not_queued")
         entry = queue_entry_leave(entry_id=entry.pk)

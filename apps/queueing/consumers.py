@@ -23,7 +23,21 @@ CLOSE_NO_VISIT = 4401
 CLOSE_NOT_ALLOWED = 4403
 
 
-class VisitConsumer(AsyncJsonWebsocketConsumer):
+class _ListenOnlyConsumer(AsyncJsonWebsocketConsumer):
+    """A socket that only sends updates: whatever the client sends is answered, never trusted.
+
+    Decoding is ours, so a frame that is not JSON (or binary) gets the same
+    error reply instead of killing the consumer (which would skip
+    ``disconnect`` and leave a gone customer looking connected).
+    """
+
+    refusal = "This socket only sends updates."
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        await self.send_json({"type": "error", "code": "not_accepted", "message": self.refusal})
+
+
+class VisitConsumer(_ListenOnlyConsumer):
     """``/ws/visit/``: the waiting customer's position, estimated wait and offers."""
 
     entry_id: int
@@ -51,7 +65,7 @@ class VisitConsumer(AsyncJsonWebsocketConsumer):
     def _entry_for(visit_id: int | None) -> QueueEntry | None:
         if not visit_id:
             return None
-        return QueueEntry.objects.filter(visit_id=visit_id).select_related("queue").first()
+        return QueueEntry.objects.filter(visit_id=visit_id).select_related("queue").order_by("-pk").first()
 
     async def _follow_queue(self, queue_id: int) -> None:
         if getattr(self, "queue_id", None) not in (None, queue_id):
@@ -77,10 +91,6 @@ class VisitConsumer(AsyncJsonWebsocketConsumer):
                 "estimated_wait_seconds": round(self.position * self.seconds_each),
             }
         )
-
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        # The page only listens; anything it sends is answered, never trusted.
-        await self.send_json({"type": "error", "code": "not_accepted", "message": "This socket only sends updates."})
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "entry_id"):
@@ -116,7 +126,7 @@ class VisitConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "visit", "event": event.get("event"), "agent": event.get("agent")})
 
 
-class AgentConsumer(AsyncJsonWebsocketConsumer):
+class AgentConsumer(_ListenOnlyConsumer):
     """``/ws/agent/``: offers ringing at this agent and live queue figures."""
 
     presence_id: int
@@ -148,8 +158,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         presence, _created = AgentPresence.objects.get_or_create(staff=staff, defaults={"state_since": timezone.now()})
         return presence.pk
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        await self.send_json({"type": "error", "code": "not_accepted", "message": "Use the HTTP API to act."})
+    refusal = "Use the HTTP API to act."
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "presence_id"):

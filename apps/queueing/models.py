@@ -178,6 +178,11 @@ class AgentPresence(ConcurrentTransitionMixin, models.Model):
             self.services_today = 0
         self.services_today += 1
 
+    @transition(field=state, source=AgentState.AVAILABLE, target=AgentState.BUSY)
+    def assist(self, now: Any) -> None:
+        """Joining another agent's call as expert or second agent: not offered customers meanwhile."""
+        self.state_since = now
+
     @transition(field=state, source=AgentState.BUSY, target=AgentState.WRAP_UP)
     def service_ended(self, now: Any, until: Any) -> None:
         self.state_since = now
@@ -202,7 +207,9 @@ class EndReason(models.TextChoices):
 class QueueEntry(ConcurrentTransitionMixin, models.Model):
     """One customer waiting (or being offered) in one queue."""
 
-    visit = models.OneToOneField(ServiceSession, on_delete=models.PROTECT, related_name="queue_entry")
+    # One visit may queue more than once (a transfer, a dropped call coming
+    # back), but has at most one live entry (constraint below).
+    visit = models.ForeignKey(ServiceSession, on_delete=models.PROTECT, related_name="queue_entries")
     queue = models.ForeignKey(ServiceQueue, on_delete=models.PROTECT, related_name="entries")
     business_code = models.CharField(max_length=32, choices=business_choices())
     level = models.CharField(max_length=16, choices=CustomerLevel.choices)
@@ -235,6 +242,12 @@ class QueueEntry(ConcurrentTransitionMixin, models.Model):
             models.CheckConstraint(
                 condition=~models.Q(state__in=("offered", "connected")) | models.Q(agent__isnull=False),
                 name="live_entry_has_agent",
+            ),
+            # Never two agents for one customer (R2.5).
+            models.UniqueConstraint(
+                fields=("visit",),
+                condition=models.Q(state__in=("waiting", "offered", "connected")),
+                name="one_live_entry_per_visit",
             ),
         )
 

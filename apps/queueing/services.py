@@ -34,10 +34,12 @@ from apps.queueing.models import (
     QueueSnapshot,
     ServiceQueue,
 )
+from apps.queueing.signals import dispatcher_ticked, queue_entry_connected
 from apps.staff.models import AgentSkill, StaffProfile
 from apps.verification.models import ServiceSession, VisitState
 
 DISPATCHER = Actor.system("dispatcher")
+LIVE_STATES = (EntryState.WAITING, EntryState.OFFERED, EntryState.CONNECTED)
 
 
 def _apply(instance: Any, transition_name: str, *args: Any) -> None:
@@ -151,17 +153,28 @@ def overflow_target_set(*, actor: AnyActor, queue: ServiceQueue, target: Service
 
 
 @transaction.atomic
-def queue_entry_enqueue(*, visit_id: int, now: datetime | None = None) -> QueueEntry:
-    """Put a visit that passed Gate 1 in its business's queue. Idempotent per visit."""
+def queue_entry_enqueue(
+    *, visit_id: int, now: datetime | None = None, queue: ServiceQueue | None = None, after_service: bool = False
+) -> QueueEntry:
+    """Put a visit that passed Gate 1 in a queue (its business's by default).
+
+    Idempotent: a visit with a live entry gets that entry back. A visit that
+    was already served may only queue again when ``after_service`` says so
+    (a transfer to another queue keeps the gate results, R1.2).
+    """
     now = now or timezone.now()
     visit = ServiceSession.objects.select_for_update(of=("self",)).select_related("customer").get(pk=visit_id)
-    existing = QueueEntry.objects.filter(visit=visit).first()
+    existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_STATES).first()
     if existing is not None:
         return existing
     if visit.state != VisitState.QUEUE_READY:
         raise NotAllowed(_("Please complete the checks before joining the queue."), code="out_of_order")
+    if not after_service and QueueEntry.objects.filter(visit=visit, state=EntryState.SERVED).exists():
+        raise NotAllowed(_("This visit has already been served. Please start a new one."), code="already_served")
     assert visit.customer is not None
-    queue = queue_for_business(business_code=visit.business_code)
+    queue = queue or queue_for_business(business_code=visit.business_code)
+    if visit.business_code not in queue.businesses:
+        raise ValidationFailed(_("That queue does not serve this customer's business."), code="business_not_served")
     level = visit.customer.level
     entry = QueueEntry.objects.create(
         visit=visit,
@@ -212,6 +225,11 @@ def queue_entry_reconnect(*, entry_id: int) -> QueueEntry:
 
 
 def _abandon(entry: QueueEntry, *, now: datetime, reason: EndReason, actor: AnyActor) -> None:
+    # Lock order is entry, then presence, everywhere; agent_service_end locks
+    # presence then a CONNECTED entry. Checking the state before locking the
+    # presence keeps the two from ever waiting on each other (deadlock).
+    if entry.state not in (EntryState.WAITING, EntryState.OFFERED):
+        _apply(entry, "abandon", now, reason)  # raises out_of_order
     was_waiting = entry.state == EntryState.WAITING
     presence = AgentPresence.objects.select_for_update().get(pk=entry.agent_id) if entry.agent_id else None
     _apply(entry, "abandon", now, reason)
@@ -306,8 +324,11 @@ def _queues_for_agent(presence: AgentPresence) -> list[int]:
 
 def _offered_entry_for(user_staff: StaffProfile, entry_id: int) -> tuple[QueueEntry, AgentPresence]:
     entry = _locked_entry(entry_id)
+    # Only an offered entry may lock its agent's presence (lock order: see _abandon).
+    if entry.state != EntryState.OFFERED:
+        raise PermissionDenied(_("This offer is not yours, or it has been withdrawn."), code="not_your_offer")
     presence = AgentPresence.objects.select_for_update().filter(staff=user_staff).first()
-    if presence is None or entry.agent_id != presence.pk or entry.state != EntryState.OFFERED:
+    if presence is None or entry.agent_id != presence.pk:
         raise PermissionDenied(_("This offer is not yours, or it has been withdrawn."), code="not_your_offer")
     return entry, presence
 
@@ -330,6 +351,7 @@ def offer_accept(*, actor: AnyActor, staff: StaffProfile, entry_id: int, now: da
     )
     _entry_event(entry, "connected", agent=staff.display_name)
     _agent_event(presence, "connected", entry=entry.pk)
+    queue_entry_connected.send(sender=QueueEntry, entry=entry, staff=staff)
     return entry
 
 
@@ -359,6 +381,25 @@ def offer_decline(*, actor: AnyActor, staff: StaffProfile, entry_id: int, now: d
         actor=actor, action=AuditAction.QUEUE_OFFER_DECLINED, target=entry, data={"agent": staff.employee_number}
     )
     return entry
+
+
+@transaction.atomic
+def agent_assist_start(*, actor: AnyActor, staff: StaffProfile, now: datetime | None = None) -> AgentPresence:
+    """An available expert or agent joins someone else's call (R1.2): busy until it ends.
+
+    Someone not available (offline, away, ringing, busy) keeps their state.
+    """
+    now = now or timezone.now()
+    presence = _presence_for(staff, now)
+    if presence.state != AgentState.AVAILABLE:
+        return presence
+    _apply(presence, "assist", now)
+    presence.save()
+    audit_record(
+        actor=actor, action=AuditAction.AGENT_STATE_CHANGED, target=presence, data={"to": "busy", "assisting": True}
+    )
+    _agent_event(presence, "state")
+    return presence
 
 
 @transaction.atomic
@@ -624,6 +665,7 @@ def dispatcher_tick(*, now: datetime | None = None) -> dict[str, int]:
         ),
     }
     done["offers"] = dispatch_all(now=now)
+    dispatcher_ticked.send(sender=ServiceQueue, now=now)
     return done
 
 

@@ -48,6 +48,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "customers.view_blacklistentry",
             "audit.view_auditrecord",
             "staff.view_staffprofile",
+            # Audit-report exports: request them, see everyone's, and ask for
+            # personal data in clear (each unmasking is audited).
+            "compliance.export_audit_trail",
+            "compliance.view_auditexport",
+            "compliance.unmask_personal_data",
         }
     ),
     # Runs the system: staff accounts, branches, blacklists; reads the audit
@@ -63,6 +68,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "customers.change_branch",
             "customers.view_blacklistentry",
             "audit.view_auditrecord",
+            # Exports of the audit trail (their own only), always masked: the
+            # role that manages logins and roles must not also read customers'
+            # personal data in clear (separation of duties); unmasking is a
+            # compliance decision (compliance.unmask_personal_data).
+            "compliance.export_audit_trail",
             "staff.view_staffprofile",
             "staff.add_staffprofile",
             "staff.change_staffprofile",

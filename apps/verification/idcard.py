@@ -134,8 +134,9 @@ ETHNICITIES: Final = (
     "独龙", "鄂伦春", "赫哲", "门巴", "珞巴", "基诺",
 )  # fmt: skip
 
-# Label patterns, tolerant of the OCR confusions seen in practice (similar
-# glyphs: 址/趾/扯, 码/玛, 份/分) and of a partially read label.
+# Label patterns, tolerant of a few plausible confusions between similar glyphs
+# (址/趾/扯, 码/玛, 份/分) and of a partially read number label. OCR spaces
+# inside labels ("姓  名") are already gone after normalisation.
 _LABELS: Final[dict[str, re.Pattern[str]]] = {
     "name": re.compile(r"姓名"),
     "sex": re.compile(r"性别"),
@@ -164,8 +165,8 @@ _DATE_IN_WORDS: Final = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?")
 _DATE_LOOSE: Final = re.compile(r"(\d{4})\D{1,2}(\d{1,2})\D{1,2}(\d{1,2})")
 
 
-# Characters outside GB 2312 that are nevertheless standard simplified
-# characters used in names (通用规范汉字表); OpenCC would "simplify" them.
+# Characters outside GB 2312 that the 2013 standard list (通用规范汉字表) keeps
+# for names; OpenCC would "simplify" them (昇 → 升). Extend when one turns up.
 _STANDARD_NAME_CHARACTERS_OUTSIDE_GB2312: Final = frozenset("昇")
 
 

@@ -24,7 +24,7 @@ from apps.audit.services import Actor, audit_record
 from apps.businesses.registry import BusinessType, business_get
 from apps.common.crypto import normalize_mobile
 from apps.common.errors import ApplicationError, NotAllowed, NotFound, ValidationFailed
-from apps.common.images import ImageRejected, image_to_jpeg_bytes, load_untrusted_image
+from apps.common.images import ImageRejected, downscale_for_ocr, image_to_jpeg_bytes, load_untrusted_image
 from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
 from apps.customers.models import AccountStatus
 from apps.customers.selectors import account_get_by_number, blacklist_hits, customer_match_three_elements
@@ -32,6 +32,7 @@ from apps.verification.idcard import (
     CardNumberUnreadable,
     IdCardUnreadable,
     crop_portrait,
+    ensure_card_photo_is_sharp,
     parse_bank_card_number,
     parse_id_card_front,
 )
@@ -176,10 +177,13 @@ def visit_id_card_process(*, visit_id: int, attempt: int) -> ServiceSession:
     if visit.state != VisitState.ID_CARD_PROCESSING or visit.id_card_attempts != attempt:
         return visit
     with visit.id_card_photo.open("rb") as handle:
-        image = load_untrusted_image(handle.read())
+        image = downscale_for_ocr(load_untrusted_image(handle.read()))
     front = None
     failure: IdCardUnreadable | None = None
     try:
+        # Before OCR: on a blurred photo the recogniser guesses plausible
+        # wrong names with high confidence, and a name has no checksum.
+        ensure_card_photo_is_sharp(image)
         front = parse_id_card_front(get_ocr_engine().read(image))
     except IdCardUnreadable as unreadable:
         failure = unreadable

@@ -41,6 +41,9 @@ INSTALLED_APPS = [
     "apps.staff",
     "apps.verification",
     "apps.queueing",
+    "apps.calls",
+    "apps.compliance",
+    "apps.console",
     "apps.mobile",
     "apps.demo",
 ]
@@ -102,6 +105,19 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
+# Our own static files, plus Debian's janus.js and webrtc-adapter (packages
+# libjs-janus-gateway and libjs-webrtc-adapter) when installed.
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    *(
+        (prefix, path)
+        for prefix, path in (
+            ("vendor/janus", "/usr/share/javascript/janus-gateway"),
+            ("vendor/webrtc-adapter", "/usr/share/javascript/webrtc-adapter"),
+        )
+        if Path(path).is_dir()
+    ),
+]
 STATIC_ROOT = env_path("REMOTEBANK_STATIC_ROOT", VAR_DIR / "static")
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env_path("REMOTEBANK_MEDIA_ROOT", VAR_DIR / "media")
@@ -171,5 +187,11 @@ LOGGING = {
 }
 
 from remotebank.settings.celery import *  # noqa: E402,F403
+from remotebank.settings.janus import *  # noqa: E402,F403
+
+# Calls (R1.4): how long a dropped participant may take to rejoin, and how
+# long a new call may take to connect, before the call is ended.
+CALL_REJOIN_GRACE_SECONDS = env_int("REMOTEBANK_CALL_REJOIN_GRACE_SECONDS", 60)
+CALL_CONNECT_TIMEOUT_SECONDS = env_int("REMOTEBANK_CALL_CONNECT_TIMEOUT_SECONDS", 120)
 from remotebank.settings.channels import *  # noqa: E402,F403
 from remotebank.settings.database import *  # noqa: E402,F403

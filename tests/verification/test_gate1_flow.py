@@ -388,3 +388,11 @@ def test_the_account_can_be_photographed_as_a_bank_card_or_a_passbook_barcode(
         {"photo": _file(generate_passbook_barcode("800000000000001234", kind="qr"), "passbook.png")},
     )
     assert passbook.json() == {"number": "800000000000001234", "source": "barcode"}
+
+
+def test_a_blurred_photo_is_refused_as_blurred_rather_than_guessed(visitor: Visitor, person_customer: Customer) -> None:
+    visitor.start()
+    blurred = generate_id_card_front(PERSON, face_photos()[0], degrade=Degradation(blur_radius=4))
+    failed = visitor.upload(blurred)
+    assert failed["state"] == "business_chosen"
+    assert failed["id_card_problem"]["code"] == "blurred"

@@ -1,0 +1,1 @@
+"""Outside systems the calls app talks to (Janus). No models here."""

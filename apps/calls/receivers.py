@@ -1,0 +1,24 @@
+"""Receivers of lower apps' signals; each only calls a service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.queueing.signals import dispatcher_ticked, queue_entry_connected
+
+
+def on_entry_connected(sender: Any, entry: Any, staff: Any, **kwargs: Any) -> None:
+    from apps.calls.services import call_create_for_entry
+
+    call_create_for_entry(entry=entry, staff=staff)
+
+
+def on_dispatcher_tick(sender: Any, now: Any, **kwargs: Any) -> None:
+    from apps.calls.services import calls_expire
+
+    calls_expire(now=now)
+
+
+def connect() -> None:
+    queue_entry_connected.connect(on_entry_connected, dispatch_uid="calls_create_on_answer")
+    dispatcher_ticked.connect(on_dispatcher_tick, dispatch_uid="calls_expire_on_tick")

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from apps.calls.models import Call
+
+# Janus videoroom recording names (docs/janus.md):
+# videoroom-<room>-user-<feed id>-<µs timestamp>-<audio|video>-<mid>.mjr
+_RECORDING = re.compile(r"^videoroom-(?P<room>\d+)-user-(?P<feed>\d+)-(?P<stamp>\d+)-(?P<kind>audio|video)-\d+\.mjr$")
+
+
+@dataclass(frozen=True)
+class RecordingFile:
+    path: Path
+    kind: str  # "audio" or "video"
+    feed_id: int
+    started_us: int
+    role: str | None  # the participant's role, None if the feed id is unknown
+    participant_id: int | None
+
+
+def call_recording_files(*, call: Call) -> list[RecordingFile]:
+    """The call's finished recording files, each mapped to its participant by feed id.
+
+    Open recordings (``.mjr.tmp``) are not listed: Janus renames them when it
+    closes them. A participant who rejoined has several feeds, hence several
+    files; all map back to them.
+    """
+    folder = Path(call.record_dir)
+    if not folder.is_dir():
+        return []
+    feeds = {p.janus_feed_id: p for p in call.participants.exclude(janus_feed_id__isnull=True)}
+    files = []
+    for path in sorted(folder.iterdir()):
+        match = _RECORDING.match(path.name)
+        if match is None or int(match["room"]) != call.room_id:
+            continue
+        participant = feeds.get(int(match["feed"]))
+        files.append(
+            RecordingFile(
+                path=path,
+                kind=match["kind"],
+                feed_id=int(match["feed"]),
+                started_us=int(match["stamp"]),
+                role=participant.role if participant else None,
+                participant_id=participant.pk if participant else None,
+            )
+        )
+    return files

@@ -1,0 +1,403 @@
+"""Call lifecycle (R1): create on answer, open the Janus room, follow who
+really publishes (Janus events), invite, transfer, hang up, rejoin grace.
+
+Janus requests are side effects: they run after the transaction that decided
+them commits (a Celery task), never inside it, and their failures come back
+as state changes of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import TransitionNotAllowed
+
+from apps.audit.actions import AuditAction
+from apps.audit.services import Actor, AnyActor, audit_record
+from apps.calls.integrations.janus import (
+    VIDEOROOM_ERROR_ROOM_EXISTS,
+    JanusError,
+    JanusVideoRoom,
+    janus_server,
+    janus_servers,
+    janus_session_token,
+    janus_token,
+)
+from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
+from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
+from apps.queueing import events
+from apps.queueing.models import AgentPresence, AgentState, QueueEntry, ServiceQueue
+from apps.queueing.services import agent_assist_start, agent_service_end, queue_entry_enqueue
+from apps.staff.models import StaffProfile
+from apps.staff.roles import Role
+
+MEDIA = Actor.system("media")
+
+
+def _apply(call: Call, transition_name: str, *args: Any) -> None:
+    try:
+        getattr(call, transition_name)(*args)
+    except TransitionNotAllowed as exc:
+        raise NotAllowed(_("The call is already over."), code="call_ended", extra={"state": call.state}) from exc
+
+
+def _locked(call_id: int) -> Call:
+    try:
+        return Call.objects.select_for_update(of=("self",)).select_related("visit").get(pk=call_id)
+    except Call.DoesNotExist as exc:
+        raise NotFound(_("This call does not exist."), code="call_not_found") from exc
+
+
+def _notify(call: Call, event: str, **extra: Any) -> None:
+    """Tell everyone in the call (customer page and staff consoles), after commit."""
+    payload = {"type": events.VISIT_UPDATE, "event": event, "call": str(call.public_id), **extra}
+    events.broadcast_on_commit(events.visit_group(call.visit_id), payload)
+    for presence_id in AgentPresence.objects.filter(staff__calls__call=call).values_list("pk", flat=True):
+        events.broadcast_on_commit(
+            events.agent_group(presence_id),
+            {"type": events.AGENT_UPDATE, "event": f"call_{event}", "call": str(call.public_id), **extra},
+        )
+
+
+def _least_loaded_server() -> str:
+    """The configured Janus server with the fewest live calls (ties: first configured)."""
+    names = [server.name for server in janus_servers()]
+    if not names:
+        raise NotAllowed(_("No video server is configured."), code="no_media_server")
+    live = dict(
+        Call.objects.filter(state__in=(CallState.CONNECTING, CallState.CONNECTED), janus_server__in=names)
+        .values_list("janus_server")
+        .annotate(n=Count("pk"))
+        .values_list("janus_server", "n")
+    )
+    return min(names, key=lambda name: (live.get(name, 0), names.index(name)))
+
+
+def call_create_for_entry(*, entry: QueueEntry, staff: StaffProfile) -> Call:
+    """Create the call of an answered queue entry (inside the acceptance's transaction)."""
+    server = _least_loaded_server()
+    call = Call(visit_id=entry.visit_id, entry=entry, janus_server=server)
+    call.record_dir = str(Path(settings.JANUS_RECORDINGS_DIR) / str(call.public_id))
+    call.save()
+    CallParticipant.objects.create(call=call, role=ParticipantRole.CUSTOMER)
+    CallParticipant.objects.create(call=call, role=ParticipantRole.AGENT, staff=staff)
+    audit_record(
+        actor=MEDIA,
+        action=AuditAction.CALL_CREATED,
+        target=call,
+        data={"server": server, "room": call.room_id, "agent": staff.employee_number, "entry": entry.pk},
+    )
+    from apps.calls.tasks import call_room_open_task
+
+    call_pk = call.pk
+    transaction.on_commit(lambda: call_room_open_task.delay(call_pk))
+    return call
+
+
+def call_room_open(*, call_id: int) -> Call:
+    """Create the call's private, recorded room on its Janus server. Idempotent."""
+    call = Call.objects.get(pk=call_id)
+    if call.room_open or call.state == CallState.ENDED:
+        return call
+    Path(call.record_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        JanusVideoRoom(janus_server(call.janus_server)).create_room(
+            room_id=call.room_id,
+            secret=call.room_secret,
+            description=f"call {call.public_id}",
+            record_dir=call.record_dir,
+        )
+    except JanusError as failure:
+        if failure.code == VIDEOROOM_ERROR_ROOM_EXISTS:
+            # A retried task whose first attempt created the room before
+            # failing to record it: the room is ours (ids are random, 52-bit).
+            return _room_opened(call_id)
+        with transaction.atomic():
+            call = _locked(call_id)
+            if call.state != CallState.ENDED:
+                _end(call, reason=CallEndReason.MEDIA_SERVER_FAILED, actor=MEDIA, detail=str(failure))
+        return call
+    return _room_opened(call_id)
+
+
+@transaction.atomic
+def _room_opened(call_id: int) -> Call:
+    call = _locked(call_id)
+    if call.room_open:
+        return call
+    call.room_open = True
+    call.save(update_fields=["room_open"])
+    audit_record(actor=MEDIA, action=AuditAction.CALL_ROOM_OPENED, target=call, data={"room": call.room_id})
+    _notify(call, "room_ready")
+    return call
+
+
+@dataclass(frozen=True)
+class JoinCredentials:
+    """Janus checks two tokens: ``session_token`` on every request of the
+    browser's Janus session, ``room_token`` in the videoroom join (bound to
+    this one room). See docs/janus.md."""
+
+    server_url: str
+    room_id: int
+    session_token: str
+    room_token: str
+    handle: str
+    role: str
+
+
+def call_join_credentials(*, call: Call, participant: CallParticipant) -> JoinCredentials:
+    """What one participant's browser needs to join the room: a token bound to this room."""
+    if call.state == CallState.ENDED:
+        raise NotAllowed(_("The call is already over."), code="call_ended")
+    if not call.room_open:
+        raise NotAllowed(_("The video room is being prepared. Please wait a moment."), code="room_not_ready")
+    if participant.left_at is not None:
+        raise PermissionDenied(_("You have left this call."), code="left_call")
+    server = janus_server(call.janus_server)
+    return JoinCredentials(
+        server_url=server.public_ws_url,
+        room_id=call.room_id,
+        session_token=janus_session_token(server, valid_seconds=settings.JANUS_TOKEN_SECONDS),
+        room_token=janus_token(server, room_id=call.room_id, valid_seconds=settings.JANUS_TOKEN_SECONDS),
+        handle=participant.handle,
+        role=participant.role,
+    )
+
+
+def call_participant_event(
+    *,
+    event: str,
+    handle: str | None = None,
+    room_id: int | None = None,
+    feed_id: int | None = None,
+    at: datetime | None = None,
+) -> Call | None:
+    """Apply what Janus reported about a participant (joined, published, left).
+
+    Janus names the participant by display (our handle) when it joins, but
+    only by room and feed id when it unpublishes or leaves; the feed id is
+    stored at join. Unknown participants are ignored (another room, or a
+    forged event that passed the shared secret but names nobody).
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        candidates = CallParticipant.objects.select_for_update().select_related("call")
+        if handle:
+            participant = candidates.filter(handle=handle).first()
+        elif room_id is not None and feed_id is not None:
+            participant = candidates.filter(call__room_id=room_id, janus_feed_id=feed_id).first()
+        else:
+            participant = None
+        if participant is None:
+            return None
+        call = _locked(participant.call_id)
+        if call.state == CallState.ENDED:
+            return call
+        if event == "joined":
+            participant.joined_at = participant.joined_at or at
+            participant.janus_feed_id = feed_id or participant.janus_feed_id
+            participant.disconnected_at = None
+        elif event == "published":
+            participant.publishing_since = at
+            participant.disconnected_at = None
+        elif event in ("left", "unpublished"):
+            participant.publishing_since = None
+            participant.disconnected_at = participant.disconnected_at or at
+        else:
+            return call
+        participant.save()
+        audit_record(
+            actor=MEDIA,
+            action=AuditAction.CALL_PARTICIPANT_EVENT,
+            target=call,
+            data={"role": participant.role, "event": event, "feed": feed_id},
+        )
+        publishing = set(
+            CallParticipant.objects.filter(call=call, publishing_since__isnull=False).values_list("role", flat=True)
+        )
+        if call.state == CallState.CONNECTING and {ParticipantRole.CUSTOMER, ParticipantRole.AGENT} <= publishing:
+            _apply(call, "connect", at)
+            call.save()
+            audit_record(actor=MEDIA, action=AuditAction.CALL_CONNECTED, target=call)
+            _notify(call, "connected")
+        elif event in ("left", "unpublished"):
+            _notify(call, "participant_dropped", role=participant.role)
+        return call
+
+
+def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = "", now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    _apply(call, "end", now, reason)
+    call.save()
+    CallParticipant.objects.filter(call=call, left_at__isnull=True).update(left_at=now)
+    audit_record(
+        actor=actor, action=AuditAction.CALL_ENDED, target=call, data={"reason": reason.value, "detail": detail}
+    )
+    # The serving agent and any expert still busy with this call go to wrap-up.
+    for member in CallParticipant.objects.filter(call=call, staff__isnull=False).select_related("staff"):
+        assert member.staff is not None
+        _release(member.staff, actor=actor, now=now)
+    _notify(call, "ended", reason=reason.value)
+    if call.room_open:
+        from apps.calls.tasks import call_room_close_task
+
+        call_pk = call.pk
+        transaction.on_commit(lambda: call_room_close_task.delay(call_pk))
+
+
+def _release(staff: StaffProfile, *, actor: AnyActor, now: datetime) -> None:
+    """A staff member's part in a call is over: busy → wrap-up (others keep their state)."""
+    presence = AgentPresence.objects.filter(staff=staff).first()
+    if presence is not None and presence.state == AgentState.BUSY:
+        agent_service_end(actor=actor, staff=staff, now=now)
+
+
+def call_room_close(*, call_id: int) -> None:
+    """Destroy the room of an ended call (recordings stay on disk). Idempotent."""
+    call = Call.objects.get(pk=call_id)
+    if call.state != CallState.ENDED or not call.room_open:
+        return
+    room = JanusVideoRoom(janus_server(call.janus_server))
+    if room.exists(room_id=call.room_id):
+        room.destroy_room(room_id=call.room_id, secret=call.room_secret)
+    with transaction.atomic():
+        Call.objects.filter(pk=call_id).update(room_open=False)
+        audit_record(actor=MEDIA, action=AuditAction.CALL_ROOM_CLOSED, target=call)
+
+
+def participant_for(*, call: Call, staff: StaffProfile | None = None, visit_id: int | None = None) -> CallParticipant:
+    """The participant row of this person in this call, or PermissionDenied."""
+    query = CallParticipant.objects.filter(call=call)
+    if staff is not None:
+        participant = query.filter(staff=staff).exclude(role=ParticipantRole.CUSTOMER).first()
+    elif visit_id is not None and call.visit_id == visit_id:
+        participant = query.filter(role=ParticipantRole.CUSTOMER).first()
+    else:
+        participant = None
+    if participant is None:
+        raise PermissionDenied(_("You are not a participant of this call."), code="not_a_participant")
+    return participant
+
+
+@transaction.atomic
+def call_hang_up(*, call_id: int, actor: AnyActor, participant: CallParticipant) -> Call:
+    """Customer or agent ends the call; an expert hanging up only leaves it."""
+    call = _locked(call_id)
+    if participant.role == ParticipantRole.EXPERT:
+        CallParticipant.objects.filter(pk=participant.pk).update(left_at=timezone.now())
+        if participant.staff is not None:
+            _release(participant.staff, actor=actor, now=timezone.now())
+        audit_record(
+            actor=actor,
+            action=AuditAction.CALL_PARTICIPANT_EVENT,
+            target=call,
+            data={"role": "expert", "event": "left"},
+        )
+        _notify(call, "expert_left")
+        return call
+    reason = (
+        CallEndReason.CUSTOMER_HUNG_UP if participant.role == ParticipantRole.CUSTOMER else CallEndReason.AGENT_HUNG_UP
+    )
+    _end(call, reason=reason, actor=actor)
+    return call
+
+
+@transaction.atomic
+def call_invite(
+    *, call_id: int, actor: AnyActor, inviter: StaffProfile, invitee: StaffProfile | None = None
+) -> CallParticipant:
+    """Bring an expert or another agent into the call (R1.2): a named person, or the longest-idle available expert."""
+    call = _locked(call_id)
+    participant_for(call=call, staff=inviter)
+    if call.state == CallState.ENDED:
+        raise NotAllowed(_("The call is already over."), code="call_ended")
+    if invitee is None:
+        presence = (
+            AgentPresence.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                state=AgentState.AVAILABLE,
+                staff__role=Role.EXPERT,
+                staff__skills__business_code=call.visit.business_code,
+            )
+            .order_by("idle_since")
+            .first()
+        )
+        if presence is None:
+            raise NotAllowed(_("No expert is available right now."), code="no_expert_available")
+        invitee = presence.staff
+    if invitee.role not in (Role.EXPERT, Role.AGENT) or invitee.pk == inviter.pk:
+        raise ValidationFailed(_("Only another agent or an expert can be invited."), code="invalid_invitee")
+    participant, created = CallParticipant.objects.get_or_create(
+        call=call, staff=invitee, defaults={"role": ParticipantRole.EXPERT}
+    )
+    if not created and participant.left_at is not None:
+        participant.left_at = None
+        participant.save(update_fields=["left_at"])
+    audit_record(actor=actor, action=AuditAction.CALL_INVITED, target=call, data={"invitee": invitee.employee_number})
+    agent_assist_start(actor=actor, staff=invitee)
+    presence_id = AgentPresence.objects.filter(staff=invitee).values_list("pk", flat=True).first()
+    if presence_id is not None:
+        events.broadcast_on_commit(
+            events.agent_group(presence_id),
+            {
+                "type": events.AGENT_UPDATE,
+                "event": "call_invite",
+                "call": str(call.public_id),
+                "by": inviter.display_name,
+            },
+        )
+    return participant
+
+
+@transaction.atomic
+def call_transfer(*, call_id: int, actor: AnyActor, staff: StaffProfile, queue_id: int) -> QueueEntry:
+    """Send the customer to another queue, keeping the gate results (R1.2)."""
+    call = _locked(call_id)
+    participant = participant_for(call=call, staff=staff)
+    if participant.role != ParticipantRole.AGENT:
+        raise PermissionDenied(_("Only the serving agent can transfer the customer."), code="not_serving_agent")
+    queue = ServiceQueue.objects.filter(pk=queue_id).first()
+    if queue is None:
+        raise NotFound(_("This queue does not exist."), code="queue_not_found")
+    _end(call, reason=CallEndReason.TRANSFERRED, actor=actor, detail=queue.code)
+    return queue_entry_enqueue(visit_id=call.visit_id, queue=queue, after_service=True)
+
+
+def calls_expire(*, now: datetime | None = None) -> int:
+    """End calls whose participants did not (re)join in time."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.CALL_REJOIN_GRACE_SECONDS)
+    connect_limit = timedelta(seconds=settings.CALL_CONNECT_TIMEOUT_SECONDS)
+    ended = 0
+    dropped = Call.objects.filter(
+        Q(state__in=(CallState.CONNECTING, CallState.CONNECTED)),
+        Q(participants__disconnected_at__lt=now - grace, participants__left_at__isnull=True)
+        & ~Q(participants__role=ParticipantRole.EXPERT),
+    ).values_list("pk", flat=True)
+    stalled = Call.objects.filter(state=CallState.CONNECTING, created_at__lt=now - connect_limit).values_list(
+        "pk", flat=True
+    )
+    for call_id, reason in [*((pk, CallEndReason.REJOIN_GRACE_EXPIRED) for pk in set(dropped))] + [
+        (pk, CallEndReason.CONNECT_TIMEOUT) for pk in set(stalled) - set(dropped)
+    ]:
+        with transaction.atomic():
+            call = (
+                Call.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk=call_id)
+                .exclude(state=CallState.ENDED)
+                .first()
+            )
+            if call is None:
+                continue
+            _end(call, reason=reason, actor=MEDIA, now=now)
+            ended += 1
+    return ended

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from apps.calls import api
+
+app_name = "calls"
+
+urlpatterns = [
+    path("current/", api.CustomerCallApi.as_view(), name="customer-call"),
+    path("mine/", api.StaffMyCallApi.as_view(), name="staff-my-call"),
+    path("janus-events/", api.JanusEventsApi.as_view(), name="janus-events"),
+    path("<uuid:public_id>/", api.StaffCallApi.as_view(), name="staff-call"),
+    path("<uuid:public_id>/invite/", api.CallInviteApi.as_view(), name="invite"),
+    path("<uuid:public_id>/transfer/", api.CallTransferApi.as_view(), name="transfer"),
+]

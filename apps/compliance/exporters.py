@@ -1,0 +1,712 @@
+"""Audit-report files: masking of personal data, and the CSV, XLSX and PDF writers.
+
+Writers take a header and a *callable* returning a fresh iterator of rows,
+write to a local path and report progress. CSV and XLSX read the rows once,
+one at a time, so memory does not grow with the number of rows. The PDF reads
+them twice (first to learn which characters need a glyph, then to draw) and
+is capped at ``pdf_max_rows()`` rows: a PDF of a million rows is no use to a
+reader, and reportlab keeps the whole document in memory until it is saved.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from apps.audit.actions import AuditAction
+from apps.audit.models import ActorKind
+from apps.common.checksums import id_number_check_char
+from apps.common.masking import MASK, mask_account_number, mask_id_number, mask_mobile
+
+# --- Masking -----------------------------------------------------------------------------
+
+# Keys of audit ``data`` whose values are personal names wherever they occur...
+NAME_KEYS = frozenset(
+    {"customer_name", "full_name", "display_name", "holder_name", "legal_representative", "agent_name"}
+)
+# ...and "name", which is a person's name only in records about people (a
+# branch's or a queue's "name" is not personal data).
+PERSON_TARGET_TYPES = frozenset(
+    {"customers.customer", "customers.blacklistentry", "verification.servicesession", "staff.staffprofile", "auth.user"}
+)
+
+# Common single-character surnames (the most frequent ~250, covering well over
+# 95 % of the population) and the compound ones. Free text has no markup
+# saying "this is a name", so a name is recognized as a run of 2–4 Chinese
+# characters standing alone (not inside a longer run) that starts with a
+# surname. This over-masks a few ordinary words of that shape (e.g. 黄金) and
+# misses names written inside a sentence; names under NAME_KEYS are masked
+# whatever they look like.
+_SINGLE_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫阎段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔"
+    "向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕"
+    "单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚"
+    "娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池"
+    "查麻苑迟邝"
+)
+_COMPOUND_SURNAMES = [
+    "欧阳",
+    "司马",
+    "诸葛",
+    "上官",
+    "东方",
+    "皇甫",
+    "尉迟",
+    "公孙",
+    "慕容",
+    "长孙",
+    "宇文",
+    "司徒",
+    "夏侯",
+    "轩辕",
+    "令狐",
+    "钟离",
+    "端木",
+    "独孤",
+    "南宫",
+    "西门",
+    "百里",
+    "呼延",
+    "万俟",
+    "申屠",
+    "第五",
+    "太史",
+    "闻人",
+    "澹台",
+    "公冶",
+    "宗政",
+    "濮阳",
+    "淳于",
+    "单于",
+    "赫连",
+    "拓跋",
+]
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff"
+_NAME_IN_TEXT = re.compile(
+    rf"(?<![{_HAN}])(?:(?P<compound>{'|'.join(_COMPOUND_SURNAMES)})|(?P<single>[{_SINGLE_SURNAMES}]))"
+    rf"(?P<given>[{_HAN}]{{1,2}})(?![{_HAN}])"
+)
+# Digit runs that may be personal numbers: not glued to other letters or digits
+# (so hashes and ids made of hex are left alone). 18 characters may end in X.
+_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[Xx]|\d{11,19})(?![0-9A-Za-z])")
+_LONG_DIGITS = re.compile(r"\d{11}")
+_ANY_HAN = re.compile(rf"[{_HAN}]")
+# Any key that mask_data would treat as a name: every NAME_KEYS entry and "name" end in `name"`,
+# except legal_representative.
+_NAME_KEY_IN_JSON = re.compile(r'name":|"legal_representative":')
+
+
+def mask_name(value: str) -> str:
+    """``张三丰`` → ``张**``, ``欧阳娜娜`` → ``欧阳**``, ``John Smith`` → ``J*** *****``."""
+    value = value.strip()
+    if len(value) <= 1:
+        return value
+    keep = 2 if value[:2] in _COMPOUND_SURNAMES and len(value) > 2 else 1
+    return value[:keep] + "".join(char if char.isspace() else MASK for char in value[keep:])
+
+
+def _mask_number(number: str) -> str:
+    if len(number) == 18 and (number[17] in "Xx" or id_number_check_char(number[:17]) == number[17]):
+        return mask_id_number(number)
+    if len(number) == 11 and number.startswith("1"):
+        return mask_mobile(number)
+    if len(number) == 13 and number.startswith("861"):
+        return "86" + mask_mobile(number[2:])
+    if 16 <= len(number) <= 19:
+        return mask_account_number(number)
+    return number
+
+
+def mask_text(value: str) -> str:
+    """Mask personal numbers and personal names found in free text.
+
+    11-digit mobile numbers (starting with 1), 18-character ID numbers (a
+    valid check character, or ending in X) and 16–19-digit card or account
+    numbers are masked with ``apps.common.masking``; names as in
+    ``_NAME_IN_TEXT``. Numbers already masked (``138****5678``) stay as they are.
+    """
+    if not value:
+        return value
+    # Cheap searches first: most texts (codes, masked values) need neither substitution.
+    if _LONG_DIGITS.search(value):
+        value = _NUMBER_IN_TEXT.sub(lambda match: _mask_number(match.group(0)), value)
+    if _ANY_HAN.search(value):
+        value = _NAME_IN_TEXT.sub(lambda match: mask_name(match.group(0)), value)
+    return value
+
+
+def mask_json_text(text: str, data: Any, *, about_a_person: bool) -> str:
+    """Masked form of ``text``, the JSON dump of ``data``.
+
+    Masking the dumped text in one pass is several times faster than walking
+    the value; only a text with a name key needs the walk (and a new dump).
+    """
+    if _NAME_KEY_IN_JSON.search(text):
+        return dump_json(mask_data(data, about_a_person=about_a_person))
+    return mask_text(text)
+
+
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def dump_json(data: Any) -> str:
+    return _JSON_ENCODER.encode(data) if data else ""
+
+
+def mask_data(value: Any, *, about_a_person: bool = False, key: str | None = None) -> Any:
+    """Mask a JSON value from audit ``data`` (dicts and lists recursively).
+
+    ``about_a_person``: the record's target is a person (PERSON_TARGET_TYPES),
+    so a plain "name" key holds a personal name.
+    """
+    if isinstance(value, dict):
+        return {
+            item_key: mask_data(item, about_a_person=about_a_person, key=str(item_key))
+            for item_key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_data(item, about_a_person=about_a_person, key=key) for item in value]
+    if isinstance(value, str):
+        if key in NAME_KEYS or (about_a_person and key == "name"):
+            return mask_name(value)
+        return mask_text(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**10:
+        # A number stored as a JSON number (e.g. a mobile) is masked like text.
+        masked = mask_text(str(value))
+        return value if masked == str(value) else masked
+    return value
+
+
+# --- Rows and header ---------------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    gettext_lazy("No."),
+    gettext_lazy("Time"),
+    gettext_lazy("Actor kind"),
+    gettext_lazy("Actor"),
+    gettext_lazy("Action code"),
+    gettext_lazy("Action"),
+    gettext_lazy("Target type"),
+    gettext_lazy("Target ID"),
+    gettext_lazy("Target"),
+    gettext_lazy("Details"),
+    gettext_lazy("Record hash"),
+)
+
+# A formatted row: the sequence as an int, every other cell a string.
+ExportRow = tuple[Any, ...]
+ProgressCallback = Callable[[int], None]
+RowSource = Callable[[], Iterable[ExportRow]]
+
+# How often writers report progress (rows).
+PROGRESS_EVERY = 5000
+
+
+class RowFormatter:
+    """Turns streamed audit tuples (selectors.RECORD_FIELDS) into export rows.
+
+    Build it inside the export's language (``translation.override``): action
+    and actor-kind labels are translated once here, not once per row.
+    """
+
+    def __init__(self, *, unmask: bool) -> None:
+        self.unmask = unmask
+        self.action_labels = {code: str(label) for code, label in AuditAction.choices}
+        self.actor_kinds = {code: str(label) for code, label in ActorKind.choices}
+        self.zone = timezone.get_current_timezone()
+
+    def __call__(self, record: tuple[Any, ...]) -> ExportRow:
+        (sequence, created_at, actor_kind, actor_label, action, target_type, target_id, target_label, data, digest) = (
+            record
+        )
+        details = dump_json(data)
+        if not self.unmask:
+            actor_label = mask_text(actor_label)
+            target_label = mask_text(target_label)
+            details = mask_json_text(details, data, about_a_person=target_type in PERSON_TARGET_TYPES)
+        return (
+            sequence,
+            # isoformat is several times faster than strftime; same text.
+            created_at.astimezone(self.zone).isoformat(sep=" ", timespec="seconds")[:19],
+            self.actor_kinds.get(actor_kind, actor_kind),
+            actor_label,
+            action,
+            self.action_labels.get(action, action),
+            target_type,
+            target_id,
+            target_label,
+            details,
+            digest,
+        )
+
+
+@dataclass(frozen=True)
+class ReportHeader:
+    """What every file says about itself before its rows."""
+
+    export_id: int
+    period: str
+    filter_text: str
+    generated_by: str
+    generated_at: datetime
+    rows_matching: int
+    rows_total: int
+    unmasked: bool
+    up_to_sequence: int
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def title(self) -> str:
+        return _("Audit report")
+
+    def lines(self) -> list[tuple[str, str]]:
+        if self.rows_total < self.rows_matching:
+            records = _("%(written)s of %(matching)s matching records") % {
+                "written": f"{self.rows_total:,}",
+                "matching": f"{self.rows_matching:,}",
+            }
+        else:
+            records = f"{self.rows_total:,}"
+        personal = (
+            _("UNMASKED: names and numbers as recorded; handle as personal data")
+            if self.unmasked
+            else _("Masked (names, ID, mobile and card numbers)")
+        )
+        lines = [
+            (_("Export number"), str(self.export_id)),
+            (_("Period"), self.period),
+            (_("Filter"), self.filter_text),
+            (_("Generated by"), self.generated_by),
+            (_("Generated at"), timezone.localtime(self.generated_at).strftime("%Y-%m-%d %H:%M:%S %Z")),
+            (_("Records"), records),
+            (_("Personal data"), personal),
+            (_("Audit trail up to record"), f"#{self.up_to_sequence}"),
+        ]
+        lines.extend((_("Note"), note) for note in self.notes)
+        return lines
+
+
+def _report_progress(rows: Iterable[ExportRow], progress: ProgressCallback) -> Iterator[ExportRow]:
+    for count, row in enumerate(rows, start=1):
+        yield row
+        if count % PROGRESS_EVERY == 0:
+            progress(count)
+
+
+# --- Writers -----------------------------------------------------------------------------
+
+
+class Exporter(Protocol):
+    extension: str
+    content_type: str
+
+    def write(self, path: Path, *, header: ReportHeader, rows: RowSource, progress: ProgressCallback) -> int:
+        """Write the file; return how many rows it holds."""
+        ...
+
+
+# Cells starting with one of these are formulas to Excel and LibreOffice when
+# a CSV is opened: an actor label such as =HYPERLINK(...) must stay text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# Only the cells of a row that hold recorded free text (actor 3, target
+# type 6, id 7 and label 8: always strings) are checked; the others are
+# codes, times, JSON objects (control characters escaped) and hashes we produce.
+_FREE_TEXT_CELLS = (3, 6, 7, 8)
+_FORMULA_CHARS = frozenset(_FORMULA_START)
+
+
+def _csv_safe(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+class CsvExporter:
+    extension = "csv"
+    content_type = "text/csv; charset=utf-8"
+
+    def write(self, path: Path, *, header: ReportHeader, rows: RowSource, progress: ProgressCallback) -> int:
+        written = 0
+        # utf-8-sig writes the byte-order mark Excel needs to read the file as UTF-8.
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([header.title])
+            writer.writerows([label, _csv_safe(value)] for label, value in header.lines())
+            writer.writerow([])
+            writer.writerow([str(column) for column in EXPORT_COLUMNS])
+            for row in _report_progress(rows(), progress):
+                if (
+                    row[3][:1] in _FORMULA_CHARS
+                    or row[6][:1] in _FORMULA_CHARS
+                    or row[7][:1] in _FORMULA_CHARS
+                    or row[8][:1] in _FORMULA_CHARS
+                ):
+                    row = tuple(_csv_safe(value) for value in row)  # noqa: PLW2901
+                writer.writerow(row)
+                written += 1
+        progress(written)
+        return written
+
+
+# Excel's limit is 1,048,576 rows a sheet; a longer export continues on the next sheet.
+XLSX_MAX_ROWS_PER_SHEET = 1_048_576
+_XLSX_COLUMN_WIDTHS = (10, 20, 10, 18, 30, 24, 24, 12, 30, 60, 20)
+
+
+class XlsxExporter:
+    extension = "xlsx"
+    content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+    def write(self, path: Path, *, header: ReportHeader, rows: RowSource, progress: ProgressCallback) -> int:
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+        from openpyxl.styles import Font
+        from openpyxl.utils import get_column_letter
+
+        # write_only: rows go straight to a temporary XML file per sheet and
+        # the zip is assembled at save(); memory stays flat.
+        workbook = Workbook(write_only=True)
+        bold = Font(bold=True)
+
+        def new_sheet(number: int) -> Any:
+            title = _("Audit records") if number == 1 else f"{_('Audit records')} {number}"
+            sheet = workbook.create_sheet(title=title[:31])
+            for index, width in enumerate(_XLSX_COLUMN_WIDTHS, start=1):
+                sheet.column_dimensions[get_column_letter(index)].width = width
+            return sheet
+
+        def safe_cell(sheet: Any, value: Any) -> Any:
+            if not isinstance(value, str):
+                return value
+            if ILLEGAL_CHARACTERS_RE.search(value):
+                # Control characters are not allowed in XLSX at all.
+                value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+            if value.startswith(("=", "#")):
+                # openpyxl would store "=..." as a formula and "#N/A" as an
+                # error; recorded text must stay text.
+                cell = WriteOnlyCell(sheet, value=value)
+                cell.data_type = "s"
+                return cell
+            return value
+
+        def column_titles(sheet: Any) -> list[Any]:
+            cells = []
+            for column in EXPORT_COLUMNS:
+                cell = WriteOnlyCell(sheet, value=str(column))
+                cell.font = bold
+                cells.append(cell)
+            return cells
+
+        sheet_number = 1
+        sheet = new_sheet(sheet_number)
+        title = WriteOnlyCell(sheet, value=header.title)
+        title.font = Font(bold=True, size=14)
+        sheet.append([title])
+        for label, value in header.lines():
+            sheet.append([label, safe_cell(sheet, value)])
+        sheet.append([])
+        sheet.append(column_titles(sheet))
+        rows_on_sheet = len(header.lines()) + 3
+        written = 0
+        for row in _report_progress(rows(), progress):
+            if rows_on_sheet >= XLSX_MAX_ROWS_PER_SHEET:
+                sheet_number += 1
+                sheet = new_sheet(sheet_number)
+                sheet.append(column_titles(sheet))
+                rows_on_sheet = 1
+            cells = list(row)
+            for index in _FREE_TEXT_CELLS:
+                # Recorded free text may hold anything; the other cells are ours.
+                if cells[index]:
+                    cells[index] = safe_cell(sheet, cells[index])
+            sheet.append(cells)
+            rows_on_sheet += 1
+            written += 1
+        workbook.save(path)
+        progress(written)
+        return written
+
+
+# --- PDF ---------------------------------------------------------------------------------
+
+DEFAULT_PDF_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+# In NotoSansCJK-Regular.ttc: 0 JP, 1 KR, 2 SC (Simplified Chinese), 3 TC, 4 HK.
+DEFAULT_PDF_FONT_INDEX = 2
+DEFAULT_PDF_MAX_ROWS = 20_000
+
+
+def pdf_max_rows() -> int:
+    return int(getattr(settings, "COMPLIANCE_PDF_MAX_ROWS", DEFAULT_PDF_MAX_ROWS))
+
+
+def pdf_font_source() -> tuple[str, int]:
+    return (
+        str(getattr(settings, "COMPLIANCE_PDF_FONT", DEFAULT_PDF_FONT)),
+        int(getattr(settings, "COMPLIANCE_PDF_FONT_INDEX", DEFAULT_PDF_FONT_INDEX)),
+    )
+
+
+class PdfFontMissing(RuntimeError):
+    pass
+
+
+def cjk_truetype_subset(characters: Iterable[str], *, path: str, index: int) -> io.BytesIO:
+    """A TrueType font holding just ``characters`` (plus ASCII), from an OpenType/CFF CJK font.
+
+    reportlab embeds only TrueType outlines, and Noto Sans CJK has CFF
+    (PostScript) outlines, which reportlab refuses. So the characters this
+    document uses are cut out of the font with fontTools and their cubic
+    outlines converted to quadratic TrueType ones (cu2qu). For a few thousand
+    characters this takes about a second; the result is embedded in the PDF.
+    """
+    from fontTools import subset
+    from fontTools.pens.cu2quPen import Cu2QuPen
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+    from fontTools.ttLib import TTFont, newTable
+
+    # fontTools narrates every subsetting step at INFO level.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    if not Path(path).is_file():
+        raise PdfFontMissing(f"CJK font not found: {path} (Debian package fonts-noto-cjk).")
+    font = TTFont(path, fontNumber=index)
+    options = subset.Options()
+    options.layout_features = []
+    options.hinting = False
+    options.desubroutinize = True
+    options.notdef_outline = True
+    options.name_IDs = ["*"]
+    options.glyph_names = False
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes={ord(char) for char in characters} | set(range(0x20, 0x7F)) | {0x2026})
+    subsetter.subset(font)
+    if "CFF " in font:
+        order = font.getGlyphOrder()
+        glyph_set = font.getGlyphSet()
+        glyphs = {}
+        for name in order:
+            pen = TTGlyphPen(glyph_set)
+            # 1 font unit of error: invisible at any print size.
+            glyph_set[name].draw(Cu2QuPen(pen, 1.0, reverse_direction=True))
+            glyphs[name] = pen.glyph()
+        font["loca"] = newTable("loca")
+        glyf = font["glyf"] = newTable("glyf")
+        glyf.glyphOrder = order
+        glyf.glyphs = glyphs
+        for tag in ("CFF ", "VORG"):
+            if tag in font:
+                del font[tag]
+        maxp = font["maxp"] = newTable("maxp")
+        maxp.tableVersion = 0x00010000
+        for attribute in (
+            "maxZones",
+            "maxTwilightPoints",
+            "maxStorage",
+            "maxFunctionDefs",
+            "maxInstructionDefs",
+            "maxStackElements",
+            "maxSizeOfInstructions",
+            "maxComponentElements",
+        ):
+            setattr(maxp, attribute, 0)
+        maxp.maxZones = 1
+        font["post"].formatType = 3.0
+        font.sfntVersion = "\x00\x01\x00\x00"
+    buffer = io.BytesIO()
+    font.save(buffer)
+    buffer.seek(0)
+    return buffer
+
+
+# reportlab registers fonts in a process-wide table; one document at a time
+# uses the per-document font registered under this name.
+_PDF_FONT_NAME = "RemoteBankAuditCJK"
+_pdf_lock = threading.Lock()
+
+# Landscape A4, in points.
+_PAGE_WIDTH, _PAGE_HEIGHT = 842.0, 595.0
+_MARGIN = 28.0
+_FONT_SIZE = 7.0
+_LEADING = 9.0
+_MAX_LINES_PER_CELL = 4
+# Columns drawn in the PDF (index into an export row) and their widths; the
+# widths add up to the printable width.
+_PDF_COLUMNS = ((0, 44.0), (1, 78.0), (3, 80.0), (5, 120.0), (8, 130.0), (9, 334.0))
+_BREAK_AFTER = frozenset(" ,;:/-，、；：")
+
+
+@contextmanager
+def _registered_font(font: Any) -> Iterator[None]:
+    """Register this document's font subset for the duration of one document.
+
+    reportlab's registry ignores a second font under a known name and maps a
+    known face name to the first font registered with it, so every document
+    would draw with the first document's subset (missing glyphs). Hence the
+    entries are removed again afterwards (call under ``_pdf_lock``).
+    """
+    from reportlab.pdfbase import pdfmetrics
+
+    registry, faces = pdfmetrics._fonts, pdfmetrics._dynFaceNames
+    registry.pop(font.fontName, None)
+    faces.pop(font.face.name, None)
+    pdfmetrics.registerFont(font)
+    try:
+        yield
+    finally:
+        registry.pop(font.fontName, None)
+        faces.pop(font.face.name, None)
+
+
+class _PdfLayout:
+    """Draws the report on a reportlab canvas: a header block, then rows as a ruled table."""
+
+    def __init__(self, canvas: Any, header: ReportHeader) -> None:
+        from reportlab.lib.utils import simpleSplit
+        from reportlab.pdfbase.pdfmetrics import stringWidth
+
+        self.canvas = canvas
+        self.header = header
+        self.split = simpleSplit
+        self.string_width = stringWidth
+        self.widths: dict[str, float] = {}
+        self.page = 1
+        self.titles = [[str(EXPORT_COLUMNS[index])] for index, _width in _PDF_COLUMNS]
+        self.y = self._page_top()
+
+    @staticmethod
+    def texts(header: ReportHeader) -> list[str]:
+        """Everything drawn besides the rows (for the font subset)."""
+        return [
+            header.title,
+            _("Page %(number)s"),
+            *(f"{label}: {value}" for label, value in header.lines()),
+            *(str(EXPORT_COLUMNS[index]) for index, _width in _PDF_COLUMNS),
+        ]
+
+    def _page_top(self) -> float:
+        canvas = self.canvas
+        canvas.setFont(_PDF_FONT_NAME, _FONT_SIZE)
+        top = _PAGE_HEIGHT - _MARGIN + 8
+        canvas.drawString(_MARGIN, top, f"{self.header.title} #{self.header.export_id}")
+        canvas.drawRightString(_PAGE_WIDTH - _MARGIN, top, _("Page %(number)s") % {"number": self.page})
+        return _PAGE_HEIGHT - _MARGIN - 4
+
+    def draw_header(self) -> None:
+        canvas = self.canvas
+        canvas.setFont(_PDF_FONT_NAME, 14)
+        canvas.drawString(_MARGIN, self.y - 14, self.header.title)
+        self.y -= 24
+        canvas.setFont(_PDF_FONT_NAME, 8)
+        for label, value in self.header.lines():
+            for line in self.split(f"{label}: {value}", _PDF_FONT_NAME, 8, _PAGE_WIDTH - 2 * _MARGIN):
+                canvas.drawString(_MARGIN, self.y - 10, line)
+                self.y -= 11
+        self.y -= 8
+        canvas.setFont(_PDF_FONT_NAME, _FONT_SIZE)
+        self._draw_cells(self.titles)
+
+    def _char_width(self, char: str) -> float:
+        width = self.widths.get(char)
+        if width is None:
+            width = self.widths[char] = self.string_width(char, _PDF_FONT_NAME, _FONT_SIZE)
+        return width
+
+    def _cell_lines(self, text: str, width: float) -> list[str]:
+        """Wrap to the column: at a space or punctuation when there is one, else anywhere
+        (JSON and Chinese have no spaces); at most _MAX_LINES_PER_CELL lines, then "…"."""
+        limit = width - 4
+        lines: list[str] = []
+        line: list[str] = []
+        line_width = 0.0
+        for char in text.replace("\n", " "):
+            char_width = self._char_width(char)
+            if line and line_width + char_width > limit:
+                cut = max((at + 1 for at, kept in enumerate(line) if kept in _BREAK_AFTER), default=0)
+                if cut < len(line) // 2:
+                    cut = len(line)
+                lines.append("".join(line[:cut]))
+                line = line[cut:]
+                line_width = sum(self._char_width(kept) for kept in line)
+                if len(lines) == _MAX_LINES_PER_CELL:
+                    lines[-1] = lines[-1][:-1] + "…"
+                    return lines
+            line.append(char)
+            line_width += char_width
+        lines.append("".join(line))
+        return lines
+
+    def _draw_cells(self, cells: list[list[str]]) -> None:
+        x = _MARGIN
+        for (_index, width), lines in zip(_PDF_COLUMNS, cells, strict=True):
+            for number, line in enumerate(lines):
+                self.canvas.drawString(x + 2, self.y - _LEADING * (number + 1) + 2, line)
+            x += width
+        self.y -= _LEADING * max(len(lines) for lines in cells) + 2
+        self.canvas.setLineWidth(0.2)
+        self.canvas.line(_MARGIN, self.y, _PAGE_WIDTH - _MARGIN, self.y)
+
+    def draw_row(self, row: ExportRow) -> None:
+        cells = [self._cell_lines(str(row[index]), width) for index, width in _PDF_COLUMNS]
+        if self.y - (_LEADING * max(len(lines) for lines in cells) + 2) < _MARGIN:
+            self.canvas.showPage()
+            self.page += 1
+            self.y = self._page_top()
+            self._draw_cells(self.titles)
+        self._draw_cells(cells)
+
+
+class PdfExporter:
+    extension = "pdf"
+    content_type = "application/pdf"
+
+    def write(self, path: Path, *, header: ReportHeader, rows: RowSource, progress: ProgressCallback) -> int:
+        from reportlab.pdfbase.ttfonts import TTFont
+        from reportlab.pdfgen.canvas import Canvas
+
+        # First pass: every character the document will draw.
+        characters = set("".join(_PdfLayout.texts(header)))
+        for row in rows():
+            for index, _width in _PDF_COLUMNS:
+                characters.update(str(row[index]))
+        font_path, font_index = pdf_font_source()
+        font_file = cjk_truetype_subset(characters, path=font_path, index=font_index)
+
+        written = 0
+        with _pdf_lock, _registered_font(TTFont(_PDF_FONT_NAME, font_file)):
+            canvas = Canvas(str(path), pagesize=(_PAGE_WIDTH, _PAGE_HEIGHT), pageCompression=1)
+            canvas.setTitle(f"{header.title} #{header.export_id}")
+            canvas.setAuthor(header.generated_by)
+            layout = _PdfLayout(canvas, header)
+            layout.draw_header()
+            for row in _report_progress(rows(), progress):
+                layout.draw_row(row)
+                written += 1
+            canvas.showPage()
+            canvas.save()
+        progress(written)
+        return written
+
+
+EXPORTERS: dict[str, Exporter] = {"csv": CsvExporter(), "xlsx": XlsxExporter(), "pdf": PdfExporter()}
+
+
+def exporter_for(fmt: str) -> Exporter:
+    return EXPORTERS[fmt]

@@ -1,0 +1,119 @@
+/* The agent's (or expert's) side of the video call: join through Janus when
+ * a call is ours, invite an expert, transfer, hang up.
+ *
+ * GET /api/calls/mine/ is the truth (the call we are in or invited to);
+ * it is fetched on agent events and every few seconds while idle, so an
+ * invitation or a reload (rejoin within the grace period, R1.4) is picked up.
+ */
+(() => {
+  "use strict";
+
+  const ui = window.RemoteBankConsole;
+  const { config, messages } = ui;
+  const byId = (id) => document.getElementById(id);
+  let current = null; // the API's view of our call
+  let video = null; // RemoteBankCall
+  let roles = {};
+
+  function fill() {
+    const invitee = byId("call-invitee");
+    for (const person of config.experts || []) {
+      const option = document.createElement("option");
+      option.value = person.id;
+      option.textContent = person.name;
+      invitee.appendChild(option);
+    }
+    const queue = byId("call-queue");
+    for (const item of config.queues || []) {
+      const option = document.createElement("option");
+      option.value = item.id;
+      option.textContent = item.name;
+      queue.appendChild(option);
+    }
+  }
+
+  function status(text) {
+    byId("call-status").textContent = text;
+  }
+
+  function leave(text) {
+    if (video) video.leave();
+    video = null;
+    current = null;
+    byId("call-remote").textContent = "";
+    byId("call-panel").hidden = true;
+    if (text) ui.showNotice(text);
+  }
+
+  async function refresh() {
+    let call;
+    try {
+      call = await ui.api(config.urls.call_mine);
+    } catch (error) {
+      if (error.code === "no_call" && video) leave(messages.call_ended);
+      return;
+    }
+    current = call;
+    roles = Object.fromEntries(call.participants.map((p) => [p.handle, p.role]));
+    byId("call-panel").hidden = false;
+    byId("call-staff-actions").hidden = call.role !== "agent";
+    if (call.state === "ended") {
+      leave(messages.call_ended);
+      return;
+    }
+    if (!video && call.join) {
+      status(messages.call_connecting);
+      video = new window.RemoteBankCall({
+        credentials: call.join,
+        localVideo: byId("call-local"),
+        remoteContainer: byId("call-remote"),
+        labelFor: (handle) => messages[roles[handle]] || messages.expert,
+        onState: (name, detail) => {
+          if (name === "remote_video") status(messages.call_connected);
+          if (name === "remote_left") status(messages.call_peer_left);
+          if (name === "quality") byId("call-quality").textContent = `${messages.quality}: ${detail.level} (${detail.kbits} kbit/s)`;
+        },
+        onError: (code, message) => ui.showError(messages[code] || message),
+      });
+      video.start();
+    }
+  }
+
+  async function act(url, method, body, done) {
+    try {
+      ui.showError("");
+      await ui.api(url, { method, body });
+      if (done) ui.showNotice(done);
+    } catch (error) {
+      ui.showError(error.message);
+    }
+    refresh();
+  }
+
+  const callUrl = (suffix = "") => `${config.urls.calls}${current.call}/${suffix}`;
+
+  byId("call-hangup").addEventListener("click", () => current && act(callUrl(), "DELETE"));
+  byId("call-invite").addEventListener("click", () => {
+    if (!current) return;
+    const chosen = byId("call-invitee").value;
+    act(callUrl("invite/"), "POST", chosen ? { staff: Number(chosen) } : {}, messages.invited);
+  });
+  byId("call-transfer").addEventListener("click", () => {
+    if (current) act(callUrl("transfer/"), "POST", { queue: Number(byId("call-queue").value) });
+  });
+  byId("call-mute").addEventListener("click", () => {
+    if (video) byId("call-mute").textContent = video.toggleAudio() ? messages.unmute : messages.mute;
+  });
+  byId("call-camera").addEventListener("click", () => {
+    if (video) byId("call-camera").textContent = video.toggleVideo() ? messages.camera_on : messages.camera_off;
+  });
+
+  window.addEventListener("remotebank:agent-event", (event) => {
+    const message = event.detail || {};
+    if (message.event === "call_invite") ui.showNotice(ui.format(messages.invite_from, { name: message.by || "" }));
+    if (message.type === "agent" && /^(connected|call_)/.test(message.event || "")) refresh();
+  });
+  window.setInterval(() => { if (!video) refresh(); }, 3000);
+  fill();
+  refresh();
+})();

@@ -1,0 +1,337 @@
+"""A real Janus for the calls tests, inside a private network namespace.
+
+Janus never gathers ICE candidates on a loopback interface, and 127.0.0.1 is
+the only address this machine may use. So the session fixture creates a
+network namespace where 127.0.0.1/32 sits on a veth interface (v0)
+(scripts/netns.sh), generates a configuration with ``ice_enforce_list = "v0"``
+into a temporary folder, and starts Janus inside the namespace.
+
+This test process stays outside and cannot reach Janus: everything that talks
+to Janus runs in ``ip netns exec NS python tests/calls/peer.py steps`` and
+reports JSON, plus files (recordings, captured events) the tests inspect.
+
+Under CI=true Janus must run: a missing piece fails the tests with the reason.
+Elsewhere they skip when Janus or root is not available.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apps.calls.integrations.janus import JanusServer, janus_session_token, janus_token
+from apps.calls.janus_config import JanusConfigOptions, available_modules, debian_janus_lib_dir, write_janus_config
+
+CI = os.environ.get("CI", "").lower() == "true"
+ROOT = Path(__file__).resolve().parents[2]
+PEER = ROOT / "tests" / "calls" / "peer.py"
+NETNS_SCRIPT = ROOT / "scripts" / "netns.sh"
+# A fresh namespace has no other listeners: fixed ports cannot collide.
+WS_PORT, ADMIN_PORT, EVENTS_PORT = 8188, 7088, 18080
+
+
+def _unavailable(reason: str) -> None:
+    if CI:
+        pytest.fail(f"CI=true requires a real Janus for the calls tests, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _wait_for_port(netns: str, port: int, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        probe = subprocess.run(
+            ["ip", "netns", "exec", netns, "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"],
+            capture_output=True,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _stop(process: subprocess.Popen[Any] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@dataclass
+class JanusHarness:
+    """A running Janus reachable only inside ``netns``; ``server`` is how the server side talks to it."""
+
+    netns: str
+    server: JanusServer
+    workdir: Path
+    log: Path
+    events_file: Path
+    startup_seconds: float
+    process: subprocess.Popen[bytes]
+
+    @property
+    def server_dict(self) -> dict[str, str]:
+        return asdict(self.server)
+
+    def session_token(self, *, valid_seconds: int = 600, now: float | None = None) -> str:
+        return janus_session_token(self.server, valid_seconds=valid_seconds, now=now)
+
+    def room_token(self, room_id: int, *, valid_seconds: int = 600, now: float | None = None) -> str:
+        return janus_token(self.server, room_id=room_id, valid_seconds=valid_seconds, now=now)
+
+    def janus_rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+
+    def run(self, steps: list[dict[str, Any]], *, timeout: float = 40) -> list[dict[str, Any]]:
+        """Run peer.py steps inside the namespace; one result per step."""
+        for step in steps:
+            step.setdefault("url", self.server.admin_ws_url)
+            step.setdefault("server", self.server_dict)
+        completed = subprocess.run(
+            ["ip", "netns", "exec", self.netns, sys.executable, str(PEER), "steps"],
+            input=json.dumps(steps),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=ROOT,
+        )
+        if completed.returncode != 0:
+            raise AssertionError(
+                f"peer.py failed ({completed.returncode}):\n{completed.stderr[-3000:]}\n"
+                f"--- janus.log ---\n{self.log_tail()}"
+            )
+        results: list[dict[str, Any]] = json.loads(completed.stdout)
+        return results
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.events_file.exists():
+            return []
+        return [json.loads(line) for line in self.events_file.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def janus_netns() -> Iterator[str]:
+    if sys.platform != "linux" or shutil.which("ip") is None:
+        _unavailable("this is not Linux with iproute2 (`ip`)")
+    if os.geteuid() != 0:
+        _unavailable("creating a network namespace needs root")
+    if shutil.which("janus") is None:
+        _unavailable("`janus` is not installed (apt-get install --no-install-recommends janus janus-tools)")
+    name = f"rbtest{os.getpid()}"
+    created = subprocess.run(["bash", str(NETNS_SCRIPT), "up", name], capture_output=True, text=True, check=False)
+    if created.returncode != 0:
+        _unavailable(f"scripts/netns.sh up {name} failed: {created.stderr or created.stdout}")
+    try:
+        yield name
+    finally:
+        subprocess.run(["bash", str(NETNS_SCRIPT), "down", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def janus(janus_netns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusHarness]:
+    """Janus 1.1.2 started with a generated configuration inside the namespace."""
+    workdir = tmp_path_factory.mktemp("janus")
+    conf = workdir / "conf"
+    server = JanusServer(
+        name="test-janus",
+        admin_ws_url=f"ws://127.0.0.1:{WS_PORT}",
+        public_ws_url=f"ws://127.0.0.1:{WS_PORT}",
+        api_secret=secrets.token_urlsafe(24),
+        admin_key=secrets.token_urlsafe(24),
+        token_secret=secrets.token_urlsafe(24),
+        admin_secret=secrets.token_urlsafe(24),
+        admin_api_url=f"ws://127.0.0.1:{ADMIN_PORT}",
+    )
+    events_secret = secrets.token_urlsafe(24)
+    lib_dir = debian_janus_lib_dir()
+    write_janus_config(
+        JanusConfigOptions(
+            api_secret=server.api_secret,
+            admin_secret=server.admin_secret,
+            admin_key=server.admin_key,
+            token_secret=server.token_secret,
+            events_url=f"http://127.0.0.1:{EVENTS_PORT}/api/calls/janus-events/",
+            events_secret=events_secret,
+            ws_port=WS_PORT,
+            admin_port=ADMIN_PORT,
+            rtp_port_range="40000-40999",
+            ice_enforce_list="v0",
+            server_name=server.name,
+            lib_dir=lib_dir,
+            modules=available_modules(lib_dir),
+        ),
+        conf,
+    )
+    events_file = workdir / "events.jsonl"
+    collector = subprocess.Popen(
+        [
+            "ip", "netns", "exec", janus_netns, sys.executable, str(PEER), "events",
+            "--port", str(EVENTS_PORT), "--secret", events_secret, "--out", str(events_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )  # fmt: skip
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        assert collector.stdout is not None
+        if collector.stdout.readline().strip() != b"ready":
+            _unavailable("the event collector (tests/calls/peer.py events) did not start")
+        log = workdir / "janus.log"
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                janus_netns,
+                "janus",
+                "-F",
+                str(conf),
+                "-C",
+                str(conf / "janus.jcfg"),
+                "-o",
+                "-N",
+                "-L",
+                str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            umask=0o027,
+        )
+        if not _wait_for_port(janus_netns, WS_PORT, timeout=10):
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+            _unavailable(f"Janus did not open its WebSocket port within 10 s:\n{tail}")
+        yield JanusHarness(
+            netns=janus_netns,
+            server=server,
+            workdir=workdir,
+            log=log,
+            events_file=events_file,
+            startup_seconds=time.monotonic() - started,
+            process=process,
+        )
+    finally:
+        _stop(process)
+        _stop(collector)
+        if collector.stdout is not None:
+            collector.stdout.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def janus_control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusServer]:
+    """A real Janus on this machine's loopback, for the server-side control plane.
+
+    Creating, listing and destroying rooms, tokens and events need no media,
+    so the loopback pitfall does not apply: the Django test process talks to
+    this Janus directly. Media tests use ``janus`` (in a namespace) instead.
+    """
+    if shutil.which("janus") is None:
+        _unavailable("`janus` is not installed (apt-get install --no-install-recommends janus janus-tools)")
+    workdir = tmp_path_factory.mktemp("janus-control")
+    ws_port, admin_port = _free_port(), _free_port()
+    server = JanusServer(
+        name="control-janus",
+        admin_ws_url=f"ws://127.0.0.1:{ws_port}",
+        public_ws_url=f"ws://127.0.0.1:{ws_port}",
+        api_secret=secrets.token_urlsafe(24),
+        admin_key=secrets.token_urlsafe(24),
+        token_secret=secrets.token_urlsafe(24),
+        admin_secret=secrets.token_urlsafe(24),
+        admin_api_url=f"ws://127.0.0.1:{admin_port}",
+    )
+    lib_dir = debian_janus_lib_dir()
+    write_janus_config(
+        JanusConfigOptions(
+            api_secret=server.api_secret,
+            admin_secret=server.admin_secret,
+            admin_key=server.admin_key,
+            token_secret=server.token_secret,
+            # Nobody listens there: the event feed is tested by posting to the endpoint.
+            events_url=f"http://127.0.0.1:{_free_port()}/api/calls/janus-events/",
+            events_secret=secrets.token_urlsafe(24),
+            ws_port=ws_port,
+            admin_port=admin_port,
+            rtp_port_range="41000-41999",
+            server_name=server.name,
+            lib_dir=lib_dir,
+            modules=available_modules(lib_dir),
+        ),
+        workdir / "conf",
+    )
+    log = workdir / "janus.log"
+    process = subprocess.Popen(
+        ["janus", "-F", str(workdir / "conf"), "-C", str(workdir / "conf" / "janus.jcfg"), "-o", "-N", "-L", str(log)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        umask=0o027,
+    )
+    try:
+        import socket
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", ws_port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    _unavailable(
+                        f"Janus did not open port {ws_port}: {log.read_text(errors='replace')[-1500:] if log.exists() else ''}"
+                    )
+                time.sleep(0.05)
+        yield server
+    finally:
+        _stop(process)
+
+
+@pytest.fixture
+def janus_settings(settings: Any, janus_control: JanusServer, tmp_path: Path) -> JanusServer:
+    """Point the platform at the control-plane Janus for one test."""
+    settings.JANUS_SERVERS = [
+        {
+            "name": janus_control.name,
+            "ws_url": janus_control.admin_ws_url,
+            "public_ws_url": janus_control.public_ws_url,
+            "admin_api_url": janus_control.admin_api_url,
+            "api_secret": janus_control.api_secret,
+            "admin_secret": janus_control.admin_secret,
+            "admin_key": janus_control.admin_key,
+            "token_secret": janus_control.token_secret,
+        }
+    ]
+    settings.JANUS_RECORDINGS_DIR = str(tmp_path / "recordings")
+    settings.JANUS_EVENTS_SECRET = "test-events-secret"
+    return janus_control

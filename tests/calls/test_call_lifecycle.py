@@ -1,0 +1,339 @@
+"""Call lifecycle against a real Janus (control plane on loopback): R1.1–R1.4, R3.1."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.models import AuditRecord
+from apps.calls.integrations.janus import JanusServer, JanusVideoRoom
+from apps.calls.models import Call, CallParticipant, CallState, ParticipantRole
+from apps.calls.services import calls_expire
+from apps.customers.models import Customer
+from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
+from apps.queueing.services import agent_state_set, offer_accept, queue_entry_enqueue, service_queue_upsert
+from apps.staff.models import StaffProfile
+from apps.staff.roles import Role
+from apps.staff.services import agent_skill_set, staff_member_upsert
+from apps.verification.api import SESSION_KEY
+from apps.verification.models import ServiceSession
+from tests.conftest import SYSTEM
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def queue() -> ServiceQueue:
+    return service_queue_upsert(actor=SYSTEM, code="activation", name="激活", businesses=["activation"])
+
+
+@pytest.fixture
+def make_member(branch: Any, on_commit: Callable[..., Any]) -> Callable[..., StaffProfile]:
+    counter = iter(range(1, 100))
+
+    def make(role: Role = Role.AGENT, *, available: bool = True) -> StaffProfile:
+        number = next(counter)
+        staff = staff_member_upsert(
+            actor=SYSTEM,
+            username=f"call_{role.value}{number}",
+            employee_number=f"CA{number:03d}",
+            display_name=f"{role.label}{number}",
+            role=role,
+            branch=branch,
+        )
+        agent_skill_set(actor=SYSTEM, staff=staff, business_code="activation", proficiency=4)
+        if available:
+            with on_commit():
+                agent_state_set(actor=SYSTEM, staff=staff, state=AgentState.AVAILABLE)
+        return staff
+
+    return make
+
+
+@pytest.fixture
+def answered(
+    janus_settings: JanusServer,
+    queue: ServiceQueue,
+    make_customer: Callable[..., Customer],
+    make_member: Callable[..., StaffProfile],
+    on_commit: Callable[..., Any],
+    client: Client,
+) -> tuple[Call, StaffProfile, Client]:
+    """A customer (with a browser session) whose call an agent has just answered."""
+    agent = make_member()
+    customer = make_customer()
+    visit = ServiceSession.objects.create(
+        business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready"
+    )
+    session = client.session
+    session[SESSION_KEY] = visit.pk
+    session.save()
+    with on_commit():
+        entry = queue_entry_enqueue(visit_id=visit.pk)
+    with on_commit():  # the room is opened after the acceptance commits
+        offer_accept(actor=agent.user, staff=agent, entry_id=entry.pk)
+    return Call.objects.get(entry=entry), agent, client
+
+
+def _post_events(client: Client, events: list[dict[str, Any]], *, secret: str = "test-events-secret") -> Any:
+    auth = base64.b64encode(f"janus:{secret}".encode()).decode()
+    return client.post(
+        reverse("calls:janus-events"),
+        events,
+        content_type="application/json",
+        headers={"authorization": f"Basic {auth}"},
+    )
+
+
+def _videoroom(event: str, room: int, feed: int, display: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"event": event, "room": room, "id": feed}
+    if display is not None:
+        data["display"] = display
+    return {
+        "type": 64,
+        "timestamp": int(timezone.now().timestamp() * 1_000_000),
+        "event": {"plugin": "janus.plugin.videoroom", "data": data},
+    }
+
+
+def test_answering_creates_a_call_in_a_private_recorded_room_on_janus(
+    answered: tuple[Call, StaffProfile, Client], janus_settings: JanusServer
+) -> None:
+    call, _agent, _client = answered
+    call.refresh_from_db()
+    assert call.state == CallState.CONNECTING
+    assert call.room_open
+    assert call.janus_server == janus_settings.name
+    room = JanusVideoRoom(janus_settings)
+    assert room.exists(room_id=call.room_id)
+    assert Path(call.record_dir).is_dir()
+    roles = set(call.participants.values_list("role", flat=True))
+    assert roles == {ParticipantRole.CUSTOMER, ParticipantRole.AGENT}
+    actions = list(
+        AuditRecord.objects.filter(target_type="calls.call", target_id=str(call.pk)).values_list("action", flat=True)
+    )
+    assert actions[:2] == ["calls.call.created", "calls.call.room_opened"]
+
+
+def test_each_participant_gets_tokens_for_this_room_only(
+    answered: tuple[Call, StaffProfile, Client], make_member: Callable[..., StaffProfile], janus_settings: JanusServer
+) -> None:
+    call, agent, customer_browser = answered
+    mine = customer_browser.get(reverse("calls:customer-call")).json()
+    assert mine["role"] == "customer" and mine["join"]["room_id"] == call.room_id
+    assert mine["join"]["room_token"].split(":")[0].endswith(f"room={call.room_id}")
+    staff_browser = Client()
+    staff_browser.force_login(agent.user)
+    assert staff_browser.get(reverse("calls:staff-call", args=[call.public_id])).json()["role"] == "agent"
+    stranger = make_member(available=False)
+    staff_browser.force_login(stranger.user)
+    denied = staff_browser.get(reverse("calls:staff-call", args=[call.public_id]))
+    assert denied.status_code == 403 and denied.json()["code"] == "not_a_participant"
+    assert Client().get(reverse("calls:customer-call")).status_code == 404  # another browser, no visit
+
+
+def test_janus_events_connect_the_call_when_customer_and_agent_publish(
+    answered: tuple[Call, StaffProfile, Client], client: Client
+) -> None:
+    call, _agent, _browser = answered
+    customer = call.participants.get(role="customer")
+    agent = call.participants.get(role="agent")
+    assert (
+        _post_events(client, [_videoroom("joined", call.room_id, 11, customer.handle)], secret="wrong").status_code
+        == 403
+    )
+    response = _post_events(
+        client,
+        [
+            _videoroom("joined", call.room_id, 11, customer.handle),
+            _videoroom("published", call.room_id, 11, customer.handle),
+            _videoroom("joined", call.room_id, 22, agent.handle),
+            _videoroom("published", call.room_id, 22, agent.handle),
+            _videoroom("joined", 999, 33, "nobody-we-know"),
+        ],
+    )
+    assert response.json() == {"applied": 4}
+    call.refresh_from_db()
+    assert call.state == CallState.CONNECTED and call.connected_at is not None
+
+
+def test_a_dropped_participant_may_rejoin_within_grace_or_the_call_ends_cleanly(
+    answered: tuple[Call, StaffProfile, Client],
+    client: Client,
+    janus_settings: JanusServer,
+    settings: Any,
+    on_commit: Callable[..., Any],
+) -> None:
+    call, agent_staff, _browser = answered
+    customer = call.participants.get(role="customer")
+    agent = call.participants.get(role="agent")
+    _post_events(client, [
+        _videoroom("joined", call.room_id, 11, customer.handle), _videoroom("published", call.room_id, 11, customer.handle),
+        _videoroom("joined", call.room_id, 22, agent.handle), _videoroom("published", call.room_id, 22, agent.handle),
+    ])  # fmt: skip
+    # Janus names a leaving participant only by room and feed id.
+    _post_events(client, [_videoroom("leaving", call.room_id, 11)])
+    customer.refresh_from_db()
+    assert customer.disconnected_at is not None
+    now = timezone.now()
+    assert calls_expire(now=now + timedelta(seconds=settings.CALL_REJOIN_GRACE_SECONDS - 5)) == 0
+    _post_events(client, [_videoroom("joined", call.room_id, 12, customer.handle)])  # came back
+    assert calls_expire(now=now + timedelta(seconds=settings.CALL_REJOIN_GRACE_SECONDS + 5)) == 0
+    _post_events(client, [_videoroom("leaving", call.room_id, 12)])
+    with on_commit():
+        assert calls_expire(now=timezone.now() + timedelta(seconds=settings.CALL_REJOIN_GRACE_SECONDS + 1)) == 1
+    call.refresh_from_db()
+    assert (call.state, call.end_reason) == (CallState.ENDED, "rejoin_grace_expired")
+    assert not call.room_open
+    assert not JanusVideoRoom(janus_settings).exists(room_id=call.room_id)
+    assert AgentPresence.objects.get(staff=agent_staff).state == AgentState.WRAP_UP
+    assert QueueEntry.objects.get(pk=call.entry_id).state == EntryState.SERVED
+
+
+def test_the_customer_hangs_up_and_the_room_is_closed(
+    answered: tuple[Call, StaffProfile, Client], janus_settings: JanusServer, on_commit: Callable[..., Any]
+) -> None:
+    call, _agent, browser = answered
+    with on_commit():
+        response = browser.delete(reverse("calls:customer-call"))
+    assert response.status_code == 200 and response.json()["state"] == "ended"
+    call.refresh_from_db()
+    assert call.end_reason == "customer_hung_up"
+    assert not JanusVideoRoom(janus_settings).exists(room_id=call.room_id)
+    assert "join" not in browser.get(reverse("calls:customer-call")).json()
+
+
+def test_the_agent_invites_a_named_expert_or_any_available_one(
+    answered: tuple[Call, StaffProfile, Client], make_member: Callable[..., StaffProfile]
+) -> None:
+    call, agent, _browser = answered
+    named = make_member(Role.EXPERT, available=False)
+    staff_browser = Client()
+    staff_browser.force_login(agent.user)
+    invited = staff_browser.post(
+        reverse("calls:invite", args=[call.public_id]), {"staff": named.pk}, content_type="application/json"
+    )
+    assert invited.status_code == 201
+    any_expert = make_member(Role.EXPERT)
+    assert (
+        staff_browser.post(
+            reverse("calls:invite", args=[call.public_id]), {}, content_type="application/json"
+        ).status_code
+        == 201
+    )
+    experts = set(call.participants.filter(role="expert").values_list("staff", flat=True))
+    assert experts == {named.pk, any_expert.pk}
+    # An available expert who joins is busy meanwhile: no customer is offered to them.
+    assert AgentPresence.objects.get(staff=any_expert).state == AgentState.BUSY
+    staff_browser.force_login(named.user)
+    joined = staff_browser.get(reverse("calls:staff-my-call")).json()
+    assert joined["role"] == "expert" and joined["join"]["room_id"] == call.room_id
+
+
+def test_a_transfer_sends_the_customer_to_another_queue_keeping_the_gates(
+    answered: tuple[Call, StaffProfile, Client], on_commit: Callable[..., Any]
+) -> None:
+    call, agent, _browser = answered
+    other = service_queue_upsert(actor=SYSTEM, code="shared", name="综合", businesses=["activation", "password_reset"])
+    staff_browser = Client()
+    staff_browser.force_login(agent.user)
+    with on_commit():
+        moved = staff_browser.post(
+            reverse("calls:transfer", args=[call.public_id]), {"queue": other.pk}, content_type="application/json"
+        )
+    assert moved.status_code == 200, moved.content
+    call.refresh_from_db()
+    assert call.end_reason == "transferred"
+    entry = QueueEntry.objects.get(pk=moved.json()["entry"])
+    assert entry.queue == other and entry.visit_id == call.visit_id
+    visit = ServiceSession.objects.get(pk=call.visit_id)
+    assert visit.state == "queue_ready" and visit.customer_id is not None and visit.account_id == call.visit.account_id
+
+
+def test_an_unreachable_video_server_ends_the_call_with_the_reason(
+    janus_settings: JanusServer,
+    settings: Any,
+    queue: ServiceQueue,
+    make_customer: Callable[..., Customer],
+    make_member: Callable[..., StaffProfile],
+    on_commit: Callable[..., Any],
+) -> None:
+    settings.JANUS_SERVERS = [{**settings.JANUS_SERVERS[0], "ws_url": "ws://127.0.0.1:9", "name": "down"}]
+    agent = make_member()
+    customer = make_customer()
+    visit = ServiceSession.objects.create(
+        business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready"
+    )
+    with on_commit():
+        entry = queue_entry_enqueue(visit_id=visit.pk)
+    with on_commit():
+        offer_accept(actor=agent.user, staff=agent, entry_id=entry.pk)
+    call = Call.objects.get(entry=entry)
+    assert (call.state, call.end_reason) == (CallState.ENDED, "media_server_failed")
+
+
+def test_calls_go_to_the_least_loaded_video_server(
+    janus_settings: JanusServer,
+    settings: Any,
+    queue: ServiceQueue,
+    make_customer: Callable[..., Customer],
+    make_member: Callable[..., StaffProfile],
+    on_commit: Callable[..., Any],
+) -> None:
+    # Two names for the same real Janus: the choice is by live calls per name.
+    settings.JANUS_SERVERS = [settings.JANUS_SERVERS[0], {**settings.JANUS_SERVERS[0], "name": "second"}]
+    servers = []
+    for _ in range(4):
+        agent = make_member()
+        customer = make_customer()
+        visit = ServiceSession.objects.create(
+            business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready"
+        )
+        with on_commit():
+            entry = queue_entry_enqueue(visit_id=visit.pk)
+        entry.refresh_from_db()
+        with on_commit():
+            offer_accept(actor=agent.user, staff=agent, entry_id=entry.pk)
+        servers.append(Call.objects.get(entry=entry).janus_server)
+    assert sorted(servers) == sorted([janus_settings.name, "second"] * 2)
+    assert CallParticipant.objects.filter(role="customer").count() == 4
+
+
+def test_recording_files_map_back_to_their_participants(
+    answered: tuple[Call, StaffProfile, Client], client: Client
+) -> None:
+    from apps.calls.selectors import call_recording_files
+
+    call, _agent, _browser = answered
+    customer = call.participants.get(role="customer")
+    agent = call.participants.get(role="agent")
+    _post_events(
+        client,
+        [_videoroom("joined", call.room_id, 11, customer.handle), _videoroom("joined", call.room_id, 22, agent.handle)],
+    )
+    folder = Path(call.record_dir)
+    # The names Janus gives (docs/janus.md); the contents do not matter here.
+    for name in (
+        f"videoroom-{call.room_id}-user-11-1700000000000000-audio-0.mjr",
+        f"videoroom-{call.room_id}-user-11-1700000000000001-video-1.mjr",
+        f"videoroom-{call.room_id}-user-22-1700000000000002-video-1.mjr",
+        f"videoroom-{call.room_id}-user-22-1700000000000003-audio-0.mjr.tmp",  # still open: not listed
+        f"videoroom-{call.room_id}-user-99-1700000000000004-audio-0.mjr",  # unknown feed
+        "notes.txt",
+    ):
+        (folder / name).write_bytes(b"x")
+    found = [(f.role, f.kind, f.feed_id) for f in call_recording_files(call=call)]
+    assert found == [("customer", "audio", 11), ("customer", "video", 11), ("agent", "video", 22), (None, "audio", 99)]

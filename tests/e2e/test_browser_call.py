@@ -1,0 +1,103 @@
+"""Issue 5, acceptance (b): a real call in headless Chromium, customer page and agent console.
+
+Against the live server (Daphne) and a real Janus, all inside a network
+namespace (tests/e2e/conftest.py, docs/janus.md): the customer passes Gate 1
+on the mobile page and calls; the agent accepts on the console; both decode
+the other's video; the agent invites an expert who joins; the customer hangs
+up; the call ends on the server, its Janus room is destroyed and every
+participant's audio and video were recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import BrowserCallRun
+
+ROLES = ("customer", "agent", "expert")
+# Seconds from the agent's click on Accept (or on Invite) to the first decoded remote frame.
+FIRST_FRAME_LIMIT = 15
+# Bytes: a few seconds of Opus at least; VP8 from a fake camera is far larger.
+MIN_AUDIO_BYTES, MIN_VIDEO_BYTES = 5_000, 50_000
+EXPECTED_CODEC = {"audio": ("a", "opus"), "video": ("v", "vp8")}
+
+
+def _decoding(videos: list[dict[str, Any]]) -> int:
+    return sum(1 for v in videos if v["advancing"] and v["width"] > 0 and v["height"] > 0)
+
+
+def test_customer_agent_and_expert_in_a_real_browser_call(browser_call: Callable[[], BrowserCallRun]) -> None:
+    run = browser_call()
+    report = run.report
+    if not (report.get("ok") is True and run.returncode == 0):
+        pytest.fail(run.explain(), pytrace=False)
+    # No page threw an uncaught exception.
+    uncaught = [line for lines in report["console"].values() for line in lines if line.startswith("pageerror")]
+    assert not uncaught, report["console"]
+
+    # Gate 1 on the customer's page read the generated card of a seeded customer.
+    assert report["id_card_read"] == {"name_ok": True, "number_ok": True}
+    assert report["customer_page_lang"] == "zh-hans"
+
+    # Both sides decode the other's video, a few seconds after Accept at most.
+    assert _decoding(report["two_way"]["customer"]) >= 1, report["two_way"]
+    assert _decoding(report["two_way"]["agent"]) >= 1, report["two_way"]
+    for side in ("customer", "agent"):
+        first = report["first_frame_s"][side]
+        assert first is not None and 0 < first < FIRST_FRAME_LIMIT, report["first_frame_s"]
+    # "connected" comes only from Janus' event feed (both publishing).
+    assert report["state_during_call"] == "connected"
+
+    # The expert joined: the agent decodes customer and expert, the expert at least one of them.
+    assert _decoding(report["three_way"]["agent"]) == 2, report["three_way"]
+    assert _decoding(report["three_way"]["expert"]) >= 1, report["three_way"]
+    assert _decoding(report["three_way"]["customer"]) == 2, report["three_way"]
+    expert_first = report["expert_first_frame_after_invite_s"]
+    assert expert_first is not None and 0 < expert_first < FIRST_FRAME_LIMIT
+
+    # Hang-up ends the call on the server, for everyone, and destroys the room.
+    assert report["after_hangup"]["state"] == "ended"
+    assert report["after_hangup"]["end_reason"] == "customer_hung_up"
+    call = report["call"]
+    assert call["state"] == "ended" and call["end_reason"] == "customer_hung_up"
+    assert call["connected_after_created_s"] is not None
+    assert call["room_open"] is False and report["room_exists_after_hangup"] is False
+    assert report["agent_panel_closed_s"] is not None and report["expert_panel_closed_s"] is not None
+    assert {p["role"] for p in call["participants"]} == set(ROLES)
+    for participant in call["participants"]:
+        assert participant["joined"] and participant["published"] and participant["left"], participant
+        assert participant["feed_id"], participant
+
+    # One audio and one video recording per participant, closed, in the call's folder.
+    record_dir = Path(call["record_dir"])
+    assert record_dir.is_relative_to(run.workdir), record_dir
+    on_disk = {path.name: path for path in record_dir.iterdir()}
+    assert all(name.endswith(".mjr") for name in on_disk), f"unfinished recordings: {sorted(on_disk)}"
+    recordings = report["recordings"]
+    assert sorted(on_disk) == sorted(r["file"] for r in recordings)
+    for role in ROLES:
+        feed = next(p["feed_id"] for p in call["participants"] if p["role"] == role)
+        for kind, (letter, codec) in EXPECTED_CODEC.items():
+            mine = [r for r in recordings if r["role"] == role and r["kind"] == kind]
+            assert len(mine) == 1, (role, kind, recordings)
+            path = on_disk[mine[0]["file"]]
+            assert path.name.startswith(f"videoroom-{call['room_id']}-user-{feed}-"), path.name
+            size = path.stat().st_size
+            assert size == mine[0]["bytes"]
+            assert size >= (MIN_AUDIO_BYTES if kind == "audio" else MIN_VIDEO_BYTES), (role, kind, size)
+            parsed = subprocess.run(["janus-pp-rec", "-j", str(path)], capture_output=True, text=True, check=True)
+            header = json.loads(parsed.stdout)
+            assert (header["t"], header["c"]) == (letter, codec), (role, kind, header)
+
+    # What a person would have seen, kept for looking at.
+    for name in ("customer-call", "agent-call", "customer-three-way", "agent-three-way", "expert-three-way"):
+        shot = run.shots / f"{name}.png"
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
+
+    assert report["timings"]["total"] < 120, report["timings"]

@@ -1,0 +1,401 @@
+"""The queue's WebSockets, end to end through the ASGI application (R2.4, R2.6).
+
+Transactional tests: services commit for real, so their after-commit
+broadcasts reach the sockets, and the dispatch they schedule runs at once
+(eager Celery under the test settings). A test that must choose the moment of
+an offer pauses the queue while it makes agents available, then unpauses it
+and calls ``dispatch_queue`` itself. Every database call goes through
+``database_sync_to_async``, as the consumers' own do. The same tests run on
+the in-memory channel layer and, under CI, on Redis.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import connections
+from django.test import Client
+
+from apps.audit.actions import AuditAction
+from apps.audit.models import AuditRecord
+from apps.customers.models import CustomerLevel
+from apps.queueing.consumers import CLOSE_NO_VISIT, CLOSE_NOT_ALLOWED
+from apps.queueing.models import AgentState, EntryState, QueueEntry, ServiceQueue
+from apps.queueing.selectors import DEFAULT_HANDLE_SECONDS
+from apps.queueing.services import agent_state_set, dispatch_queue, offer_accept, service_queue_upsert
+from apps.queueing.signals import queue_entry_connected
+from apps.staff.models import StaffProfile
+from apps.staff.roles import Role
+from apps.verification.api import SESSION_KEY
+from apps.verification.models import ServiceSession, VisitState
+from remotebank.asgi import application
+from tests.conftest import SYSTEM
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Long enough for a loaded machine; the one promise about speed has its own, shorter wait.
+WAIT = 5
+# How long "nothing else arrives" is watched for (Redis delivers a little later than memory).
+QUIET = 0.5
+
+# Services and queries run in Channels' database thread, as the consumers' own do.
+db = database_sync_to_async
+
+
+@pytest.fixture(autouse=True)
+async def channel_layer(settings: Any) -> AsyncIterator[BaseChannelLayer]:
+    """A channel layer of this test's own.
+
+    The in-memory layer's queues belong to one event loop, and each test has
+    its own loop. On Redis, a prefix of its own keeps the events of other test
+    runs sharing the server out of this test's groups.
+    """
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    if "prefix" in layers["default"].get("CONFIG", {}):
+        layers["default"]["CONFIG"]["prefix"] = f"remotebank-test-{uuid.uuid4().hex[:12]}"
+    settings.CHANNEL_LAYERS = layers  # Channels drops its cached layers on this change.
+    layer = get_channel_layer()
+    assert layer is not None
+    yield layer
+    await layer.flush()
+    # The consumers' database thread keeps a connection; let the flush after the test run alone.
+    await database_sync_to_async(connections.close_all)()
+
+
+class Sockets:
+    """Opens sockets on the ASGI application and closes those still open at the end of the test."""
+
+    def __init__(self) -> None:
+        self.open: list[WebsocketCommunicator] = []
+
+    async def connect(self, path: str, *, cookie: str | None = None) -> tuple[WebsocketCommunicator, bool, Any]:
+        headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+        if cookie is not None:
+            headers.append((b"cookie", cookie.encode()))
+        socket = WebsocketCommunicator(application, path, headers=headers)
+        connected, detail = await socket.connect(timeout=WAIT)
+        if connected:
+            self.open.append(socket)
+        else:
+            # A consumer that closed in connect() still listens on the channel
+            # layer until the browser's side goes too. It has nothing to clean
+            # up, so the wait is short: channels_redis can take its blocking
+            # pop's full timeout to stop a receive that had only just begun.
+            await socket.disconnect(timeout=QUIET)
+        return socket, connected, detail
+
+    async def close(self, socket: WebsocketCommunicator, *, timeout: float = WAIT) -> None:
+        self.open.remove(socket)
+        await socket.disconnect(timeout=timeout)
+
+
+@pytest.fixture
+async def sockets() -> AsyncIterator[Sockets]:
+    opened = Sockets()
+    yield opened
+    for socket in list(opened.open):
+        if not socket.future.done():  # a consumer that crashed has nothing left to close
+            await opened.close(socket, timeout=1)
+
+
+# --- Helpers --------------------------------------------------------------------------
+
+
+def _visit_cookie(visit_id: int | None) -> str:
+    """The customer's browser session, as the Gate 1 API leaves it."""
+    session = SessionStore()
+    if visit_id is not None:
+        session[SESSION_KEY] = visit_id
+    session.create()
+    return f"{django_settings.SESSION_COOKIE_NAME}={session.session_key}"
+
+
+def _staff_cookie(user: User) -> str:
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return f"{django_settings.SESSION_COOKIE_NAME}={client.cookies[django_settings.SESSION_COOKIE_NAME].value}"
+
+
+def _queue(*, paused: bool = False) -> ServiceQueue:
+    return service_queue_upsert(actor=SYSTEM, code="activation", name="激活", businesses=["activation"], paused=paused)
+
+
+def _entry(entry_id: int) -> QueueEntry:
+    return QueueEntry.objects.get(pk=entry_id)
+
+
+def _audit_count() -> int:
+    return AuditRecord.objects.count()
+
+
+def _audited(action: AuditAction, entry_id: int) -> bool:
+    return AuditRecord.objects.filter(
+        action=action, target_type="queueing.queueentry", target_id=str(entry_id)
+    ).exists()
+
+
+async def _agent_ready_behind_paused_queue(make_skilled_staff: Callable[..., StaffProfile]) -> StaffProfile:
+    """An available agent, while the queue is paused so that nobody is offered yet."""
+    await db(_queue)(paused=True)
+    staff = await db(make_skilled_staff)()
+    await db(agent_state_set)(actor=SYSTEM, staff=staff, state=AgentState.AVAILABLE)
+    return staff
+
+
+# --- The waiting customer's socket ------------------------------------------------------
+
+
+async def test_waiting_customer_sees_their_position_and_estimated_wait(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry]
+) -> None:
+    await db(_queue)()
+    for _ahead in range(2):
+        await db(make_queued_customer)()
+    mine = await db(make_queued_customer)()
+
+    socket, connected, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+
+    assert connected
+    # Nobody has been served today and no agent is logged in: the default
+    # handling time per customer ahead, shared by one (notional) agent.
+    assert await socket.receive_json_from(timeout=WAIT) == {
+        "type": "position",
+        "state": "waiting",
+        "position": 3,
+        "estimated_wait_seconds": 3 * DEFAULT_HANDLE_SECONDS,
+    }
+    assert await socket.receive_nothing(timeout=QUIET)
+
+
+async def test_position_drops_within_a_second_when_a_customer_ahead_is_offered(
+    sockets: Sockets,
+    make_queued_customer: Callable[..., QueueEntry],
+    make_skilled_staff: Callable[..., StaffProfile],
+) -> None:
+    await _agent_ready_behind_paused_queue(make_skilled_staff)
+    first = await db(make_queued_customer)()
+    await db(make_queued_customer)()
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    assert (await socket.receive_json_from(timeout=WAIT))["position"] == 3
+
+    queue = await db(_queue)(paused=False)
+    offer = await db(dispatch_queue)(queue_id=queue.pk)
+
+    assert offer is not None and offer.entry_id == first.pk
+    # One agent logged in: the default handling time per customer ahead.
+    assert await socket.receive_json_from(timeout=1) == {
+        "type": "position",
+        "state": "waiting",
+        "position": 2,
+        "estimated_wait_seconds": 2 * DEFAULT_HANDLE_SECONDS,
+    }
+    assert await socket.receive_nothing(timeout=QUIET)
+
+
+async def test_higher_level_newcomer_goes_ahead_and_pushes_the_position_back_by_one(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry]
+) -> None:
+    await db(_queue)()
+    await db(make_queued_customer)()
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    assert (await socket.receive_json_from(timeout=WAIT))["position"] == 2
+
+    await db(make_queued_customer)(level=CustomerLevel.ORDINARY)  # behind: nothing to tell
+    assert await socket.receive_nothing(timeout=QUIET)
+    await db(make_queued_customer)(level=CustomerLevel.PRIVATE)
+
+    message = await socket.receive_json_from(timeout=WAIT)
+    assert (message["type"], message["position"]) == ("position", 3)
+    assert await socket.receive_nothing(timeout=QUIET)
+
+
+async def test_customer_hears_of_their_own_offer_and_then_of_the_connection(
+    sockets: Sockets,
+    make_queued_customer: Callable[..., QueueEntry],
+    make_skilled_staff: Callable[..., StaffProfile],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What higher apps do with an answer (apps.calls opens a Janus room) is
+    # tested there; here only the queue's own word to the customer counts.
+    monkeypatch.setattr(queue_entry_connected, "send", lambda *args, **kwargs: [])
+    staff = await _agent_ready_behind_paused_queue(make_skilled_staff)
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    assert (await socket.receive_json_from(timeout=WAIT))["position"] == 1
+
+    queue = await db(_queue)(paused=False)
+    await db(dispatch_queue)(queue_id=queue.pk)
+    assert await socket.receive_json_from(timeout=WAIT) == {"type": "visit", "event": "offered", "agent": None}
+
+    await db(offer_accept)(actor=staff.user, staff=staff, entry_id=mine.pk)
+    assert await socket.receive_json_from(timeout=WAIT) == {
+        "type": "visit",
+        "event": "connected",
+        "agent": staff.display_name,
+    }
+    assert await socket.receive_nothing(timeout=QUIET)
+
+
+async def test_closing_the_page_marks_the_entry_disconnected_and_coming_back_clears_it(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry]
+) -> None:
+    await db(_queue)()
+    mine = await db(make_queued_customer)()
+    cookie = await db(_visit_cookie)(mine.visit_id)
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=cookie)
+    await socket.receive_json_from(timeout=WAIT)
+
+    await sockets.close(socket)
+
+    entry = await db(_entry)(mine.pk)
+    assert entry.disconnected_at is not None
+    assert entry.state == EntryState.WAITING
+    assert await db(_audited)(AuditAction.QUEUE_DISCONNECTED, mine.pk)
+
+    # Back within the grace period: same place, no longer marked.
+    socket, connected, _ = await sockets.connect("/ws/visit/", cookie=cookie)
+    assert connected
+    assert (await socket.receive_json_from(timeout=WAIT))["position"] == 1
+    entry = await db(_entry)(mine.pk)
+    assert entry.disconnected_at is None
+    assert entry.state == EntryState.WAITING
+    assert await db(_audited)(AuditAction.QUEUE_RECONNECTED, mine.pk)
+
+
+async def test_socket_without_a_queued_visit_in_its_session_is_closed_with_4401(
+    sockets: Sockets, make_customer: Callable[..., Any]
+) -> None:
+    await db(_queue)()
+
+    def visit_not_yet_queued() -> int:
+        customer = make_customer()
+        return ServiceSession.objects.create(
+            business_code="activation", mobile=customer.mobile, customer=customer, state=VisitState.QUEUE_READY
+        ).pk
+
+    cookies = [
+        None,  # no session at all
+        await db(_visit_cookie)(None),  # a session, but Gate 1 never started
+        await db(_visit_cookie)(await db(visit_not_yet_queued)()),
+    ]
+    for cookie in cookies:
+        _socket, connected, code = await sockets.connect("/ws/visit/", cookie=cookie)
+        assert (connected, code) == (False, CLOSE_NO_VISIT), cookie
+
+
+async def test_customer_cannot_forge_messages_over_the_socket(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry]
+) -> None:
+    await db(_queue)()
+    await db(make_queued_customer)()
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    assert (await socket.receive_json_from(timeout=WAIT))["position"] == 2
+    before, audit_before = await db(_entry)(mine.pk), await db(_audit_count)()
+
+    for forged in (
+        {"type": "position", "position": 1},
+        {"type": "visit.update", "event": "connected"},
+        {"type": "queue.changed", "removed_key": -1e12},
+        {"action": "leave"},
+    ):
+        await socket.send_json_to(forged)
+        reply = await socket.receive_json_from(timeout=WAIT)
+        assert (reply["type"], reply["code"]) == ("error", "not_accepted"), forged
+
+    assert await socket.receive_nothing(timeout=QUIET)
+    after = await db(_entry)(mine.pk)
+    assert (after.state, after.priority_key, after.disconnected_at) == (before.state, before.priority_key, None)
+    assert await db(_audit_count)() == audit_before
+
+
+async def test_frame_that_is_not_json_is_answered_with_an_error_not_a_crash(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry]
+) -> None:
+    await db(_queue)()
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    await socket.receive_json_from(timeout=WAIT)
+
+    for frame in ({"text_data": "{not json"}, {"bytes_data": b"\x00\x01"}):
+        await socket.send_to(**frame)
+        reply = await socket.receive_json_from(timeout=1)
+        assert (reply["type"], reply["code"]) == ("error", "not_accepted"), frame
+
+    assert (await db(_entry)(mine.pk)).state == EntryState.WAITING
+
+
+# --- The agent's socket -------------------------------------------------------------------
+
+
+async def test_staff_who_may_not_serve_customers_is_refused_with_4403(
+    sockets: Sockets, compliance_officer: User, supervisor: User
+) -> None:
+    for user in (compliance_officer, supervisor):
+        _socket, connected, code = await sockets.connect("/ws/agent/", cookie=await db(_staff_cookie)(user))
+        assert (connected, code) == (False, CLOSE_NOT_ALLOWED), user.username
+    # Nobody logged in at all.
+    _socket, connected, code = await sockets.connect("/ws/agent/")
+    assert (connected, code) == (False, CLOSE_NOT_ALLOWED)
+
+
+async def test_agent_is_rung_when_a_customer_is_dispatched_to_them(
+    sockets: Sockets,
+    make_queued_customer: Callable[..., QueueEntry],
+    make_skilled_staff: Callable[..., StaffProfile],
+) -> None:
+    await db(_queue)()
+    staff = await db(make_skilled_staff)()
+    socket, connected, _ = await sockets.connect("/ws/agent/", cookie=await db(_staff_cookie)(staff.user))
+    assert connected
+
+    await db(agent_state_set)(actor=SYSTEM, staff=staff, state=AgentState.AVAILABLE)
+    assert await socket.receive_json_from(timeout=WAIT) == {"type": "agent", "event": "state", "state": "available"}
+    # Joining the queue schedules a dispatch after commit, which rings the only agent.
+    entry = await db(make_queued_customer)()
+
+    message = await socket.receive_json_from(timeout=WAIT)
+    assert {key: message[key] for key in ("type", "event", "state", "entry", "business")} == {
+        "type": "agent",
+        "event": "offer",
+        "state": "offered",
+        "entry": entry.pk,
+        "business": "activation",
+    }
+    assert message["expires_at"]
+    assert (await db(_entry)(entry.pk)).state == EntryState.OFFERED
+
+
+async def test_agent_cannot_answer_an_offer_over_the_socket(
+    sockets: Sockets,
+    make_queued_customer: Callable[..., QueueEntry],
+    make_skilled_staff: Callable[..., StaffProfile],
+) -> None:
+    staff = await db(make_skilled_staff)(role=Role.EXPERT)  # experts take customers too (R2.2)
+    await db(_queue)()
+    await db(agent_state_set)(actor=SYSTEM, staff=staff, state=AgentState.AVAILABLE)
+    entry = await db(make_queued_customer)()
+    assert (await db(_entry)(entry.pk)).state == EntryState.OFFERED
+    socket, _, _ = await sockets.connect("/ws/agent/", cookie=await db(_staff_cookie)(staff.user))
+    audit_before = await db(_audit_count)()
+
+    for forged in ({"action": "accept", "entry": entry.pk}, {"type": "agent.update", "event": "connected"}):
+        await socket.send_json_to(forged)
+        reply = await socket.receive_json_from(timeout=WAIT)
+        assert (reply["type"], reply["code"]) == ("error", "not_accepted"), forged
+
+    assert await socket.receive_nothing(timeout=QUIET)
+    assert (await db(_entry)(entry.pk)).state == EntryState.OFFERED
+    assert await db(_audit_count)() == audit_before
