@@ -20,7 +20,7 @@ trap cleanup EXIT INT TERM
 bash scripts/janus.sh start
 
 if [ -n "${REDIS_URL:-}" ]; then
-  "$bin/celery" -A remotebank worker -Q default,ocr,face,media --loglevel=INFO &
+  "$bin/celery" -A remotebank worker -Q default,ocr,face,media,reports --loglevel=INFO &
   pids+=($!)
 fi
 

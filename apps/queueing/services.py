@@ -149,6 +149,14 @@ def overflow_target_set(*, actor: AnyActor, queue: ServiceQueue, target: Service
     return link
 
 
+@transaction.atomic
+def overflow_target_remove(*, actor: AnyActor, link: OverflowTarget) -> None:
+    queue = link.queue
+    target_code = link.target.code
+    OverflowTarget.objects.filter(pk=link.pk).delete()
+    audit_record(actor=actor, action=AuditAction.QUEUE_CONFIGURED, target=queue, data={"overflow_removed": target_code})
+
+
 # --- Customers --------------------------------------------------------------
 
 

@@ -81,6 +81,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "staff.change_agentskill",
             "staff.delete_agentskill",
             "queueing.view_servicequeue",
+            "queueing.add_servicequeue",
             "queueing.change_servicequeue",
             "queueing.view_overflowtarget",
             "queueing.add_overflowtarget",

@@ -25,5 +25,7 @@ CELERY_TASK_ROUTES = {
     "apps.verification.tasks.ocr_*": {"queue": "ocr"},
     "apps.verification.tasks.face_*": {"queue": "face"},
     "apps.recordings.tasks.*": {"queue": "media"},
+    # Large exports (minutes of CPU for a million rows) must not delay OCR or calls.
+    "apps.compliance.tasks.*": {"queue": "reports"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"

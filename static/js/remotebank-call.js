@@ -167,6 +167,7 @@
       onremotetrack: function (track, mid, on) {
         if (on) {
           stream.addTrack(track);
+          if (track.kind === "video") feed.live = true;
           // janus.js calls onremotetrack again when a track unmutes (and
           // overrides track.onunmute itself), so "live video" is reported here.
           if (track.kind === "video" && !track.muted) self.state("remote_video", { handle: display });
@@ -189,21 +190,39 @@
     this.state("remote_left", { handle: feed.handle });
   };
 
-  /* Connection quality: the lowest incoming video bitrate among remote feeds. */
+  /* Connection quality: the lowest incoming video bitrate among remote feeds.
+   *
+   * Measured from the peer connection's own statistics rather than janus.js'
+   * getBitrate(): that one keeps a timer whose pending getStats() throws
+   * ("Cannot set properties of undefined") when a handle is cleaned up. */
   RemoteBankCall.prototype.startStats = function () {
     var self = this;
     if (self.statsTimer) return;
     self.statsTimer = setInterval(function () {
-      var rates = Object.keys(self.feeds).map(function (id) {
-        var plugin = self.feeds[id].plugin;
-        var text = plugin && plugin.getBitrate ? plugin.getBitrate() : "";
-        var kbits = parseInt(String(text), 10);
-        // janus.js reports 0 until it has two samples: not a measurement yet.
-        return isNaN(kbits) || kbits <= 0 ? null : kbits;
-      }).filter(function (v) { return v !== null; });
-      if (!rates.length) return;
-      var worst = Math.min.apply(null, rates);
-      self.state("quality", { kbits: worst, level: worst > 300 ? "good" : worst > 100 ? "fair" : "poor" });
+      var feeds = Object.keys(self.feeds).map(function (id) { return self.feeds[id]; }).filter(function (feed) {
+        return feed.live && feed.plugin && feed.plugin.webrtcStuff && feed.plugin.webrtcStuff.pc;
+      });
+      Promise.all(feeds.map(function (feed) {
+        return feed.plugin.webrtcStuff.pc.getStats().then(function (report) {
+          var bytes = 0;
+          var at = 0;
+          report.forEach(function (entry) {
+            if (entry.type === "inbound-rtp" && entry.kind === "video") {
+              bytes += entry.bytesReceived || 0;
+              at = entry.timestamp;
+            }
+          });
+          var previous = feed.lastStats;
+          feed.lastStats = { bytes: bytes, at: at };
+          if (!previous || at <= previous.at) return null;
+          return Math.round(((bytes - previous.bytes) * 8) / (at - previous.at)); // bits per ms = kbit/s
+        }).catch(function () { return null; });
+      })).then(function (rates) {
+        rates = rates.filter(function (value) { return value !== null && value > 0; });
+        if (!rates.length) return;
+        var worst = Math.min.apply(null, rates);
+        self.state("quality", { kbits: worst, level: worst > 300 ? "good" : worst > 100 ? "fair" : "poor" });
+      });
     }, 2000);
   };
 
