@@ -6,6 +6,7 @@ reach the database through services/selectors via ``database_sync_to_async``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -17,6 +18,8 @@ from apps.queueing.selectors import entry_position, seconds_per_position
 from apps.queueing.services import queue_entry_disconnect, queue_entry_reconnect
 from apps.staff.models import StaffProfile
 from apps.verification.api import SESSION_KEY
+
+logger = logging.getLogger(__name__)
 
 # WebSocket close codes (4000–4999 are the application's).
 CLOSE_NO_VISIT = 4401
@@ -95,9 +98,14 @@ class VisitConsumer(_ListenOnlyConsumer):
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "entry_id"):
             return
-        await self.channel_layer.group_discard(events.visit_group(self.visit_id), self.channel_name)
-        await self.channel_layer.group_discard(events.queue_group(self.queue_id), self.channel_name)
+        # The entry first: if the channel layer fails below, the customer must
+        # still be known as gone (grace period, not offered meanwhile).
         await database_sync_to_async(queue_entry_disconnect)(entry_id=self.entry_id)
+        for group in (events.visit_group(self.visit_id), events.queue_group(self.queue_id)):
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:
+                logger.warning("Could not leave group %s on disconnect", group, exc_info=True)
 
     # Channel-layer events.
 

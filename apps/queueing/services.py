@@ -471,10 +471,11 @@ def dispatch_queue(*, queue_id: int, now: datetime | None = None) -> Offer | Non
         # Businesses someone can serve right now: the head entry may be for a
         # business no available agent has, and must not block the others.
         servable = set(
-            AgentSkill.objects.filter(staff__presence__state=AgentState.AVAILABLE).values_list(
-                "business_code", flat=True
-            )
-        ) & set(queue.businesses)
+            AgentSkill.objects.filter(staff__presence__state=AgentState.AVAILABLE, business_code__in=queue.businesses)
+            .order_by()
+            .values_list("business_code", flat=True)
+            .distinct()
+        )
         if not servable:
             return None
         entry = (
@@ -485,8 +486,12 @@ def dispatch_queue(*, queue_id: int, now: datetime | None = None) -> Offer | Non
         )
         if entry is None:
             return None
+        entry.queue = queue  # already loaded; spares a query for the audit label
         agent = (
-            _eligible_agents(queue, entry.business_code, now).select_for_update(skip_locked=True, of=("self",)).first()
+            _eligible_agents(queue, entry.business_code, now)
+            .select_related("staff")
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
         )
         if agent is None:
             return None
