@@ -32,6 +32,7 @@ from apps.calls.integrations.janus import (
     janus_token,
 )
 from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
+from apps.calls.signals import call_ended
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
 from apps.queueing import events
 from apps.queueing.models import AgentPresence, AgentState, QueueEntry, ServiceQueue
@@ -247,6 +248,7 @@ def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = ""
         assert member.staff is not None
         _release(member.staff, actor=actor, now=now)
     _notify(call, "ended", reason=reason.value)
+    call_ended.send(sender=Call, call=call)
     if call.room_open:
         from apps.calls.tasks import call_room_close_task
 
@@ -378,17 +380,23 @@ def calls_expire(*, now: datetime | None = None) -> int:
     grace = timedelta(seconds=settings.CALL_REJOIN_GRACE_SECONDS)
     connect_limit = timedelta(seconds=settings.CALL_CONNECT_TIMEOUT_SECONDS)
     ended = 0
-    dropped = Call.objects.filter(
-        Q(state__in=(CallState.CONNECTING, CallState.CONNECTED)),
-        Q(participants__disconnected_at__lt=now - grace, participants__left_at__isnull=True)
-        & ~Q(participants__role=ParticipantRole.EXPERT),
-    ).values_list("pk", flat=True)
-    stalled = Call.objects.filter(state=CallState.CONNECTING, created_at__lt=now - connect_limit).values_list(
-        "pk", flat=True
+    # A customer or agent gone past the grace period ends the call; an expert
+    # who drops only loses their seat.
+    dropped = set(
+        CallParticipant.objects.filter(
+            call__state__in=(CallState.CONNECTING, CallState.CONNECTED),
+            disconnected_at__lt=now - grace,
+            left_at__isnull=True,
+        )
+        .exclude(role=ParticipantRole.EXPERT)
+        .values_list("call_id", flat=True)
     )
-    for call_id, reason in [*((pk, CallEndReason.REJOIN_GRACE_EXPIRED) for pk in set(dropped))] + [
-        (pk, CallEndReason.CONNECT_TIMEOUT) for pk in set(stalled) - set(dropped)
-    ]:
+    stalled = set(
+        Call.objects.filter(state=CallState.CONNECTING, created_at__lt=now - connect_limit).values_list("pk", flat=True)
+    )
+    due = {call_id: CallEndReason.CONNECT_TIMEOUT for call_id in stalled}
+    due.update({call_id: CallEndReason.REJOIN_GRACE_EXPIRED for call_id in dropped})
+    for call_id, reason in sorted(due.items()):
         with transaction.atomic():
             call = (
                 Call.objects.select_for_update(skip_locked=True, of=("self",))

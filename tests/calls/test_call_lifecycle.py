@@ -337,3 +337,47 @@ def test_recording_files_map_back_to_their_participants(
         (folder / name).write_bytes(b"x")
     found = [(f.role, f.kind, f.feed_id) for f in call_recording_files(call=call)]
     assert found == [("customer", "audio", 11), ("customer", "video", 11), ("agent", "video", 22), (None, "audio", 99)]
+
+
+def test_a_call_with_an_expert_still_ends_when_the_customer_does_not_come_back(
+    answered: tuple[Call, StaffProfile, Client],
+    make_member: Callable[..., StaffProfile],
+    client: Client,
+    settings: Any,
+    on_commit: Callable[..., Any],
+) -> None:
+    from apps.calls.services import call_invite
+
+    call, agent, _browser = answered
+    expert = make_member(Role.EXPERT)
+    call_invite(call_id=call.pk, actor=agent.user, inviter=agent, invitee=expert)
+    customer = call.participants.get(role="customer")
+    expert_seat = call.participants.get(role="expert")
+    _post_events(
+        client,
+        [
+            _videoroom("joined", call.room_id, 11, customer.handle),
+            _videoroom("joined", call.room_id, 33, expert_seat.handle),
+        ],
+    )
+    # The expert dropping alone does not end the call...
+    _post_events(client, [_videoroom("leaving", call.room_id, 33)])
+    later = timezone.now() + timedelta(seconds=settings.CALL_REJOIN_GRACE_SECONDS + 1)
+    assert calls_expire(now=later) == 0
+    # ...the customer not coming back does, expert or not.
+    _post_events(client, [_videoroom("leaving", call.room_id, 11)])
+    with on_commit():
+        assert calls_expire(now=timezone.now() + timedelta(seconds=settings.CALL_REJOIN_GRACE_SECONDS + 1)) == 1
+    call.refresh_from_db()
+    assert call.end_reason == "rejoin_grace_expired"
+    assert AgentPresence.objects.get(staff=expert).state == AgentState.WRAP_UP
+
+
+def test_a_call_that_never_connects_ends_after_the_connect_timeout(
+    answered: tuple[Call, StaffProfile, Client], settings: Any, on_commit: Callable[..., Any]
+) -> None:
+    call, _agent, _browser = answered
+    with on_commit():
+        assert calls_expire(now=timezone.now() + timedelta(seconds=settings.CALL_CONNECT_TIMEOUT_SECONDS + 1)) == 1
+    call.refresh_from_db()
+    assert call.end_reason == "connect_timeout"
