@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import TransitionNotAllowed
@@ -394,8 +394,8 @@ def calls_expire(*, now: datetime | None = None) -> int:
     stalled = set(
         Call.objects.filter(state=CallState.CONNECTING, created_at__lt=now - connect_limit).values_list("pk", flat=True)
     )
-    due = {call_id: CallEndReason.CONNECT_TIMEOUT for call_id in stalled}
-    due.update({call_id: CallEndReason.REJOIN_GRACE_EXPIRED for call_id in dropped})
+    due = dict.fromkeys(stalled, CallEndReason.CONNECT_TIMEOUT)
+    due.update(dict.fromkeys(dropped, CallEndReason.REJOIN_GRACE_EXPIRED))
     for call_id, reason in sorted(due.items()):
         with transaction.atomic():
             call = (
