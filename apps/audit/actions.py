@@ -74,5 +74,40 @@ class AuditAction(models.TextChoices):
     COMPLIANCE_EXPORT_DOWNLOADED = "compliance.export.downloaded", _("Audit export downloaded")
     # Unmasked: personal data was requested in clear (data: purpose, and what was asked for).
     PERSONAL_DATA_UNMASKED = "compliance.personal_data.unmasked", _("Personal data shown unmasked")
+    # Recordings (apps.recordings): post-processing of call recordings, evidence hashes, snapshots.
+    # Scheduled: the call ended and its post-processing was queued (data: call, record folder).
+    RECORDING_SCHEDULED = "recordings.recording.scheduled", _("Recording post-processing scheduled")
+    # Started: an attempt began (data: attempt).
+    RECORDING_STARTED = "recordings.recording.started", _("Recording post-processing started")
+    # File hashed: one original or output file and its SHA-256 (data: kind, path, sha256, bytes, role, feed).
+    RECORDING_FILE_HASHED = "recordings.file.hashed", _("Recording file hashed")
+    # Completed: every file is stored and hashed (data: files, duration, attempt).
+    RECORDING_COMPLETED = "recordings.recording.completed", _("Recording post-processing completed")
+    # Failed: the attempt stopped (data: error, attempt); it can be re-run.
+    RECORDING_FAILED = "recordings.recording.failed", _("Recording post-processing failed")
+    # Reprocess requested: someone put a failed recording back in the queue.
+    RECORDING_REPROCESS_REQUESTED = "recordings.recording.reprocess_requested", _("Recording post-processing re-run")
+    # Verified: recordings_verify re-hashed the stored files (data: checked, mismatches with paths).
+    RECORDING_VERIFIED = "recordings.recording.verified", _("Recording files verified against their hashes")
+    # Played: someone started playing a recording file in the browser (data: file, kind, sha256, range).
+    # Seeking sends further range requests; only the one starting at byte 0 opens a playback record.
+    RECORDING_PLAYED = "recordings.file.played", _("Recording played")
+    # Downloaded: someone downloaded a recording file (data: file, kind, sha256).
+    RECORDING_DOWNLOADED = "recordings.file.downloaded", _("Recording downloaded")
+    # Snapshot: staff captured the customer's video frame (data: snapshot, sha256, size).
+    SNAPSHOT_CAPTURED = "recordings.snapshot.captured", _("Customer snapshot captured")
+    # Two-factor (apps.security): staff TOTP devices and the verification step at login.
+    # Enrolment started: a new, unconfirmed authenticator secret was issued (data: device).
+    SECURITY_OTP_ENROLMENT_STARTED = "security.otp.enrolment_started", _("Two-factor enrolment started")
+    # Enrolled: the first code confirmed the device; recovery codes were issued (data: device, recovery_codes).
+    SECURITY_OTP_ENROLLED = "security.otp.enrolled", _("Two-factor device enrolled")
+    # Verified: the session passed the second factor (data: device kind, ip).
+    SECURITY_OTP_VERIFIED = "security.otp.verified", _("Two-factor verification succeeded")
+    # Failed: a wrong code (data: ip, during enrolment or login); throttling doubles the wait each time.
+    SECURITY_OTP_FAILED = "security.otp.failed", _("Two-factor verification failed")
+    # Throttled: a code was refused unchecked because of earlier failures (data: ip, wait seconds).
+    SECURITY_OTP_THROTTLED = "security.otp.throttled", _("Two-factor verification throttled")
+    # Recovery code used: a one-time code replaced the authenticator (data: remaining codes).
+    SECURITY_OTP_RECOVERY_CODE_USED = "security.otp.recovery_code_used", _("Two-factor recovery code used")
     # The audit trail itself.
     AUDIT_CHAIN_VERIFIED = "audit.chain.verified", _("Audit chain verified")

@@ -248,12 +248,12 @@ def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = ""
         assert member.staff is not None
         _release(member.staff, actor=actor, now=now)
     _notify(call, "ended", reason=reason.value)
-    call_ended.send(sender=Call, call=call)
     if call.room_open:
         from apps.calls.tasks import call_room_close_task
 
         call_pk = call.pk
         transaction.on_commit(lambda: call_room_close_task.delay(call_pk))
+    call_ended.send(sender=Call, call=call)
 
 
 def _release(staff: StaffProfile, *, actor: AnyActor, now: datetime) -> None:

@@ -238,3 +238,8 @@ def audit_export_get_visible(*, user: User, export_id: int) -> AuditExport:
             code="not_your_export",
         )
     return export
+
+
+def audit_chain_last_verification() -> AuditRecord | None:
+    """The newest ``audit.chain.verified`` record (by the nightly command or the workspace button)."""
+    return AuditRecord.objects.filter(action=AuditAction.AUDIT_CHAIN_VERIFIED).order_by("-sequence").first()

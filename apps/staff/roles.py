@@ -39,6 +39,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "queueing.view_servicequeue",
             "queueing.view_queueentry",
             "queueing.view_agentpresence",
+            # Recordings (apps.recordings): see post-processing, re-run a failed one, play back.
+            "recordings.view_recording",
+            "recordings.view_recordingfile",
+            "recordings.view_snapshot",
+            "recordings.play_recording",
+            "recordings.reprocess_recording",
         }
     ),
     # Read-only everywhere, including the audit trail and the blacklists.
@@ -53,6 +59,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "compliance.export_audit_trail",
             "compliance.view_auditexport",
             "compliance.unmask_personal_data",
+            # Recordings (apps.recordings): read and play back (every playback audited).
+            "recordings.view_recording",
+            "recordings.view_recordingfile",
+            "recordings.view_snapshot",
+            "recordings.play_recording",
         }
     ),
     # Runs the system: staff accounts, branches, blacklists; reads the audit

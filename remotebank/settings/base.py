@@ -32,6 +32,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # Ours, in dependency order (docs/architecture.md): each app may import only
     # the ones above it.
     "apps.common",
@@ -39,9 +42,11 @@ INSTALLED_APPS = [
     "apps.customers",
     "apps.businesses",
     "apps.staff",
+    "apps.security",
     "apps.verification",
     "apps.queueing",
     "apps.calls",
+    "apps.recordings",
     "apps.compliance",
     "apps.console",
     "apps.mobile",
@@ -50,12 +55,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # CSP, Permissions-Policy, COOP; sets request.csp_nonce for inline scripts.
+    "apps.security.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # user.is_verified(), then the second factor for supervisors, compliance and administrators.
+    "django_otp.middleware.OTPMiddleware",
+    "apps.security.middleware.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: it turns a locked-out login into a 429 page.
@@ -188,6 +198,7 @@ LOGGING = {
 
 from remotebank.settings.celery import *  # noqa: E402,F403
 from remotebank.settings.janus import *  # noqa: E402,F403
+from remotebank.settings.verification import *  # noqa: E402,F403
 
 # Calls (R1.4): how long a dropped participant may take to rejoin, and how
 # long a new call may take to connect, before the call is ended.

@@ -20,6 +20,7 @@ from apps.queueing.services import agent_state_set, queue_entry_enqueue, queue_s
 from apps.staff.models import StaffProfile
 from apps.verification.models import ServiceSession
 from tests.conftest import SYSTEM
+from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ SUPERVISOR_PAGE = "/console/live/supervisor/"
 
 def _client_for(user: User) -> Client:
     client = Client()
-    client.force_login(user)
+    force_login_verified(client, user)
     return client
 
 

@@ -15,6 +15,7 @@ from apps.customers.models import Account, BlacklistKind, Customer
 from apps.customers.selectors import blacklist_hits, customer_get_by_id_number, customer_match_three_elements
 from apps.customers.services import blacklist_entry_upsert, customer_upsert
 from tests.conftest import SYSTEM
+from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +124,7 @@ def test_back_office_pages_show_only_masked_numbers(
     blacklist = blacklist_entry_upsert(
         actor=SYSTEM, kind=BlacklistKind.AML, id_number=ID_NUMBER, source="s", listed_since=date(2026, 1, 1), reason="r"
     )
-    client.force_login(compliance_officer)
+    force_login_verified(client, compliance_officer)
     pages = [
         reverse("admin:customers_customer_changelist"),
         reverse("admin:customers_customer_change", args=[customer.pk]),

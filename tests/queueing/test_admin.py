@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from apps.audit.models import AuditRecord
 from apps.queueing.models import ServiceQueue
+from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_an_administrator_configures_a_queue_in_the_back_office_and_it_is_audited(
     client: Client, administrator: User
 ) -> None:
-    client.force_login(administrator)
+    force_login_verified(client, administrator)
     response = client.post(
         reverse("admin:queueing_servicequeue_add"),
         {

@@ -15,6 +15,7 @@ from apps.customers.models import BlacklistKind, Customer
 from apps.customers.services import blacklist_entry_upsert
 from apps.staff.roles import Role
 from tests.conftest import SYSTEM
+from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,7 @@ USER_ADMIN = reverse("admin:auth_user_changelist")
 
 
 def _status(client: Client, user: User, url: str) -> int:
-    client.force_login(user)
+    force_login_verified(client, user)
     return client.get(url).status_code
 
 

@@ -101,6 +101,29 @@
   byId("call-transfer").addEventListener("click", () => {
     if (current) act(callUrl("transfer/"), "POST", { queue: Number(byId("call-queue").value) });
   });
+  // Capture the customer's current frame (R5): multipart upload, so not through ui.api (JSON only).
+  byId("call-snapshot").addEventListener("click", async () => {
+    const button = byId("call-snapshot");
+    const customer = current && current.participants.find((person) => person.role === "customer");
+    if (!video || !customer) return;
+    ui.showError("");
+    try {
+      const blob = await video.snapshot(customer.handle);
+      const form = new FormData();
+      form.append("image", blob, "snapshot.jpg");
+      const response = await fetch(button.dataset.url.replace("00000000-0000-0000-0000-000000000000", current.call), {
+        method: "POST",
+        body: form,
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": document.querySelector('meta[name="csrf-token"]').content },
+      });
+      const data = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(data.message || response.statusText);
+      ui.showNotice(button.dataset.done);
+    } catch (error) {
+      ui.showError(error.message);
+    }
+  });
   byId("call-mute").addEventListener("click", () => {
     if (video) byId("call-mute").textContent = video.toggleAudio() ? messages.unmute : messages.mute;
   });

@@ -1,0 +1,214 @@
+"""janus-pp-rec and ffmpeg, as small typed functions (no models, no Django).
+
+Everything runs as a subprocess with an argument list (never a shell) and a
+time limit; a failure raises ``MediaToolError`` naming the tool, the file and
+the tail of the tool's own message, so a failed post-processing explains
+itself on the recording's page.
+
+Alignment (docs/recordings.md): each Janus recording's header carries ``u``,
+the wall-clock time in µs of the first packet written. Audio and video of one
+participant, and different participants, start at different moments; the
+difference of their ``u`` is the offset applied with ``-itsoffset`` (per
+participant) or ``tpad``/``adelay`` (in the composite).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+# Each participant's tile in the composite evidence file.
+TILE_WIDTH, TILE_HEIGHT, COMPOSITE_FPS = 480, 360, 15
+
+
+class MediaToolError(Exception):
+    """A media tool failed or is missing; the message is meant for people."""
+
+
+@dataclass(frozen=True)
+class MjrHeader:
+    kind: str  # "audio" or "video"
+    codec: str  # "opus", "vp8", ...
+    created_us: int  # "s": when Janus created the file
+    first_write_us: int  # "u": when the first packet was written
+
+
+@dataclass(frozen=True)
+class CompositeInput:
+    """One participant's tracks for the composite, with start offsets from the call's first packet."""
+
+    label: str
+    video: Path | None
+    video_offset: float
+    audio: Path | None
+    audio_offset: float
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise MediaToolError(f"`{name}` is not installed on this worker.")
+    return path
+
+
+def _run(arguments: list[str], *, what: str, timeout: float) -> str:
+    try:
+        # Argument list of our own (tool path from shutil.which, our file paths), never a shell.
+        completed = subprocess.run(arguments, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired as exc:
+        raise MediaToolError(f"{what}: timed out after {timeout:.0f} s") from exc
+    if completed.returncode != 0:
+        tail = (completed.stderr or completed.stdout).strip().splitlines()[-3:]
+        raise MediaToolError(f"{what}: exit {completed.returncode}: {' | '.join(tail)}")
+    return completed.stdout
+
+
+def sha256_of_file(path: Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size in bytes, reading 1 MiB at a time."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def mjr_header(path: Path) -> MjrHeader:
+    """The recording's JSON header (``janus-pp-rec -j``)."""
+    output = _run([_tool("janus-pp-rec"), "-j", str(path)], what=f"janus-pp-rec -j {path.name}", timeout=30)
+    try:
+        header = json.loads(output.strip().splitlines()[-1])
+        kind = {"a": "audio", "v": "video"}[header["t"]]
+        return MjrHeader(kind=kind, codec=header["c"], created_us=int(header["s"]), first_write_us=int(header["u"]))
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        raise MediaToolError(f"janus-pp-rec -j {path.name}: not a Janus recording header: {output[:200]!r}") from exc
+
+
+def mjr_convert(source: Path, target: Path) -> None:
+    """Convert one .mjr into a playable file (.opus for audio, .webm for VP8 video)."""
+    _run([_tool("janus-pp-rec"), str(source), str(target)], what=f"janus-pp-rec {source.name}", timeout=600)
+    if not target.exists() or target.stat().st_size == 0:
+        raise MediaToolError(f"janus-pp-rec {source.name}: produced no media (empty or damaged recording)")
+
+
+def media_duration(path: Path) -> float:
+    """Container duration in seconds (ffprobe)."""
+    output = _run(
+        [_tool("ffprobe"), "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        what=f"ffprobe {path.name}",
+        timeout=60,
+    )
+    try:
+        return float(output.strip())
+    except ValueError as exc:
+        raise MediaToolError(f"ffprobe {path.name}: no duration ({output.strip()!r})") from exc
+
+
+def _ffmpeg() -> list[str]:
+    # -nostdin: never wait on a terminal; -y: a retried attempt overwrites its own temp files.
+    return [_tool("ffmpeg"), "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+
+
+def mux_participant(
+    *, audio: Path | None, audio_offset: float, video: Path | None, video_offset: float, target: Path
+) -> None:
+    """One participant's audio and video in one .mkv, each shifted by its offset (seconds), streams copied."""
+    arguments = _ffmpeg()
+    maps: list[str] = []
+    for index, (path, offset) in enumerate(((video, video_offset), (audio, audio_offset))):
+        if path is None:
+            continue
+        arguments += ["-itsoffset", f"{offset:.6f}", "-i", str(path)]
+        maps += ["-map", f"{len(maps) // 2}:{'v' if index == 0 else 'a'}:0"]
+    if not maps:
+        raise MediaToolError("nothing to mux: no audio and no video")
+    arguments += [*maps, "-c", "copy", str(target)]
+    _run(arguments, what=f"ffmpeg mux {target.name}", timeout=600)
+
+
+def compose(
+    *,
+    inputs: list[CompositeInput],
+    duration: float,
+    caption: str,
+    epoch_seconds: float,
+    target: Path,
+    workdir: Path,
+    font: Path = CJK_FONT,
+) -> None:
+    """The evidence file: participants side by side, all audio mixed, caption and wall-clock time burned in.
+
+    Every tile starts at the call's first packet: a participant who started
+    later is preceded by black (``tpad``) and silence (``adelay``), so the
+    picture and the sound of everyone stay in step with the burned-in time.
+    """
+    if not inputs:
+        raise MediaToolError("nothing to compose: no participant has media")
+    if not font.exists():
+        raise MediaToolError(f"the caption font {font} is missing (Debian package fonts-noto-cjk)")
+    arguments = _ffmpeg()
+    filters: list[str] = []
+    video_labels: list[str] = []
+    audio_labels: list[str] = []
+    index = 0
+    for number, item in enumerate(inputs):
+        if item.video is not None:
+            arguments += ["-i", str(item.video)]
+            filters.append(
+                f"[{index}:v]setpts=PTS-STARTPTS,scale={TILE_WIDTH}:{TILE_HEIGHT}:force_original_aspect_ratio=decrease,"
+                f"pad={TILE_WIDTH}:{TILE_HEIGHT}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={COMPOSITE_FPS},"
+                f"tpad=start_duration={item.video_offset:.3f}:start_mode=add:color=black,"
+                f"tpad=stop_duration={duration:.3f}:stop_mode=clone[v{number}]"
+            )
+            index += 1
+        else:
+            filters.append(
+                f"color=c=black:s={TILE_WIDTH}x{TILE_HEIGHT}:r={COMPOSITE_FPS}:d={duration:.3f},setsar=1[v{number}]"
+            )
+        video_labels.append(f"[v{number}]")
+        if item.audio is not None:
+            arguments += ["-i", str(item.audio)]
+            delay_ms = round(item.audio_offset * 1000)
+            filters.append(
+                f"[{index}:a]asetpts=PTS-STARTPTS,aresample=48000:async=1,adelay={delay_ms}:all=1[a{number}]"
+            )
+            audio_labels.append(f"[a{number}]")
+            index += 1
+    if len(video_labels) > 1:
+        filters.append(f"{''.join(video_labels)}hstack=inputs={len(video_labels)}[grid]")
+    else:
+        filters.append(f"{video_labels[0]}null[grid]")
+    # Caption and clock through text files: no filtergraph escaping of the
+    # caption (any characters, Chinese included); the clock uses drawtext's
+    # pts expansion from the call's first packet (UTC).
+    caption_file = workdir / "caption.txt"
+    caption_file.write_text(caption, encoding="utf-8")
+    clock_file = workdir / "clock.txt"
+    clock_file.write_text(f"%{{pts:gmtime:{epoch_seconds:.3f}:%Y-%m-%d %H\\:%M\\:%S}} UTC", encoding="utf-8")
+    text_style = f"fontfile={font}:fontsize=20:fontcolor=white:box=1:boxcolor=black@0.6:boxborderw=6"
+    filters.append(
+        f"[grid]drawtext={text_style}:textfile={caption_file}:x=10:y=10,"
+        f"drawtext={text_style}:textfile={clock_file}:x=10:y=h-th-16[video]"
+    )
+    maps = ["-map", "[video]"]
+    if audio_labels:
+        filters.append(
+            f"{''.join(audio_labels)}amix=inputs={len(audio_labels)}:duration=longest:normalize=0[audio]"
+            if len(audio_labels) > 1
+            else f"{audio_labels[0]}anull[audio]"
+        )
+        maps += ["-map", "[audio]"]
+    script = workdir / "composite.filter"
+    script.write_text(";\n".join(filters), encoding="utf-8")
+    arguments += ["-filter_complex_script", str(script), *maps, "-t", f"{duration:.3f}"]
+    arguments += ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-threads", "2"]
+    if audio_labels:
+        arguments += ["-c:a", "libopus", "-b:a", "64k"]
+    arguments += [str(target)]
+    _run(arguments, what=f"ffmpeg composite {target.name}", timeout=3600)

@@ -1,0 +1,43 @@
+"""Celery tasks of the recordings app: thin, on the ``media`` queue (CELERY_TASK_ROUTES)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from apps.recordings.services import RecordingNotReady, recording_process
+
+NOT_READY_MAX_RETRIES = 8
+
+
+# Retried on database blips (autoretry) and, with exponential backoff, while
+# the call's files are not ready (Janus closes them when the room is
+# destroyed, after the call ended). A media tool's failure is not retried:
+# the recording turns failed with the tool's message and a person re-runs it.
+# acks_late: a worker that dies mid-way leaves the message for another, which
+# starts a newer attempt (the service is safe to run twice).
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    max_retries=NOT_READY_MAX_RETRIES,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    ignore_result=True,
+)
+def recording_process_task(self: Any, call_id: int) -> str:
+    """Post-process the recordings of one ended call."""
+    try:
+        return str(recording_process(call_id=call_id).state)
+    except RecordingNotReady as exc:
+        if self.request.is_eager:
+            # Embedded mode (no broker): an eager retry would run again at
+            # once, in the request that ended the call. The recording stays
+            # pending; `manage.py recordings_process_pending` picks it up.
+            return "not_ready"
+        if self.request.retries >= NOT_READY_MAX_RETRIES:
+            return "not_ready"  # still pending: recordings_process_pending is the safety net
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc

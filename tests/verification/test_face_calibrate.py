@@ -1,0 +1,97 @@
+"""`manage.py face_calibrate`: the FAR/FRR arithmetic on hand-made distances, and a real run."""
+
+from __future__ import annotations
+
+import math
+import os
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from apps.verification.integrations.face import missing_weights, verification_setting
+from apps.verification.management.commands.face_calibrate import (
+    dataset_photos,
+    error_rates,
+    recommend_threshold,
+    threshold_grid,
+)
+
+CI = os.environ.get("CI", "").lower() == "true"
+GENUINE = [0.02, 0.03, 0.05, 0.08, math.inf]  # the inf: a photo with no face found
+IMPOSTOR = [0.06, 0.09, 0.12, 0.15, 0.2, 0.25, 0.3, 0.3, 0.3, 0.4]
+
+
+def test_rates_count_a_pair_at_exactly_the_threshold_as_accepted() -> None:
+    rates = error_rates(genuine=GENUINE, impostor=IMPOSTOR, threshold=0.06)
+
+    assert (rates.false_accepts, rates.impostor_pairs) == (1, 10)
+    assert (rates.false_rejects, rates.genuine_pairs) == (2, 5)
+    assert rates.far == pytest.approx(0.1)
+    assert rates.frr == pytest.approx(0.4)
+
+
+def test_a_failure_to_acquire_is_rejected_at_every_threshold() -> None:
+    assert error_rates(genuine=GENUINE, impostor=IMPOSTOR, threshold=10.0).frr == pytest.approx(0.2)
+
+
+def test_the_recommendation_has_the_lowest_frr_within_the_target_far() -> None:
+    grid = threshold_grid(step=0.01, maximum=0.5)
+
+    strict = recommend_threshold(genuine=GENUINE, impostor=IMPOSTOR, target_far=0.0, candidates=grid)
+    lenient = recommend_threshold(genuine=GENUINE, impostor=IMPOSTOR, target_far=0.1, candidates=grid)
+
+    # FAR 0 allows thresholds below 0.06; of those only 0.05 reaches FRR 2/5.
+    assert strict is not None
+    assert strict.threshold == pytest.approx(0.05)
+    assert (strict.far, strict.frr) == (0.0, pytest.approx(0.4))
+    # One impostor in ten allowed: only 0.08 accepts every finite genuine pair.
+    assert lenient is not None
+    assert lenient.threshold == pytest.approx(0.08)
+    assert lenient.frr == pytest.approx(0.2)
+
+
+def test_the_recommendation_is_the_middle_of_the_best_plateau() -> None:
+    chosen = recommend_threshold(
+        genuine=[0.01, 0.02], impostor=[0.1, 0.2], target_far=0.0, candidates=threshold_grid(step=0.01, maximum=0.3)
+    )
+
+    # FRR 0 and FAR 0 from 0.02 to 0.09: the middle leaves margin both ways.
+    assert chosen is not None
+    assert chosen.threshold == pytest.approx(0.06)
+
+
+def test_no_recommendation_when_no_threshold_reaches_the_target() -> None:
+    assert recommend_threshold(genuine=[0.1], impostor=[0.0], target_far=0.0, candidates=[0.05, 0.1]) is None
+
+
+def test_multi_face_photos_are_left_out_and_hard_cases_kept() -> None:
+    photos = dataset_photos(Path(settings.FACES_DATASET_DIR))
+    names = {f"{person}/{path.name}" for person, path in photos}
+
+    assert not any(person == "multi" for person, _ in photos)
+    assert {"obama/5_small.jpg", "obama/6_partial.jpg"} <= names
+
+
+def test_the_command_prints_a_table_and_a_recommendation_on_a_subset() -> None:
+    home = Path(verification_setting("DEEPFACE_HOME"))
+    if missing_weights(home):
+        message = f"face weights missing in {home} (run manage.py face_weights_install)"
+        if CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    out = StringIO()
+
+    call_command("face_calibrate", "--people", "biden", "rose_leslie", "--target-far", "0", stdout=out)
+
+    text = out.getvalue()
+    assert "photos: 4 (4 embedded), people: 2, genuine pairs: 2, impostor pairs: 4" in text
+    assert "threshold" in text
+    assert "FAR" in text
+    assert "FRR" in text
+    recommendation = text.split("recommended FACE_MATCH_THRESHOLD for FAR <= 0.0:")[1].split()
+    assert float(recommendation[0]) > 0
+    assert recommendation[1] == "0.00%"  # FAR
+    assert recommendation[3] == "0.00%"  # FRR: these two people separate cleanly
