@@ -7,10 +7,11 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve, reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 
 from apps.security.policy import two_factor_satisfied
 
@@ -93,8 +94,9 @@ class StaffTwoFactorMiddleware:
     ``user.is_verified()``). A session that logged in with a password only
     reaches the back office (the admin site and the live pages under it,
     ``/console/``) after the verification step. Agents and experts are not
-    affected (apps/security/policy.py). The JSON API under ``/api/`` is not
-    gated yet (docs/compliance.md, "Staff two-factor authentication").
+    affected (apps/security/policy.py). The JSON API under ``/api/`` answers
+    such a session with 403 ``second_factor_required``: a stolen password
+    must not open the API either.
     """
 
     def __init__(self, get_response: Handler) -> None:
@@ -110,6 +112,14 @@ class StaffTwoFactorMiddleware:
             return self.get_response(request)
         if match.view_name in _EXEMPT_VIEWS:
             return self.get_response(request)
+        if request.path_info.startswith("/api/"):
+            return JsonResponse(
+                {
+                    "code": "second_factor_required",
+                    "message": str(_("Your role needs the second factor: verify it in the back office first.")),
+                },
+                status=403,
+            )
         back_office = reverse("admin:index")
         if request.path_info.startswith(back_office):
             from django_otp.plugins.otp_totp.models import TOTPDevice

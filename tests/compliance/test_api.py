@@ -17,6 +17,7 @@ from apps.staff.roles import Role
 from apps.staff.services import staff_member_upsert
 from tests.compliance.conftest import file_bytes, records_of
 from tests.conftest import SYSTEM
+from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +35,7 @@ def _download(export_id: int) -> str:
 @pytest.fixture
 def post_export(client: Client, django_capture_on_commit_callbacks: Callable[..., Any]) -> Callable[..., Any]:
     def post(user: User, body: dict[str, Any]) -> Any:
-        client.force_login(user)
+        force_login_verified(client, user)
         with django_capture_on_commit_callbacks(execute=True):
             return client.post(EXPORTS, body, content_type="application/json")
 
@@ -73,7 +74,7 @@ def test_a_compliance_officer_requests_follows_and_downloads_an_export(
 def test_the_status_of_a_waiting_export_shows_no_progress_and_it_cannot_be_downloaded(
     client: Client, compliance_officer: User, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    client.force_login(compliance_officer)
+    force_login_verified(client, compliance_officer)
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(EXPORTS, {"format": "xlsx"}, content_type="application/json")
     assert response.status_code == 202
@@ -99,7 +100,7 @@ def test_roles_without_exports_get_403_everywhere(
 ) -> None:
     export_id = post_export(compliance_officer, {"format": "csv"}).json()["id"]
     user = request.getfixturevalue(role)
-    client.force_login(user)
+    force_login_verified(client, user)
 
     for response in (
         client.post(EXPORTS, {"format": "csv"}, content_type="application/json"),
@@ -132,14 +133,14 @@ def test_exports_are_seen_by_their_requester_and_compliance_officers_only(
     officers = post_export(compliance_officer, {"format": "csv"}).json()["id"]
     admins = post_export(administrator, {"format": "csv"}).json()["id"]
 
-    client.force_login(administrator)
+    force_login_verified(client, administrator)
     refused = client.get(_download(officers))
     assert refused.status_code == 403
     assert refused.json()["code"] == "not_your_export"
     assert client.get(_detail(officers)).status_code == 403
     assert [item["id"] for item in client.get(EXPORTS).json()["results"]] == [admins]
 
-    client.force_login(compliance_officer)
+    force_login_verified(client, compliance_officer)
     assert client.get(_download(admins)).status_code == 200
     assert {item["id"] for item in client.get(EXPORTS).json()["results"]} == {officers, admins}
 
@@ -157,7 +158,7 @@ def test_an_unmasked_file_is_refused_to_someone_who_lost_the_unmask_permission(
         branch=branch,
     )
     moved = User.objects.get(pk=compliance_officer.pk)  # fresh permission cache
-    client.force_login(moved)
+    force_login_verified(client, moved)
 
     refused = client.get(_download(export_id))
 
@@ -185,7 +186,7 @@ def test_bad_requests_get_a_code_and_a_message(
 
 
 def test_an_unknown_export_is_404(client: Client, compliance_officer: User) -> None:
-    client.force_login(compliance_officer)
+    force_login_verified(client, compliance_officer)
     response = client.get(_detail(999_999))
     assert response.status_code == 404
     assert response.json()["code"] == "export_not_found"

@@ -18,6 +18,7 @@ from apps.audit.services import Actor, audit_record
 from apps.compliance.models import AuditExport, ExportState
 from apps.customers.models import Customer
 from tests.compliance.conftest import COLUMN_COUNT, csv_table, file_bytes
+from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -122,7 +123,7 @@ def test_a_pdf_stops_at_its_row_limit_and_says_so(
     assert export.truncated
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(file_bytes(export))).pages)
     assert "first 25 of 42" in text.replace("\n", " ")
-    client.force_login(compliance_officer)
+    force_login_verified(client, compliance_officer)
     body = client.get(reverse("compliance:export-detail", args=[export.pk]), headers={"accept-language": "en"}).json()
     assert body["truncated"] is True
     assert body["row_limit"] == 25

@@ -17,6 +17,7 @@ from apps.recordings.models import Recording, RecordingFileKind, RecordingState
 from apps.recordings.selectors import ByteRange, RangeNotSatisfiable, parse_range_header
 from apps.staff.roles import Role
 from tests.recordings.conftest import RecordedCall
+from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +50,7 @@ def test_range_header_parsing() -> None:
 def test_a_compliance_officer_plays_the_evidence_file_with_seeking_and_each_playback_is_audited(
     processed: Recording, compliance_officer: User, client: Client
 ) -> None:
-    client.force_login(compliance_officer)
+    force_login_verified(client, compliance_officer)
     listing = client.get(reverse("recordings:call-recording", args=[processed.call.public_id]))
     assert listing.status_code == 200
     body = listing.json()
@@ -94,7 +95,7 @@ def test_a_compliance_officer_plays_the_evidence_file_with_seeking_and_each_play
 def test_playback_is_limited_by_role(
     processed: Recording, make_staff: Callable[..., User], client: Client, role: Role, allowed: bool
 ) -> None:
-    client.force_login(make_staff(role, f"play_{role.value}"))
+    force_login_verified(client, make_staff(role, f"play_{role.value}"))
     composite = processed.files.get(kind=RecordingFileKind.COMPOSITE)
 
     listing = client.get(reverse("recordings:call-recording", args=[processed.call.public_id]))
@@ -106,7 +107,7 @@ def test_playback_is_limited_by_role(
 
 
 def test_originals_are_not_served(processed: Recording, supervisor: User, client: Client) -> None:
-    client.force_login(supervisor)
+    force_login_verified(client, supervisor)
     original = processed.files.filter(kind=RecordingFileKind.ORIGINAL_MJR).first()
     assert original is not None
     assert client.get(reverse("recordings:file-content", args=[original.pk])).status_code == 404

@@ -21,6 +21,7 @@ from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, 
 from apps.recordings.services import recording_process, recording_reprocess
 from tests.conftest import SYSTEM
 from tests.recordings.conftest import RecordedCall
+from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -232,10 +233,10 @@ def test_a_supervisor_re_runs_a_failed_post_processing_through_the_api_and_a_com
     assert recording.state == RecordingState.FAILED
     url = reverse("recordings:reprocess", args=[recording.pk])
 
-    client.force_login(make_staff(Role.COMPLIANCE_OFFICER))
+    force_login_verified(client, make_staff(Role.COMPLIANCE_OFFICER))
     assert client.post(url).status_code == 403
 
-    client.force_login(make_staff(Role.SUPERVISOR))
+    force_login_verified(client, make_staff(Role.SUPERVISOR))
     with on_commit():
         response = client.post(url)
     assert response.status_code == 202

@@ -186,3 +186,17 @@ def test_connect_src_names_the_janus_servers(settings: object) -> None:
 
     settings.JANUS_SERVERS = [{"public_ws_url": "wss://media.bank.example/janus"}, {"public_ws_url": ""}]  # type: ignore[attr-defined]
     assert _janus_origins() == ["wss://media.bank.example"]
+
+
+def test_the_api_refuses_a_password_only_session_of_a_two_factor_role(
+    client: Client, supervisor: User, agent: User
+) -> None:
+    client.force_login(supervisor)
+    refused = client.get("/api/queueing/figures/")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "second_factor_required"
+    force_login_verified(client, supervisor)
+    assert client.get("/api/queueing/figures/").status_code == 200
+    # Agents are exempt: a password is enough for them.
+    client.force_login(agent)
+    assert client.get("/api/customers/").status_code == 200
