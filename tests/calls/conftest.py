@@ -24,7 +24,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -133,22 +134,29 @@ class JanusHarness:
         return [json.loads(line) for line in self.events_file.read_text().splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="session")
-def janus_netns() -> Iterator[str]:
+@contextmanager
+def network_namespace(prefix: str, unavailable: Callable[[str], None] = _unavailable) -> Iterator[str]:
+    """A fresh namespace ``<prefix><pid>`` for a Janus and its peers (scripts/netns.sh), removed afterwards."""
     if sys.platform != "linux" or shutil.which("ip") is None:
-        _unavailable("this is not Linux with iproute2 (`ip`)")
+        unavailable("this is not Linux with iproute2 (`ip`)")
     if os.geteuid() != 0:
-        _unavailable("creating a network namespace needs root")
+        unavailable("creating a network namespace needs root")
     if shutil.which("janus") is None:
-        _unavailable("`janus` is not installed (apt-get install --no-install-recommends janus janus-tools)")
-    name = f"rbtest{os.getpid()}"
+        unavailable("`janus` is not installed (apt-get install --no-install-recommends janus janus-tools)")
+    name = f"{prefix}{os.getpid()}"
     created = subprocess.run(["bash", str(NETNS_SCRIPT), "up", name], capture_output=True, text=True, check=False)
     if created.returncode != 0:
-        _unavailable(f"scripts/netns.sh up {name} failed: {created.stderr or created.stdout}")
+        unavailable(f"scripts/netns.sh up {name} failed: {created.stderr or created.stdout}")
     try:
         yield name
     finally:
         subprocess.run(["bash", str(NETNS_SCRIPT), "down", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def janus_netns() -> Iterator[str]:
+    with network_namespace("rbtest") as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

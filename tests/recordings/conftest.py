@@ -8,11 +8,8 @@ copies those files into the folder of a call of its own.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +28,7 @@ from apps.queueing.models import QueueEntry
 from apps.queueing.services import service_queue_upsert
 from apps.staff.models import StaffProfile
 from apps.verification.models import ServiceSession
-from tests.calls.conftest import CI, NETNS_SCRIPT, JanusHarness, janus  # noqa: F401 - fixture reused
+from tests.calls.conftest import CI, JanusHarness, janus, network_namespace  # noqa: F401 - fixture reused
 from tests.conftest import SYSTEM
 
 PUBLISH_SECONDS = 4
@@ -51,20 +48,8 @@ def janus_netns() -> Iterator[str]:
     starts its own Janus, with the same fixed ports, so they need separate
     namespaces (their own ``rbtest<pid>`` and this ``rbrec<pid>``).
     """
-    if sys.platform != "linux" or shutil.which("ip") is None:
-        _unavailable("this is not Linux with iproute2 (`ip`)")
-    if os.geteuid() != 0:
-        _unavailable("creating a network namespace needs root")
-    if shutil.which("janus") is None:
-        _unavailable("`janus` is not installed (apt-get install --no-install-recommends janus janus-tools)")
-    name = f"rbrec{os.getpid()}"
-    created = subprocess.run(["bash", str(NETNS_SCRIPT), "up", name], capture_output=True, text=True, check=False)
-    if created.returncode != 0:
-        _unavailable(f"scripts/netns.sh up {name} failed: {created.stderr or created.stdout}")
-    try:
+    with network_namespace("rbrec", _unavailable) as name:
         yield name
-    finally:
-        subprocess.run(["bash", str(NETNS_SCRIPT), "down", name], capture_output=True, check=False)
 
 
 def require_tool(name: str) -> None:
