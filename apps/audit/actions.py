@@ -42,6 +42,7 @@ class AuditAction(models.TextChoices):
     VISIT_ACCOUNT_ACCEPTED = "verification.visit.account_accepted", _("Account accepted")
     VISIT_SCREENING_PASSED = "verification.visit.screening_passed", _("Blacklist screening passed")
     VISIT_REFUSED = "verification.visit.refused", _("Visit refused")
+    VISIT_CLOSED = "verification.visit.closed", _("Service closed with its outcome")
     # Queueing and routing (apps.queueing).
     QUEUE_CONFIGURED = "queueing.queue.configured", _("Queue configured")
     QUEUE_ENTERED = "queueing.entry.entered", _("Customer joined a queue")

@@ -4,7 +4,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+
 from apps.calls.models import Call
+from apps.staff.roles import Role
+from apps.verification.models import ServiceSession
 
 # Janus videoroom recording names (docs/janus.md):
 # videoroom-<room>-user-<feed id>-<µs timestamp>-<audio|video>-<mid>.mjr
@@ -49,3 +54,28 @@ def call_recording_files(*, call: Call) -> list[RecordingFile]:
             )
         )
     return files
+
+
+def visits_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[ServiceSession]:
+    """The services (visits) whose record and evidence this staff user may see (R8 object-level rules).
+
+    - agent, expert: the services they took part in (as agent or invited expert);
+    - supervisor: those of the staff they supervise, and their own;
+    - compliance officer: every service (read-only: no role edits evidence);
+    - administrator, anyone else: none (running the system is not reading customers' services).
+
+    Every back-office page and API that lists or opens a service, a recording
+    or a snapshot filters through this one function.
+    """
+    profile = getattr(user, "staff_profile", None) if user.is_authenticated else None
+    if profile is None or not user.is_active:
+        return ServiceSession.objects.none()
+    if profile.role == Role.COMPLIANCE_OFFICER:
+        return ServiceSession.objects.all()
+    if profile.role in (Role.AGENT, Role.EXPERT):
+        return ServiceSession.objects.filter(calls__participants__staff=profile).distinct()
+    if profile.role == Role.SUPERVISOR:
+        return ServiceSession.objects.filter(
+            Q(calls__participants__staff__supervisor=profile) | Q(calls__participants__staff=profile)
+        ).distinct()
+    return ServiceSession.objects.none()

@@ -50,6 +50,16 @@ class RefusalCode(models.TextChoices):
     BLACKLISTED = "blacklisted", _("On a blacklist")
 
 
+class ServiceOutcome(models.TextChoices):
+    """How a service (a visit) ended, for the service record (R4). Blank while open."""
+
+    COMPLETED = "completed", _("Completed")
+    REFUSED = "refused", _("Refused before the call (Gate 1)")
+    GATE_FAILED = "gate_failed", _("Failed an in-call gate")
+    ABANDONED = "abandoned", _("Abandoned")
+    CANCELLED = "cancelled", _("Ended without the business done")
+
+
 _OPEN = [
     VisitState.BUSINESS_CHOSEN,
     VisitState.ID_CARD_PROCESSING,
@@ -86,8 +96,15 @@ class ServiceSession(ConcurrentTransitionMixin, models.Model):
     account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.PROTECT, related_name="visits")
     refusal_code = models.CharField(_("refusal"), max_length=32, choices=RefusalCode.choices, blank=True)
 
+    # The service record's ending (R4): set once by ``visit_close`` and never
+    # changed; an interrupted call leaves it blank so the service can resume.
+    outcome = models.CharField(_("outcome"), max_length=16, choices=ServiceOutcome.choices, blank=True)
+    outcome_reason = models.CharField(_("outcome reason"), max_length=64, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+
     class Meta:
         ordering = ("-created_at",)
+        indexes = (models.Index(fields=("outcome", "created_at")),)
         verbose_name = _("visit")
         verbose_name_plural = _("visits")
 

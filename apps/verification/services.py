@@ -20,7 +20,7 @@ from django_fsm import TransitionNotAllowed
 
 from apps.audit.actions import AuditAction
 from apps.audit.models import ActorKind
-from apps.audit.services import Actor, audit_record
+from apps.audit.services import Actor, AnyActor, audit_record
 from apps.businesses.registry import BusinessType, business_get
 from apps.common.crypto import normalize_mobile
 from apps.common.errors import ApplicationError, NotAllowed, NotFound, ValidationFailed
@@ -39,7 +39,7 @@ from apps.verification.idcard import (
 from apps.verification.integrations.barcode import decode_barcodes
 from apps.verification.integrations.ocr import get_ocr_engine
 from apps.verification.messages import message_for
-from apps.verification.models import RefusalCode, ServiceSession, VisitState
+from apps.verification.models import RefusalCode, ServiceOutcome, ServiceSession, VisitState
 
 
 class UploadRejected(ApplicationError):
@@ -83,6 +83,9 @@ def _apply(visit: ServiceSession, transition_name: str, *args: Any) -> None:
 def _refuse(visit: ServiceSession, code: RefusalCode, audit_data: dict[str, Any]) -> ServiceSession:
     from_state = visit.state
     _apply(visit, "refuse", code)
+    visit.outcome = ServiceOutcome.REFUSED
+    visit.outcome_reason = code.value
+    visit.closed_at = timezone.now()
     visit.save()
     audit_record(
         actor=_visit_actor(visit),
@@ -361,3 +364,28 @@ def visit_account_submit(*, visit_id: int, number: str) -> ServiceSession:  # no
     visit.save()
     audit_record(actor=_visit_actor(visit), action=AuditAction.VISIT_SCREENING_PASSED, target=visit)
     return visit
+
+
+def visit_close(*, visit_id: int, actor: AnyActor, outcome: ServiceOutcome, reason: str = "") -> ServiceSession:
+    """Write the service's outcome into its record (R4). The first outcome wins.
+
+    Called inside the caller's transaction by whoever ends the service (a
+    failed gate, the business done, the customer gone for good). A visit that
+    is already closed is returned unchanged, so a late or repeated close
+    (a redelivered task, both sides hanging up) cannot rewrite history.
+    """
+    with transaction.atomic():
+        visit = _locked(visit_id)
+        if visit.outcome:
+            return visit
+        visit.outcome = outcome
+        visit.outcome_reason = reason[:64]
+        visit.closed_at = timezone.now()
+        visit.save(update_fields=["outcome", "outcome_reason", "closed_at", "updated_at"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.VISIT_CLOSED,
+            target=visit,
+            data={"outcome": outcome.value, "reason": reason},
+        )
+        return visit

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "apps.queueing",
     "apps.calls",
     "apps.recordings",
+    "apps.gates",
     "apps.compliance",
     "apps.console",
     "apps.mobile",
