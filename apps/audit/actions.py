@@ -97,6 +97,15 @@ class AuditAction(models.TextChoices):
     RECORDING_DOWNLOADED = "recordings.file.downloaded", _("Recording downloaded")
     # Snapshot: staff captured the customer's video frame (data: snapshot, sha256, size).
     SNAPSHOT_CAPTURED = "recordings.snapshot.captured", _("Customer snapshot captured")
+    # In-call gates 2–4 (apps.gates), R6.2–R6.5.
+    GATES_STARTED = "gates.progress.started", _("In-call gates started")
+    GATE_ATTEMPT_STARTED = "gates.attempt.started", _("Gate check started")
+    GATE_ATTEMPT_FINISHED = "gates.attempt.finished", _("Gate check finished")
+    GATE_PASSED = "gates.gate.passed", _("Gate passed")
+    GATE_FAILED = "gates.gate.failed", _("Gate failed; service ended")
+    GATES_ALL_PASSED = "gates.progress.all_passed", _("All four gates passed")
+    GATES_OUT_OF_ORDER = "gates.request.out_of_order", _("Business operation refused: gates not passed")
+    SNAPSHOT_CHOSEN_FOR_FACE = "recordings.snapshot.chosen_for_face", _("Snapshot chosen as the live image")
     # Two-factor (apps.security): staff TOTP devices and the verification step at login.
     # Enrolment started: a new, unconfirmed authenticator secret was issued (data: device).
     SECURITY_OTP_ENROLMENT_STARTED = "security.otp.enrolment_started", _("Two-factor enrolment started")

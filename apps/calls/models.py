@@ -37,6 +37,7 @@ class CallEndReason(models.TextChoices):
     REJOIN_GRACE_EXPIRED = "rejoin_grace_expired", _("A participant did not come back in time")
     CONNECT_TIMEOUT = "connect_timeout", _("The call did not connect in time")
     MEDIA_SERVER_FAILED = "media_server_failed", _("The video server failed")
+    GATE_FAILED = "gate_failed", _("A verification gate failed")
 
 
 def _room_secret() -> str:

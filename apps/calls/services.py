@@ -256,6 +256,20 @@ def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = ""
     call_ended.send(sender=Call, call=call)
 
 
+def call_notify(call: Call, event: str, **extra: Any) -> None:
+    """Tell the call's customer page and staff consoles that ``event`` happened (after commit)."""
+    _notify(call, event, **extra)
+
+
+@transaction.atomic
+def call_end(*, call_id: int, actor: AnyActor, reason: CallEndReason, detail: str = "") -> Call:
+    """End a live call for a reason decided by the server (a failed gate). Idempotent."""
+    call = _locked(call_id)
+    if call.state != CallState.ENDED:
+        _end(call, reason=reason, actor=actor, detail=detail)
+    return call
+
+
 def _release(staff: StaffProfile, *, actor: AnyActor, now: datetime) -> None:
     """A staff member's part in a call is over: busy → wrap-up (others keep their state)."""
     presence = AgentPresence.objects.filter(staff=staff).first()

@@ -24,6 +24,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ROUTES = {
     "apps.verification.tasks.ocr_*": {"queue": "ocr"},
     "apps.verification.tasks.face_*": {"queue": "face"},
+    "apps.gates.tasks.gate_face_*": {"queue": "face"},
     "apps.recordings.tasks.*": {"queue": "media"},
     # Large exports (minutes of CPU for a million rows) must not delay OCR or calls.
     "apps.compliance.tasks.*": {"queue": "reports"},

@@ -19,6 +19,11 @@ __all__ = [
     "FACE_WEIGHTS_CACHE_DIR",
     "IDENTITY_REGISTRY_ADAPTER",
     "IDENTITY_REGISTRY_SANDBOX",
+    "GATE_IDENTITY_MAX_ATTEMPTS",
+    "GATE_FACE_MAX_ATTEMPTS",
+    "GATE_QUESTIONS_COUNT",
+    "GATE_QUESTIONS_MAX_WRONG",
+    "GATE_QUESTIONS_KINDS",
 ]
 
 _BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -59,3 +64,23 @@ IDENTITY_REGISTRY_SANDBOX: dict[str, Any] = {
     "timeout_seconds": _env_float("REMOTEBANK_IDENTITY_REGISTRY_TIMEOUT_SECONDS", 3.0),
     "seed": int(_sandbox_seed) if _sandbox_seed else None,
 }
+
+# In-call gates (apps.gates, docs/gates.md).
+# Gate 2: tries of the registry per service (R6.2: at most 3). A definite
+# "mismatch" or "not found" ends the service at once; errors and timeouts
+# use up tries.
+GATE_IDENTITY_MAX_ATTEMPTS = env_int("REMOTEBANK_GATE_IDENTITY_MAX_ATTEMPTS", 3)
+# Gate 3: snapshots in which no single face was found may be retaken this
+# many times in all; a comparison below the threshold ends the service at once.
+GATE_FACE_MAX_ATTEMPTS = env_int("REMOTEBANK_GATE_FACE_MAX_ATTEMPTS", 3)
+# Gate 4: questions drawn per service, wrong answers tolerated, and which
+# kinds of the question bank (apps/gates/questions.py) may be drawn.
+GATE_QUESTIONS_COUNT = env_int("REMOTEBANK_GATE_QUESTIONS_COUNT", 3)
+GATE_QUESTIONS_MAX_WRONG = env_int("REMOTEBANK_GATE_QUESTIONS_MAX_WRONG", 0)
+GATE_QUESTIONS_KINDS = tuple(
+    kind.strip()
+    for kind in env_str(
+        "REMOTEBANK_GATE_QUESTIONS_KINDS", "opening_branch,account_kind,opening_year,home_city,branch_city"
+    ).split(",")
+    if kind.strip()
+)

@@ -1,0 +1,137 @@
+"""Gates API: the agent's console runs gates 2–4 of the call; the customer answers Gate 4 on their own page.
+
+Staff endpoints take the call's public id and require a staff participant
+still present in the connected call (checked by the services). Customer
+endpoints act on the visit bound to the browser's session only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import FileResponse
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.calls.models import Call, CallParticipant
+from apps.common.api import request_staff_user, require_permission
+from apps.common.errors import NotFound, PermissionDenied
+from apps.gates.selectors import gate_progress_for_visit, gates_status_for_customer, gates_status_for_staff
+from apps.gates.services import (
+    gate_face_verify_start,
+    gate_identity_check_start,
+    gate_questions_answer,
+    gate_questions_draw,
+)
+from apps.verification.api import CsrfEnforced, current_visit
+
+_SERVE = require_permission("queueing.serve_customers")
+
+
+def _call_for_staff(request: Request, public_id: Any) -> Call:
+    """The call, if the requesting staff member took part in it (reads only; writes check presence too)."""
+    call = Call.objects.select_related("visit").filter(public_id=public_id).first()
+    if call is None:
+        raise NotFound(_("This call does not exist."), code="call_not_found")
+    user = request_staff_user(request)
+    if not CallParticipant.objects.filter(call=call, staff__user=user).exists():
+        raise PermissionDenied(_("Only staff in this call can see its checks."), code="not_in_call")
+    return call
+
+
+class CallGatesApi(APIView):
+    """``GET``: gates 2–4 of the call's service, with every attempt, score and time."""
+
+    permission_classes = (_SERVE,)
+
+    def get(self, request: Request, public_id: str) -> Response:
+        call = _call_for_staff(request, public_id)
+        return Response(gates_status_for_staff(visit=call.visit))
+
+
+class GateIdentityApi(APIView):
+    """``POST``: ask the identity registry (Gate 2). The result fills in by itself."""
+
+    permission_classes = (_SERVE,)
+
+    def post(self, request: Request, public_id: str) -> Response:
+        call = _call_for_staff(request, public_id)
+        gate_identity_check_start(actor=request_staff_user(request), call_id=call.pk)
+        return Response(gates_status_for_staff(visit=call.visit), status=202)
+
+
+class GateFaceApi(APIView):
+    """``POST {"snapshot": id}``: compare that snapshot with the ID-card portrait and the registry photo (Gate 3)."""
+
+    permission_classes = (_SERVE,)
+    parser_classes = (JSONParser,)
+
+    class InputSerializer(serializers.Serializer[Any]):
+        snapshot = serializers.UUIDField()
+
+    def post(self, request: Request, public_id: str) -> Response:
+        call = _call_for_staff(request, public_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        gate_face_verify_start(
+            actor=request_staff_user(request), call_id=call.pk, snapshot_public_id=str(data.validated_data["snapshot"])
+        )
+        return Response(gates_status_for_staff(visit=call.visit), status=202)
+
+
+class GateQuestionsApi(APIView):
+    """``POST``: draw the private questions (Gate 4); they appear on the customer's page."""
+
+    permission_classes = (_SERVE,)
+
+    def post(self, request: Request, public_id: str) -> Response:
+        call = _call_for_staff(request, public_id)
+        gate_questions_draw(actor=request_staff_user(request), call_id=call.pk)
+        return Response(gates_status_for_staff(visit=call.visit), status=201)
+
+
+class GateRegistryPhotoApi(APIView):
+    """``GET``: the photo on file returned by the registry (Gate 2), for staff in the call."""
+
+    permission_classes = (_SERVE,)
+
+    def get(self, request: Request, public_id: str) -> FileResponse:
+        call = _call_for_staff(request, public_id)
+        progress = gate_progress_for_visit(visit=call.visit)
+        if progress is None or not progress.registry_photo:
+            raise NotFound(_("The registry has returned no photo yet."), code="no_registry_photo")
+        response = FileResponse(progress.registry_photo.open("rb"), content_type="image/jpeg")
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class VisitGatesApi(APIView):
+    """The customer's own page: ``GET`` the checks' progress and any questions to answer."""
+
+    authentication_classes = ()
+    permission_classes = (CsrfEnforced,)
+
+    def get(self, request: Request) -> Response:
+        return Response(gates_status_for_customer(visit=current_visit(request)))
+
+
+class VisitGateAnswersApi(APIView):
+    """``POST {"answers": [option index, …]}``: the customer's answers to Gate 4."""
+
+    authentication_classes = ()
+    permission_classes = (CsrfEnforced,)
+    parser_classes = (JSONParser,)
+
+    class InputSerializer(serializers.Serializer[Any]):
+        answers = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=20), max_length=20)
+
+    def post(self, request: Request) -> Response:
+        visit = current_visit(request)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        attempt = gate_questions_answer(visit_id=visit.pk, answers=data.validated_data["answers"])
+        return Response({"passed": attempt.status == "passed", **gates_status_for_customer(visit=visit)})

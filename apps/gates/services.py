@@ -1,0 +1,484 @@
+"""Gates 2–4 (R6.2–R6.4) and their enforcement (R6.5).
+
+Each gate is started by a staff participant of the live call (or, for the
+answers of Gate 4, by the customer on their own page); the checks that take
+time (the registry, the face model) run in Celery and come back through a
+``*_run`` service that applies the result under the progress row's lock only
+if the attempt is still running (compare-and-set: a redelivered task changes
+nothing). A definite failure ends the service: the progress fails, the
+visit's outcome becomes ``gate_failed`` and the call ends. Nothing here lets
+anyone override or edit a result.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import TransitionNotAllowed
+from PIL import Image
+
+from apps.audit.actions import AuditAction
+from apps.audit.services import Actor, AnyActor, audit_record
+from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
+from apps.calls.services import call_end, call_notify
+from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
+from apps.common.images import ImageRejected, load_untrusted_image
+from apps.gates.models import AttemptStatus, Gate, GateAttempt, GateProgress, GateState, QuestionDraw
+from apps.gates.questions import questions_draw
+from apps.recordings.models import Snapshot
+from apps.staff.models import StaffProfile
+from apps.verification.integrations.face import FaceError, FaceModelUnavailable, decide, get_face_engine
+from apps.verification.integrations.identity_registry import RegistryError, get_identity_registry
+from apps.verification.models import ServiceOutcome, ServiceSession
+from apps.verification.services import visit_close
+
+logger = logging.getLogger(__name__)
+
+REGISTRY = Actor.system("identity_registry")
+FACE_ENGINE = Actor.system("face_engine")
+
+
+def _attempt_limit(gate: Gate) -> int:
+    if gate == Gate.IDENTITY:
+        return int(settings.GATE_IDENTITY_MAX_ATTEMPTS)
+    if gate == Gate.FACE:
+        return int(settings.GATE_FACE_MAX_ATTEMPTS)
+    return 1
+
+
+# --- Locks and checks ---------------------------------------------------------------------
+
+
+def _live_call_for_staff(*, actor: User, call_id: int) -> Call:
+    """The connected call in which ``actor`` is a staff participant still present."""
+    call = Call.objects.select_related("visit").filter(pk=call_id).first()
+    if call is None:
+        raise NotFound(_("This call does not exist."), code="call_not_found")
+    staff = StaffProfile.objects.filter(user=actor).first()
+    present = (
+        staff is not None
+        and CallParticipant.objects.filter(call=call, staff=staff, left_at__isnull=True)
+        .exclude(role=ParticipantRole.CUSTOMER)
+        .exists()
+    )
+    if not present:
+        raise PermissionDenied(_("Only staff in this call can run its checks."), code="not_in_call")
+    if call.state != CallState.CONNECTED:
+        raise NotAllowed(_("The checks can only run while the video call is connected."), code="call_not_connected")
+    return call
+
+
+def _progress_locked(visit: ServiceSession, *, actor: AnyActor) -> GateProgress:
+    """The visit's progress, created on first use, locked for the rest of the transaction."""
+    progress, created = GateProgress.objects.get_or_create(visit=visit, defaults={"started_at": timezone.now()})
+    if created:
+        audit_record(actor=actor, action=AuditAction.GATES_STARTED, target=visit, data={"visit": visit.pk})
+    return GateProgress.objects.select_for_update(of=("self",)).select_related("visit").get(pk=progress.pk)
+
+
+def _out_of_order(progress: GateProgress, gate: Gate) -> NotAllowed:
+    if progress.state == GateState.FAILED:
+        return NotAllowed(_("A check has failed; this service has ended."), code="gate_failed")
+    return NotAllowed(
+        _("This check is not available now. The checks must be passed in order."),
+        code="out_of_order",
+        extra={"state": progress.state, "gate": gate.value},
+    )
+
+
+def _start_attempt(
+    progress: GateProgress,
+    gate: Gate,
+    *,
+    call: Call,
+    actor: User,
+    snapshot: Snapshot | None = None,
+) -> GateAttempt:
+    if progress.state != gate:
+        raise _out_of_order(progress, gate)
+    attempts = progress.attempts.filter(gate=gate)
+    if attempts.filter(status=AttemptStatus.RUNNING).exists():
+        raise NotAllowed(_("This check is already running. Please wait for its result."), code="gate_check_running")
+    number = attempts.count() + 1
+    if number > _attempt_limit(gate):
+        raise NotAllowed(_("No attempts are left for this check."), code="attempts_exhausted")
+    attempt = GateAttempt.objects.create(
+        progress=progress,
+        gate=gate,
+        number=number,
+        call=call,
+        requested_by=actor,
+        snapshot=snapshot,
+        started_at=timezone.now(),
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.GATE_ATTEMPT_STARTED,
+        target=progress.visit,
+        data={"gate": gate.value, "attempt": number, "call": str(call.public_id)},
+    )
+    call_notify(call, "gates", gate=gate.value, status=AttemptStatus.RUNNING.value)
+    return attempt
+
+
+def _finish_attempt(
+    attempt: GateAttempt,
+    *,
+    actor: AnyActor,
+    status: AttemptStatus,
+    result_code: str,
+    scores: dict[str, Any] | None = None,
+    reference: str = "",
+) -> None:
+    attempt.status = status
+    attempt.result_code = result_code
+    attempt.scores = scores or {}
+    attempt.reference = reference
+    attempt.finished_at = timezone.now()
+    attempt.save()
+    assert attempt.finished_at is not None
+    audit_record(
+        actor=actor,
+        action=AuditAction.GATE_ATTEMPT_FINISHED,
+        target=attempt.progress.visit,
+        data={
+            "gate": attempt.gate,
+            "attempt": attempt.number,
+            "status": status.value,
+            "result": result_code,
+            "scores": attempt.scores,
+            "reference": reference,
+            "seconds": round((attempt.finished_at - attempt.started_at).total_seconds(), 3),
+        },
+    )
+
+
+def _transition(progress: GateProgress, name: str, **kwargs: Any) -> None:
+    try:
+        getattr(progress, name)(**kwargs)
+    except TransitionNotAllowed as exc:  # pragma: no cover - callers check the state first
+        raise _out_of_order(progress, Gate(progress.state)) from exc
+
+
+def _gate_passed(progress: GateProgress, gate: Gate, *, actor: AnyActor, call: Call | None) -> None:
+    now = timezone.now()
+    _transition(progress, f"{gate.value}_passed", now=now)
+    progress.save()
+    audit_record(actor=actor, action=AuditAction.GATE_PASSED, target=progress.visit, data={"gate": gate.value})
+    if progress.state == GateState.PASSED:
+        audit_record(actor=actor, action=AuditAction.GATES_ALL_PASSED, target=progress.visit)
+    if call is not None:
+        call_notify(call, "gates", gate=gate.value, status=AttemptStatus.PASSED.value)
+
+
+def _gate_failed(progress: GateProgress, gate: Gate, *, reason: str, actor: AnyActor, call: Call | None) -> None:
+    """A definite failure ends the service (R6.2, R6.3): record, close the visit, end the call."""
+    _transition(progress, "fail", gate=gate, reason=reason, now=timezone.now())
+    progress.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.GATE_FAILED,
+        target=progress.visit,
+        data={"gate": gate.value, "reason": reason},
+    )
+    visit_close(
+        visit_id=progress.visit_id, actor=actor, outcome=ServiceOutcome.GATE_FAILED, reason=f"{gate.value}:{reason}"
+    )
+    if call is not None:
+        call_notify(call, "gates", gate=gate.value, status=AttemptStatus.FAILED.value, reason=reason)
+    for live in Call.objects.filter(visit_id=progress.visit_id).exclude(state=CallState.ENDED):
+        call_end(call_id=live.pk, actor=actor, reason=CallEndReason.GATE_FAILED, detail=f"{gate.value}:{reason}")
+
+
+def _running_attempt_locked(attempt_id: int) -> tuple[GateProgress, GateAttempt] | None:
+    """Lock progress then attempt (always in that order); None if the attempt is no longer running."""
+    progress_id = GateAttempt.objects.filter(pk=attempt_id).values_list("progress_id", flat=True).first()
+    if progress_id is None:
+        return None
+    progress = GateProgress.objects.select_for_update(of=("self",)).select_related("visit").get(pk=progress_id)
+    attempt = GateAttempt.objects.select_for_update(of=("self",)).select_related("call").get(pk=attempt_id)
+    if attempt.status != AttemptStatus.RUNNING:
+        return None
+    attempt.progress = progress
+    return progress, attempt
+
+
+def _error_or_exhausted(
+    progress: GateProgress, attempt: GateAttempt, *, actor: AnyActor, code: str, reference: str = ""
+) -> None:
+    """The check could not be done: the attempt counts; the last one allowed fails the gate."""
+    _finish_attempt(attempt, actor=actor, status=AttemptStatus.ERROR, result_code=code, reference=reference)
+    gate = Gate(attempt.gate)
+    if attempt.number >= _attempt_limit(gate) and progress.state == gate:
+        _gate_failed(progress, gate, reason="attempts_exhausted", actor=actor, call=attempt.call)
+    elif attempt.call is not None:
+        call_notify(attempt.call, "gates", gate=gate.value, status=AttemptStatus.ERROR.value, reason=code)
+
+
+# --- Gate 2: networked identity check ------------------------------------------------------
+
+
+@transaction.atomic
+def gate_identity_check_start(*, actor: User, call_id: int) -> GateAttempt:
+    """The agent asks the registry (联网核查); the answer fills in by itself (Celery)."""
+    from apps.gates.tasks import gate_identity_check_task
+
+    call = _live_call_for_staff(actor=actor, call_id=call_id)
+    progress = _progress_locked(call.visit, actor=actor)
+    attempt = _start_attempt(progress, Gate.IDENTITY, call=call, actor=actor)
+    attempt_pk = attempt.pk
+    transaction.on_commit(lambda: gate_identity_check_task.delay(attempt_pk))
+    return attempt
+
+
+def gate_identity_check_run(*, attempt_id: int) -> GateAttempt | None:
+    """Ask the registry for one attempt and apply its answer. Safe to run twice."""
+    attempt = GateAttempt.objects.select_related("progress__visit__customer").filter(pk=attempt_id).first()
+    if attempt is None or attempt.status != AttemptStatus.RUNNING:
+        return attempt
+    customer = attempt.progress.visit.customer
+    assert customer is not None
+    # The registry is slow (and may time out): asked outside any transaction.
+    failure: RegistryError | None = None
+    try:
+        result = get_identity_registry().verify(name=customer.name, id_number=customer.id_number)
+    except RegistryError as error:
+        failure = error
+    with transaction.atomic():
+        locked = _running_attempt_locked(attempt_id)
+        if locked is None:
+            return GateAttempt.objects.get(pk=attempt_id)
+        progress, attempt = locked
+        if failure is not None:
+            _error_or_exhausted(progress, attempt, actor=REGISTRY, code=failure.code)
+            return attempt
+        if result.outcome == "match":
+            assert result.photo is not None
+            progress.registry_photo.save(
+                f"{progress.visit.public_id}-{attempt.number}.jpg", ContentFile(result.photo), save=False
+            )
+            _finish_attempt(
+                attempt, actor=REGISTRY, status=AttemptStatus.PASSED, result_code="match", reference=result.reference
+            )
+            _gate_passed(progress, Gate.IDENTITY, actor=REGISTRY, call=attempt.call)
+        else:
+            _finish_attempt(
+                attempt,
+                actor=REGISTRY,
+                status=AttemptStatus.FAILED,
+                result_code=result.outcome,
+                reference=result.reference,
+            )
+            _gate_failed(progress, Gate.IDENTITY, reason=result.outcome, actor=REGISTRY, call=attempt.call)
+        return attempt
+
+
+# --- Gate 3: face verification -------------------------------------------------------------
+
+
+@transaction.atomic
+def gate_face_verify_start(*, actor: User, call_id: int, snapshot_public_id: str) -> GateAttempt:
+    """Compare a snapshot of this service's customer with the ID-card portrait and the registry photo (Celery)."""
+    from apps.gates.tasks import gate_face_verify_task
+
+    call = _live_call_for_staff(actor=actor, call_id=call_id)
+    snapshot = Snapshot.objects.filter(public_id=snapshot_public_id, call__visit_id=call.visit_id).first()
+    if snapshot is None:
+        raise ValidationFailed(_("Please choose a snapshot of this customer taken in this service."), code="snapshot")
+    progress = _progress_locked(call.visit, actor=actor)
+    attempt = _start_attempt(progress, Gate.FACE, call=call, actor=actor, snapshot=snapshot)
+    # The snapshot becomes the service's "live image" (R5.1); a service row, not evidence, changes.
+    Snapshot.objects.filter(pk=snapshot.pk).update(chosen_for_face=True)
+    audit_record(
+        actor=actor,
+        action=AuditAction.SNAPSHOT_CHOSEN_FOR_FACE,
+        target=snapshot,
+        data={"snapshot": str(snapshot.public_id), "sha256": snapshot.sha256, "attempt": attempt.number},
+    )
+    attempt_pk = attempt.pk
+    transaction.on_commit(lambda: gate_face_verify_task.delay(attempt_pk))
+    return attempt
+
+
+@dataclass(frozen=True)
+class _FaceOutcome:
+    status: AttemptStatus
+    code: str
+    scores: dict[str, Any]
+
+
+def _open_image(field: Any, what: str) -> Image.Image:
+    if not field:
+        raise FaceError(f"no_{what}")
+    with field.open("rb") as handle:
+        try:
+            return load_untrusted_image(handle.read())
+        except ImageRejected as rejected:
+            raise FaceError(f"bad_{what}") from rejected
+
+
+def _face_compare(attempt: GateAttempt) -> _FaceOutcome:
+    """Embed the three photos, naming which one had no usable face, and decide."""
+    engine = get_face_engine()
+    progress = attempt.progress
+    assert attempt.snapshot is not None
+    embeddings = {}
+    for what, field in (
+        ("live", attempt.snapshot.image),
+        ("id_portrait", progress.visit.id_card_portrait),
+        ("registry_photo", progress.registry_photo),
+    ):
+        try:
+            embeddings[what] = engine.embed(_open_image(field, what))
+        except FaceError as error:
+            code = str(error) if str(error).startswith(("no_", "bad_")) else f"{type(error).__name__}"
+            return _FaceOutcome(AttemptStatus.ERROR, f"{what}:{code}", {})
+    verdict = decide(
+        live_vs_id=engine.compare(embeddings["live"], embeddings["id_portrait"]),
+        live_vs_registry=engine.compare(embeddings["live"], embeddings["registry_photo"]),
+        id_vs_registry=engine.compare(embeddings["id_portrait"], embeddings["registry_photo"]),
+        threshold=engine.threshold,
+    )
+    scores = {**{name: round(value, 4) for name, value in verdict.scores.items()}, "threshold": verdict.threshold}
+    if verdict.passed:
+        return _FaceOutcome(AttemptStatus.PASSED, "match", scores)
+    return _FaceOutcome(AttemptStatus.FAILED, "below_threshold", scores)
+
+
+def gate_face_verify_run(*, attempt_id: int) -> GateAttempt | None:
+    """Run the face model for one attempt and apply the verdict. Safe to run twice and concurrently."""
+    attempt = GateAttempt.objects.select_related("progress__visit", "snapshot").filter(pk=attempt_id).first()
+    if attempt is None or attempt.status != AttemptStatus.RUNNING:
+        return attempt
+    try:
+        outcome = _face_compare(attempt)
+    except FaceModelUnavailable:
+        # A deployment fault, not the customer's: logged loudly, the attempt
+        # ends as an error so the agent is not left waiting forever.
+        logger.exception("face model unavailable for gate attempt %s", attempt_id)
+        outcome = _FaceOutcome(AttemptStatus.ERROR, "face_model_unavailable", {})
+    with transaction.atomic():
+        locked = _running_attempt_locked(attempt_id)
+        if locked is None:
+            return GateAttempt.objects.get(pk=attempt_id)
+        progress, attempt = locked
+        if outcome.status == AttemptStatus.ERROR:
+            _error_or_exhausted(progress, attempt, actor=FACE_ENGINE, code=outcome.code)
+            return attempt
+        _finish_attempt(
+            attempt, actor=FACE_ENGINE, status=outcome.status, result_code=outcome.code, scores=outcome.scores
+        )
+        if outcome.status == AttemptStatus.PASSED:
+            _gate_passed(progress, Gate.FACE, actor=FACE_ENGINE, call=attempt.call)
+        else:
+            _gate_failed(progress, Gate.FACE, reason=outcome.code, actor=FACE_ENGINE, call=attempt.call)
+        return attempt
+
+
+# --- Gate 4: private questions ---------------------------------------------------------------
+
+
+@transaction.atomic
+def gate_questions_draw(*, actor: User, call_id: int) -> GateAttempt:
+    """Draw the questions; they appear on the customer's own page (never the answers on the agent's)."""
+    call = _live_call_for_staff(actor=actor, call_id=call_id)
+    progress = _progress_locked(call.visit, actor=actor)
+    visit = progress.visit
+    if progress.state == Gate.QUESTIONS and (visit.customer is None or visit.account is None):
+        raise NotAllowed(_("This service has no customer account to ask about."), code="no_account")
+    attempt = _start_attempt(progress, Gate.QUESTIONS, call=call, actor=actor)
+    assert visit.customer is not None and visit.account is not None
+    drawn = questions_draw(
+        customer=visit.customer,
+        account=visit.account,
+        kinds=settings.GATE_QUESTIONS_KINDS,
+        count=int(settings.GATE_QUESTIONS_COUNT),
+    )
+    QuestionDraw.objects.create(
+        attempt=attempt,
+        questions=[{"kind": question.kind, "options": question.options} for question in drawn],
+        correct=[question.correct for question in drawn],
+    )
+    return attempt
+
+
+def gate_questions_answer(*, visit_id: int, answers: list[int]) -> GateAttempt:
+    """The customer's answers, from their own page: checked here, pass or fail per policy."""
+    with transaction.atomic():
+        progress = (
+            GateProgress.objects.select_for_update(of=("self",))
+            .select_related("visit__customer")
+            .filter(visit_id=visit_id)
+            .first()
+        )
+        if progress is None or progress.state != GateState.QUESTIONS:
+            raise NotAllowed(_("There are no questions to answer now."), code="no_questions")
+        attempt = (
+            GateAttempt.objects.select_for_update(of=("self",))
+            .select_related("call", "question_draw")
+            .filter(progress=progress, gate=Gate.QUESTIONS, status=AttemptStatus.RUNNING)
+            .first()
+        )
+        if attempt is None:
+            raise NotAllowed(_("There are no questions to answer now."), code="no_questions")
+        attempt.progress = progress
+        draw = attempt.question_draw
+        if not isinstance(answers, list) or len(answers) != len(draw.questions):
+            raise ValidationFailed(_("Please answer every question."), code="answers_incomplete")
+        for answer, question in zip(answers, draw.questions, strict=True):
+            if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(question["options"]):
+                raise ValidationFailed(_("Please choose one of the options for every question."), code="answer")
+        wrong = sum(1 for answer, right in zip(answers, draw.correct, strict=True) if answer != right)
+        passed = wrong <= int(settings.GATE_QUESTIONS_MAX_WRONG)
+        customer = progress.visit.customer
+        actor: AnyActor = customer.as_audit_actor() if customer is not None else Actor.system("customer")
+        draw.answered_at = timezone.now()
+        draw.save(update_fields=["answered_at"])
+        _finish_attempt(
+            attempt,
+            actor=actor,
+            status=AttemptStatus.PASSED if passed else AttemptStatus.FAILED,
+            result_code="answers_right" if passed else "wrong_answers",
+            scores={"asked": len(draw.correct), "wrong": wrong, "allowed_wrong": settings.GATE_QUESTIONS_MAX_WRONG},
+        )
+        if passed:
+            _gate_passed(progress, Gate.QUESTIONS, actor=actor, call=attempt.call)
+        else:
+            _gate_failed(progress, Gate.QUESTIONS, reason="wrong_answers", actor=actor, call=attempt.call)
+        return attempt
+
+
+# --- R6.5: no business operation before every gate passed -----------------------------------
+
+
+def gates_require_passed(*, visit_id: int, actor: AnyActor, operation: str) -> GateProgress:
+    """Raise ``gates_not_passed`` unless all four gates passed for this service.
+
+    Gate 1 is passed by construction (a visit reaches a call only from
+    ``queue_ready``); gates 2–4 by the progress' state. A refusal is
+    audited in its own transaction, before the error propagates, so the
+    record survives the caller's rollback.
+    """
+    progress = GateProgress.objects.filter(visit_id=visit_id).first()
+    if progress is not None and progress.state == GateState.PASSED:
+        return progress
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=AuditAction.GATES_OUT_OF_ORDER,
+            target=ServiceSession.objects.get(pk=visit_id),
+            data={"operation": operation, "state": progress.state if progress else "not_started"},
+        )
+    raise NotAllowed(
+        _("This business cannot be done before every identity check has passed."),
+        code="gates_not_passed",
+        extra={"state": progress.state if progress else "not_started"},
+    )

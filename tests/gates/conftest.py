@@ -1,0 +1,157 @@
+"""A service in a connected video call, ready for gates 2–4.
+
+The call is real: answered through queueing, its room opened on the real
+Janus of tests/calls (control plane), connected by the Janus events the
+browsers' publishing would send. The customer's ID-card portrait and the live
+snapshots are photos of the shared face set, so Gate 3 runs the real model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.files.base import ContentFile
+from django.test import Client
+
+from apps.calls.integrations.janus import JanusServer
+from apps.calls.models import Call, CallState
+from apps.calls.services import call_participant_event
+from apps.customers.models import Account, AccountKind, AccountStatus, Customer
+from apps.customers.services import account_upsert
+from apps.queueing.models import AgentState, ServiceQueue
+from apps.queueing.services import agent_state_set, offer_accept, queue_entry_enqueue, service_queue_upsert
+from apps.recordings.models import Snapshot
+from apps.recordings.services import snapshot_capture
+from apps.staff.models import StaffProfile
+from apps.staff.roles import Role
+from apps.staff.services import agent_skill_set, staff_member_upsert
+from apps.verification.api import SESSION_KEY
+from apps.verification.integrations import identity_registry
+from apps.verification.integrations.identity_registry import SandboxPbocRegistry, face_people
+from apps.verification.models import ServiceSession
+from tests.calls.conftest import janus_control, janus_settings  # noqa: F401 - fixtures re-exported
+from tests.conftest import SYSTEM
+
+
+def faces_dir() -> Path:
+    return Path(django_settings.FACES_DATASET_DIR)
+
+
+def person_photos(index: int) -> list[Path]:
+    """The photos of person ``index`` (0-based, name order) of the shared face set."""
+    person = face_people(faces_dir())[index]
+    return sorted(path for path in person.iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SandboxPbocRegistry]:
+    """Install the sandbox registry with chosen failure rates (no latency unless asked)."""
+
+    def install(**options: Any) -> SandboxPbocRegistry:
+        defaults = {"latency_min_ms": 0, "latency_max_ms": 0, "error_rate": 0.0, "timeout_rate": 0.0, "seed": 7}
+        sandbox = SandboxPbocRegistry(faces_dir=faces_dir(), **{**defaults, **options})  # type: ignore[arg-type]
+        monkeypatch.setattr(identity_registry, "_registry_singleton", sandbox)
+        return sandbox
+
+    install()
+    return install
+
+
+@dataclass
+class InCall:
+    call: Call
+    visit: ServiceSession
+    agent: StaffProfile
+    customer: Customer
+    account: Account
+    staff_client: Client
+    customer_client: Client
+
+    def refresh(self) -> None:
+        self.call.refresh_from_db()
+        self.visit.refresh_from_db()
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def make_in_call(
+    janus_settings: JanusServer,  # noqa: F811 - the fixture re-exported above
+    make_customer: Callable[..., Customer],
+    branch: Any,
+    on_commit: Callable[..., Any],
+    registry: Callable[..., SandboxPbocRegistry],
+) -> Iterator[Callable[..., InCall]]:
+    """Build a connected call whose customer is person ``person`` of the face set (registry photo = their 1st photo)."""
+    from tests.security.helpers import force_login_verified
+
+    counter = iter(range(1, 100))
+    queue: ServiceQueue = service_queue_upsert(
+        actor=SYSTEM, code="activation", name="激活", businesses=["activation", "password_reset"]
+    )
+
+    def make(*, person: int = 0, portrait_photo: int = 1, business: str = "activation") -> InCall:
+        number = next(counter)
+        # The sandbox registry gives customer T000000n person n-1 of the face set.
+        customers = [make_customer() for _ in range(person + 1)]
+        customer = customers[person]
+        account = account_upsert(
+            actor=SYSTEM,
+            number=f"62220200000{number:05d}{person:02d}",
+            kind=AccountKind.DEBIT_CARD,
+            status=AccountStatus.INACTIVE if business == "activation" else AccountStatus.NORMAL,
+            owner=customer,
+            opening_branch=branch,
+            opened_on=date(2019, 5, 20),
+            status_since=date(2019, 5, 20),
+        )
+        visit = ServiceSession.objects.create(
+            business_code=business, mobile=customer.mobile, customer=customer, account=account, state="queue_ready"
+        )
+        portrait = person_photos(person)[portrait_photo]
+        visit.id_card_portrait.save(f"portrait-{visit.pk}{portrait.suffix}", ContentFile(portrait.read_bytes()))
+        agent = staff_member_upsert(
+            actor=SYSTEM,
+            username=f"gate_agent{number}",
+            employee_number=f"GA{number:03d}",
+            display_name=f"坐席{number}",
+            role=Role.AGENT,
+            branch=branch,
+        )
+        agent_skill_set(actor=SYSTEM, staff=agent, business_code=business, proficiency=4)
+        with on_commit():
+            agent_state_set(actor=SYSTEM, staff=agent, state=AgentState.AVAILABLE)
+        with on_commit():
+            entry = queue_entry_enqueue(visit_id=visit.pk, queue=queue)
+        with on_commit():
+            offer_accept(actor=agent.user, staff=agent, entry_id=entry.pk)
+        call = Call.objects.get(entry=entry)
+        for feed, participant in enumerate(call.participants.all(), start=1):
+            for event in ("joined", "published"):
+                with on_commit():
+                    call_participant_event(event=event, handle=participant.handle, room_id=call.room_id, feed_id=feed)
+        call.refresh_from_db()
+        assert call.state == CallState.CONNECTED
+        staff_client = Client()
+        force_login_verified(staff_client, agent.user)
+        customer_client = Client()
+        session = customer_client.session
+        session[SESSION_KEY] = visit.pk
+        session.save()
+        return InCall(call, visit, agent, customer, account, staff_client, customer_client)
+
+    yield make
+
+
+def capture(in_call: InCall, photo: Path) -> Snapshot:
+    """The agent captures 'the customer's frame': here, a photo of the face set."""
+    return snapshot_capture(actor=in_call.agent.user, call_id=in_call.call.pk, image_bytes=photo.read_bytes())
