@@ -106,6 +106,20 @@ class AuditAction(models.TextChoices):
     GATES_ALL_PASSED = "gates.progress.all_passed", _("All four gates passed")
     GATES_OUT_OF_ORDER = "gates.request.out_of_order", _("Business operation refused: gates not passed")
     SNAPSHOT_CHOSEN_FOR_FACE = "recordings.snapshot.chosen_for_face", _("Snapshot chosen as the live image")
+    # Business operations in the call (apps.operations), R7.
+    OPERATION_STARTED = "operations.operation.started", _("Business operation started")
+    OPERATION_CONFIRMED = "operations.operation.confirmed", _("Business operation confirmed; sent to core banking")
+    OPERATION_CORE_UNANSWERED = (
+        "operations.operation.core_unanswered",
+        _("Core banking did not answer; to confirm again"),
+    )
+    OPERATION_SUCCEEDED = "operations.operation.succeeded", _("Business operation done")
+    OPERATION_FAILED = "operations.operation.failed", _("Business operation failed")
+    OPERATION_CANCELLED = "operations.operation.cancelled", _("Business operation cancelled")
+    OPERATION_CERTIFICATE_DOWNLOADED = (
+        "operations.certificate.downloaded",
+        _("Intent verification certificate downloaded"),
+    )
     # Two-factor (apps.security): staff TOTP devices and the verification step at login.
     # Enrolment started: a new, unconfirmed authenticator secret was issued (data: device).
     SECURITY_OTP_ENROLMENT_STARTED = "security.otp.enrolment_started", _("Two-factor enrolment started")

@@ -23,10 +23,20 @@ class BusinessType:
     account_kinds: frozenset[AccountKind]
     # Statuses with which the business may go ahead. CLOSED is never allowed.
     allowed_statuses: frozenset[AccountStatus]
+    # The operation that performs it in the call (apps.operations.handlers),
+    # by name so this lower app imports nothing above it.
+    handler: str = ""
+    # The in-call gates that must have passed before the operation (R6.5).
+    # Every business served remotely requires all of them; the field exists
+    # so a future business cannot silently skip one: registry validation
+    # refuses a business that lists fewer.
+    required_gates: tuple[str, ...] = ("identity", "face", "questions")
 
     def __post_init__(self) -> None:
         if AccountStatus.CLOSED in self.allowed_statuses:
             raise ValueError(f"{self.code}: a closed account can never be served.")
+        if set(self.required_gates) != {"identity", "face", "questions"}:
+            raise ValueError(f"{self.code}: every remote business requires gates 2–4 (R6.5).")
 
 
 _PERSONAL = frozenset({AccountKind.DEBIT_CARD, AccountKind.PASSBOOK, AccountKind.CERTIFICATE_OF_DEPOSIT})
@@ -34,24 +44,28 @@ _PERSONAL = frozenset({AccountKind.DEBIT_CARD, AccountKind.PASSBOOK, AccountKind
 BUSINESSES: tuple[BusinessType, ...] = (
     BusinessType(
         code="activation",
+        handler="activation",
         name=_("Account activation (card, passbook, certificate of deposit)"),
         account_kinds=_PERSONAL,
         allowed_statuses=frozenset({AccountStatus.INACTIVE}),
     ),
     BusinessType(
         code="password_reset",
+        handler="password_reset",
         name=_("Password reset"),
         account_kinds=_PERSONAL,
         allowed_statuses=frozenset({AccountStatus.NORMAL, AccountStatus.DORMANT}),
     ),
     BusinessType(
         code="lost_report_release",
+        handler="lost_report_release",
         name=_("Lost-report release"),
         account_kinds=_PERSONAL,
         allowed_statuses=frozenset({AccountStatus.REPORTED_LOST}),
     ),
     BusinessType(
         code="info_maintenance",
+        handler="info_maintenance",
         name=_("Personal information maintenance"),
         account_kinds=_PERSONAL,
         allowed_statuses=frozenset(
@@ -60,6 +74,7 @@ BUSINESSES: tuple[BusinessType, ...] = (
     ),
     BusinessType(
         code="corporate_intent",
+        handler="corporate_intent",
         name=_("Corporate account opening: legal representative's intent verification"),
         account_kinds=frozenset({AccountKind.CORPORATE}),
         allowed_statuses=frozenset({AccountStatus.INACTIVE}),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -254,6 +255,25 @@ def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = ""
         call_pk = call.pk
         transaction.on_commit(lambda: call_room_close_task.delay(call_pk))
     call_ended.send(sender=Call, call=call)
+
+
+def call_live_for_staff(*, actor: User, call_id: int) -> Call:
+    """The connected call in which ``actor`` is a staff participant still present."""
+    call = Call.objects.select_related("visit").filter(pk=call_id).first()
+    if call is None:
+        raise NotFound(_("This call does not exist."), code="call_not_found")
+    staff = StaffProfile.objects.filter(user=actor).first()
+    present = (
+        staff is not None
+        and CallParticipant.objects.filter(call=call, staff=staff, left_at__isnull=True)
+        .exclude(role=ParticipantRole.CUSTOMER)
+        .exists()
+    )
+    if not present:
+        raise PermissionDenied(_("Only staff in this call can do this."), code="not_in_call")
+    if call.state != CallState.CONNECTED:
+        raise NotAllowed(_("This can only be done while the video call is connected."), code="call_not_connected")
+    return call
 
 
 def call_notify(call: Call, event: str, **extra: Any) -> None:

@@ -11,13 +11,9 @@ reader, and reportlab keeps the whole document in memory until it is saved.
 from __future__ import annotations
 
 import csv
-import io
 import json
-import logging
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +28,7 @@ from apps.audit.actions import AuditAction
 from apps.audit.models import ActorKind
 from apps.common.checksums import id_number_check_char
 from apps.common.masking import MASK, mask_account_number, mask_id_number, mask_mobile
+from apps.common.pdf import PDF_LOCK, cjk_font_source, cjk_truetype_subset, registered_font
 
 # --- Masking -----------------------------------------------------------------------------
 
@@ -448,9 +445,6 @@ class XlsxExporter:
 
 # --- PDF ---------------------------------------------------------------------------------
 
-DEFAULT_PDF_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
-# In NotoSansCJK-Regular.ttc: 0 JP, 1 KR, 2 SC (Simplified Chinese), 3 TC, 4 HK.
-DEFAULT_PDF_FONT_INDEX = 2
 DEFAULT_PDF_MAX_ROWS = 20_000
 
 
@@ -459,87 +453,13 @@ def pdf_max_rows() -> int:
 
 
 def pdf_font_source() -> tuple[str, int]:
-    return (
-        str(getattr(settings, "COMPLIANCE_PDF_FONT", DEFAULT_PDF_FONT)),
-        int(getattr(settings, "COMPLIANCE_PDF_FONT_INDEX", DEFAULT_PDF_FONT_INDEX)),
-    )
-
-
-class PdfFontMissing(RuntimeError):
-    pass
-
-
-def cjk_truetype_subset(characters: Iterable[str], *, path: str, index: int) -> io.BytesIO:
-    """A TrueType font holding just ``characters`` (plus ASCII), from an OpenType/CFF CJK font.
-
-    reportlab embeds only TrueType outlines, and Noto Sans CJK has CFF
-    (PostScript) outlines, which reportlab refuses. So the characters this
-    document uses are cut out of the font with fontTools and their cubic
-    outlines converted to quadratic TrueType ones (cu2qu). For a few thousand
-    characters this takes about a second; the result is embedded in the PDF.
-    """
-    from fontTools import subset
-    from fontTools.pens.cu2quPen import Cu2QuPen
-    from fontTools.pens.ttGlyphPen import TTGlyphPen
-    from fontTools.ttLib import TTFont, newTable
-
-    # fontTools narrates every subsetting step at INFO level.
-    logging.getLogger("fontTools").setLevel(logging.WARNING)
-    if not Path(path).is_file():
-        raise PdfFontMissing(f"CJK font not found: {path} (Debian package fonts-noto-cjk).")
-    font = TTFont(path, fontNumber=index)
-    options = subset.Options()
-    options.layout_features = []
-    options.hinting = False
-    options.desubroutinize = True
-    options.notdef_outline = True
-    options.name_IDs = ["*"]
-    options.glyph_names = False
-    subsetter = subset.Subsetter(options)
-    subsetter.populate(unicodes={ord(char) for char in characters} | set(range(0x20, 0x7F)) | {0x2026})
-    subsetter.subset(font)
-    if "CFF " in font:
-        order = font.getGlyphOrder()
-        glyph_set = font.getGlyphSet()
-        glyphs = {}
-        for name in order:
-            pen = TTGlyphPen(glyph_set)
-            # 1 font unit of error: invisible at any print size.
-            glyph_set[name].draw(Cu2QuPen(pen, 1.0, reverse_direction=True))
-            glyphs[name] = pen.glyph()
-        font["loca"] = newTable("loca")
-        glyf = font["glyf"] = newTable("glyf")
-        glyf.glyphOrder = order
-        glyf.glyphs = glyphs
-        for tag in ("CFF ", "VORG"):
-            if tag in font:
-                del font[tag]
-        maxp = font["maxp"] = newTable("maxp")
-        maxp.tableVersion = 0x00010000
-        for attribute in (
-            "maxZones",
-            "maxTwilightPoints",
-            "maxStorage",
-            "maxFunctionDefs",
-            "maxInstructionDefs",
-            "maxStackElements",
-            "maxSizeOfInstructions",
-            "maxComponentElements",
-        ):
-            setattr(maxp, attribute, 0)
-        maxp.maxZones = 1
-        font["post"].formatType = 3.0
-        font.sfntVersion = "\x00\x01\x00\x00"
-    buffer = io.BytesIO()
-    font.save(buffer)
-    buffer.seek(0)
-    return buffer
+    return cjk_font_source()
 
 
 # reportlab registers fonts in a process-wide table; one document at a time
 # uses the per-document font registered under this name.
 _PDF_FONT_NAME = "RemoteBankAuditCJK"
-_pdf_lock = threading.Lock()
+_pdf_lock = PDF_LOCK
 
 # Landscape A4, in points.
 _PAGE_WIDTH, _PAGE_HEIGHT = 842.0, 595.0
@@ -551,28 +471,6 @@ _MAX_LINES_PER_CELL = 4
 # widths add up to the printable width.
 _PDF_COLUMNS = ((0, 44.0), (1, 78.0), (3, 80.0), (5, 120.0), (8, 130.0), (9, 334.0))
 _BREAK_AFTER = frozenset(" ,;:/-，、；：")
-
-
-@contextmanager
-def _registered_font(font: Any) -> Iterator[None]:
-    """Register this document's font subset for the duration of one document.
-
-    reportlab's registry ignores a second font under a known name and maps a
-    known face name to the first font registered with it, so every document
-    would draw with the first document's subset (missing glyphs). Hence the
-    entries are removed again afterwards (call under ``_pdf_lock``).
-    """
-    from reportlab.pdfbase import pdfmetrics
-
-    registry, faces = pdfmetrics._fonts, pdfmetrics._dynFaceNames
-    registry.pop(font.fontName, None)
-    faces.pop(font.face.name, None)
-    pdfmetrics.registerFont(font)
-    try:
-        yield
-    finally:
-        registry.pop(font.fontName, None)
-        faces.pop(font.face.name, None)
 
 
 class _PdfLayout:
@@ -690,7 +588,7 @@ class PdfExporter:
         font_file = cjk_truetype_subset(characters, path=font_path, index=font_index)
 
         written = 0
-        with _pdf_lock, _registered_font(TTFont(_PDF_FONT_NAME, font_file)):
+        with _pdf_lock, registered_font(TTFont(_PDF_FONT_NAME, font_file)):
             canvas = Canvas(str(path), pagesize=(_PAGE_WIDTH, _PAGE_HEIGHT), pageCompression=1)
             canvas.setTitle(f"{header.title} #{header.export_id}")
             canvas.setAuthor(header.generated_by)

@@ -57,6 +57,13 @@ class Customer(models.Model):
         Branch, on_delete=models.PROTECT, related_name="customers", verbose_name=_("branch")
     )
     registered_photo = models.ImageField(_("registered photo"), upload_to="customers/photos/", blank=True)
+    # Personal information the customer may maintain remotely (R7.4).
+    address = EncryptedCharField(_("address"), max_length=200, null=True, blank=True)
+    occupation = models.CharField(_("occupation"), max_length=64, blank=True)
+    id_valid_until = models.DateField(_("ID card valid until"), null=True, blank=True)
+    # Reference of the last core-banking request applied to this record, so a
+    # replayed request (same reference) is answered without applying twice.
+    core_reference = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -118,6 +125,10 @@ class Account(models.Model):
     # shown to the agent at lost-report release, R7.3).
     status_since = models.DateField(_("status since"))
     company_name = models.CharField(_("company name"), max_length=120, blank=True)
+    # Core banking's own PIN store (the sandbox core keeps it here): a salted
+    # hash only, never a PIN. Reference: see Customer.core_reference.
+    pin_hash = models.CharField(max_length=128, blank=True, editable=False)
+    core_reference = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ("number",)

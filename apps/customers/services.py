@@ -34,6 +34,7 @@ ModelT = TypeVar("ModelT", bound=models.Model)
 
 # Values shown in the audit trail for these fields are masked (R8.2).
 _MASKERS = {
+    "address": lambda value: (value[:6] + "…") if value else value,
     "id_number": mask_id_number,
     "mobile": mask_mobile,
     "number": mask_account_number,
@@ -215,3 +216,70 @@ def blacklist_entry_upsert(
         created_action=AuditAction.BLACKLIST_ENTRY_ADDED,
         updated_action=AuditAction.BLACKLIST_ENTRY_UPDATED,
     )
+
+
+# --- Core banking's side of the businesses (R7) --------------------------------------------
+# Called by the core-banking sandbox (apps/operations/integrations/core_banking.py),
+# which stands in for the bank's core system over these tables. ``reference``
+# makes each call idempotent: a replay of an applied request returns False.
+
+
+@transaction.atomic
+def account_core_update(
+    *,
+    actor: AnyActor,
+    number: str,
+    reference: str,
+    status: AccountStatus | None = None,
+    pin_hash: str | None = None,
+    on: date,
+) -> bool:
+    """Apply a core-banking change to an account (status and/or PIN hash). False if already applied."""
+    account = Account.objects.select_for_update().get(number=normalize_account_number(number))
+    if account.core_reference == reference:
+        return False
+    changed: dict[str, Any] = {"reference": reference}
+    if status is not None and status != account.status:
+        changed["status"] = [account.status, status.value]
+        account.status = status
+        account.status_since = on
+    if pin_hash is not None:
+        # Never the hash itself in the trail: only that it changed.
+        changed["pin"] = "changed"
+        account.pin_hash = pin_hash
+    account.core_reference = reference
+    account.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.ACCOUNT_UPDATED,
+        target=account,
+        data={"account": mask_account_number(account.number), **changed},
+    )
+    return True
+
+
+CUSTOMER_INFO_FIELDS = ("address", "mobile", "occupation", "id_valid_until")
+
+
+@transaction.atomic
+def customer_core_update(*, actor: AnyActor, customer_number: str, reference: str, changes: dict[str, Any]) -> bool:
+    """Apply maintained personal information (R7.4). False if this reference was already applied."""
+    unknown = set(changes) - set(CUSTOMER_INFO_FIELDS)
+    if unknown:
+        raise ValidationFailed(_("These fields cannot be maintained remotely."), code="field_not_maintainable")
+    customer = Customer.objects.select_for_update().get(customer_number=customer_number)
+    if customer.core_reference == reference:
+        return False
+    audited = {}
+    for field, value in changes.items():
+        audited[field] = [_audit_value(field, getattr(customer, field)), _audit_value(field, value)]
+        setattr(customer, field, value)
+    customer.core_reference = reference
+    customer.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.CUSTOMER_UPDATED,
+        target=customer,
+        data={"reference": reference, "changes": audited},
+    )
+    return True

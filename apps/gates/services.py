@@ -27,14 +27,13 @@ from PIL import Image
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, AnyActor, audit_record
-from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
-from apps.calls.services import call_end, call_notify
-from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
+from apps.calls.models import Call, CallEndReason, CallState
+from apps.calls.services import call_end, call_live_for_staff, call_notify
+from apps.common.errors import NotAllowed, ValidationFailed
 from apps.common.images import ImageRejected, load_untrusted_image
 from apps.gates.models import AttemptStatus, Gate, GateAttempt, GateProgress, GateState, QuestionDraw
 from apps.gates.questions import questions_draw
 from apps.recordings.models import Snapshot
-from apps.staff.models import StaffProfile
 from apps.verification.integrations.face import FaceError, FaceModelUnavailable, decide, get_face_engine
 from apps.verification.integrations.identity_registry import RegistryError, get_identity_registry
 from apps.verification.models import ServiceOutcome, ServiceSession
@@ -55,25 +54,6 @@ def _attempt_limit(gate: Gate) -> int:
 
 
 # --- Locks and checks ---------------------------------------------------------------------
-
-
-def _live_call_for_staff(*, actor: User, call_id: int) -> Call:
-    """The connected call in which ``actor`` is a staff participant still present."""
-    call = Call.objects.select_related("visit").filter(pk=call_id).first()
-    if call is None:
-        raise NotFound(_("This call does not exist."), code="call_not_found")
-    staff = StaffProfile.objects.filter(user=actor).first()
-    present = (
-        staff is not None
-        and CallParticipant.objects.filter(call=call, staff=staff, left_at__isnull=True)
-        .exclude(role=ParticipantRole.CUSTOMER)
-        .exists()
-    )
-    if not present:
-        raise PermissionDenied(_("Only staff in this call can run its checks."), code="not_in_call")
-    if call.state != CallState.CONNECTED:
-        raise NotAllowed(_("The checks can only run while the video call is connected."), code="call_not_connected")
-    return call
 
 
 def _progress_locked(visit: ServiceSession, *, actor: AnyActor) -> GateProgress:
@@ -231,7 +211,7 @@ def gate_identity_check_start(*, actor: User, call_id: int) -> GateAttempt:
     """The agent asks the registry (联网核查); the answer fills in by itself (Celery)."""
     from apps.gates.tasks import gate_identity_check_task
 
-    call = _live_call_for_staff(actor=actor, call_id=call_id)
+    call = call_live_for_staff(actor=actor, call_id=call_id)
     progress = _progress_locked(call.visit, actor=actor)
     attempt = _start_attempt(progress, Gate.IDENTITY, call=call, actor=actor)
     attempt_pk = attempt.pk
@@ -289,7 +269,7 @@ def gate_face_verify_start(*, actor: User, call_id: int, snapshot_public_id: str
     """Compare a snapshot of this service's customer with the ID-card portrait and the registry photo (Celery)."""
     from apps.gates.tasks import gate_face_verify_task
 
-    call = _live_call_for_staff(actor=actor, call_id=call_id)
+    call = call_live_for_staff(actor=actor, call_id=call_id)
     snapshot = Snapshot.objects.filter(public_id=snapshot_public_id, call__visit_id=call.visit_id).first()
     if snapshot is None:
         raise ValidationFailed(_("Please choose a snapshot of this customer taken in this service."), code="snapshot")
@@ -389,7 +369,7 @@ def gate_face_verify_run(*, attempt_id: int) -> GateAttempt | None:
 @transaction.atomic
 def gate_questions_draw(*, actor: User, call_id: int) -> GateAttempt:
     """Draw the questions; they appear on the customer's own page (never the answers on the agent's)."""
-    call = _live_call_for_staff(actor=actor, call_id=call_id)
+    call = call_live_for_staff(actor=actor, call_id=call_id)
     progress = _progress_locked(call.visit, actor=actor)
     visit = progress.visit
     if progress.state == Gate.QUESTIONS and (visit.customer is None or visit.account is None):

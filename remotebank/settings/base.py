@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.calls",
     "apps.recordings",
     "apps.gates",
+    "apps.operations",
     "apps.compliance",
     "apps.console",
     "apps.mobile",

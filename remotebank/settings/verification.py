@@ -24,6 +24,9 @@ __all__ = [
     "GATE_QUESTIONS_COUNT",
     "GATE_QUESTIONS_MAX_WRONG",
     "GATE_QUESTIONS_KINDS",
+    "CORE_BANKING_ADAPTER",
+    "CORE_BANKING_SANDBOX",
+    "OPERATION_MAX_CORE_ATTEMPTS",
 ]
 
 _BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -84,3 +87,19 @@ GATE_QUESTIONS_KINDS = tuple(
     ).split(",")
     if kind.strip()
 )
+
+# Core banking (apps/operations/integrations/core_banking.py): "sandbox" is the
+# stand-in over the project's own accounts, with the real system's latency
+# and failures.
+CORE_BANKING_ADAPTER = env_str("REMOTEBANK_CORE_BANKING_ADAPTER", "sandbox")
+_core_seed = os.environ.get("REMOTEBANK_CORE_BANKING_SEED")
+CORE_BANKING_SANDBOX: dict[str, Any] = {
+    "latency_min_ms": env_int("REMOTEBANK_CORE_BANKING_LATENCY_MIN_MS", 100),
+    "latency_max_ms": env_int("REMOTEBANK_CORE_BANKING_LATENCY_MAX_MS", 600),
+    "error_rate": _env_float("REMOTEBANK_CORE_BANKING_ERROR_RATE", 0.01),
+    "timeout_rate": _env_float("REMOTEBANK_CORE_BANKING_TIMEOUT_RATE", 0.01),
+    "timeout_seconds": _env_float("REMOTEBANK_CORE_BANKING_TIMEOUT_SECONDS", 5.0),
+    "seed": int(_core_seed) if _core_seed else None,
+}
+# Tries of core banking per operation before it is failed (R7: no endless retry).
+OPERATION_MAX_CORE_ATTEMPTS = env_int("REMOTEBANK_OPERATION_MAX_CORE_ATTEMPTS", 3)

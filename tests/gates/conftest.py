@@ -96,10 +96,22 @@ def make_in_call(
 
     counter = iter(range(1, 100))
     queue: ServiceQueue = service_queue_upsert(
-        actor=SYSTEM, code="activation", name="激活", businesses=["activation", "password_reset"]
+        actor=SYSTEM,
+        code="remote",
+        name="远程",
+        businesses=["activation", "password_reset", "lost_report_release", "info_maintenance", "corporate_intent"],
     )
 
-    def make(*, person: int = 0, portrait_photo: int = 1, business: str = "activation") -> InCall:
+    def make(
+        *,
+        person: int = 0,
+        portrait_photo: int = 1,
+        business: str = "activation",
+        account_status: AccountStatus | None = None,
+        account_kind: AccountKind = AccountKind.DEBIT_CARD,
+        company_name: str = "",
+        status_since: date = date(2019, 5, 20),
+    ) -> InCall:
         number = next(counter)
         # The sandbox registry gives customer T000000n person n-1 of the face set.
         customers = [make_customer() for _ in range(person + 1)]
@@ -107,12 +119,13 @@ def make_in_call(
         account = account_upsert(
             actor=SYSTEM,
             number=f"62220200000{number:05d}{person:02d}",
-            kind=AccountKind.DEBIT_CARD,
-            status=AccountStatus.INACTIVE if business == "activation" else AccountStatus.NORMAL,
+            kind=account_kind,
+            status=account_status or (AccountStatus.INACTIVE if business == "activation" else AccountStatus.NORMAL),
             owner=customer,
             opening_branch=branch,
             opened_on=date(2019, 5, 20),
-            status_since=date(2019, 5, 20),
+            status_since=status_since,
+            company_name=company_name,
         )
         visit = ServiceSession.objects.create(
             business_code=business, mobile=customer.mobile, customer=customer, account=account, state="queue_ready"

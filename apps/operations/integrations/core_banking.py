@@ -1,0 +1,192 @@
+"""The bank's core system, behind a small typed interface (R7).
+
+Every request carries a ``reference`` (the operation's id): core banking
+applies a reference once and answers a replay with the same success, which is
+what makes a retry after a timeout safe. A timeout leaves the outcome unknown
+to the caller — the change may or may not have been applied — so callers
+retry with the same reference, never a new one.
+
+PINs reach core banking only as ``pin_block``: here a salted PBKDF2 hash made
+on our side (Django's password hasher); with a real core it would be the
+adapter's encrypted PIN block. Either way the PIN itself never leaves the
+request that carried it.
+
+``SandboxCoreBanking`` stands in for the real system over the project's own
+Account and Customer tables (through apps.customers services), with the real
+one's latency, service errors and timeouts — some of which happen after the
+change was applied.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from django.utils import timezone
+
+from apps.audit.services import Actor
+
+CORE = Actor.system("core_banking")
+
+
+class CoreBankingError(Exception):
+    code = "core_banking_error"
+
+
+class CoreBankingUnavailable(CoreBankingError):
+    """The request was refused before doing anything (service error)."""
+
+    code = "core_banking_unavailable"
+
+
+class CoreBankingTimeout(CoreBankingError):
+    """No answer in time: the change may or may not have been applied."""
+
+    code = "core_banking_timeout"
+
+
+class CoreBankingRejected(CoreBankingError):
+    """Core banking answered no: the request breaks one of its rules (e.g. the account's status changed)."""
+
+    code = "core_banking_rejected"
+
+
+@dataclass(frozen=True)
+class CoreResult:
+    reference: str
+    # False when core banking had already applied this reference (a replay).
+    applied_now: bool
+
+
+class CoreBanking(Protocol):
+    def account_activate(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult: ...
+
+    def account_pin_reset(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult: ...
+
+    def account_lost_report_release(self, *, account_number: str, reference: str) -> CoreResult: ...
+
+    def customer_info_update(self, *, customer_number: str, changes: dict[str, Any], reference: str) -> CoreResult: ...
+
+
+class SandboxCoreBanking:
+    """Core banking over our own tables, slow and fallible like the real one.
+
+    Each call waits a latency drawn in [``latency_min_ms``, ``latency_max_ms``];
+    with probability ``error_rate`` it raises CoreBankingUnavailable having
+    done nothing; with probability ``timeout_rate`` it waits ``timeout_seconds``
+    and raises CoreBankingTimeout — after applying the change in
+    ``timeout_after_apply_share`` of those cases, as a real system whose answer
+    was lost would. ``seed`` makes the draws reproducible.
+    """
+
+    def __init__(
+        self,
+        *,
+        latency_min_ms: int = 100,
+        latency_max_ms: int = 600,
+        error_rate: float = 0.01,
+        timeout_rate: float = 0.01,
+        timeout_seconds: float = 5.0,
+        timeout_after_apply_share: float = 0.5,
+        seed: int | None = None,
+    ) -> None:
+        for name, rate in (
+            ("error_rate", error_rate),
+            ("timeout_rate", timeout_rate),
+            ("timeout_after_apply_share", timeout_after_apply_share),
+        ):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {rate}")
+        if error_rate + timeout_rate > 1.0:
+            raise ValueError("error_rate + timeout_rate must not exceed 1")
+        self.latency_min_ms = latency_min_ms
+        self.latency_max_ms = max(latency_min_ms, latency_max_ms)
+        self.error_rate = error_rate
+        self.timeout_rate = timeout_rate
+        self.timeout_seconds = timeout_seconds
+        self.timeout_after_apply_share = timeout_after_apply_share
+        self._random = random.Random(seed)  # noqa: S311 - simulation draws, not secrets
+        self._lock = threading.Lock()
+
+    def _call(self, apply: Any) -> CoreResult:
+        with self._lock:
+            latency = self._random.uniform(self.latency_min_ms, self.latency_max_ms) / 1000
+            draw = self._random.random()
+            after_apply = self._random.random() < self.timeout_after_apply_share
+        time.sleep(latency)
+        if draw < self.error_rate:
+            raise CoreBankingUnavailable("core banking answered with a service error")
+        if draw < self.error_rate + self.timeout_rate:
+            if after_apply:
+                apply()
+            time.sleep(max(0.0, self.timeout_seconds - latency))
+            raise CoreBankingTimeout(f"core banking did not answer within {self.timeout_seconds:g} s")
+        return apply()
+
+    def _account(self, account_number: str, reference: str, *, require: set[str], **change: Any) -> CoreResult:
+        from apps.customers.models import Account
+        from apps.customers.services import account_core_update
+
+        def apply() -> CoreResult:
+            account = Account.objects.filter(number=account_number).first()
+            if account is None:
+                raise CoreBankingRejected("no such account")
+            if account.core_reference != reference and account.status not in require:
+                raise CoreBankingRejected(f"account status is {account.status}")
+            applied = account_core_update(
+                actor=CORE, number=account_number, reference=reference, on=timezone.localdate(), **change
+            )
+            return CoreResult(reference=reference, applied_now=applied)
+
+        return self._call(apply)
+
+    def account_activate(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult:
+        from apps.customers.models import AccountStatus
+
+        return self._account(
+            account_number, reference, require={"inactive"}, status=AccountStatus.NORMAL, pin_hash=pin_block
+        )
+
+    def account_pin_reset(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult:
+        return self._account(account_number, reference, require={"normal", "dormant"}, pin_hash=pin_block)
+
+    def account_lost_report_release(self, *, account_number: str, reference: str) -> CoreResult:
+        from apps.customers.models import AccountStatus
+
+        return self._account(account_number, reference, require={"reported_lost"}, status=AccountStatus.NORMAL)
+
+    def customer_info_update(self, *, customer_number: str, changes: dict[str, Any], reference: str) -> CoreResult:
+        from apps.customers.services import customer_core_update
+
+        def apply() -> CoreResult:
+            applied = customer_core_update(
+                actor=CORE, customer_number=customer_number, reference=reference, changes=changes
+            )
+            return CoreResult(reference=reference, applied_now=applied)
+
+        return self._call(apply)
+
+
+def build_core_banking(adapter: str, options: dict[str, Any]) -> CoreBanking:
+    if adapter == "sandbox":
+        return SandboxCoreBanking(**options)
+    raise ValueError(f"unknown core banking adapter {adapter!r}")
+
+
+_core_singleton: CoreBanking | None = None
+_singleton_lock = threading.Lock()
+
+
+def get_core_banking() -> CoreBanking:
+    """The process-wide adapter chosen by ``settings.CORE_BANKING_ADAPTER``."""
+    global _core_singleton  # noqa: PLW0603 - a deliberate per-process singleton
+    if _core_singleton is None:
+        with _singleton_lock:
+            if _core_singleton is None:
+                from django.conf import settings
+
+                _core_singleton = build_core_banking(settings.CORE_BANKING_ADAPTER, dict(settings.CORE_BANKING_SANDBOX))
+    return _core_singleton

@@ -1,0 +1,17 @@
+"""Receivers of lower apps' signals; each only calls a service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.calls.signals import call_ended
+
+
+def on_call_ended(sender: Any, call: Any, **kwargs: Any) -> None:
+    from apps.operations.services import service_close_after_call
+
+    service_close_after_call(call=call)
+
+
+def connect() -> None:
+    call_ended.connect(on_call_ended, dispatch_uid="operations_close_service_on_call_end")

@@ -1,0 +1,319 @@
+"""Business operations in the call (R7), only after every gate passed (R6.5).
+
+Every entry point first asks ``gates_require_passed``; then it locks the
+operation, moves its state machine, audits, and tells both sides after commit.
+Core banking is asked outside any database transaction (it is slow and may
+time out); its answer is applied under the lock to the operation that is
+still processing, so a repeated request cannot apply it twice, and a
+timeout puts the operation back to be confirmed again under the same
+reference (core banking applies a reference once).
+
+PINs: ``operation_customer_pin`` receives the PIN, checks it, and passes it to
+the handler, which sends core banking only a salted hash. The PIN is in no
+argument that is logged, audited, stored or broadcast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import TransitionNotAllowed
+
+from apps.audit.actions import AuditAction
+from apps.audit.services import AnyActor, audit_record
+from apps.businesses.registry import business_get
+from apps.calls.services import MEDIA, call_live_for_staff, call_notify
+from apps.common.errors import NotAllowed, NotFound, ValidationFailed
+from apps.gates.services import gates_require_passed
+from apps.operations.handlers import HANDLERS, intent_answers_clean
+from apps.operations.integrations.core_banking import (
+    CoreBankingError,
+    CoreBankingRejected,
+    get_core_banking,
+)
+from apps.operations.models import ConfirmBy, Operation, OperationState
+from apps.operations.pins import pin_check
+from apps.verification.models import ServiceOutcome, ServiceSession
+from apps.verification.services import visit_close
+
+MAX_IDEMPOTENCY_KEY = 64
+
+
+def _notify(operation: Operation, event: str) -> None:
+    if operation.call is not None:
+        call_notify(operation.call, "operation", operation=str(operation.public_id), state=event)
+
+
+def _transition(operation: Operation, name: str, **kwargs: Any) -> None:
+    try:
+        getattr(operation, name)(**kwargs)
+    except TransitionNotAllowed as exc:
+        raise NotAllowed(
+            _("This step is not available for this operation now."),
+            code="operation_out_of_order",
+            extra={"state": operation.state},
+        ) from exc
+
+
+def _locked(public_id: Any, *, visit_id: int | None = None) -> Operation:
+    query = Operation.objects.select_for_update(of=("self",)).select_related(
+        "visit__customer", "visit__account", "call"
+    )
+    if visit_id is not None:
+        query = query.filter(visit_id=visit_id)
+    operation = query.filter(public_id=public_id).first()
+    if operation is None:
+        raise NotFound(_("This operation does not exist."), code="operation_not_found")
+    return operation
+
+
+def _audit(operation: Operation, action: AuditAction, actor: AnyActor, **data: Any) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        target=operation.visit,
+        data={"operation": str(operation.public_id), "business": operation.business_code, **data},
+    )
+
+
+# --- Start ------------------------------------------------------------------------------
+
+
+def operation_start(*, actor: User, call_id: int, idempotency_key: str, data: dict[str, Any]) -> Operation:
+    """The agent starts the service's business. A repeated key returns the same operation."""
+    key = (idempotency_key or "").strip()
+    if not 8 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationFailed(
+            _("Send an Idempotency-Key header of 8 to 64 characters with this request."), code="idempotency_key"
+        )
+    call = call_live_for_staff(actor=actor, call_id=call_id)
+    visit = call.visit
+    existing = Operation.objects.filter(visit=visit, idempotency_key=key).first()
+    if existing is not None:
+        return existing
+    gates_require_passed(visit_id=visit.pk, actor=actor, operation=f"{visit.business_code}.start")
+    business = business_get(visit.business_code)
+    handler = HANDLERS[business.handler]
+    try:
+        with transaction.atomic():
+            # The visit's row lock serialises starts of one service.
+            visit = (
+                ServiceSession.objects.select_for_update(of=("self",))
+                .select_related("customer", "account")
+                .get(pk=visit.pk)
+            )
+            if visit.outcome:
+                raise NotAllowed(_("This service has already ended."), code="service_closed")
+            assert visit.customer is not None and visit.account is not None
+            prepared = handler.prepare(customer=visit.customer, account=visit.account, data=data)
+            operation = Operation.objects.create(
+                visit=visit,
+                call=call,
+                business_code=business.code,
+                idempotency_key=key,
+                requested_by=actor,
+                confirm_by=prepared.confirm_by,
+                before=prepared.before,
+                after=prepared.after,
+                details=prepared.details,
+            )
+            _audit(operation, AuditAction.OPERATION_STARTED, actor, confirm_by=prepared.confirm_by)
+            _notify(operation, OperationState.AWAITING_CONFIRMATION)
+            return operation
+    except IntegrityError as exc:
+        # Another start won the race: the same key (a double submit) or a
+        # different operation still open for this service.
+        same = Operation.objects.filter(visit=visit, idempotency_key=key).first()
+        if same is not None:
+            return same
+        raise NotAllowed(_("Another operation of this service is still open."), code="operation_already_open") from exc
+
+
+# --- Confirmation and core banking -----------------------------------------------------------
+
+
+def _birth_date(operation: Operation) -> date | None:
+    id_number = operation.visit.customer.id_number if operation.visit.customer else ""
+    try:
+        return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+    except (ValueError, IndexError):
+        return None
+
+
+def _confirm_and_process(
+    *, public_id: Any, actor: AnyActor, confirm_by: ConfirmBy, visit_id: int | None = None, pin: str | None = None
+) -> Operation:
+    with transaction.atomic():
+        operation = _locked(public_id, visit_id=visit_id)
+        if operation.state == OperationState.SUCCEEDED:
+            return operation  # a double submit of a confirmation that already went through
+        if operation.confirm_by != confirm_by:
+            raise NotAllowed(_("This operation is confirmed by someone else."), code="wrong_confirmer")
+        _transition(operation, "confirm", now=timezone.now())
+        operation.save()
+        _audit(operation, AuditAction.OPERATION_CONFIRMED, actor, attempt=operation.core_attempts)
+        _notify(operation, OperationState.PROCESSING)
+    handler = HANDLERS[business_get(operation.business_code).handler]
+    failure: CoreBankingError | None = None
+    result = ""
+    try:
+        result = handler.perform(core=get_core_banking(), operation=operation, pin=pin)
+    except CoreBankingError as error:
+        failure = error
+    return _apply_result(operation.pk, actor=actor, result=result, failure=failure)
+
+
+def _apply_result(operation_id: int, *, actor: AnyActor, result: str, failure: CoreBankingError | None) -> Operation:
+    with transaction.atomic():
+        operation = (
+            Operation.objects.select_for_update(of=("self",)).select_related("visit", "call").get(pk=operation_id)
+        )
+        if operation.state != OperationState.PROCESSING:
+            return operation
+        now = timezone.now()
+        if failure is None:
+            _transition(operation, "succeed", now=now, code=result)
+            if operation.business_code == "corporate_intent":
+                _attach_certificate(operation)
+            operation.save()
+            _audit(operation, AuditAction.OPERATION_SUCCEEDED, actor, result=result)
+            visit_close(visit_id=operation.visit_id, actor=actor, outcome=ServiceOutcome.COMPLETED, reason=result)
+        elif (
+            isinstance(failure, CoreBankingRejected) or operation.core_attempts >= settings.OPERATION_MAX_CORE_ATTEMPTS
+        ):
+            _transition(operation, "fail", now=now, code=failure.code)
+            operation.save()
+            _audit(operation, AuditAction.OPERATION_FAILED, actor, result=failure.code, detail=str(failure))
+        else:
+            # Unknown outcome or refused before doing anything: confirm again,
+            # same reference; core banking will not apply it twice.
+            _transition(operation, "core_unanswered", code=failure.code)
+            operation.save()
+            _audit(operation, AuditAction.OPERATION_CORE_UNANSWERED, actor, result=failure.code)
+        _notify(operation, operation.state)
+        return operation
+
+
+def operation_customer_pin(*, visit_id: int, public_id: Any, pin: str, repeat: str) -> Operation:
+    """The customer's new PIN, typed twice on their own page (R7.1, R7.2)."""
+    visit = ServiceSession.objects.select_related("customer").get(pk=visit_id)
+    assert visit.customer is not None
+    actor = visit.customer.as_audit_actor()
+    gates_require_passed(visit_id=visit_id, actor=actor, operation="pin")
+    operation = (
+        Operation.objects.select_related("visit__customer").filter(public_id=public_id, visit_id=visit_id).first()
+    )
+    if operation is None:
+        raise NotFound(_("This operation does not exist."), code="operation_not_found")
+    if operation.state == OperationState.SUCCEEDED:
+        return operation
+    if operation.confirm_by != ConfirmBy.CUSTOMER_PIN:
+        raise NotAllowed(_("This operation does not ask for a PIN."), code="wrong_confirmer")
+    pin_check(pin=pin, repeat=repeat, birth_date=_birth_date(operation))
+    return _confirm_and_process(
+        public_id=public_id, actor=actor, confirm_by=ConfirmBy.CUSTOMER_PIN, visit_id=visit_id, pin=pin
+    )
+
+
+def operation_customer_confirm(*, visit_id: int, public_id: Any, accept: bool) -> Operation:
+    """The customer confirms (or declines) the before/after shown on their phone (R7.4)."""
+    visit = ServiceSession.objects.select_related("customer").get(pk=visit_id)
+    assert visit.customer is not None
+    actor = visit.customer.as_audit_actor()
+    gates_require_passed(visit_id=visit_id, actor=actor, operation="confirm")
+    if accept:
+        return _confirm_and_process(public_id=public_id, actor=actor, confirm_by=ConfirmBy.CUSTOMER, visit_id=visit_id)
+    with transaction.atomic():
+        operation = _locked(public_id, visit_id=visit_id)
+        if operation.confirm_by != ConfirmBy.CUSTOMER:
+            raise NotAllowed(_("This operation is confirmed by someone else."), code="wrong_confirmer")
+        _transition(operation, "cancel", now=timezone.now(), code="customer_declined")
+        operation.save()
+        _audit(operation, AuditAction.OPERATION_CANCELLED, actor, result="customer_declined")
+        _notify(operation, OperationState.CANCELLED)
+        return operation
+
+
+def _staff_operation(actor: User, public_id: Any) -> Operation:
+    operation = Operation.objects.select_related("call", "visit").filter(public_id=public_id).first()
+    if operation is None or operation.call is None:
+        raise NotFound(_("This operation does not exist."), code="operation_not_found")
+    call_live_for_staff(actor=actor, call_id=operation.call.pk)
+    gates_require_passed(visit_id=operation.visit_id, actor=actor, operation=f"{operation.business_code}.agent")
+    return operation
+
+
+def operation_agent_confirm(*, actor: User, public_id: Any, data: dict[str, Any]) -> Operation:
+    """The agent confirms: the lost-report release after seeing the report's date, or the intent script's answers."""
+    operation = _staff_operation(actor, public_id)
+    if operation.business_code == "corporate_intent" and operation.state == OperationState.AWAITING_CONFIRMATION:
+        answers = intent_answers_clean(data)
+        with transaction.atomic():
+            locked = _locked(public_id)
+            if locked.state == OperationState.AWAITING_CONFIRMATION:
+                locked.details = {**locked.details, "answers": answers}
+                locked.save(update_fields=["details"])
+    return _confirm_and_process(public_id=public_id, actor=actor, confirm_by=ConfirmBy.AGENT)
+
+
+def operation_cancel(*, actor: User, public_id: Any) -> Operation:
+    """The agent withdraws an operation still waiting for confirmation."""
+    operation = _staff_operation(actor, public_id)
+    with transaction.atomic():
+        operation = _locked(public_id)
+        _transition(operation, "cancel", now=timezone.now(), code="agent_cancelled")
+        operation.save()
+        _audit(operation, AuditAction.OPERATION_CANCELLED, actor, result="agent_cancelled")
+        _notify(operation, OperationState.CANCELLED)
+        return operation
+
+
+# --- The intent verification certificate (R7.5) ------------------------------------------------
+
+
+def _attach_certificate(operation: Operation) -> None:
+    """Draw the certificate PDF, store it with its hash (called under the operation's lock)."""
+    from apps.operations.certificate import intent_certificate_pdf
+    from apps.operations.selectors import intent_evidence
+
+    pdf = intent_certificate_pdf(operation=operation, evidence=intent_evidence(operation=operation))
+    operation.certificate_sha256 = hashlib.sha256(pdf).hexdigest()
+    operation.certificate.save(f"intent-{operation.public_id}.pdf", ContentFile(pdf), save=False)
+    operation.details = {**operation.details, "certificate_sha256": operation.certificate_sha256}
+
+
+# --- The service's end (R4) ----------------------------------------------------------------------
+
+# A hang-up is deliberate: the service is over. A transfer continues it in
+# another queue; a dropped connection, an expired rejoin grace or a failed
+# video server interrupt it, and it may resume (R4.2) — left open.
+_CLOSED_BY_HANG_UP = {
+    "customer_hung_up": ServiceOutcome.ABANDONED,
+    "agent_hung_up": ServiceOutcome.CANCELLED,
+}
+
+
+def service_close_after_call(*, call: Any) -> None:
+    """Called when a call ends (inside its transaction): close a service the hang-up ended.
+
+    A service whose business was done is already closed as completed; one
+    that failed a gate, as gate_failed. An operation still waiting for
+    confirmation is cancelled with the call.
+    """
+    outcome = _CLOSED_BY_HANG_UP.get(call.end_reason)
+    for operation in Operation.objects.select_for_update(of=("self",)).filter(
+        visit_id=call.visit_id, state=OperationState.AWAITING_CONFIRMATION
+    ):
+        operation.cancel(now=timezone.now(), code="call_ended")
+        operation.save()
+        _audit(operation, AuditAction.OPERATION_CANCELLED, MEDIA, result="call_ended")
+    if outcome is not None:
+        visit_close(visit_id=call.visit_id, actor=MEDIA, outcome=outcome, reason=call.end_reason)
