@@ -39,7 +39,7 @@ def core(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SandboxCoreBanking]:
     return install
 
 
-def pass_gates(in_call: InCall, on_commit: Callable[..., Any], *, upto: str = "questions") -> None:
+def pass_gates(in_call: InCall, on_commit: Callable[..., Any], *, upto: str = "questions") -> None:  # noqa: F811
     """Take the service through gates 2–4 as agent and customer would (``upto`` stops early)."""
     client, call_id = in_call.staff_client, in_call.call.public_id
     with on_commit():
