@@ -54,6 +54,7 @@ def call_representation(call: Call, participant: CallParticipant) -> dict[str, A
         "end_reason": call.end_reason,
         "room_ready": call.room_open,
         "role": participant.role,
+        "business": call.visit.business_code,
         "participants": [
             {"role": other.role, "handle": other.handle, "publishing": other.publishing_since is not None}
             for other in call.participants.filter(left_at__isnull=True)

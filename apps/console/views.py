@@ -66,6 +66,54 @@ def _common_messages() -> dict[str, Any]:
     }
 
 
+def _service_messages() -> dict[str, Any]:
+    """Texts of the gates and business panel (service.js)."""
+    return {
+        "gate_status": {
+            "waiting": _("waiting"),
+            "current": _("to do now"),
+            "passed": _("passed"),
+            "failed": _("failed"),
+        },
+        "scores": _("distances"),
+        "live_vs_id": _("live–ID card"),
+        "live_vs_registry": _("live–registry"),
+        "id_vs_registry": _("ID card–registry"),
+        "threshold": _("threshold"),
+        "checking": _("Checking…"),
+        "identity_check": _("Run the networked identity check"),
+        "face_check": _("Verify the face with the latest snapshot"),
+        "snapshot_first": _("Capture the customer's image first."),
+        "questions_draw": _("Ask the private questions on the customer's phone"),
+        "all_passed": _("All four checks passed. The business may be done."),
+        "service_ended": _("A check failed. The service has ended."),
+        "operation_states": {
+            "awaiting_confirmation": _("waiting for confirmation"),
+            "processing": _("with core banking"),
+            "succeeded": _("done"),
+            "failed": _("failed"),
+            "cancelled": _("cancelled"),
+        },
+        "fields": {
+            "address": _("Address"),
+            "mobile": _("Mobile number"),
+            "occupation": _("Occupation"),
+            "id_valid_until": _("ID card valid until"),
+            "status": _("Account status"),
+        },
+        "reported_lost_on": _("Reported lost on %(date)s."),
+        "confirm": _("Confirm"),
+        "cancel": _("Cancel"),
+        "start": _("Start the business"),
+        "waiting_pin": _("The customer is setting the PIN on their phone."),
+        "waiting_confirm": _("The customer is confirming the change on their phone."),
+        "record_answers": _("Record the answers"),
+        "yes": _("Yes"),
+        "no": _("No"),
+        "certificate": _("Download the verification certificate (PDF)"),
+    }
+
+
 @require_safe
 @staff_with_permission(SERVE)
 def agent_workspace(request: HttpRequest) -> HttpResponse:
@@ -83,6 +131,8 @@ def agent_workspace(request: HttpRequest) -> HttpResponse:
             "socket": "/ws/agent/",
             "call_mine": reverse("calls:staff-my-call"),
             "calls": "/api/calls/",
+            "gates": "/api/gates/",
+            "operations": "/api/operations/",
         },
         # Who can be invited into a call, and where a customer can be transferred (R1.2).
         "experts": [
@@ -127,7 +177,8 @@ def agent_workspace(request: HttpRequest) -> HttpResponse:
             "camera_off": _("Camera off"),
             "camera_on": _("Camera on"),
             "quality": _("Connection quality"),
-        },
+        }
+        | _service_messages(),
     }
     context = {
         **admin.site.each_context(request),

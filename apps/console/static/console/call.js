@@ -32,6 +32,11 @@
     }
   }
 
+  // The service panel (service.js) follows the call we are in.
+  function announce(call) {
+    window.dispatchEvent(new CustomEvent("remotebank:call", { detail: call }));
+  }
+
   function status(text) {
     byId("call-status").textContent = text;
   }
@@ -51,9 +56,11 @@
       call = await ui.api(config.urls.call_mine);
     } catch (error) {
       if (error.code === "no_call" && video) leave(messages.call_ended);
+      if (error.code === "no_call") announce(null);
       return;
     }
     current = call;
+    announce(call);
     roles = Object.fromEntries(call.participants.map((p) => [p.handle, p.role]));
     byId("call-panel").hidden = false;
     byId("call-staff-actions").hidden = call.role !== "agent";

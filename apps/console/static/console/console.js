@@ -22,8 +22,8 @@
     return String(template).replace(/%\((\w+)\)s/g, (whole, name) => (name in values ? String(values[name]) : whole));
   }
 
-  async function api(url, { method = "GET", body } = {}) {
-    const headers = { Accept: "application/json" };
+  async function api(url, { method = "GET", body, extraHeaders = {} } = {}) {
+    const headers = { Accept: "application/json", ...extraHeaders };
     if (method !== "GET") {
       headers["X-CSRFToken"] = csrfToken;
       headers["Content-Type"] = "application/json";

@@ -1,0 +1,246 @@
+/* The service in the call: gates 2–4 (R6.2–R6.4) and the business (R7), for the serving agent.
+ *
+ * The server's state machine decides everything; this panel only shows
+ * GET /api/gates/calls/<call>/ and GET /api/operations/calls/<call>/ and
+ * offers the next step. It refreshes on every call event ("gates",
+ * "operation"), every second and a half while something runs, and every
+ * five seconds otherwise while in the call.
+ * The agent never sees the customer's answers or PIN: the API does not send them.
+ */
+(() => {
+  "use strict";
+
+  const ui = window.RemoteBankConsole;
+  const { config, messages } = ui;
+  const byId = (id) => document.getElementById(id);
+  let callId = null;
+  let gates = null;
+  let operations = [];
+  let pendingKey = null; // the Idempotency-Key of a start whose answer has not arrived
+  let timer = null;
+
+  const gatesUrl = (suffix = "") => `${config.urls.gates}calls/${callId}/${suffix}`;
+  const operationsUrl = () => `${config.urls.operations}calls/${callId}/`;
+  const operationUrl = (id, suffix) => `${config.urls.operations}${id}/${suffix}`;
+
+  function text(parent, tag, value, className) {
+    const node = document.createElement(tag);
+    node.textContent = value;
+    if (className) node.className = className;
+    parent.appendChild(node);
+    return node;
+  }
+
+  function button(parent, label, onClick, primary) {
+    const node = text(parent, "button", label, primary ? "button default" : "button");
+    node.type = "button";
+    node.addEventListener("click", onClick);
+    return node;
+  }
+
+  function renderGates() {
+    const list = byId("gates-list");
+    list.replaceChildren();
+    for (const gate of gates.gates) {
+      const item = document.createElement("li");
+      item.dataset.gate = gate.gate;
+      item.dataset.status = gate.status;
+      text(item, "strong", `${gate.label}: `);
+      text(item, "span", messages.gate_status[gate.status] || gate.status, "state-badge");
+      for (const attempt of gate.attempts) {
+        const line = text(item, "div", `#${attempt.number} ${attempt.message}`, "help");
+        line.dataset.status = attempt.status;
+        if (attempt.scores && attempt.scores.threshold !== undefined) {
+          text(
+            line,
+            "span",
+            ` — ${messages.scores}: ${["live_vs_id", "live_vs_registry", "id_vs_registry"]
+              .map((key) => `${messages[key]} ${attempt.scores[key]}`)
+              .join(", ")} (${messages.threshold} ${attempt.scores.threshold})`,
+          );
+        }
+      }
+      list.appendChild(item);
+    }
+    const photo = byId("gates-registry-photo");
+    photo.hidden = !gates.has_registry_photo;
+    if (gates.has_registry_photo && !photo.src) photo.src = gatesUrl("registry-photo/");
+
+    const actions = byId("gates-actions");
+    actions.replaceChildren();
+    const running = gates.gates.some((gate) => gate.attempts.some((attempt) => attempt.status === "running"));
+    if (running) {
+      text(actions, "span", messages.checking, "help");
+      return;
+    }
+    if (gates.state === "identity") {
+      button(actions, messages.identity_check, () => act(gatesUrl("identity/"), {}), true);
+    } else if (gates.state === "face") {
+      button(actions, messages.face_check, faceCheck, true);
+    } else if (gates.state === "questions") {
+      button(actions, messages.questions_draw, () => act(gatesUrl("questions/"), {}), true);
+    } else if (gates.state === "passed") {
+      text(actions, "strong", messages.all_passed);
+    } else if (gates.state === "failed") {
+      text(actions, "strong", messages.service_ended, "errornote");
+    }
+  }
+
+  async function faceCheck() {
+    // The newest snapshot of the customer is the live image (R5.1); take one first if there is none.
+    const data = await ui.api(`/api/recordings/calls/${callId}/snapshots/`).catch((error) => ui.showError(error.message));
+    const snapshots = (data && data.snapshots) || [];
+    if (!snapshots.length) {
+      ui.showError(messages.snapshot_first);
+      return;
+    }
+    act(gatesUrl("face/"), { snapshot: snapshots[snapshots.length - 1].id });
+  }
+
+  function renderOperations() {
+    const panel = byId("operation-body");
+    panel.replaceChildren();
+    const passed = gates && gates.state === "passed";
+    byId("operation-panel").hidden = !passed && !operations.length;
+    for (const operation of operations) {
+      const block = document.createElement("div");
+      block.className = "operation";
+      block.dataset.state = operation.state;
+      text(block, "p", `${config.businesses[operation.business] || operation.business}: ${messages.operation_states[operation.state] || operation.state}${operation.result ? ` (${operation.result})` : ""}`);
+      const changed = Object.keys(operation.after || {});
+      if (changed.length) {
+        const table = document.createElement("table");
+        for (const name of changed) {
+          const row = document.createElement("tr");
+          ui.cell(row, messages.fields[name] || name);
+          ui.cell(row, String(operation.before[name] || "—"));
+          ui.cell(row, String(operation.after[name]));
+          table.appendChild(row);
+        }
+        block.appendChild(table);
+      }
+      if (operation.details && operation.details.reported_lost_on) {
+        text(block, "p", ui.format(messages.reported_lost_on, { date: operation.details.reported_lost_on }));
+      }
+      if (operation.state === "awaiting_confirmation") {
+        if (operation.confirm_by === "agent" && operation.script) {
+          scriptForm(block, operation);
+        } else if (operation.confirm_by === "agent") {
+          button(block, messages.confirm, () => act(operationUrl(operation.id, "confirm/"), {}), true);
+        } else {
+          text(block, "p", operation.confirm_by === "customer_pin" ? messages.waiting_pin : messages.waiting_confirm, "help");
+        }
+        button(block, messages.cancel, () => act(operationUrl(operation.id, "cancel/"), {}));
+      }
+      if (operation.has_certificate) {
+        const link = text(block, "a", messages.certificate);
+        link.href = operationUrl(operation.id, "certificate/");
+      }
+      panel.appendChild(block);
+    }
+    const open = operations.some((item) => ["awaiting_confirmation", "processing"].includes(item.state));
+    const done = operations.some((item) => item.state === "succeeded");
+    if (passed && !open && !done) startForm(panel);
+  }
+
+  function startForm(panel) {
+    const form = document.createElement("form");
+    form.id = "operation-start";
+    if (config.business === "info_maintenance") {
+      for (const name of ["address", "mobile", "occupation", "id_valid_until"]) {
+        const label = text(form, "label", `${messages.fields[name]} `);
+        const input = document.createElement("input");
+        input.name = name;
+        input.type = name === "id_valid_until" ? "date" : "text";
+        label.appendChild(input);
+      }
+    }
+    button(form, messages.start, () => {
+      const changes = {};
+      for (const input of form.querySelectorAll("input")) if (input.value.trim()) changes[input.name] = input.value.trim();
+      pendingKey = pendingKey || window.crypto.randomUUID();
+      act(operationsUrl(), config.business === "info_maintenance" ? { changes } : {}, { "Idempotency-Key": pendingKey }, true);
+    }, true);
+    panel.appendChild(form);
+  }
+
+  function scriptForm(block, operation) {
+    const form = document.createElement("form");
+    for (const line of operation.script) {
+      const label = text(form, "label", `${line.text} `);
+      const input = document.createElement(line.key === "purpose" ? "input" : "select");
+      input.name = line.key;
+      if (line.key !== "purpose") {
+        for (const [value, caption] of [["", "—"], ["yes", messages.yes], ["no", messages.no]]) {
+          const option = text(input, "option", caption);
+          option.value = value;
+        }
+      }
+      label.appendChild(input);
+      text(form, "br", "");
+    }
+    button(form, messages.record_answers, () => {
+      const value = (name) => form.elements[name].value;
+      act(operationUrl(operation.id, "confirm/"), {
+        answers: {
+          company_confirmed: value("company_confirmed") === "yes" ? true : value("company_confirmed") === "no" ? false : null,
+          purpose: value("purpose"),
+          intent: value("intent") === "yes" ? true : value("intent") === "no" ? false : null,
+        },
+      });
+    }, true);
+    block.appendChild(form);
+  }
+
+  async function act(url, body, extraHeaders, isStart) {
+    ui.showError("");
+    try {
+      await ui.api(url, { method: "POST", body, extraHeaders });
+      if (isStart) pendingKey = null;
+    } catch (error) {
+      // A start that failed for sure gets a new key next time; a network
+      // failure keeps it, so a retry cannot start the business twice.
+      if (isStart && error.code !== "network") pendingKey = null;
+      ui.showError(error.message);
+    }
+    refresh();
+  }
+
+  async function refresh() {
+    if (!callId) return;
+    try {
+      [gates, { operations }] = await Promise.all([ui.api(gatesUrl()), ui.api(operationsUrl())]);
+    } catch (error) {
+      if (error.code !== "not_in_call") ui.showError(error.message);
+      return;
+    }
+    byId("gates-panel").hidden = false;
+    renderGates();
+    renderOperations();
+    const busy =
+      gates.gates.some((gate) => gate.attempts.some((attempt) => attempt.status === "running")) ||
+      operations.some((item) => item.state === "processing");
+    clearTimeout(timer);
+    // Events drive the panel; the slower poll is the safety net for events
+    // lost while the socket was down (they are not replayed).
+    timer = setTimeout(refresh, busy ? 1500 : 5000);
+  }
+
+  // call.js announces the call we are in (or its end).
+  window.addEventListener("remotebank:call", (event) => {
+    const call = event.detail;
+    const next = call && call.state !== "ended" && call.role === "agent" ? call.call : null;
+    if (next !== callId) {
+      callId = next;
+      config.business = call ? call.business : null;
+      byId("gates-registry-photo").removeAttribute("src");
+      byId("gates-panel").hidden = !callId;
+      byId("operation-panel").hidden = true;
+    }
+    refresh();
+  });
+  window.addEventListener("remotebank:agent-event", (event) => {
+    const message = event.detail || {};
+    if (/^call_(gates|operation)/.test(message.event || "")) refresh();
+  });
+})();
