@@ -17,7 +17,7 @@ a temporary directory as in production:
     allocations (about twice as slow, so its time is not the throughput).
 
 Targets: CSV >= 20,000 rows/s; XLSX >= 5,000 rows/s; peak RSS growth < 200 MB
-for every format. About 4 minutes for 1,000,000 rows without --tracemalloc.
+for every format. 4–11 minutes for 1,000,000 rows without --tracemalloc (machine load).
 """
 
 from __future__ import annotations
