@@ -75,6 +75,12 @@ class AuditAction(models.TextChoices):
     COMPLIANCE_EXPORT_DOWNLOADED = "compliance.export.downloaded", _("Audit export downloaded")
     # Unmasked: personal data was requested in clear (data: purpose, and what was asked for).
     PERSONAL_DATA_UNMASKED = "compliance.personal_data.unmasked", _("Personal data shown unmasked")
+    # Evidence viewed: someone opened a service's evidence page (data: service, unmasked).
+    COMPLIANCE_EVIDENCE_VIEWED = "compliance.evidence.viewed", _("Service evidence viewed")
+    # Snapshot viewed: a snapshot image was sent to someone from the evidence page (data: service, sha256).
+    COMPLIANCE_SNAPSHOT_VIEWED = "compliance.snapshot.viewed", _("Service snapshot viewed")
+    # Summary exported: the daily summary report was downloaded as CSV (data: filter, grouping, rows, sha256).
+    COMPLIANCE_SUMMARY_EXPORTED = "compliance.summary.exported", _("Daily summary report exported")
     # Recordings (apps.recordings): post-processing of call recordings, evidence hashes, snapshots.
     # Scheduled: the call ended and its post-processing was queued (data: call, record folder).
     RECORDING_SCHEDULED = "recordings.recording.scheduled", _("Recording post-processing scheduled")

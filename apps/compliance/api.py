@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +18,13 @@ from apps.common.api import request_staff_user, require_permission
 from apps.common.errors import NotFound
 from apps.compliance.exporters import exporter_for, pdf_max_rows
 from apps.compliance.models import AuditExport, ExportFormat, ExportState
-from apps.compliance.selectors import audit_export_get_visible, audit_exports_visible_to
+from apps.compliance.selectors import (
+    SERVICE_RESULTS_LIMIT,
+    ServiceSearch,
+    audit_export_get_visible,
+    audit_exports_visible_to,
+    services_search,
+)
 from apps.compliance.services import (
     EXPORT_PERMISSION,
     audit_export_download,
@@ -121,3 +128,44 @@ class AuditExportDownloadApi(APIView):
         response["X-Content-SHA256"] = export.sha256
         response["Cache-Control"] = "no-store"
         return response
+
+
+class ServiceSearchApi(APIView):
+    """GET: the services the user may see that match the query (same fields as the workspace page).
+
+    Agents see their own services, supervisors their team's, compliance
+    officers all, administrators none. Customer names are not included; the
+    evidence page shows them (masked unless unmasked, audited).
+    """
+
+    permission_classes = (IsAdminUser,)  # is_staff: every staff role; visibility decides the rest
+
+    def get(self, request: Request) -> Response:
+        raw: dict[str, Any] = {
+            name: value.strip()
+            for name in ("from", "to", "agent", "business", "customer", "outcome", "gate_failed")
+            if (value := request.query_params.get(name, ""))
+        }
+        if request.query_params.get("blacklist_hits") in ("1", "true", "on"):
+            raw["blacklist_hits"] = True
+        search = ServiceSearch.from_json(raw)
+        queryset = services_search(user=request_staff_user(request), search=search)
+        results = [
+            {
+                "id": str(visit.public_id),
+                "business": visit.business_code,
+                "customer_number": visit.customer.customer_number if visit.customer else None,
+                "state": visit.state,
+                "refusal": visit.refusal_code or None,
+                "outcome": visit.outcome or None,
+                "outcome_reason": visit.outcome_reason or None,
+                "gate_failed": getattr(getattr(visit, "gate_progress", None), "failed_gate", "") or None,
+                "started_at": visit.created_at,
+                "closed_at": visit.closed_at,
+                "evidence_url": request.build_absolute_uri(
+                    reverse("compliance-workspace:service-evidence", args=[visit.public_id])
+                ),
+            }
+            for visit in queryset[:SERVICE_RESULTS_LIMIT]
+        ]
+        return Response({"count": queryset.count(), "filters": search.as_json(), "results": results})

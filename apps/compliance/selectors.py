@@ -8,15 +8,23 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
+from apps.businesses.registry import business_choices
+from apps.calls.models import Call, CallParticipant, ParticipantRole
+from apps.calls.selectors import visits_visible_to
 from apps.common.errors import NotFound, PermissionDenied, ValidationFailed
+from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
+from apps.compliance.exporters import mask_name
 from apps.compliance.models import AuditExport
+from apps.gates.models import Gate, GateAttempt, GateProgress, GateState
+from apps.recordings.models import Recording, Snapshot
+from apps.verification.models import ServiceOutcome, ServiceSession, VisitState
 
 # The refusal reason Gate 1 records when screening finds the customer or the
 # account on a blacklist (apps.verification.models.RefusalCode.BLACKLISTED;
@@ -243,3 +251,299 @@ def audit_export_get_visible(*, user: User, export_id: int) -> AuditExport:
 def audit_chain_last_verification() -> AuditRecord | None:
     """The newest ``audit.chain.verified`` record (by the nightly command or the workspace button)."""
     return AuditRecord.objects.filter(action=AuditAction.AUDIT_CHAIN_VERIFIED).order_by("-sequence").first()
+
+
+# --- Services (visits): search and the evidence of one service ------------------------------
+#
+# Every read below starts from ``visits_visible_to(user=...)``: an agent sees
+# the services they served, a supervisor those of their team, a compliance
+# officer all, an administrator none. Nothing here writes; opening a record is
+# audited by ``apps.compliance.services.service_evidence_open``.
+
+SERVICE_RESULTS_LIMIT = 100
+
+# ``gate_failed`` filter values: "gate1" is a Gate 1 refusal (before the call),
+# the others an in-call gate (GateProgress failed at that gate), "any" either.
+GATE1 = "gate1"
+ANY_GATE = "any"
+_SERVICE_TEXT_FILTERS = ("agent", "business", "customer", "outcome", "gate_failed")
+_SERVICE_FILTERS = ("from", "to", *_SERVICE_TEXT_FILTERS, "blacklist_hits")
+OPEN_OUTCOME = "open"
+
+
+def gate_failure_choices() -> list[tuple[str, Any]]:
+
+    return [(GATE1, _("Gate 1: refused before the call")), *Gate.choices, (ANY_GATE, _("Any gate"))]
+
+
+def _invalid(field: str, message: Any) -> ValidationFailed:
+    return ValidationFailed(message, code="invalid_filter", extra={"field": field})
+
+
+@dataclass(frozen=True)
+class ServiceSearch:
+    """Which services a search returns. Every part is optional; all given parts must match.
+
+    ``agent`` is an employee number (agent or expert in any call of the
+    service); ``customer`` a customer number; ``outcome`` a
+    ``ServiceOutcome`` value or "open" (not closed yet); ``gate_failed``
+    one of ``gate_failure_choices``; ``blacklist_hits`` keeps the services
+    refused by blacklist screening. The period is when the service started.
+    """
+
+    date_from: date | datetime | None = None
+    date_to: date | datetime | None = None
+    agent: str = ""
+    business: str = ""
+    customer: str = ""
+    outcome: str = ""
+    gate_failed: str = ""
+    blacklist_hits: bool = False
+
+    @classmethod
+    def from_json(cls, raw: Any) -> ServiceSearch:
+
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ValidationFailed(_("The filter must be an object."), code="invalid_filter")
+        unknown = sorted(set(raw) - set(_SERVICE_FILTERS))
+        if unknown:
+            raise ValidationFailed(
+                _("Unknown filter fields: %(fields)s.") % {"fields": ", ".join(unknown)},
+                code="unknown_filter",
+                extra={"fields": unknown, "allowed": list(_SERVICE_FILTERS)},
+            )
+        texts: dict[str, str] = {}
+        for name in _SERVICE_TEXT_FILTERS:
+            value = raw.get(name)
+            if value in (None, ""):
+                texts[name] = ""
+                continue
+            if not isinstance(value, str) or len(value.strip()) > _MAX_TEXT:
+                raise _invalid(
+                    name,
+                    _("Filter %(field)s must be a text of at most %(max)d characters.")
+                    % {"field": name, "max": _MAX_TEXT},
+                )
+            texts[name] = value.strip()
+        if texts["business"] and texts["business"] not in {code for code, _label in business_choices()}:
+            raise _invalid("business", _("Unknown business: %(value)s.") % {"value": texts["business"]})
+        if texts["outcome"] and texts["outcome"] not in {*ServiceOutcome.values, OPEN_OUTCOME}:
+            raise _invalid("outcome", _("Unknown outcome: %(value)s.") % {"value": texts["outcome"]})
+        if texts["gate_failed"] and texts["gate_failed"] not in {code for code, _label in gate_failure_choices()}:
+            raise _invalid("gate_failed", _("Unknown gate: %(value)s.") % {"value": texts["gate_failed"]})
+        blacklist_hits = raw.get("blacklist_hits", False)
+        if not isinstance(blacklist_hits, bool):
+            raise _invalid("blacklist_hits", _("Filter blacklist_hits must be true or false."))
+        result = cls(
+            date_from=_parse_moment(raw.get("from"), "from"),
+            date_to=_parse_moment(raw.get("to"), "to"),
+            blacklist_hits=blacklist_hits,
+            **texts,
+        )
+        start, end = result.period_bounds()
+        if start is not None and end is not None and start >= end:
+            raise ValidationFailed(_("The period ends before it starts."), code="invalid_period", extra={"field": "to"})
+        return result
+
+    def period_bounds(self) -> tuple[datetime | None, datetime | None]:
+        return _start_of(self.date_from), _end_of(self.date_to)
+
+    def as_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        if self.date_from is not None:
+            result["from"] = self.date_from.isoformat()
+        if self.date_to is not None:
+            result["to"] = self.date_to.isoformat()
+        for name in _SERVICE_TEXT_FILTERS:
+            if value := getattr(self, name):
+                result[name] = value
+        if self.blacklist_hits:
+            result["blacklist_hits"] = True
+        return result
+
+
+def services_search(*, user: Any, search: ServiceSearch) -> QuerySet[Any]:
+    """The services ``user`` may see that match ``search``, newest first."""
+
+    queryset = visits_visible_to(user=user)
+    start, end = search.period_bounds()
+    if start is not None:
+        queryset = queryset.filter(created_at__gte=start)
+    if end is not None:
+        queryset = queryset.filter(created_at__lt=end)
+    if search.agent:
+        # A subquery, not a join: a join through the participants would repeat
+        # a service once per matching participant.
+        served_by = CallParticipant.objects.filter(
+            staff__employee_number=search.agent, role__in=(ParticipantRole.AGENT, ParticipantRole.EXPERT)
+        ).values("call__visit_id")
+        queryset = queryset.filter(pk__in=served_by)
+    if search.business:
+        queryset = queryset.filter(business_code=search.business)
+    if search.customer:
+        queryset = queryset.filter(customer__customer_number=search.customer)
+    if search.outcome == OPEN_OUTCOME:
+        queryset = queryset.filter(outcome="")
+    elif search.outcome:
+        queryset = queryset.filter(outcome=search.outcome)
+    refused = Q(state=VisitState.REFUSED)
+    gate_failed = Q(gate_progress__state=GateState.FAILED)
+    if search.gate_failed == GATE1:
+        queryset = queryset.filter(refused)
+    elif search.gate_failed == ANY_GATE:
+        queryset = queryset.filter(refused | gate_failed)
+    elif search.gate_failed:
+        queryset = queryset.filter(gate_failed, gate_progress__failed_gate=search.gate_failed)
+    if search.blacklist_hits:
+        queryset = queryset.filter(refusal_code=BLACKLISTED_REASON)
+    return queryset.select_related("customer", "gate_progress").order_by("-created_at", "-pk")
+
+
+def service_get_visible(*, user: Any, public_id: Any) -> Any:
+    """One service by its public id, if ``user`` may see it (NotFound / PermissionDenied otherwise)."""
+
+    visit = ServiceSession.objects.select_related("customer", "account").filter(public_id=public_id).first()
+    if visit is None:
+        raise NotFound(_("This service does not exist."), code="service_not_found")
+    if not visits_visible_to(user=user).filter(pk=visit.pk).exists():
+        raise PermissionDenied(_("You may not see this service."), code="service_not_visible")
+    return visit
+
+
+@dataclass(frozen=True)
+class ServiceParticipant:
+    call_id: int
+    role: str
+    role_label: str
+    employee_number: str
+    name: str
+    joined_at: datetime | None
+    left_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ServiceOperation:
+    """One business operation done in the service (filled by issue #8)."""
+
+    done_at: datetime
+    kind: str
+    summary: str
+    result: str
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """Everything the evidence page shows about one service, personal data masked unless ``unmasked``."""
+
+    visit: Any
+    unmasked: bool
+    customer_number: str
+    customer_name: str
+    customer_id_number: str
+    customer_mobile: str
+    account_number: str
+    read_name: str
+    read_id_number: str
+    started_at: datetime
+    ended_at: datetime | None
+    calls: list[Any]
+    participants: list[ServiceParticipant]
+    gate1_records: list[AuditRecord]
+    gate_progress: Any
+    gate_attempts: list[Any]
+    snapshots: list[Any]
+    recordings: list[Any]
+    operations: list[ServiceOperation]
+
+
+def service_operations_for(*, visit: Any) -> list[ServiceOperation]:
+    """The business operations done in a service.
+
+    TODO(issue #8): operations are not built yet; the lead fills this in from
+    the operations model once it exists. The evidence page already shows its
+    section, fed by this function.
+    """
+    return []
+
+
+def service_record_get(*, user: Any, public_id: Any, unmask: bool = False) -> ServiceRecord:
+    """Read a service's full evidence for ``user`` (visibility checked). Reads only: audit the opening separately.
+
+    ``unmask`` shows personal data in clear; the caller checks the permission
+    and audits it (``services.service_evidence_open``).
+    """
+
+    visit = service_get_visible(user=user, public_id=public_id)
+    customer = visit.customer
+    account = visit.account
+
+    def personal(value: str | None, mask: Any) -> str:
+        if not value:
+            return ""
+        return value if unmask else mask(value)
+
+    calls = list(Call.objects.filter(visit=visit).order_by("created_at", "pk"))
+    participants = [
+        ServiceParticipant(
+            call_id=participant.call_id,
+            role=participant.role,
+            role_label=str(participant.get_role_display()),
+            employee_number=participant.staff.employee_number if participant.staff else "",
+            name=participant.staff.display_name if participant.staff else "",
+            joined_at=participant.joined_at,
+            left_at=participant.left_at,
+        )
+        for participant in CallParticipant.objects.filter(call__visit=visit, staff__isnull=False)
+        .select_related("staff")
+        .order_by("invited_at", "pk")
+    ]
+    progress = GateProgress.objects.filter(visit=visit).first()
+    attempts = (
+        list(GateAttempt.objects.filter(progress=progress).select_related("requested_by").order_by("started_at", "pk"))
+        if progress is not None
+        else []
+    )
+    gate1_records = list(
+        AuditRecord.objects.filter(
+            target_type="verification.servicesession", target_id=str(visit.pk), action__startswith="verification."
+        ).order_by("sequence")
+    )
+    ended_at = visit.closed_at or max((call.ended_at for call in calls if call.ended_at), default=None)
+    return ServiceRecord(
+        visit=visit,
+        unmasked=unmask,
+        customer_number=customer.customer_number if customer else "",
+        customer_name=personal(customer.name if customer else "", mask_name),
+        customer_id_number=personal(customer.id_number if customer else "", mask_id_number),
+        customer_mobile=personal(visit.mobile, mask_mobile),
+        account_number=personal(account.number if account else "", mask_account_number),
+        read_name=personal(visit.read_name, mask_name),
+        read_id_number=personal(visit.read_id_number, mask_id_number),
+        started_at=visit.created_at,
+        ended_at=ended_at,
+        calls=calls,
+        participants=participants,
+        gate1_records=gate1_records,
+        gate_progress=progress,
+        gate_attempts=attempts,
+        snapshots=list(
+            Snapshot.objects.filter(call__visit=visit).select_related("taken_by").order_by("taken_at", "pk")
+        ),
+        recordings=list(
+            Recording.objects.filter(call__visit=visit).prefetch_related("files__participant").order_by("created_at")
+        ),
+        operations=service_operations_for(visit=visit),
+    )
+
+
+def snapshot_get_visible(*, user: Any, public_id: Any) -> Any:
+    """A snapshot whose service ``user`` may see (the evidence page's thumbnails)."""
+
+    snapshot = Snapshot.objects.select_related("call").filter(public_id=public_id).first()
+    if snapshot is None:
+        raise NotFound(_("This snapshot does not exist."), code="snapshot_not_found")
+    if not visits_visible_to(user=user).filter(pk=snapshot.call.visit_id).exists():
+        raise PermissionDenied(_("You may not see this service."), code="service_not_visible")
+    return snapshot

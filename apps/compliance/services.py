@@ -33,11 +33,16 @@ from apps.compliance.exporters import ReportHeader, RowFormatter, exporter_for, 
 from apps.compliance.models import AuditExport, ExportFormat, ExportState
 from apps.compliance.selectors import (
     ExportFilter,
+    ServiceRecord,
     audit_chain_head_sequence,
     audit_export_get_visible,
     audit_record_rows_stream,
     audit_records_for_export,
+    service_record_get,
+    snapshot_get_visible,
 )
+from apps.compliance.summary import SummaryReport
+from apps.recordings.models import Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -341,3 +346,55 @@ def audit_chain_verification_run(*, actor: Any) -> AuditRecord:
                 "reason": broken.reason if broken else "",
             },
         )
+
+
+@transaction.atomic
+def service_evidence_open(*, actor: User, public_id: Any, unmask: bool = False) -> ServiceRecord:
+    """Open a service's evidence for ``actor`` (visibility checked), audited.
+
+    ``unmask`` needs ``compliance.unmask_personal_data``; showing personal
+    data in clear is audited as a record of its own, next to the opening.
+    """
+    if unmask and not actor.has_perm(UNMASK_PERMISSION):
+        raise PermissionDenied(gettext_lazy("Your role may only see masked personal data."), code="unmask_not_allowed")
+    record = service_record_get(user=actor, public_id=public_id, unmask=unmask)
+    described = {"service": str(record.visit.public_id), "unmasked": unmask}
+    audit_record(actor=actor, action=AuditAction.COMPLIANCE_EVIDENCE_VIEWED, target=record.visit, data=described)
+    if unmask:
+        audit_record(
+            actor=actor,
+            action=AuditAction.PERSONAL_DATA_UNMASKED,
+            target=record.visit,
+            data={"purpose": "service_evidence", **described},
+        )
+    return record
+
+
+@transaction.atomic
+def service_snapshot_open(*, actor: User, public_id: Any) -> Snapshot:
+    """Hand a snapshot's image to ``actor`` if they may see its service; audited (it shows the customer's face)."""
+    snapshot = snapshot_get_visible(user=actor, public_id=public_id)
+    audit_record(
+        actor=actor,
+        action=AuditAction.COMPLIANCE_SNAPSHOT_VIEWED,
+        target=snapshot,
+        data={"service": str(snapshot.call.visit.public_id), "sha256": snapshot.sha256},
+    )
+    return snapshot
+
+
+@transaction.atomic
+def summary_export_record(*, actor: User, report: SummaryReport, content: bytes) -> None:
+    """Audit a download of the daily summary report: who, which days and grouping, how many rows, the file's hash."""
+    audit_record(
+        actor=actor,
+        action=AuditAction.COMPLIANCE_SUMMARY_EXPORTED,
+        data={
+            "from": report.date_from.isoformat(),
+            "to": report.date_to.isoformat(),
+            "group": report.grouping,
+            "rows": len(report.rows),
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "bytes": len(content),
+        },
+    )

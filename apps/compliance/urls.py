@@ -10,4 +10,5 @@ urlpatterns = [
     path("exports/", api.AuditExportListCreateApi.as_view(), name="export-list"),
     path("exports/<int:export_id>/", api.AuditExportDetailApi.as_view(), name="export-detail"),
     path("exports/<int:export_id>/download/", api.AuditExportDownloadApi.as_view(), name="export-download"),
+    path("services/", api.ServiceSearchApi.as_view(), name="service-search"),
 ]

@@ -11,4 +11,10 @@ app_name = "compliance-workspace"
 urlpatterns = [
     path("", views.workspace, name="workspace"),
     path("chain/verify/", views.chain_verify, name="chain-verify"),
+    path("exports/", views.export_request, name="export-request"),
+    path("services/", views.services, name="services"),
+    path("services/<uuid:public_id>/", views.service_evidence, name="service-evidence"),
+    path("snapshots/<uuid:public_id>/image/", views.snapshot_image, name="snapshot-image"),
+    path("report/", views.daily_report, name="daily-report"),
+    path("report/csv/", views.daily_report_csv, name="daily-report-csv"),
 ]

@@ -46,6 +46,12 @@ def _call(public_id: Any) -> Call:
     return call
 
 
+def _require_visible(request: Request, call: Call) -> None:
+    """The object-level rule: only who may see the call's service (``visits_visible_to``)."""
+    if not staff_may_see_call(user=request_staff_user(request), call=call):
+        raise PermissionDenied(_("You may not see this service."), code="service_not_visible")
+
+
 class CallSnapshotsApi(APIView):
     """``POST`` (multipart ``image``): capture; ``GET``: the call's snapshots. Staff in the call only."""
 
@@ -55,7 +61,7 @@ class CallSnapshotsApi(APIView):
     def get(self, request: Request, public_id: str) -> Response:
         call = _call(public_id)
         if not staff_may_see_call(user=request_staff_user(request), call=call):
-            raise PermissionDenied(_("Only staff in this call can see its snapshots."), code="not_in_call")
+            raise PermissionDenied(_("Only staff who may see this service can see its snapshots."), code="not_in_call")
         return Response({"snapshots": SnapshotOutput(snapshots_for_call(call=call), many=True).data})
 
     def post(self, request: Request, public_id: str) -> Response:
@@ -106,6 +112,7 @@ class CallRecordingApi(APIView):
         recording = Recording.objects.filter(call__public_id=public_id).prefetch_related("files__participant").first()
         if recording is None:
             raise NotFound(_("This call has no recording."), code="recording_not_found")
+        _require_visible(request, recording.call)
         return Response(RecordingOutput(recording).data)
 
 
@@ -140,9 +147,10 @@ class RecordingFileContentApi(APIView):
     permission_classes = (_PLAY,)
 
     def get(self, request: Request, file_id: int) -> HttpResponse | StreamingHttpResponse:
-        item = RecordingFile.objects.filter(pk=file_id, in_storage=True).select_related("recording").first()
+        item = RecordingFile.objects.filter(pk=file_id, in_storage=True).select_related("recording__call").first()
         if item is None:
             raise NotFound(_("This recording file does not exist."), code="recording_file_not_found")
+        _require_visible(request, item.recording.call)
         size = default_storage.size(item.path)
         download = request.query_params.get("download") == "1"
         try:

@@ -7,15 +7,19 @@ from dataclasses import dataclass
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
-from apps.calls.models import Call, CallParticipant
+from apps.calls.models import Call
+from apps.calls.selectors import visits_visible_to
 from apps.recordings.models import Snapshot
 
 
 def staff_may_see_call(*, user: User, call: Call) -> bool:
-    """A staff participant of the call (any time), or a holder of the playback permission."""
-    if user.has_perm("recordings.play_recording"):
-        return True
-    return CallParticipant.objects.filter(call=call, staff__user=user).exists()
+    """Whether ``user`` may see this call's recordings and snapshots: its service is one they may see.
+
+    The object-level rule of R8 (``visits_visible_to``): staff who took part
+    in the service, their supervisor, compliance officers. Whether they may
+    *play* a recording is the role's permission, checked by the views.
+    """
+    return visits_visible_to(user=user).filter(pk=call.visit_id).exists()
 
 
 def snapshots_for_call(*, call: Call) -> QuerySet[Snapshot]:

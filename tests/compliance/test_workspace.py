@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -10,6 +11,7 @@ from django.urls import reverse
 
 from apps.audit.models import AuditRecord
 from apps.audit.triggers import audit_triggers_suspended
+from apps.compliance.models import AuditExport
 from apps.staff.roles import Role
 from tests.security.helpers import force_login_verified
 
@@ -88,3 +90,41 @@ def test_a_broken_chain_is_shown_with_its_first_bad_sequence(client: Client, com
     client.post(VERIFY_NOW)
     html = client.get(WORKSPACE, headers={"accept-language": "en"}).content.decode()
     assert f"first bad record is sequence {victim.sequence}" in html
+
+
+def test_an_export_requested_from_the_page_runs_and_shows_its_progress_and_download(
+    client: Client, compliance_officer: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    force_login_verified(client, compliance_officer)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/console/live/compliance/exports/", {"format": "csv", "action_prefix": "staff.", "unmask": "1"}
+        )
+    assert response.status_code == 302
+    export = AuditExport.objects.get()
+    assert (export.format, export.filters, export.unmasked, export.state) == (
+        "csv",
+        {"action_prefix": "staff."},
+        True,
+        "done",
+    )
+    assert AuditRecord.objects.filter(action="compliance.personal_data.unmasked", target_id=str(export.pk)).exists()
+    html = client.get(WORKSPACE).content.decode()
+    assert f'<progress class="export-progress" value="{export.rows_written}" max="{export.rows_total}">' in html
+    assert f"/api/compliance/exports/{export.pk}/download/" in html
+    assert "compliance/exports.js" in html
+
+
+def test_an_administrator_exports_masked_only_and_a_refusal_is_shown(client: Client, administrator: User) -> None:
+    force_login_verified(client, administrator)
+    page = client.get(WORKSPACE).content.decode()
+    assert 'id="export-form"' in page and 'name="unmask"' not in page
+    response = client.post(
+        "/console/live/compliance/exports/", {"format": "csv", "unmask": "1"}, headers={"accept-language": "en"}
+    )
+    assert response.status_code == 302
+    assert not AuditExport.objects.exists()
+    assert (
+        "Your role may only export masked personal data."
+        in client.get(WORKSPACE, headers={"accept-language": "en"}).content.decode()
+    )
