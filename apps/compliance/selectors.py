@@ -425,7 +425,7 @@ class ServiceParticipant:
 
 @dataclass(frozen=True)
 class ServiceOperation:
-    """One business operation done in the service (filled by issue #8)."""
+    """One business operation done in the service."""
 
     done_at: datetime
     kind: str
@@ -459,13 +459,34 @@ class ServiceRecord:
 
 
 def service_operations_for(*, visit: Any) -> list[ServiceOperation]:
-    """The business operations done in a service.
+    """The business operations done (or tried) in a service, oldest first.
 
-    TODO(issue #8): operations are not built yet; the lead fills this in from
-    the operations model once it exists. The evidence page already shows its
-    section, fed by this function.
+    The summary names what changed and the evidence produced, never the
+    values (personal data; the operation row keeps them for the record).
     """
-    return []
+    from apps.businesses.registry import business_get
+    from apps.operations.models import Operation
+
+    operations = []
+    for operation in Operation.objects.filter(visit=visit).order_by("created_at", "pk"):
+        parts = [str(_("changed: %(fields)s") % {"fields": ", ".join(operation.after)})] if operation.after else []
+        if operation.details.get("reported_lost_on"):
+            parts.append(str(_("reported lost on %(date)s") % {"date": operation.details["reported_lost_on"]}))
+        if operation.certificate_sha256:
+            parts.append(str(_("certificate SHA-256 %(hash)s") % {"hash": operation.certificate_sha256}))
+        try:
+            kind = str(business_get(operation.business_code).name)
+        except KeyError:
+            kind = operation.business_code
+        operations.append(
+            ServiceOperation(
+                done_at=operation.finished_at or operation.created_at,
+                kind=kind,
+                summary="; ".join(parts) or "—",
+                result=f"{operation.get_state_display()} {operation.result_code}".strip(),
+            )
+        )
+    return operations
 
 
 def service_record_get(*, user: Any, public_id: Any, unmask: bool = False) -> ServiceRecord:

@@ -350,3 +350,26 @@ def test_every_operation_endpoint_refuses_before_all_gates_passed(
     assert Account.objects.get(pk=in_call.account.pk).status == AccountStatus.INACTIVE
     refusals = AuditRecord.objects.filter(action="gates.request.out_of_order", target_id=str(in_call.visit.pk))
     assert refusals.count() == 1 + len(calls)
+
+
+def test_the_compliance_evidence_page_lists_the_operation_without_personal_values(
+    make_in_call: Callable[..., InCall], on_commit: Callable[..., Any], core: Any, compliance_officer: Any
+) -> None:
+    from django.test import Client
+
+    from tests.security.helpers import force_login_verified
+
+    in_call = make_in_call(person=KIT, business="info_maintenance")
+    pass_gates(in_call, on_commit)
+    body = _start(in_call, changes={"mobile": "13912345678"}).json()
+    in_call.customer_client.post(
+        reverse("operations:visit-operation-confirm", args=[body["id"]]),
+        {"accept": True},
+        content_type="application/json",
+    )
+    officer = force_login_verified(Client(), compliance_officer)
+    html = officer.get(f"/console/live/compliance/services/{in_call.visit.public_id}/").content.decode()
+    section = html[html.index('id="operations"') :]
+    # The field that changed and the result code; not the values.
+    assert "mobile" in section and "updated" in section
+    assert "13912345678" not in html
