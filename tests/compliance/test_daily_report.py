@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.audit.models import AuditRecord
 from apps.compliance.summary import SummaryRow, daily_summary
@@ -24,6 +25,9 @@ from apps.staff.services import staff_member_upsert
 from tests.compliance.servicegen import seed_service
 from tests.conftest import SYSTEM
 from tests.security.helpers import force_login_verified
+
+# The label in the active language (the catalogue translates it).
+UNSERVED = str(_("Not served by an agent"))
 
 pytestmark = pytest.mark.django_db
 
@@ -117,7 +121,7 @@ def test_the_day_per_agent_has_the_right_counts_rates_and_times(
         user=compliance_officer, date_from=date(2026, 3, 5), date_to=date(2026, 3, 5), grouping="agent"
     )
     rows = by_label(report.rows)
-    assert set(rows) == {"E-A 坐席A", "E-C 坐席C", "Not served by an agent"}
+    assert set(rows) == {"E-A 坐席A", "E-C 坐席C", UNSERVED}
 
     a = rows["E-A 坐席A"]
     assert (a.started, a.completed, a.refused, a.gate_failed, a.abandoned) == (2, 1, 0, 1, 0)
@@ -131,7 +135,7 @@ def test_the_day_per_agent_has_the_right_counts_rates_and_times(
     assert c.service_level == 1.0  # exactly the target counts as within
     assert c.average_handling_seconds == pytest.approx(200.0)
 
-    unserved = rows["Not served by an agent"]
+    unserved = rows[UNSERVED]
     assert (unserved.started, unserved.refused, unserved.abandoned) == (2, 1, 1)
     assert unserved.pass_rate("gate1") == 0.5  # the abandoned one had passed Gate 1
     assert unserved.pass_rate("identity") is None
@@ -151,7 +155,7 @@ def test_per_branch_and_per_business(seeded: dict[str, Any], compliance_officer:
     branches = by_label(daily_summary(user=compliance_officer, date_from=day, date_to=day, grouping="branch").rows)
     assert branches["9001 测试支行"].started == 2
     assert branches["9002 第二支行"].started == 1
-    assert branches["Not served by an agent"].started == 2
+    assert branches[UNSERVED].started == 2
 
     businesses = daily_summary(user=compliance_officer, date_from=day, date_to=day, grouping="business").rows
     rows = {row.key: row for row in businesses}
