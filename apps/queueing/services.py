@@ -36,7 +36,8 @@ from apps.queueing.models import (
 )
 from apps.queueing.signals import dispatcher_ticked, queue_entry_connected
 from apps.staff.models import AgentSkill, StaffProfile
-from apps.verification.models import ServiceSession, VisitState
+from apps.verification.models import ServiceOutcome, ServiceSession, VisitState
+from apps.verification.services import visit_close
 
 DISPATCHER = Actor.system("dispatcher")
 LIVE_STATES = (EntryState.WAITING, EntryState.OFFERED, EntryState.CONNECTED)
@@ -250,6 +251,9 @@ def _abandon(entry: QueueEntry, *, now: datetime, reason: EndReason, actor: AnyA
     audit_record(actor=actor, action=AuditAction.QUEUE_ABANDONED, target=entry, data={"reason": reason.value})
     if was_waiting:
         _queue_event(entry.queue_id, removed_key=entry.priority_key)
+    # Leaving the queue ends the service (R4: every service leaves a record
+    # with its outcome); coming back is a new visit.
+    visit_close(visit_id=entry.visit_id, actor=actor, outcome=ServiceOutcome.ABANDONED, reason=reason.value)
 
 
 @transaction.atomic

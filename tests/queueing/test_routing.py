@@ -342,6 +342,9 @@ def test_a_customer_gone_past_the_grace_period_leaves_the_queue(
     assert entries_grace_expire(now=T0 + timedelta(seconds=queue.reconnect_grace_seconds + 1)) == 1
     gone.refresh_from_db()
     assert (gone.state, gone.end_reason) == (EntryState.ABANDONED, "grace_expired")
+    # The service is over, and its record says why (R4).
+    gone.visit.refresh_from_db()
+    assert (gone.visit.outcome, gone.visit.outcome_reason) == ("abandoned", "grace_expired")
 
 
 def test_a_supervisor_moves_a_customer_keeping_their_waited_time(
