@@ -20,11 +20,13 @@ What it does:
    camera and microphone): the agent logs in and goes available; the
    customer (mobile viewport, zh-CN) runs Gate 1 through the page's own form
    with a generated ID card of a seeded customer, joins the queue; the agent
-   accepts; both pages must decode the other's video; the agent invites
+   accepts; both pages must decode the other's video; the agent captures the
+   customer's image with the console's button and sees it come back; the agent invites
    expert01, whose console picks the call up and joins; the customer hangs up;
 4. checks what the server recorded: call ended, room destroyed in Janus, one
    audio and one video recording per participant, headers read by
-   ``janus-pp-rec -j``.
+   ``janus-pp-rec -j``; the snapshot's row, its stored file's hash and the
+   decoded image.
 
 Prints one JSON object (also written to --json-out): what was observed, with
 timings. Exit status 0 when every step passed, 1 otherwise (the JSON then
@@ -118,6 +120,34 @@ FETCH_JSON_JS = """
 async (url) => {
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
   return { status: response.status, body: await response.json().catch(() => null) };
+}
+"""
+
+# The agent console during the snapshot step: the customer is the only remote video then.
+REMOTE_VIDEO_SIZE_JS = """
+() => {
+  const video = document.querySelector("#call-remote video");
+  return video ? [video.videoWidth, video.videoHeight] : null;
+}
+"""
+SNAPSHOT_SHOWN_JS = """
+() => {
+  const image = document.querySelector("#call-snapshots img");
+  return Boolean(image && image.complete && image.naturalWidth > 0);
+}
+"""
+SNAPSHOT_IN_CONSOLE_JS = """
+() => {
+  const images = [...document.querySelectorAll("#call-snapshots img")];
+  return {
+    shown: images.map((image) => ({
+      id: image.dataset.snapshot,
+      sha256: image.dataset.sha256,
+      natural_size: [image.naturalWidth, image.naturalHeight],
+    })),
+    notice: document.getElementById("console-notice").textContent,
+    button_done_text: document.getElementById("call-snapshot").dataset.done,
+  };
 }
 """
 
@@ -371,6 +401,40 @@ def server_side_checks(call_public_id: str, report: Report) -> None:
             }
         )
     report["recordings"] = recordings
+    report["snapshots"] = stored_snapshots(call)
+
+
+def stored_snapshots(call: Any) -> list[dict[str, Any]]:
+    """Each snapshot row of the call, and what its stored file really is (hash, decoded image)."""
+    import hashlib
+
+    from django.core.files.storage import default_storage
+    from PIL import Image
+
+    from apps.recordings.models import Snapshot
+
+    found = []
+    for snapshot in Snapshot.objects.filter(call=call).select_related("participant", "taken_by").order_by("taken_at"):
+        with default_storage.open(str(snapshot.image.name), "rb") as handle:
+            data = handle.read()
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()  # decodes every pixel: a truncated or corrupt JPEG raises here
+                decoded: dict[str, Any] = {"format": image.format, "size": list(image.size)}
+        except Exception as exc:  # reported, and the test says what was wrong
+            decoded = {"error": f"{type(exc).__name__}: {exc}"}
+        found.append(
+            {
+                "id": str(snapshot.public_id),
+                "sha256_recorded": snapshot.sha256,
+                "sha256_of_file": hashlib.sha256(data).hexdigest(),
+                "size_recorded": [snapshot.width, snapshot.height],
+                "decoded": decoded,
+                "participant_role": snapshot.participant.role,
+                "taken_by": snapshot.taken_by.username,
+            }
+        )
+    return found
 
 
 # --- the browsers ----------------------------------------------------------------------
@@ -569,6 +633,20 @@ def run_browsers(
         report["two_way"] = {"customer": _summary(customer_videos), "agent": _summary(agent_videos)}
         customer.screenshot(path=str(shots / "customer-call.png"), full_page=True)
         agent.screenshot(path=str(shots / "agent-call.png"), full_page=True)
+
+        # 3b. The agent captures the customer's image (R5) with the console's button; the
+        # stored snapshot comes back into the console (an <img> from the snapshot endpoint).
+        report.step("snapshot")
+        before = agent.evaluate(REMOTE_VIDEO_SIZE_JS)
+        agent.click("#call-snapshot")
+        agent.wait_for_function(SNAPSHOT_SHOWN_JS, timeout=15000)
+        report["snapshot"] = {
+            "video_size_before": before,
+            "video_size_after": agent.evaluate(REMOTE_VIDEO_SIZE_JS),
+            **agent.evaluate(SNAPSHOT_IN_CONSOLE_JS),
+        }
+        report.mark("snapshot_shown")
+        agent.screenshot(path=str(shots / "agent-snapshot.png"), full_page=True)
 
         # The server learns "connected" from Janus' event feed only.
         current: dict[str, Any] = {}

@@ -5,7 +5,10 @@ namespace (tests/e2e/conftest.py, docs/janus.md): the customer passes Gate 1
 on the mobile page and calls; the agent accepts on the console; both decode
 the other's video; the agent invites an expert who joins; the customer hangs
 up; the call ends on the server, its Janus room is destroyed and every
-participant's audio and video were recorded.
+participant's audio and video were recorded. During the call the agent
+captures the customer's image with the console's button (R5): the snapshot
+is stored with its hash, decodes to the customer's video size, and shows in
+the console.
 """
 
 from __future__ import annotations
@@ -54,6 +57,25 @@ def test_customer_agent_and_expert_in_a_real_browser_call(browser_call: Callable
     # "connected" comes only from Janus' event feed (both publishing).
     assert report["state_during_call"] == "connected"
 
+    # The agent captured the customer's image during the call (R5): one snapshot row, of the
+    # customer, whose stored file hashes to the recorded SHA-256 and decodes to a JPEG of the size
+    # of the customer's video as the agent's page received it; and the console shows it.
+    (snapshot,) = report["snapshots"]
+    assert snapshot["participant_role"] == "customer"
+    assert snapshot["taken_by"] == report["scenario"]["agent_username"]
+    assert snapshot["sha256_of_file"] == snapshot["sha256_recorded"], snapshot
+    assert snapshot["decoded"].get("format") == "JPEG", snapshot["decoded"]
+    assert snapshot["decoded"]["size"] == snapshot["size_recorded"]
+    seen = report["snapshot"]
+    # WebRTC may change the resolution it sends at any time: the frame is one of the two sizes around the click.
+    assert snapshot["decoded"]["size"] in (seen["video_size_before"], seen["video_size_after"]), (snapshot, seen)
+    width, height = snapshot["decoded"]["size"]
+    assert width > 0 and abs(width / height - 360 / 480) < 0.02, snapshot  # the customer's portrait camera
+    assert seen["shown"] == [
+        {"id": snapshot["id"], "sha256": snapshot["sha256_recorded"], "natural_size": snapshot["decoded"]["size"]}
+    ], seen
+    assert seen["notice"] == seen["button_done_text"]
+
     # The expert joined: the agent decodes customer and expert, the expert at least one of them.
     assert _decoding(report["three_way"]["agent"]) == 2, report["three_way"]
     assert _decoding(report["three_way"]["expert"]) >= 1, report["three_way"]
@@ -96,7 +118,14 @@ def test_customer_agent_and_expert_in_a_real_browser_call(browser_call: Callable
             assert (header["t"], header["c"]) == (letter, codec), (role, kind, header)
 
     # What a person would have seen, kept for looking at.
-    for name in ("customer-call", "agent-call", "customer-three-way", "agent-three-way", "expert-three-way"):
+    for name in (
+        "customer-call",
+        "agent-call",
+        "agent-snapshot",
+        "customer-three-way",
+        "agent-three-way",
+        "expert-three-way",
+    ):
         shot = run.shots / f"{name}.png"
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
 

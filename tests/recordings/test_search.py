@@ -302,3 +302,22 @@ def test_the_search_page_filters_with_its_form(
     # The page's poll asks the API for the same filters.
     polled = client.get(page.context["config"]["urls"]["status"]).json()
     assert [row["id"] for row in polled["results"]] == [reset.recording.pk]
+
+
+@pytest.mark.parametrize(("person", "expected"), [("agent", {"mine"}), ("compliance", {"mine", "theirs"})])
+def test_the_admin_lists_of_recordings_and_files_follow_the_same_rule(
+    person: str, expected: set[str], client: Client, team: dict[str, User], services: dict[str, StoredService]
+) -> None:
+    force_login_verified(client, team[person])
+    recordings = client.get(reverse("admin:recordings_recording_changelist"))
+    assert recordings.status_code == 200
+    assert {item.pk for item in recordings.context["cl"].result_list} == {
+        services[name].recording.pk for name in expected
+    }
+    files = client.get(reverse("admin:recordings_recordingfile_changelist"))
+    if person == "agent":
+        assert files.status_code == 403  # agents reach their files through the player, not the admin
+    else:
+        assert {item.pk for item in files.context["cl"].result_list} == {
+            services[name].composite.pk for name in expected
+        }
