@@ -117,11 +117,29 @@ def test_customer_agent_and_expert_in_a_real_browser_call(browser_call: Callable
             header = json.loads(parsed.stdout)
             assert (header["t"], header["c"]) == (letter, codec), (role, kind, header)
 
+    # The agent found the call's recording (and only it: own services) in the back office, processed,
+    # and played the evidence file in the browser: range requests answered 206, seeking landed.
+    page = report["recordings_page"]
+    assert page["rows"] == [{"id": report["recording"]["id"], "state": "done", "service": page["rows"][0]["service"]}]
+    playback = page["playback"]
+    assert playback["error"] is None and playback["seeked"] is True, playback
+    assert abs(playback["duration"] - report["recording"]["duration"]) < 1.0, (playback, report["recording"])
+    assert abs(playback["after_seek"] - playback["target"]) < 1.0, playback
+    assert playback["after_play"] > playback["after_seek"], playback
+    assert (playback["width"], playback["height"]) == (3 * 480, 360), playback  # customer, agent, expert
+    responses = page["file_responses"]
+    assert responses and all(item["status"] == 206 for item in responses), responses
+    assert all(item["content_range"] and item["content_range"].startswith("bytes ") for item in responses), responses
+    assert any(item["range"] and not item["range"].startswith("bytes=0-") for item in responses), responses
+    played = [item for item in report["playback_audit"] if item["action"] == "recordings.file.played"]
+    assert played and all(item["kind"] == "composite" for item in played), report["playback_audit"]
+
     # What a person would have seen, kept for looking at.
     for name in (
         "customer-call",
         "agent-call",
         "agent-snapshot",
+        "agent-player",
         "customer-three-way",
         "agent-three-way",
         "expert-three-way",
@@ -129,4 +147,4 @@ def test_customer_agent_and_expert_in_a_real_browser_call(browser_call: Callable
         shot = run.shots / f"{name}.png"
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
 
-    assert report["timings"]["total"] < 120, report["timings"]
+    assert report["timings"]["total"] < 180, report["timings"]
