@@ -254,6 +254,7 @@ def test_recordings_verify_names_a_modified_file(
 
 
 def test_a_supervisor_re_runs_a_failed_post_processing_through_the_api_and_a_compliance_officer_cannot(
+    agent: Any,
     make_live_call: Callable[..., Call],
     hang_up: Callable[[Call], Call],
     make_staff: Callable[..., Any],
@@ -262,7 +263,9 @@ def test_a_supervisor_re_runs_a_failed_post_processing_through_the_api_and_a_com
 ) -> None:
     from django.urls import reverse
 
+    from apps.staff.models import StaffProfile
     from apps.staff.roles import Role
+    from apps.staff.services import staff_member_upsert
 
     recording = Recording.objects.get(call=hang_up(make_live_call()))
     assert recording.state == RecordingState.FAILED
@@ -271,7 +274,21 @@ def test_a_supervisor_re_runs_a_failed_post_processing_through_the_api_and_a_com
     force_login_verified(client, make_staff(Role.COMPLIANCE_OFFICER))
     assert client.post(url).status_code == 403
 
-    force_login_verified(client, make_staff(Role.SUPERVISOR))
+    # A supervisor of another team does not even see it; the agent's own supervisor re-runs it.
+    force_login_verified(client, make_staff(Role.SUPERVISOR, "other_supervisor"))
+    assert client.post(url).status_code == 404
+    supervisor = make_staff(Role.SUPERVISOR)
+    member = StaffProfile.objects.get(user=agent)
+    staff_member_upsert(
+        actor=SYSTEM,
+        username=agent.username,
+        employee_number=member.employee_number,
+        display_name=member.display_name,
+        role=Role.AGENT,
+        branch=member.branch,
+        supervisor=StaffProfile.objects.get(user=supervisor),
+    )
+    force_login_verified(client, supervisor)
     with on_commit():
         response = client.post(url)
     assert response.status_code == 202
