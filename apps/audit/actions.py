@@ -126,6 +126,14 @@ class AuditAction(models.TextChoices):
         "operations.certificate.downloaded",
         _("Intent verification certificate downloaded"),
     )
+    # Snapshot viewed: someone opened a stored snapshot image (data: snapshot, sha256).
+    SNAPSHOT_VIEWED = "recordings.snapshot.viewed", _("Customer snapshot viewed")
+    # Purged: the retention period of a closed service ended and one of its media files was
+    # removed (data: kind, path, sha256, bytes, call, visit, closed_at, retention_days). The
+    # file's row and hash stay, marked purged; one record per file.
+    RECORDING_FILE_PURGED = "recordings.file.purged", _("Recording file removed after the retention period")
+    # Snapshot purged: the same for a snapshot image (data: snapshot, path, sha256, call, visit, closed_at).
+    SNAPSHOT_PURGED = "recordings.snapshot.purged", _("Customer snapshot removed after the retention period")
     # Two-factor (apps.security): staff TOTP devices and the verification step at login.
     # Enrolment started: a new, unconfirmed authenticator secret was issued (data: device).
     SECURITY_OTP_ENROLMENT_STARTED = "security.otp.enrolment_started", _("Two-factor enrolment started")

@@ -13,7 +13,8 @@ from django.contrib import admin
 from django.contrib.auth.decorators import user_passes_test
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
 
 from apps.console.charts import waiting_chart_svg
+from apps.console.forms import RecordingSearchForm
 from apps.console.selectors import (
     business_labels,
     console_agents,
@@ -32,11 +34,25 @@ from apps.console.selectors import (
 )
 from apps.queueing.models import AgentState, EntryState, ServiceQueue
 from apps.queueing.selectors import agents_by_state, queue_figures
+from apps.recordings.models import RecordingFileKind, RecordingState
+from apps.recordings.selectors import (
+    evidence_file,
+    recording_agents,
+    recording_visible_to,
+    recordings_search,
+    snapshots_for_call,
+)
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 
 SERVE = "queueing.serve_customers"
 SUPERVISE = "queueing.supervise_queues"
+VIEW_RECORDINGS = "recordings.view_recording"
+PLAY_RECORDINGS = "recordings.play_recording"
+REPROCESS_RECORDINGS = "recordings.reprocess_recording"
+RECORDINGS_PER_PAGE = 25
+# While a recording is waiting or being processed the list asks the API again this often.
+RECORDINGS_REFRESH_SECONDS = 3
 
 CHART_WIDTH, CHART_HEIGHT = 480, 140
 
@@ -247,3 +263,95 @@ def supervisor_live(request: HttpRequest) -> HttpResponse:
         "config": config,
     }
     return render(request, "console/supervisor.html", context)
+
+
+def _recording_state_labels() -> dict[str, Any]:
+    return {state.value: state.label for state in RecordingState}
+
+
+def _recording_messages() -> dict[str, Any]:
+    return _common_messages() | {
+        "refreshing": _("Post-processing under way: progress refreshes every %(seconds)s s."),
+        "settled": _("Nothing is being processed."),
+        "stale": _("Progress unavailable: %(message)s Retrying every %(seconds)s s."),
+        "reprocess_queued": _("Post-processing queued again."),
+    }
+
+
+@require_safe
+@staff_with_permission(VIEW_RECORDINGS)
+def recordings_list(request: HttpRequest) -> HttpResponse:
+    """Search the recordings of the services this user may see (R3.3); progress refreshes while processing."""
+    assert isinstance(request.user, User)  # the decorator let only a logged-in staff user through
+    form = RecordingSearchForm(request.GET or None)
+    search = form.search()
+    paginator = Paginator(recordings_search(user=request.user, search=search), RECORDINGS_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    may_reprocess = request.user.has_perm(REPROCESS_RECORDINGS)
+    rows = [
+        {
+            "recording": recording,
+            "agents": recording_agents(recording),
+            "evidence": evidence_file(recording),
+            "may_reprocess": may_reprocess and recording.state == RecordingState.FAILED,
+        }
+        for recording in page.object_list
+    ]
+    query = request.GET.copy()
+    query.pop("page", None)
+    api_query = query.copy()
+    api_query["limit"] = str(RECORDINGS_PER_PAGE)
+    api_query["offset"] = str((page.number - 1) * RECORDINGS_PER_PAGE)
+    if "call_from" in api_query:
+        api_query["from"] = api_query.pop("call_from")[-1]
+    if "call_until" in api_query:
+        api_query["until"] = api_query.pop("call_until")[-1]
+    config = {
+        "urls": {"status": f"{reverse('recordings:search')}?{api_query.urlencode()}"},
+        "states": _recording_state_labels(),
+        "refresh_seconds": RECORDINGS_REFRESH_SECONDS,
+        "messages": _recording_messages(),
+    }
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Recordings"),
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "query": query.urlencode(),
+        "active_states": [RecordingState.PENDING, RecordingState.PROCESSING],
+        "config": config,
+    }
+    return render(request, "console/recordings.html", context)
+
+
+@require_safe
+@staff_with_permission(PLAY_RECORDINGS)
+def recording_player(request: HttpRequest, recording_id: int) -> HttpResponse:
+    """Play a call's evidence file in the browser (range requests, so seeking works); files and snapshots."""
+    assert isinstance(request.user, User)
+    recording = recording_visible_to(user=request.user, recording_id=recording_id)
+    if recording is None:
+        # Not "forbidden": whether a service the user may not see exists is not theirs to learn.
+        raise Http404
+    files = [item for item in recording.files.all() if item.kind != RecordingFileKind.ORIGINAL_MJR]
+    config = {
+        "urls": {"status": reverse("recordings:call-recording", args=[recording.call.public_id])},
+        "states": _recording_state_labels(),
+        "refresh_seconds": RECORDINGS_REFRESH_SECONDS,
+        "messages": _recording_messages(),
+    }
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Recording of service %(service)s") % {"service": recording.call.visit.public_id},
+        "recording": recording,
+        "call": recording.call,
+        "visit": recording.call.visit,
+        "agents": recording_agents(recording),
+        "evidence": evidence_file(recording),
+        "files": files,
+        "snapshots": list(snapshots_for_call(call=recording.call)),
+        "may_reprocess": request.user.has_perm(REPROCESS_RECORDINGS) and recording.state == RecordingState.FAILED,
+        "config": config,
+    }
+    return render(request, "console/recording_player.html", context)

@@ -1,4 +1,9 @@
-"""Recordings API: post-processing status and re-runs, playback with range requests, snapshots (R5)."""
+"""Recordings API: search (R3.3), post-processing status and re-runs, playback with range requests, snapshots (R5).
+
+Every read that serves a person goes through the selectors, which start from
+``apps.calls.selectors.visits_visible_to``: a recording, file or snapshot of
+a service the user may not see answers 404, as if it did not exist.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,45 @@ from typing import IO, Any
 
 from django.core.files.storage import default_storage
 from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.businesses.registry import business_choices
 from apps.calls.models import Call
 from apps.common.api import request_staff_user, require_permission
-from apps.common.errors import NotFound, PermissionDenied, ValidationFailed
-from apps.recordings.models import Recording, RecordingFile, Snapshot
-from apps.recordings.selectors import RangeNotSatisfiable, parse_range_header, snapshots_for_call, staff_may_see_call
-from apps.recordings.services import recording_file_access_record, recording_reprocess, snapshot_capture
+from apps.common.errors import NotFound, ValidationFailed
+from apps.recordings.models import Recording, RecordingFile, RecordingState, Snapshot
+from apps.recordings.selectors import (
+    RangeNotSatisfiable,
+    RecordingSearch,
+    evidence_file,
+    parse_range_header,
+    recording_agents,
+    recording_file_visible_to,
+    recordings_search,
+    recordings_visible_to,
+    snapshot_visible_to,
+    snapshots_for_call,
+    staff_may_see_call,
+)
+from apps.recordings.services import (
+    recording_file_access_record,
+    recording_reprocess,
+    snapshot_capture,
+    snapshot_view_record,
+)
+from apps.verification.models import ServiceOutcome
 
 _SERVE = require_permission("queueing.serve_customers")
+_VIEW = require_permission("recordings.view_recording")
+_VIEW_SNAPSHOTS = require_permission("recordings.view_snapshot")
 _PLAY = require_permission("recordings.play_recording")
 _REPROCESS = require_permission("recordings.reprocess_recording")
 _CONTENT_TYPES = {".webm": "video/webm", ".mkv": "video/x-matroska", ".opus": "audio/ogg"}
@@ -33,10 +62,16 @@ MAX_SNAPSHOT_BYTES = 5 * 1024 * 1024
 class SnapshotOutput(serializers.ModelSerializer[Snapshot]):
     id = serializers.UUIDField(source="public_id")
     taken_by = serializers.CharField(source="taken_by.username")
+    image_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Snapshot
-        fields = ("id", "sha256", "width", "height", "taken_at", "taken_by", "chosen_for_face")
+        fields = ("id", "sha256", "width", "height", "taken_at", "taken_by", "chosen_for_face", "image_url")
+
+    def get_image_url(self, snapshot: Snapshot) -> str | None:
+        if snapshot.purged_at is not None:
+            return None
+        return reverse("recordings:snapshot-image", args=[snapshot.public_id])
 
 
 def _call(public_id: Any) -> Call:
@@ -46,22 +81,22 @@ def _call(public_id: Any) -> Call:
     return call
 
 
-def _require_visible(request: Request, call: Call) -> None:
-    """The object-level rule: only who may see the call's service (``visits_visible_to``)."""
-    if not staff_may_see_call(user=request_staff_user(request), call=call):
-        raise PermissionDenied(_("You may not see this service."), code="service_not_visible")
-
-
 class CallSnapshotsApi(APIView):
-    """``POST`` (multipart ``image``): capture; ``GET``: the call's snapshots. Staff in the call only."""
+    """``POST`` (multipart ``image``): capture, by staff in the live call; ``GET``: the call's snapshots.
 
-    permission_classes = (_SERVE,)
+    ``GET`` is for anyone with ``recordings.view_snapshot`` whose services
+    (visits_visible_to) include the call's.
+    """
+
     parser_classes = (MultiPartParser,)
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [_VIEW_SNAPSHOTS()] if self.request.method == "GET" else [_SERVE()]
 
     def get(self, request: Request, public_id: str) -> Response:
         call = _call(public_id)
         if not staff_may_see_call(user=request_staff_user(request), call=call):
-            raise PermissionDenied(_("Only staff who may see this service can see its snapshots."), code="not_in_call")
+            raise NotFound(_("This call does not exist."), code="call_not_found")
         return Response({"snapshots": SnapshotOutput(snapshots_for_call(call=call), many=True).data})
 
     def post(self, request: Request, public_id: str) -> Response:
@@ -104,23 +139,123 @@ class RecordingOutput(serializers.ModelSerializer[Recording]):
 
 
 class CallRecordingApi(APIView):
-    """The post-processing state, progress, error and files of a call's recording (supervisors, compliance)."""
+    """The post-processing state, progress, error and files of a call's recording."""
 
     permission_classes = (_PLAY,)
 
     def get(self, request: Request, public_id: str) -> Response:
-        recording = Recording.objects.filter(call__public_id=public_id).prefetch_related("files__participant").first()
+        recording = (
+            recordings_visible_to(user=request_staff_user(request))
+            .filter(call__public_id=public_id)
+            .prefetch_related("files__participant")
+            .first()
+        )
         if recording is None:
             raise NotFound(_("This call has no recording."), code="recording_not_found")
-        _require_visible(request, recording.call)
         return Response(RecordingOutput(recording).data)
+
+
+class RecordingSearchApi(APIView):
+    """``GET /api/recordings/``: the recordings the user may see, filtered (R3.3), newest call first, paginated.
+
+    Filters: ``agent`` (employee number), ``customer`` (customer number),
+    ``business`` (code), ``outcome`` (the service's), ``state``
+    (post-processing), ``from`` / ``until`` (the call started in
+    [from, until)). ``limit`` / ``offset`` paginate.
+    """
+
+    permission_classes = (_VIEW,)
+
+    class FilterInput(serializers.Serializer):
+        agent = serializers.CharField(required=False, allow_blank=True, max_length=20)
+        customer = serializers.CharField(required=False, allow_blank=True, max_length=20)
+        business = serializers.ChoiceField(choices=business_choices(), required=False, allow_blank=True)
+        outcome = serializers.ChoiceField(choices=ServiceOutcome.choices, required=False, allow_blank=True)
+        state = serializers.ChoiceField(choices=RecordingState.choices, required=False, allow_blank=True)
+        call_from = serializers.DateTimeField(required=False, allow_null=True)
+        call_until = serializers.DateTimeField(required=False, allow_null=True)
+
+        def to_internal_value(self, data: Any) -> Any:
+            # "from" is a Python keyword: the query uses from/until, the search call_from/call_until.
+            renamed = {key: value for key, value in data.items() if key not in ("from", "until")}
+            for outside, inside in (("from", "call_from"), ("until", "call_until")):
+                if data.get(outside):
+                    renamed[inside] = data.get(outside)
+            return super().to_internal_value(renamed)
+
+    def get(self, request: Request) -> Response:
+        user = request_staff_user(request)
+        filters = self.FilterInput(data=request.query_params)
+        if not filters.is_valid():
+            raise ValidationFailed(
+                _("Some search filters are not valid."), code="invalid_filters", extra={"fields": filters.errors}
+            )
+        recordings = recordings_search(user=user, search=RecordingSearch(**filters.validated_data))
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(recordings, request, view=self)
+        rows = recording_list_rows(page or [], may_reprocess=user.has_perm("recordings.reprocess_recording"))
+        return paginator.get_paginated_response(rows)
+
+
+def recording_list_rows(recordings: list[Recording], *, may_reprocess: bool) -> list[dict[str, Any]]:
+    """One plain row per recording: what the back-office list shows and polls."""
+    businesses = dict(business_choices())
+    rows = []
+    for recording in recordings:
+        call, visit = recording.call, recording.call.visit
+        evidence = evidence_file(recording)
+        customer = visit.customer
+        rows.append(
+            {
+                "id": recording.pk,
+                "call": str(call.public_id),
+                "service": str(visit.public_id),
+                "business": visit.business_code,
+                "business_label": str(businesses.get(visit.business_code, visit.business_code)),
+                "customer_number": customer.customer_number if customer else "",
+                "customer_name": customer.name if customer else "",
+                "agents": [
+                    {
+                        "employee_number": person.staff.employee_number,
+                        "name": person.staff.display_name,
+                        "role": person.role,
+                    }
+                    for person in recording_agents(recording)
+                    if person.staff is not None
+                ],
+                "call_started_at": call.created_at.isoformat(),
+                "call_ended_at": call.ended_at.isoformat() if call.ended_at else None,
+                "outcome": visit.outcome,
+                "outcome_label": str(visit.get_outcome_display()) if visit.outcome else "",
+                "state": recording.state,
+                "state_label": str(RecordingState(recording.state).label),
+                "progress": recording.progress,
+                "error": recording.error,
+                "attempts": recording.attempts,
+                "duration_seconds": recording.duration_seconds,
+                "evidence_file": None
+                if evidence is None
+                else {
+                    "id": evidence.pk,
+                    "sha256": evidence.sha256,
+                    "url": reverse("recordings:file-content", args=[evidence.pk]),
+                },
+                "reprocess_url": reverse("recordings:reprocess", args=[recording.pk])
+                if may_reprocess and recording.state == RecordingState.FAILED
+                else None,
+            }
+        )
+    return rows
 
 
 class RecordingReprocessApi(APIView):
     permission_classes = (_REPROCESS,)
 
     def post(self, request: Request, recording_id: int) -> Response:
-        recording = recording_reprocess(actor=request_staff_user(request), recording_id=recording_id)
+        user = request_staff_user(request)
+        if not recordings_visible_to(user=user).filter(pk=recording_id).exists():
+            raise NotFound(_("This recording does not exist."), code="recording_not_found")
+        recording = recording_reprocess(actor=user, recording_id=recording_id)
         return Response(RecordingOutput(recording).data, status=202)
 
 
@@ -147,10 +282,9 @@ class RecordingFileContentApi(APIView):
     permission_classes = (_PLAY,)
 
     def get(self, request: Request, file_id: int) -> HttpResponse | StreamingHttpResponse:
-        item = RecordingFile.objects.filter(pk=file_id, in_storage=True).select_related("recording__call").first()
+        item = recording_file_visible_to(user=request_staff_user(request), file_id=file_id)
         if item is None:
             raise NotFound(_("This recording file does not exist."), code="recording_file_not_found")
-        _require_visible(request, item.recording.call)
         size = default_storage.size(item.path)
         download = request.query_params.get("download") == "1"
         try:
@@ -181,4 +315,22 @@ class RecordingFileContentApi(APIView):
         response["Cache-Control"] = "private, no-store"
         if download:
             response["Content-Disposition"] = f'attachment; filename="{item.path.rsplit("/", 1)[-1]}"'
+        return response
+
+
+class SnapshotImageApi(APIView):
+    """A stored snapshot image (JPEG), for a user whose services include its call; each opening audited."""
+
+    permission_classes = (_VIEW_SNAPSHOTS,)
+
+    def get(self, request: Request, public_id: str) -> HttpResponse:
+        user = request_staff_user(request)
+        snapshot = snapshot_visible_to(user=user, public_id=public_id)
+        if snapshot is None:
+            raise NotFound(_("This snapshot does not exist."), code="snapshot_not_found")
+        snapshot_view_record(actor=user, snapshot=snapshot)
+        with default_storage.open(str(snapshot.image.name), "rb") as handle:
+            content = handle.read()
+        response = HttpResponse(content, content_type="image/jpeg")
+        response["Cache-Control"] = "private, no-store"
         return response

@@ -8,6 +8,8 @@ pending and re-run). Transitions only change fields; the services in
 A ``RecordingFile`` is one file with its SHA-256: the originals Janus wrote
 (``original_mjr``, an absolute path on the media disk: post-processing never
 moves or deletes them) and the outputs (a name in Django's default storage).
+After the retention period of a closed service the files themselves are
+removed; the rows (with their hashes) stay, marked ``purged_at``.
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ class RecordingFile(models.Model):
     # First packet written (µs since epoch, from the Janus header), for originals.
     first_write_us = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the retention period removed the file itself (recording_file_purge):
+    # the row, its hash and its audit records stay as the evidence that it existed.
+    purged_at = models.DateTimeField(_("removed at"), null=True, blank=True)
 
     class Meta:
         ordering = ("recording", "kind", "pk")
@@ -132,6 +137,8 @@ class Snapshot(models.Model):
     height = models.PositiveIntegerField()
     taken_at = models.DateTimeField(_("taken at"))
     chosen_for_face = models.BooleanField(_("chosen for face verification"), default=False)
+    # Set when the retention period removed the image (the row and hash stay).
+    purged_at = models.DateTimeField(_("removed at"), null=True, blank=True)
 
     class Meta:
         ordering = ("call", "taken_at", "pk")

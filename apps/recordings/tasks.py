@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from apps.recordings.services import RecordingNotReady, recording_process
+from apps.audit.services import Actor
+from apps.recordings.services import RecordingNotReady, recording_process, recordings_purge_expired
 
 NOT_READY_MAX_RETRIES = 8
 
@@ -41,3 +43,15 @@ def recording_process_task(self: Any, call_id: int) -> str:
         if self.request.retries >= NOT_READY_MAX_RETRIES:
             return "not_ready"  # still pending: recordings_process_pending is the safety net
         raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
+
+
+# Scheduled (Celery beat, or cron running the management command; docs/recordings.md).
+# Each file is its own transaction, so a retried run only does what is left.
+@shared_task(acks_late=True, autoretry_for=(OperationalError, InterfaceError), max_retries=3, ignore_result=True)
+def recordings_purge_expired_task() -> int:
+    """Remove the media files of services closed longer ago than RECORDINGS_RETENTION_DAYS; returns how many."""
+    return len(
+        recordings_purge_expired(
+            actor=Actor.system("recordings_retention"), retention_days=settings.RECORDINGS_RETENTION_DAYS
+        )
+    )

@@ -26,9 +26,17 @@ _SERVE_CUSTOMERS = {
     "customers.view_account",
     "customers.view_branch",
 }
+# Agents and experts find and play back the recordings and snapshots of the
+# services they took part in, and only those: which services a user sees is
+# apps.calls.selectors.visits_visible_to, the permission only opens the door.
+_OWN_RECORDINGS = {
+    "recordings.view_recording",
+    "recordings.view_snapshot",
+    "recordings.play_recording",
+}
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
-    Role.AGENT: frozenset(_SERVE_CUSTOMERS | {"queueing.serve_customers"}),
-    Role.EXPERT: frozenset(_SERVE_CUSTOMERS | {"queueing.serve_customers"}),
+    Role.AGENT: frozenset(_SERVE_CUSTOMERS | _OWN_RECORDINGS | {"queueing.serve_customers"}),
+    Role.EXPERT: frozenset(_SERVE_CUSTOMERS | _OWN_RECORDINGS | {"queueing.serve_customers"}),
     Role.SUPERVISOR: frozenset(
         _SERVE_CUSTOMERS
         | {

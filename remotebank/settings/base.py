@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from remotebank.settings.environment import env_bool, env_int, env_list, env_path
@@ -133,10 +134,7 @@ STATICFILES_DIRS = [
 STATIC_ROOT = env_path("REMOTEBANK_STATIC_ROOT", VAR_DIR / "static")
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env_path("REMOTEBANK_MEDIA_ROOT", VAR_DIR / "media")
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
-}
+# STORAGES (filesystem by default, S3-compatible by environment): remotebank/settings/storage.py.
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -200,11 +198,19 @@ LOGGING = {
 
 from remotebank.settings.celery import *  # noqa: E402,F403
 from remotebank.settings.janus import *  # noqa: E402,F403
+from remotebank.settings.storage import *  # noqa: E402,F403
 from remotebank.settings.verification import *  # noqa: E402,F403
 
 # Calls (R1.4): how long a dropped participant may take to rejoin, and how
 # long a new call may take to connect, before the call is ended.
 CALL_REJOIN_GRACE_SECONDS = env_int("REMOTEBANK_CALL_REJOIN_GRACE_SECONDS", 60)
 CALL_CONNECT_TIMEOUT_SECONDS = env_int("REMOTEBANK_CALL_CONNECT_TIMEOUT_SECONDS", 120)
+
+# Recordings (R3.2): how many days after a service is closed its media files
+# (recordings, originals, snapshots) are kept before `recordings_purge_expired`
+# removes them; their hashes and audit records are kept for ever.
+RECORDINGS_RETENTION_DAYS = env_int("REMOTEBANK_RECORDINGS_RETENTION_DAYS", 5 * 365)
+if RECORDINGS_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("REMOTEBANK_RECORDINGS_RETENTION_DAYS must be at least 1.")
 from remotebank.settings.channels import *  # noqa: E402,F403
 from remotebank.settings.database import *  # noqa: E402,F403

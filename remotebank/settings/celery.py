@@ -30,3 +30,13 @@ CELERY_TASK_ROUTES = {
     "apps.compliance.tasks.*": {"queue": "reports"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Periodic work, for `celery -A remotebank beat` (docs/operations.md); the same
+# jobs can run from cron through their management commands instead.
+CELERY_BEAT_SCHEDULE = {
+    # Recordings and snapshots of services closed longer ago than the retention
+    # period (RECORDINGS_RETENTION_DAYS) are removed, each removal audited.
+    "recordings-purge-expired": {
+        "task": "apps.recordings.tasks.recordings_purge_expired_task",
+        "schedule": 24 * 60 * 60,
+    },
+}

@@ -126,8 +126,10 @@ def test_the_admin_index_links_only_the_live_pages_the_user_may_open(
     assert f'href="{SUPERVISOR_PAGE}"' in supervisor_html
     assert f'href="{AGENT_PAGE}"' not in supervisor_html
 
+    # Compliance officers serve no customers and supervise no queue; they search recordings.
     officer_html = _client_for(compliance_officer).get(reverse("admin:index")).content.decode()
-    assert 'id="console-live-links"' not in officer_html
+    assert f'href="{AGENT_PAGE}"' not in officer_html and f'href="{SUPERVISOR_PAGE}"' not in officer_html
+    assert f'href="{reverse("console:recordings")}"' in officer_html
 
 
 # --- What the pages show ---------------------------------------------------------------

@@ -20,11 +20,15 @@ What it does:
    camera and microphone): the agent logs in and goes available; the
    customer (mobile viewport, zh-CN) runs Gate 1 through the page's own form
    with a generated ID card of a seeded customer, joins the queue; the agent
-   accepts; both pages must decode the other's video; the agent invites
+   accepts; both pages must decode the other's video; the agent captures the
+   customer's image with the console's button and sees it come back; the agent invites
    expert01, whose console picks the call up and joins; the customer hangs up;
+   the agent finds the recording in the back office's list once processed and
+   plays it, seeking to the middle (range requests);
 4. checks what the server recorded: call ended, room destroyed in Janus, one
    audio and one video recording per participant, headers read by
-   ``janus-pp-rec -j``.
+   ``janus-pp-rec -j``; the snapshot's row, its stored file's hash and the
+   decoded image.
 
 Prints one JSON object (also written to --json-out): what was observed, with
 timings. Exit status 0 when every step passed, 1 otherwise (the JSON then
@@ -93,24 +97,29 @@ async ([selector, waitMs]) => {
   const videos = [...document.querySelectorAll(selector + " video")];
   const before = videos.map(read);
   await new Promise((resolve) => setTimeout(resolve, waitMs));
+  const stamps = window.__rbFirstFrame || (window.__rbFirstFrame = {});
   return videos.map((v, i) => {
     const after = read(v);
-    return {
-      ...after,
-      advancing: after.width > 0 && after.time > before[i].time && after.frames > before[i].frames,
-      first_frame_at: (window.__rbFirstFrame || {})[after.handle] || null,
-    };
+    const advancing = after.width > 0 && after.time > before[i].time && after.frames > before[i].frames;
+    if (advancing && after.handle && !(after.handle in stamps)) stamps[after.handle] = Date.now();
+    return { ...after, advancing, first_frame_at: stamps[after.handle] || null };
   });
 }
 """
+# The first frame of each remote video: the first of loadeddata/resize/playing with a picture.
+# Under load a page was seen decoding a feed whose stamp was missing; VIDEO_STATUS_JS then
+# stamps it when it first sees it decode, a later time than the true one, so a limit on
+# "first frame within N s" stays a fair check.
 FIRST_FRAME_SCRIPT = """
 window.__rbFirstFrame = {};
-document.addEventListener("loadeddata", (event) => {
-  const v = event.target;
-  if (v && v.tagName === "VIDEO" && v.dataset.handle && !(v.dataset.handle in window.__rbFirstFrame)) {
-    window.__rbFirstFrame[v.dataset.handle] = Date.now();
-  }
-}, true);
+for (const name of ["loadeddata", "resize", "playing"]) {
+  document.addEventListener(name, (event) => {
+    const v = event.target;
+    if (v && v.tagName === "VIDEO" && v.dataset.handle && v.videoWidth > 0 && !(v.dataset.handle in window.__rbFirstFrame)) {
+      window.__rbFirstFrame[v.dataset.handle] = Date.now();
+    }
+  }, true);
+}
 """
 # The pages poll these before there is a visit or a call; 404 is their "nothing yet".
 EXPECTED_404_PATHS = {"/api/visits/current/", "/api/calls/mine/", "/api/queueing/visit/"}
@@ -118,6 +127,68 @@ FETCH_JSON_JS = """
 async (url) => {
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
   return { status: response.status, body: await response.json().catch(() => null) };
+}
+"""
+
+# The agent console during the snapshot step: the customer is the only remote video then.
+REMOTE_VIDEO_SIZE_JS = """
+() => {
+  const video = document.querySelector("#call-remote video");
+  return video ? [video.videoWidth, video.videoHeight] : null;
+}
+"""
+SNAPSHOT_SHOWN_JS = """
+() => {
+  const image = document.querySelector("#call-snapshots img");
+  return Boolean(image && image.complete && image.naturalWidth > 0);
+}
+"""
+SNAPSHOT_IN_CONSOLE_JS = """
+() => {
+  const images = [...document.querySelectorAll("#call-snapshots img")];
+  return {
+    shown: images.map((image) => ({
+      id: image.dataset.snapshot,
+      sha256: image.dataset.sha256,
+      natural_size: [image.naturalWidth, image.naturalHeight],
+    })),
+    notice: document.getElementById("console-notice").textContent,
+    button_done_text: document.getElementById("call-snapshot").dataset.done,
+  };
+}
+"""
+
+# The recordings list and the player page.
+RECORDING_ROWS_JS = """
+() => [...document.querySelectorAll("#recordings-table tbody tr[data-recording]")].map((row) => ({
+  id: row.dataset.recording,
+  state: row.dataset.state,
+  service: row.cells[1].textContent.trim(),
+}))
+"""
+VIDEO_READY_JS = """
+() => {
+  const video = document.getElementById("recording-video");
+  return Boolean(video && video.readyState >= 1 && video.duration > 0);
+}
+"""
+SEEK_AND_PLAY_JS = """
+async () => {
+  const video = document.getElementById("recording-video");
+  const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  video.muted = true;
+  const duration = video.duration;
+  const target = Math.round(duration / 2);
+  const seeked = new Promise((resolve) => video.addEventListener("seeked", () => resolve(true), { once: true }));
+  video.currentTime = target;
+  const didSeek = await Promise.race([seeked, wait(10000).then(() => false)]);
+  const afterSeek = video.currentTime;
+  await video.play().catch(() => {});
+  await wait(1500);
+  return {
+    duration, target, seeked: didSeek, after_seek: afterSeek, after_play: video.currentTime,
+    width: video.videoWidth, height: video.videoHeight, error: video.error ? video.error.code : null,
+  };
 }
 """
 
@@ -371,6 +442,56 @@ def server_side_checks(call_public_id: str, report: Report) -> None:
             }
         )
     report["recordings"] = recordings
+    report["snapshots"] = stored_snapshots(call)
+
+    from apps.audit.models import AuditRecord
+    from apps.recordings.models import Recording
+
+    recording = Recording.objects.filter(call=call).first()
+    report["recording"] = (
+        {"id": str(recording.pk), "state": recording.state, "duration": recording.duration_seconds}
+        if recording
+        else None
+    )
+    report["playback_audit"] = [
+        {"action": record.action, "actor": record.actor_label, "kind": record.data.get("kind")}
+        for record in AuditRecord.objects.filter(
+            action__in=("recordings.file.played", "recordings.file.downloaded")
+        ).order_by("sequence")
+    ]
+
+
+def stored_snapshots(call: Any) -> list[dict[str, Any]]:
+    """Each snapshot row of the call, and what its stored file really is (hash, decoded image)."""
+    import hashlib
+
+    from django.core.files.storage import default_storage
+    from PIL import Image
+
+    from apps.recordings.models import Snapshot
+
+    found = []
+    for snapshot in Snapshot.objects.filter(call=call).select_related("participant", "taken_by").order_by("taken_at"):
+        with default_storage.open(str(snapshot.image.name), "rb") as handle:
+            data = handle.read()
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()  # decodes every pixel: a truncated or corrupt JPEG raises here
+                decoded: dict[str, Any] = {"format": image.format, "size": list(image.size)}
+        except Exception as exc:  # reported, and the test says what was wrong
+            decoded = {"error": f"{type(exc).__name__}: {exc}"}
+        found.append(
+            {
+                "id": str(snapshot.public_id),
+                "sha256_recorded": snapshot.sha256,
+                "sha256_of_file": hashlib.sha256(data).hexdigest(),
+                "size_recorded": [snapshot.width, snapshot.height],
+                "decoded": decoded,
+                "participant_role": snapshot.participant.role,
+                "taken_by": snapshot.taken_by.username,
+            }
+        )
+    return found
 
 
 # --- the browsers ----------------------------------------------------------------------
@@ -570,6 +691,20 @@ def run_browsers(
         customer.screenshot(path=str(shots / "customer-call.png"), full_page=True)
         agent.screenshot(path=str(shots / "agent-call.png"), full_page=True)
 
+        # 3b. The agent captures the customer's image (R5) with the console's button; the
+        # stored snapshot comes back into the console (an <img> from the snapshot endpoint).
+        report.step("snapshot")
+        before = agent.evaluate(REMOTE_VIDEO_SIZE_JS)
+        agent.click("#call-snapshot")
+        agent.wait_for_function(SNAPSHOT_SHOWN_JS, timeout=15000)
+        report["snapshot"] = {
+            "video_size_before": before,
+            "video_size_after": agent.evaluate(REMOTE_VIDEO_SIZE_JS),
+            **agent.evaluate(SNAPSHOT_IN_CONSOLE_JS),
+        }
+        report.mark("snapshot_shown")
+        agent.screenshot(path=str(shots / "agent-snapshot.png"), full_page=True)
+
         # The server learns "connected" from Janus' event feed only.
         current: dict[str, Any] = {}
         deadline = time.monotonic() + 15
@@ -648,6 +783,59 @@ def run_browsers(
         report.mark("hung_up")
         customer.screenshot(path=str(shots / "customer-ended.png"), full_page=True)
         agent.screenshot(path=str(shots / "agent-ended.png"), full_page=True)
+
+        # 6. The agent finds the call's recording in the back office (own services only), waits
+        # for its post-processing (the page polls the API) and plays it, seeking to the middle.
+        report.step("recordings page")
+        file_responses: list[dict[str, Any]] = []
+
+        def on_file_response(response: Any) -> None:
+            if "/api/recordings/files/" in response.url:
+                headers = response.headers
+                file_responses.append(
+                    {
+                        "status": response.status,
+                        "range": response.request.headers.get("range"),
+                        "content_range": headers.get("content-range"),
+                    }
+                )
+
+        agent.on("response", on_file_response)
+        agent.goto("/console/live/recordings/")
+        # Eager Celery (no broker here): the task that ran at hang-up may have found Janus still
+        # closing the files and left the recording pending; the operator's cron job
+        # (`manage.py recordings_process_pending`, docs/recordings.md) is what picks it up then.
+        # The page polls the API meanwhile and reloads once when the recording is processed.
+        done_row = '#recordings-table tr[data-state="done"] a.button'
+        give_up = time.monotonic() + 75
+        while True:
+            pending = subprocess.run(
+                [sys.executable, "manage.py", "recordings_process_pending"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            try:
+                agent.wait_for_selector(done_row, timeout=5000)
+                break
+            except Exception as exc:
+                if time.monotonic() > give_up:
+                    rows = agent.evaluate(RECORDING_ROWS_JS)
+                    raise StepFailed(
+                        f"recording not processed; rows {rows}; last recordings_process_pending: "
+                        f"{pending.returncode} {pending.stdout[-300:]} {pending.stderr[-600:]}"
+                    ) from exc
+        recordings_page: dict[str, Any] = {"rows": agent.evaluate(RECORDING_ROWS_JS)}
+        report["recordings_page"] = recordings_page
+        report.mark("recording_listed")
+        agent.click('#recordings-table tr[data-state="done"] a.button')
+        agent.wait_for_function(VIDEO_READY_JS, timeout=20000)
+        recordings_page["playback"] = agent.evaluate(SEEK_AND_PLAY_JS)
+        recordings_page["file_responses"] = file_responses
+        report.mark("recording_played")
+        agent.screenshot(path=str(shots / "agent-player.png"), full_page=True)
 
         customer_browser.close()
         if customer_browser is not staff_browser:

@@ -46,8 +46,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 PG_SOCKET_DIR = Path("/var/run/postgresql")
 # A fresh namespace has no other listeners: fixed ports cannot collide.
 DAPHNE_PORT, JANUS_PORT, JANUS_ADMIN_PORT = 8000, 8188, 7088
-# The script's own steps take 30-40 s here; this is the hard stop.
-RUN_TIMEOUT_SECONDS = 170
+# The script's own steps take 80-120 s here (post-processing and playback included); this is the hard stop.
+RUN_TIMEOUT_SECONDS = 210
 
 
 def _unavailable(reason: str) -> None:

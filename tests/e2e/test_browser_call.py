@@ -5,7 +5,10 @@ namespace (tests/e2e/conftest.py, docs/janus.md): the customer passes Gate 1
 on the mobile page and calls; the agent accepts on the console; both decode
 the other's video; the agent invites an expert who joins; the customer hangs
 up; the call ends on the server, its Janus room is destroyed and every
-participant's audio and video were recorded.
+participant's audio and video were recorded. During the call the agent
+captures the customer's image with the console's button (R5): the snapshot
+is stored with its hash, decodes to the customer's video size, and shows in
+the console.
 """
 
 from __future__ import annotations
@@ -54,6 +57,25 @@ def test_customer_agent_and_expert_in_a_real_browser_call(browser_call: Callable
     # "connected" comes only from Janus' event feed (both publishing).
     assert report["state_during_call"] == "connected"
 
+    # The agent captured the customer's image during the call (R5): one snapshot row, of the
+    # customer, whose stored file hashes to the recorded SHA-256 and decodes to a JPEG of the size
+    # of the customer's video as the agent's page received it; and the console shows it.
+    (snapshot,) = report["snapshots"]
+    assert snapshot["participant_role"] == "customer"
+    assert snapshot["taken_by"] == report["scenario"]["agent_username"]
+    assert snapshot["sha256_of_file"] == snapshot["sha256_recorded"], snapshot
+    assert snapshot["decoded"].get("format") == "JPEG", snapshot["decoded"]
+    assert snapshot["decoded"]["size"] == snapshot["size_recorded"]
+    seen = report["snapshot"]
+    # WebRTC may change the resolution it sends at any time: the frame is one of the two sizes around the click.
+    assert snapshot["decoded"]["size"] in (seen["video_size_before"], seen["video_size_after"]), (snapshot, seen)
+    width, height = snapshot["decoded"]["size"]
+    assert width > 0 and abs(width / height - 360 / 480) < 0.02, snapshot  # the customer's portrait camera
+    assert seen["shown"] == [
+        {"id": snapshot["id"], "sha256": snapshot["sha256_recorded"], "natural_size": snapshot["decoded"]["size"]}
+    ], seen
+    assert seen["notice"] == seen["button_done_text"]
+
     # The expert joined: the agent decodes customer and expert, the expert at least one of them.
     assert _decoding(report["three_way"]["agent"]) == 2, report["three_way"]
     assert _decoding(report["three_way"]["expert"]) >= 1, report["three_way"]
@@ -95,9 +117,37 @@ def test_customer_agent_and_expert_in_a_real_browser_call(browser_call: Callable
             header = json.loads(parsed.stdout)
             assert (header["t"], header["c"]) == (letter, codec), (role, kind, header)
 
+    # The agent found the call's recording (and only it: own services) in the back office, processed,
+    # and played the evidence file in the browser: range requests answered 206, seeking landed.
+    page = report["recordings_page"]
+    assert page["rows"] == [{"id": report["recording"]["id"], "state": "done", "service": page["rows"][0]["service"]}]
+    playback = page["playback"]
+    assert playback["error"] is None and playback["seeked"] is True, playback
+    assert abs(playback["duration"] - report["recording"]["duration"]) < 1.0, (playback, report["recording"])
+    assert abs(playback["after_seek"] - playback["target"]) < 1.0, playback
+    assert playback["after_play"] > playback["after_seek"], playback
+    assert (playback["width"], playback["height"]) == (3 * 480, 360), playback  # customer, agent, expert
+    # The media element asks for byte ranges and gets 206 + Content-Range each time. Whether it
+    # needs a second range to seek depends on how much it buffered (a short call's file may come
+    # whole in the first response); mid-file ranges are checked in tests/recordings.
+    responses = page["file_responses"]
+    assert responses and all(item["status"] == 206 for item in responses), responses
+    assert all(item["range"] and item["range"].startswith("bytes=") for item in responses), responses
+    assert all(item["content_range"] and item["content_range"].startswith("bytes ") for item in responses), responses
+    played = [item for item in report["playback_audit"] if item["action"] == "recordings.file.played"]
+    assert played and all(item["kind"] == "composite" for item in played), report["playback_audit"]
+
     # What a person would have seen, kept for looking at.
-    for name in ("customer-call", "agent-call", "customer-three-way", "agent-three-way", "expert-three-way"):
+    for name in (
+        "customer-call",
+        "agent-call",
+        "agent-snapshot",
+        "agent-player",
+        "customer-three-way",
+        "agent-three-way",
+        "expert-three-way",
+    ):
         shot = run.shots / f"{name}.png"
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
 
-    assert report["timings"]["total"] < 120, report["timings"]
+    assert report["timings"]["total"] < 180, report["timings"]

@@ -8,24 +8,28 @@ copies those files into the folder of a call of its own.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from apps.calls.models import Call, CallParticipant, ParticipantRole
+from apps.calls.models import Call, CallEndReason, CallParticipant, ParticipantRole
 from apps.calls.services import call_hang_up
 from apps.customers.models import Customer
 from apps.queueing.models import QueueEntry
 from apps.queueing.services import service_queue_upsert
+from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, RecordingState
 from apps.staff.models import StaffProfile
 from apps.verification.models import ServiceSession
 from tests.calls.conftest import CI, JanusHarness, janus, network_namespace  # noqa: F401 - fixture reused
@@ -181,3 +185,102 @@ def hang_up(on_commit: Callable[..., Any], agent: User) -> Callable[[Call], Call
         return call
 
     return end
+
+
+@dataclass(frozen=True)
+class StoredService:
+    """A closed service with one ended call and its processed recording (a small composite in storage)."""
+
+    visit: ServiceSession
+    call: Call
+    recording: Recording
+    composite: RecordingFile
+    content: bytes
+
+
+@pytest.fixture
+def make_recorded_service(
+    db: None, make_customer: Callable[..., Customer], settings: Any, tmp_path: Path
+) -> Callable[..., StoredService]:
+    """Services as the recordings search sees them, without running Janus: rows plus a stored evidence file.
+
+    The evidence file's bytes are arbitrary (these tests are about who sees
+    what and the filters, not about media); tests of the media itself use
+    ``recorded_call``.
+    """
+    settings.JANUS_RECORDINGS_DIR = str(tmp_path / "recordings")
+    queue = service_queue_upsert(
+        actor=SYSTEM, code="activation", name="激活", businesses=["activation", "password_reset"]
+    )
+    counter = iter(range(1, 10_000))
+
+    def make(
+        *,
+        agent: User,
+        expert: User | None = None,
+        customer: Customer | None = None,
+        business: str = "activation",
+        outcome: str = "completed",
+        started_at: datetime | None = None,
+        closed_at: datetime | None = None,
+        state: RecordingState = RecordingState.DONE,
+    ) -> StoredService:
+        number = next(counter)
+        customer = customer or make_customer()
+        now = timezone.now()
+        started_at = started_at or now - timedelta(minutes=30)
+        visit = ServiceSession.objects.create(
+            business_code=business,
+            mobile=customer.mobile,
+            customer=customer,
+            state="queue_ready",
+            outcome=outcome,
+            closed_at=closed_at if closed_at is not None else (started_at + timedelta(minutes=10) if outcome else None),
+        )
+        entry = QueueEntry.objects.create(
+            visit=visit,
+            queue=queue,
+            business_code=business,
+            level=customer.level,
+            enqueued_at=started_at,
+            priority_key=0.0,
+        )
+        call = Call(visit=visit, entry=entry, janus_server="test-janus")
+        call.record_dir = str(tmp_path / "recordings" / str(call.public_id))
+        call.connect(started_at)
+        call.end(started_at + timedelta(minutes=5), CallEndReason.AGENT_HUNG_UP)
+        call.save()
+        Call.objects.filter(pk=call.pk).update(created_at=started_at)  # auto_now_add: set the past explicitly
+        call.refresh_from_db()
+        CallParticipant.objects.create(call=call, role=ParticipantRole.CUSTOMER)
+        CallParticipant.objects.create(
+            call=call, role=ParticipantRole.AGENT, staff=StaffProfile.objects.get(user=agent)
+        )
+        if expert is not None:
+            CallParticipant.objects.create(
+                call=call, role=ParticipantRole.EXPERT, staff=StaffProfile.objects.get(user=expert)
+            )
+        recording = Recording.objects.create(
+            call=call,
+            state=state,
+            attempts=1,
+            progress=100 if state == RecordingState.DONE else 40,
+            error="janus-pp-rec: exit 1" if state == RecordingState.FAILED else "",
+            duration_seconds=300.0,
+        )
+        content = f"evidence of service {number} ".encode() * 400
+        name = default_storage.save(
+            f"recordings/{call.public_id}/attempt-1/call-{call.public_id}.webm", ContentFile(content)
+        )
+        composite = RecordingFile.objects.create(
+            recording=recording,
+            kind=RecordingFileKind.COMPOSITE,
+            path=name,
+            in_storage=True,
+            size_bytes=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            duration_seconds=300.0,
+        )
+        return StoredService(visit, call, recording, composite, content)
+
+    return make

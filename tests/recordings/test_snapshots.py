@@ -18,6 +18,7 @@ from apps.audit.models import AuditRecord
 from apps.calls.models import Call, ParticipantRole
 from apps.recordings.models import Snapshot
 from apps.staff.roles import Role
+from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +60,29 @@ def test_the_agent_in_the_call_captures_the_customer_and_the_hash_is_audited(
     assert listed.status_code == 200
     assert [item["id"] for item in listed.json()["snapshots"]] == [str(snapshot.public_id)]
 
+    # The stored image, as the console shows it: the same bytes, and the viewing is audited.
+    image = client.get(listed.json()["snapshots"][0]["image_url"])
+    assert image.status_code == 200 and image["Content-Type"] == "image/jpeg"
+    assert hashlib.sha256(image.content).hexdigest() == snapshot.sha256
+    viewed = AuditRecord.objects.get(action="recordings.snapshot.viewed")
+    assert viewed.data["sha256"] == snapshot.sha256 and viewed.actor_id == str(agent.pk)
+
+
+def test_a_snapshot_image_is_shown_only_to_those_who_may_see_the_service(
+    make_live_call: Callable[..., Call], agent: User, make_staff: Callable[..., User], client: Client
+) -> None:
+    call = make_live_call()
+    client.force_login(agent)
+    image_url = _post(client, call, _jpeg()).json()["image_url"]
+
+    client.force_login(make_staff(Role.AGENT, "other_agent"))
+    assert client.get(image_url).status_code == 404
+    force_login_verified(client, make_staff(Role.ADMINISTRATOR))
+    assert client.get(image_url).status_code == 403
+    force_login_verified(client, make_staff(Role.COMPLIANCE_OFFICER))
+    assert client.get(image_url).status_code == 200
+    assert AuditRecord.objects.filter(action="recordings.snapshot.viewed").count() == 1
+
 
 @pytest.mark.parametrize(
     ("data", "code"),
@@ -90,11 +114,13 @@ def test_only_staff_in_the_call_can_capture_or_list(
     other_agent = make_staff(Role.AGENT, "other_agent")
     client.force_login(other_agent)
     assert _post(client, call, _jpeg()).status_code == 403
-    assert client.get(reverse("recordings:call-snapshots", args=[call.public_id])).status_code == 403
+    # Not a service of theirs (visits_visible_to): not even whether the call exists.
+    assert client.get(reverse("recordings:call-snapshots", args=[call.public_id])).status_code == 404
 
-    supervisor = make_staff(Role.SUPERVISOR)
-    client.force_login(supervisor)
-    # Supervisors may look (playback permission) but do not serve customers: no capture.
+    compliance = make_staff(Role.COMPLIANCE_OFFICER)
+    force_login_verified(client, compliance)
+    # Compliance officers see every service's snapshots but do not serve customers: no capture.
+    assert client.get(reverse("recordings:call-snapshots", args=[call.public_id])).status_code == 200
     assert _post(client, call, _jpeg()).status_code == 403
 
     client.logout()

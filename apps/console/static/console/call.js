@@ -46,6 +46,7 @@
     video = null;
     current = null;
     byId("call-remote").textContent = "";
+    byId("call-snapshots").textContent = "";
     byId("call-panel").hidden = true;
     if (text) ui.showNotice(text);
   }
@@ -83,6 +84,8 @@
         onError: (code, message) => ui.showError(messages[code] || message),
       });
       video.start();
+      // After a reload in the middle of a call (rejoin), the snapshots already taken show again.
+      showSnapshots().catch(() => {});
     }
   }
 
@@ -98,6 +101,30 @@
   }
 
   const callUrl = (suffix = "") => `${config.urls.calls}${current.call}/${suffix}`;
+  const snapshotsUrl = () => byId("call-snapshot").dataset.url.replace("00000000-0000-0000-0000-000000000000", current.call);
+
+  // The call's stored snapshots, newest last; <img> elements built without parsing server text as HTML.
+  async function showSnapshots() {
+    if (!current) return;
+    const { snapshots } = await ui.api(snapshotsUrl());
+    const list = byId("call-snapshots");
+    list.replaceChildren();
+    for (const snapshot of snapshots) {
+      if (!snapshot.image_url) continue;
+      const figure = document.createElement("figure");
+      const image = document.createElement("img");
+      image.src = snapshot.image_url;
+      image.width = snapshot.width;
+      image.height = snapshot.height;
+      image.alt = byId("call-snapshot").textContent;
+      image.dataset.snapshot = snapshot.id;
+      image.dataset.sha256 = snapshot.sha256;
+      const caption = document.createElement("figcaption");
+      caption.textContent = new Date(snapshot.taken_at).toLocaleTimeString();
+      figure.append(image, caption);
+      list.appendChild(figure);
+    }
+  }
 
   byId("call-hangup").addEventListener("click", () => current && act(callUrl(), "DELETE"));
   byId("call-invite").addEventListener("click", () => {
@@ -118,7 +145,7 @@
       const blob = await video.snapshot(customer.handle);
       const form = new FormData();
       form.append("image", blob, "snapshot.jpg");
-      const response = await fetch(button.dataset.url.replace("00000000-0000-0000-0000-000000000000", current.call), {
+      const response = await fetch(snapshotsUrl(), {
         method: "POST",
         body: form,
         credentials: "same-origin",
@@ -127,6 +154,7 @@
       const data = await response.json().catch(() => ({}));
       if (!response.ok) throw new Error(data.message || response.statusText);
       ui.showNotice(button.dataset.done);
+      await showSnapshots();
     } catch (error) {
       ui.showError(error.message);
     }
