@@ -378,6 +378,13 @@ def _finish(
         )
     recording.finish(now=timezone.now(), duration_seconds=duration)
     recording.save()
+    if attempt > 1:
+        # An earlier attempt whose worker died mid-way (tests/faults) left the
+        # files it had stored so far; no row names them. An earlier attempt
+        # still running cannot record its files any more (compare-and-set
+        # above) and deletes its own outputs when it notices.
+        folder = f"recordings/{recording.call.public_id}"
+        transaction.on_commit(lambda: _delete_older_attempts(folder, attempt))
     audit_record(
         actor=RECORDINGS_WORKER,
         action=AuditAction.RECORDING_COMPLETED,
@@ -394,6 +401,19 @@ def _finish(
 def _delete_outputs(names: list[str]) -> None:
     for name in names:
         default_storage.delete(name)
+
+
+def _delete_older_attempts(folder: str, newest: int) -> None:
+    try:
+        attempt_folders, _files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in attempt_folders:
+        number = name.removeprefix("attempt-")
+        if number.isdigit() and int(number) < newest:
+            _subfolders, files = default_storage.listdir(f"{folder}/{name}")
+            _delete_outputs([f"{folder}/{name}/{file}" for file in files])
+            default_storage.delete(f"{folder}/{name}")  # the emptied folder (a no-op on object storages)
 
 
 @transaction.atomic
