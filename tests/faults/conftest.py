@@ -30,6 +30,7 @@ from psycopg import sql
 
 from apps.audit.selectors import audit_chain_verify
 from tests.conftest import CI
+from tests.queueing.conftest import make_queued_customer, make_skilled_staff  # noqa: F401 - fixtures reused
 
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,20 +158,27 @@ def assert_audit_chain_verifies() -> None:
     assert report.intact, report
 
 
-class RowLock:
-    """A row lock held from a database connection of its own.
+class HeldLock:
+    """A database lock held from a connection of its own (a row's, or an advisory lock).
 
-    A process whose next statement needs the row stops there, mid-way through
-    its work, until the lock is released: a deterministic place to kill it.
-    ``blocked()`` lists the database backends waiting on this lock.
+    A process whose next statement needs the lock stops there, mid-way through
+    its work, until the lock is released: a deterministic place to kill it or
+    its connection. ``blocked()`` lists the database backends waiting on it.
     """
 
-    def __init__(self, model: type[Model], pk: int) -> None:
+    def __init__(self, statement: sql.Composable, parameters: list[Any]) -> None:
         self.connection = psycopg.connect(child_database_url())
-        self.connection.execute(
-            sql.SQL("SELECT 1 FROM {} WHERE id = %s FOR UPDATE").format(sql.Identifier(model._meta.db_table)), [pk]
-        )
+        self.connection.execute(statement, parameters)  # opens the transaction that holds the lock
         self.backend_pid = self.connection.info.backend_pid
+
+    @classmethod
+    def row(cls, model: type[Model], pk: int) -> HeldLock:
+        table = sql.Identifier(model._meta.db_table)
+        return cls(sql.SQL("SELECT 1 FROM {} WHERE id = %s FOR UPDATE").format(table), [pk])
+
+    @classmethod
+    def advisory(cls, key: int) -> HeldLock:
+        return cls(sql.SQL("SELECT pg_advisory_xact_lock(%s)"), [key])
 
     def blocked(self) -> list[int]:
         with psycopg.connect(child_database_url(), autocommit=True) as probe:

@@ -40,7 +40,7 @@ from apps.recordings.models import Recording, RecordingState
 from apps.verification.models import ServiceSession, VisitState
 from apps.verification.services import visit_id_card_upload, visit_start
 from remotebank.celery import app as celery_app
-from tests.faults.conftest import Processes, RowLock, assert_audit_chain_verifies, wait_until
+from tests.faults.conftest import HeldLock, Processes, assert_audit_chain_verifies, wait_until
 from tests.fixtures.cardgen import CardPerson, Degradation, face_photos, generate_id_card_front, make_id_number
 from tests.recordings.conftest import (  # noqa: F401 - fixtures reused
     RecordedCall,
@@ -200,7 +200,7 @@ def test_a_task_whose_worker_is_killed_mid_way_is_redelivered_and_applied_once(
     wait_until(
         started.interruptible, timeout=WORKER_SECONDS, what=f"the first worker to start: {processes.log('first')}"
     )
-    lock = RowLock(started.locked_model, started.locked_pk)
+    lock = HeldLock.row(started.locked_model, started.locked_pk)
     try:
         wait_until(lock.blocked, timeout=WORKER_SECONDS, what=f"the worker to reach the row: {processes.log('first')}")
         first = processes.started[0][1]
