@@ -32,7 +32,7 @@ from django_fsm import TransitionNotAllowed
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, AnyActor, audit_record
-from apps.calls.models import Call, CallParticipant, CallState, ParticipantRole
+from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
 from apps.calls.selectors import call_recording_files
 from apps.common.errors import ApplicationError, NotAllowed, NotFound, PermissionDenied, ValidationFailed
 from apps.common.images import ImageRejected, image_to_jpeg_bytes, load_untrusted_image
@@ -188,7 +188,8 @@ def _begin(call_id: int) -> tuple[Recording, int | None]:
     if call.state != CallState.ENDED:
         raise RecordingNotReady(_("The call is still going on."), code="call_not_ended")
     folder = Path(call.record_dir)
-    if folder.is_dir() and any(path.name.endswith(".mjr.tmp") for path in folder.iterdir()):
+    writer_gone = call.end_reason == CallEndReason.MEDIA_SERVER_FAILED
+    if not writer_gone and folder.is_dir() and any(path.name.endswith(".mjr.tmp") for path in folder.iterdir()):
         # Janus closes (and renames) recordings when the room is destroyed,
         # which happens after the call ended: come back later.
         raise RecordingNotReady(_("Janus is still writing the recordings."), code="recording_files_open")
@@ -220,7 +221,8 @@ def _produce(
     recording: Recording, attempt: int, workdir: Path, stored: list[str]
 ) -> tuple[list[_Produced], float | None]:
     call = recording.call
-    originals = call_recording_files(call=call)
+    # A Janus that died never closes its recordings: what it wrote is all there is.
+    originals = call_recording_files(call=call, include_unclosed=call.end_reason == CallEndReason.MEDIA_SERVER_FAILED)
     produced: list[_Produced] = []
     if not originals:
         if call.connected_at is None:

@@ -205,5 +205,11 @@ from remotebank.settings.verification import *  # noqa: E402,F403
 # long a new call may take to connect, before the call is ended.
 CALL_REJOIN_GRACE_SECONDS = env_int("REMOTEBANK_CALL_REJOIN_GRACE_SECONDS", 60)
 CALL_CONNECT_TIMEOUT_SECONDS = env_int("REMOTEBANK_CALL_CONNECT_TIMEOUT_SECONDS", 120)
+# A Janus server that stops answering (crash, lost machine): the dispatcher
+# pings each server with live calls at most every CHECK seconds, and ends its
+# live calls (media_server_failed) once it has failed to answer for FAILURE
+# seconds (one lost ping is not a dead server).
+CALL_MEDIA_SERVER_CHECK_SECONDS = env_int("REMOTEBANK_CALL_MEDIA_SERVER_CHECK_SECONDS", 5)
+CALL_MEDIA_SERVER_FAILURE_SECONDS = env_int("REMOTEBANK_CALL_MEDIA_SERVER_FAILURE_SECONDS", 10)
 from remotebank.settings.channels import *  # noqa: E402,F403
 from remotebank.settings.database import *  # noqa: E402,F403

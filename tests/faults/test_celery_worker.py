@@ -40,20 +40,22 @@ from apps.recordings.models import Recording, RecordingState
 from apps.verification.models import ServiceSession, VisitState
 from apps.verification.services import visit_id_card_upload, visit_start
 from remotebank.celery import app as celery_app
+from tests.calls.conftest import janus, network_namespace  # noqa: F401 - fixture reused
 from tests.faults.conftest import HeldLock, Processes, assert_audit_chain_verifies, wait_until
 from tests.fixtures.cardgen import CardPerson, Degradation, face_photos, generate_id_card_front, make_id_number
-from tests.recordings.conftest import (  # noqa: F401 - fixtures reused
-    RecordedCall,
-    janus,
-    janus_netns,
-    make_live_call,
-    recorded_call,
-)
+from tests.recordings.conftest import RecordedCall, make_live_call, recorded_call  # noqa: F401 - fixtures reused
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
 
 # Generous: two cores shared with other work; the real OCR model loads in a new worker.
 WORKER_SECONDS = 90
+
+
+@pytest.fixture(scope="session")
+def janus_netns() -> Iterator[str]:
+    """A namespace of this module's own for the recorded call's Janus (each importer of ``janus`` starts one)."""
+    with network_namespace("rbfcw") as name:
+        yield name
 
 
 @dataclass(frozen=True)
