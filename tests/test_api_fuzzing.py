@@ -2,7 +2,8 @@
 
 Every operation of the schema gets generated requests, valid and invalid
 (schemathesis' positive and negative modes), from three callers: a logged-in
-supervisor (second factor verified), a customer's visit session, and nobody.
+supervisor (second factor verified), an agent, a customer's visit session,
+and nobody.
 The promise: no server error, ever, and every rejection is a clear 4xx in
 the project's error shape ``{"code", "message"}``.
 
@@ -105,13 +106,14 @@ def _fuzz(schema: Any, session: requests.Session, findings: Findings) -> None:
         run()
 
 
-@pytest.mark.parametrize("caller", ["supervisor", "customer", "anonymous"])
+@pytest.mark.parametrize("caller", ["supervisor", "agent", "customer", "anonymous"])
 def test_no_generated_request_gets_a_server_error_and_every_rejection_is_clear(
     caller: str, live_server: Any, make_staff: Callable[..., User], settings: Any
 ) -> None:
     settings.GATE1_UPLOAD_COOLDOWN_SECONDS = 0
     cookies = {
         "supervisor": lambda: _staff_cookies(make_staff(Role.SUPERVISOR)),
+        "agent": lambda: _staff_cookies(make_staff(Role.AGENT)),
         "customer": _visit_cookies,
         "anonymous": dict,
     }[caller]()

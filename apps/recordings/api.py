@@ -8,6 +8,7 @@ from typing import IO, Any
 from django.core.files.storage import default_storage
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -58,6 +59,15 @@ class CallSnapshotsApi(APIView):
             raise PermissionDenied(_("Only staff in this call can see its snapshots."), code="not_in_call")
         return Response({"snapshots": SnapshotOutput(snapshots_for_call(call=call), many=True).data})
 
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"image": {"type": "string", "format": "binary"}},
+                "required": ["image"],
+            }
+        }
+    )
     def post(self, request: Request, public_id: str) -> Response:
         call = _call(public_id)
         upload = request.FILES.get("image")
