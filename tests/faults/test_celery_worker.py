@@ -79,9 +79,11 @@ class InterruptedTask:
     # Receives a fixture getter (request.getfixturevalue); makes the data and
     # enqueues the task (on commit, to the Redis broker).
     start: Callable[[Callable[[str], Any]], Started]
-    # Short enough for the test, long enough that the new worker does not take
-    # back the message it is running itself (then the run would merely repeat).
-    visibility_timeout: int = 8
+    # Short enough for the test, and longer than the task's run on the new
+    # worker, which would otherwise take back the message it is running itself
+    # (the run would merely repeat, a no-op, but the test could not tell when
+    # the broker is done).
+    visibility_timeout: int = 15
 
 
 # --- OCR of an ID card photo (Gate 1) --------------------------------------------------------
@@ -145,9 +147,14 @@ def _start_recording(fixture: Callable[[str], Any]) -> Started:
         assert completed.get().data["attempt"] == done.attempts >= 2
         hashed = AuditRecord.objects.filter(action=AuditAction.RECORDING_FILE_HASHED, target_id=str(done.pk))
         assert hashed.count() == done.files.count()
-        # The killed attempt's half-made outputs are gone from storage.
+        # The killed attempt's half-made outputs are removed from storage
+        # (by the worker, just after the commit that recorded the new ones).
         stored = Path(settings.MEDIA_ROOT) / "recordings" / str(call.public_id)
-        assert sorted(path.name for path in stored.iterdir()) == [f"attempt-{done.attempts}"]
+        wait_until(
+            lambda: sorted(path.name for path in stored.iterdir()) == [f"attempt-{done.attempts}"],
+            timeout=10,
+            what=f"only attempt-{done.attempts} left in {stored}",
+        )
 
     return Started(
         locked_model=Recording,
@@ -162,7 +169,7 @@ def _start_recording(fixture: Callable[[str], Any]) -> Started:
 
 CASES = [
     InterruptedTask(name="ocr_read_id_card", queue="ocr", start=_start_ocr),
-    InterruptedTask(name="recording_process_task", queue="media", start=_start_recording, visibility_timeout=20),
+    InterruptedTask(name="recording_process_task", queue="media", start=_start_recording, visibility_timeout=30),
 ]
 
 
@@ -223,6 +230,9 @@ def test_a_task_whose_worker_is_killed_mid_way_is_redelivered_and_applied_once(
     )
     wait_until(started.applied, timeout=WORKER_SECONDS, what=f"the task to be redelivered: {processes.log('second')}")
     started.applied_once()
-    wait_until(lambda: broker.hlen(unacked) == 0, timeout=10, what="the redelivered message to be acknowledged")
-    assert broker.llen(case.queue) == 0
+    wait_until(
+        lambda: broker.hlen(unacked) == 0 and broker.llen(case.queue) == 0,
+        timeout=30,
+        what="the redelivered message to be acknowledged",
+    )
     assert_audit_chain_verifies()

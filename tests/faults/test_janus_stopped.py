@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
@@ -121,6 +122,9 @@ def platform(settings: Any, janus: JanusHarness, janus_bridge: int, tmp_path: Pa
         yield
     finally:
         celery_app.conf.task_always_eager = eager
+        # Nobody consumes what was sent; leave the test Redis database clean.
+        with redis.Redis.from_url(settings.REDIS_URL) as broker:
+            broker.delete("default", "media")
 
 
 def _queued_visit(customer: Customer) -> ServiceSession:
