@@ -25,3 +25,6 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("", include("apps.mobile.urls")),
 ]
+
+# Unmatched /api/ URLs answer in the API's error shape (apps/common/views.py).
+handler404 = "apps.common.views.not_found"

@@ -55,6 +55,8 @@ class AuditAction(models.TextChoices):
     QUEUE_DISCONNECTED = "queueing.entry.disconnected", _("Customer's page disconnected")
     QUEUE_RECONNECTED = "queueing.entry.reconnected", _("Customer's page reconnected")
     QUEUE_ABANDONED = "queueing.entry.abandoned", _("Customer left the queue")
+    # data: previous entry id and why its call ended; the new entry goes to the front.
+    QUEUE_REJOINED = "queueing.entry.rejoined", _("Customer queued again after a failed call")
     AGENT_STATE_CHANGED = "queueing.agent.state_changed", _("Agent state changed")
     # Video calls (apps.calls).
     CALL_CREATED = "calls.call.created", _("Call created")

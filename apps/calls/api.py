@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -131,6 +132,7 @@ class CallInviteApi(APIView):
             required=False, help_text="A named expert or agent; omit for any available expert."
         )
 
+    @extend_schema(request=InputSerializer)
     def post(self, request: Request, public_id: str) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -152,6 +154,7 @@ class CallTransferApi(APIView):
     class InputSerializer(serializers.Serializer):
         queue = serializers.IntegerField()
 
+    @extend_schema(request=InputSerializer)
     def post(self, request: Request, public_id: str) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

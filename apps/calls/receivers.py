@@ -14,9 +14,10 @@ def on_entry_connected(sender: Any, entry: Any, staff: Any, **kwargs: Any) -> No
 
 
 def on_dispatcher_tick(sender: Any, now: Any, **kwargs: Any) -> None:
-    from apps.calls.services import calls_expire
+    from apps.calls.services import calls_expire, calls_media_servers_check
 
     calls_expire(now=now)
+    calls_media_servers_check(now=now)
 
 
 def connect() -> None:

@@ -13,7 +13,9 @@ from apps.verification.models import ServiceSession
 
 # Janus videoroom recording names (docs/janus.md):
 # videoroom-<room>-user-<feed id>-<µs timestamp>-<audio|video>-<mid>.mjr
-_RECORDING = re.compile(r"^videoroom-(?P<room>\d+)-user-(?P<feed>\d+)-(?P<stamp>\d+)-(?P<kind>audio|video)-\d+\.mjr$")
+_RECORDING = re.compile(
+    r"^videoroom-(?P<room>\d+)-user-(?P<feed>\d+)-(?P<stamp>\d+)-(?P<kind>audio|video)-\d+\.mjr(?P<open>\.tmp)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,14 @@ class RecordingFile:
     participant_id: int | None
 
 
-def call_recording_files(*, call: Call) -> list[RecordingFile]:
+def call_recording_files(*, call: Call, include_unclosed: bool = False) -> list[RecordingFile]:
     """The call's finished recording files, each mapped to its participant by feed id.
 
     Open recordings (``.mjr.tmp``) are not listed: Janus renames them when it
-    closes them. A participant who rejoined has several feeds, hence several
-    files; all map back to them.
+    closes them. ``include_unclosed`` lists them too, for a call whose Janus
+    died (``media_server_failed``): nobody will close them, and what was
+    written up to the crash is the call's evidence. A participant who rejoined
+    has several feeds, hence several files; all map back to them.
     """
     folder = Path(call.record_dir)
     if not folder.is_dir():
@@ -40,7 +44,7 @@ def call_recording_files(*, call: Call) -> list[RecordingFile]:
     files = []
     for path in sorted(folder.iterdir()):
         match = _RECORDING.match(path.name)
-        if match is None or int(match["room"]) != call.room_id:
+        if match is None or int(match["room"]) != call.room_id or (match["open"] and not include_unclosed):
             continue
         participant = feeds.get(int(match["feed"]))
         files.append(

@@ -27,6 +27,7 @@ from apps.calls.integrations.janus import (
     VIDEOROOM_ERROR_ROOM_EXISTS,
     JanusError,
     JanusVideoRoom,
+    UnknownJanusServer,
     janus_server,
     janus_servers,
     janus_session_token,
@@ -42,6 +43,9 @@ from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 
 MEDIA = Actor.system("media")
+LIVE_CALL_STATES = (CallState.CONNECTING, CallState.CONNECTED)
+# Calls that broke down rather than ended: the customer may come back with priority.
+FAILED_CALL_REASONS = (CallEndReason.MEDIA_SERVER_FAILED, CallEndReason.REJOIN_GRACE_EXPIRED)
 
 
 def _apply(call: Call, transition_name: str, *args: Any) -> None:
@@ -245,9 +249,12 @@ def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = ""
         actor=actor, action=AuditAction.CALL_ENDED, target=call, data={"reason": reason.value, "detail": detail}
     )
     # The serving agent and any expert still busy with this call go to wrap-up.
+    # A call that broke down (rather than ended) lets the customer queue again
+    # with priority (queueing.services.queue_entry_rejoin).
+    failed = reason in FAILED_CALL_REASONS
     for member in CallParticipant.objects.filter(call=call, staff__isnull=False).select_related("staff"):
         assert member.staff is not None
-        _release(member.staff, actor=actor, now=now)
+        _release(member.staff, actor=actor, now=now, call_failed=failed)
     _notify(call, "ended", reason=reason.value)
     if call.room_open:
         from apps.calls.tasks import call_room_close_task
@@ -290,11 +297,11 @@ def call_end(*, call_id: int, actor: AnyActor, reason: CallEndReason, detail: st
     return call
 
 
-def _release(staff: StaffProfile, *, actor: AnyActor, now: datetime) -> None:
+def _release(staff: StaffProfile, *, actor: AnyActor, now: datetime, call_failed: bool = False) -> None:
     """A staff member's part in a call is over: busy → wrap-up (others keep their state)."""
     presence = AgentPresence.objects.filter(staff=staff).first()
     if presence is not None and presence.state == AgentState.BUSY:
-        agent_service_end(actor=actor, staff=staff, now=now)
+        agent_service_end(actor=actor, staff=staff, now=now, call_failed=call_failed)
 
 
 def call_room_close(*, call_id: int) -> None:
@@ -441,5 +448,73 @@ def calls_expire(*, now: datetime | None = None) -> int:
             if call is None:
                 continue
             _end(call, reason=reason, actor=MEDIA, now=now)
+            ended += 1
+    return ended
+
+
+# Per process (each dispatcher loop keeps its own): when each Janus server was
+# last pinged, and since when it has not answered.
+_server_checked_at: dict[str, datetime] = {}
+_server_unreachable_since: dict[str, datetime] = {}
+
+
+def calls_media_servers_check(*, now: datetime | None = None) -> int:
+    """End the live calls of a Janus server that stopped answering (``media_server_failed``).
+
+    Janus sends nothing when it crashes or its machine is lost, so the
+    dispatcher asks: each server with open rooms is pinged at most every
+    ``CALL_MEDIA_SERVER_CHECK_SECONDS``; once it has not answered for
+    ``CALL_MEDIA_SERVER_FAILURE_SECONDS``, its live calls end. Their partial
+    recordings are post-processed as they are (recordings.services), and the
+    customers may queue again at the front (queueing.services.queue_entry_rejoin).
+    Returns the number of calls ended.
+    """
+    now = now or timezone.now()
+    check_every = timedelta(seconds=settings.CALL_MEDIA_SERVER_CHECK_SECONDS)
+    failing_for = timedelta(seconds=settings.CALL_MEDIA_SERVER_FAILURE_SECONDS)
+    names = sorted(
+        set(
+            Call.objects.filter(state__in=LIVE_CALL_STATES, room_open=True)
+            .values_list("janus_server", flat=True)
+            .distinct()
+        )
+    )
+    for forgotten in set(_server_checked_at) - set(names):  # no open room there any more
+        _server_checked_at.pop(forgotten, None)
+        _server_unreachable_since.pop(forgotten, None)
+    ended = 0
+    for name in names:
+        checked = _server_checked_at.get(name)
+        if checked is not None and now - checked < check_every:
+            continue
+        if checked is None or now - checked > check_every + failing_for:
+            # Not watched lately: an old failure says nothing about now.
+            _server_unreachable_since.pop(name, None)
+        _server_checked_at[name] = now
+        try:
+            JanusVideoRoom(janus_server(name), timeout=2.0).ping()
+        except (JanusError, UnknownJanusServer) as failure:
+            since = _server_unreachable_since.setdefault(name, now)
+            if now - since >= failing_for:
+                ended += _media_server_calls_end(
+                    name, detail=f"no answer since {since.isoformat()}: {failure}", now=now
+                )
+        else:
+            _server_unreachable_since.pop(name, None)
+    return ended
+
+
+def _media_server_calls_end(server: str, *, detail: str, now: datetime) -> int:
+    ended = 0
+    for call_id in Call.objects.filter(state__in=LIVE_CALL_STATES, janus_server=server).values_list("pk", flat=True):
+        with transaction.atomic():
+            call = (
+                Call.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk=call_id, state__in=LIVE_CALL_STATES)
+                .first()
+            )
+            if call is None:
+                continue
+            _end(call, reason=CallEndReason.MEDIA_SERVER_FAILED, actor=MEDIA, detail=detail[:500], now=now)
             ended += 1
     return ended

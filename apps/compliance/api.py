@@ -8,6 +8,7 @@ from django.http import FileResponse
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -84,6 +85,7 @@ class AuditExportListCreateApi(APIView):
         exports = audit_exports_visible_to(user=request_staff_user(request))[:100]
         return Response({"results": [export_representation(export, request) for export in exports]})
 
+    @extend_schema(request=InputSerializer)
     def post(self, request: Request) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -89,6 +90,7 @@ class AgentStateApi(APIView):
     class InputSerializer(serializers.Serializer):
         state = serializers.ChoiceField(choices=[AgentState.AVAILABLE, AgentState.AWAY, AgentState.OFFLINE])
 
+    @extend_schema(request=InputSerializer)
     def post(self, request: Request) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -159,6 +161,7 @@ class EntryMoveApi(APIView):
     class InputSerializer(serializers.Serializer):
         queue = serializers.IntegerField()
 
+    @extend_schema(request=InputSerializer)
     def post(self, request: Request, entry_id: int) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -171,6 +174,7 @@ class EntryMoveApi(APIView):
 class AgentStateBySupervisorApi(APIView):
     permission_classes = (_SUPERVISE,)
 
+    @extend_schema(request=AgentStateApi.InputSerializer)
     def post(self, request: Request, staff_id: int) -> Response:
         payload = AgentStateApi.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

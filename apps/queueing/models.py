@@ -202,6 +202,9 @@ class EndReason(models.TextChoices):
     ANSWERED = "answered", _("Answered")
     CUSTOMER_LEFT = "customer_left", _("Customer left")
     GRACE_EXPIRED = "grace_expired", _("Did not reconnect in time")
+    # The call of an answered entry failed (video server down, a participant
+    # never came back): the customer may queue again with priority.
+    CALL_FAILED = "call_failed", _("The call failed")
 
 
 class QueueEntry(ConcurrentTransitionMixin, models.Model):
@@ -273,9 +276,9 @@ class QueueEntry(ConcurrentTransitionMixin, models.Model):
         self.offer_expires_at = None
 
     @transition(field=state, source=EntryState.CONNECTED, target=EntryState.SERVED)
-    def finish(self, now: Any) -> None:
+    def finish(self, now: Any, reason: str = EndReason.ANSWERED) -> None:
         self.ended_at = now
-        self.end_reason = EndReason.ANSWERED
+        self.end_reason = reason
 
     @transition(field=state, source=EntryState.WAITING, target=EntryState.WAITING)
     def move(self, queue: ServiceQueue, priority_key: float, overflow: bool) -> None:

@@ -178,6 +178,8 @@ def queue_entry_enqueue(
         return existing
     if visit.state != VisitState.QUEUE_READY:
         raise NotAllowed(_("Please complete the checks before joining the queue."), code="out_of_order")
+    if not after_service and _failed_call_entry(visit) is not None:
+        return queue_entry_rejoin(visit_id=visit.pk, now=now)
     if not after_service and QueueEntry.objects.filter(visit=visit, state=EntryState.SERVED).exists():
         raise NotAllowed(_("This visit has already been served. Please start a new one."), code="already_served")
     assert visit.customer is not None
@@ -198,6 +200,59 @@ def queue_entry_enqueue(
         action=AuditAction.QUEUE_ENTERED,
         target=entry,
         data={"queue": queue.code, "level": level, "business": visit.business_code, "visit": str(visit.public_id)},
+    )
+    _queue_event(queue.pk, inserted_key=entry.priority_key)
+    _schedule_dispatch(queue.pk)
+    return entry
+
+
+def _failed_call_entry(visit: ServiceSession) -> QueueEntry | None:
+    """The visit's last entry, if its call failed and the visit has no outcome yet (nothing was decided)."""
+    last = QueueEntry.objects.filter(visit=visit).order_by("-pk").first()
+    if last is None or last.state != EntryState.SERVED or last.end_reason != EndReason.CALL_FAILED:
+        return None
+    return last if not visit.outcome else None
+
+
+@transaction.atomic
+def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEntry:
+    """A customer whose call failed (video server down, grace expired) queues again, at the FRONT.
+
+    Allowed while the visit has no outcome (the service was not concluded).
+    The new entry keeps the first entry's enqueue time (the waited time is the
+    customer's, R2) and goes ahead of everyone waiting, as a declined offer
+    does (R2.4). Idempotent: a visit with a live entry gets it back.
+    """
+    now = now or timezone.now()
+    visit = ServiceSession.objects.select_for_update(of=("self",)).select_related("customer").get(pk=visit_id)
+    existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_STATES).first()
+    if existing is not None:
+        return existing
+    previous = _failed_call_entry(visit)
+    if previous is None or visit.state != VisitState.QUEUE_READY:
+        raise NotAllowed(
+            _("Only a visit whose call failed before it was concluded can queue again."), code="rejoin_not_allowed"
+        )
+    assert visit.customer is not None
+    queue = previous.queue
+    first = QueueEntry.objects.filter(visit=visit).order_by("pk").first()
+    enqueued_at = first.enqueued_at if first is not None else now
+    key = _front_key(
+        queue.pk, _key_for(queue, enqueued_at=enqueued_at, level=previous.level, business_code=previous.business_code)
+    )
+    entry = QueueEntry.objects.create(
+        visit=visit,
+        queue=queue,
+        business_code=previous.business_code,
+        level=visit.customer.level,
+        enqueued_at=enqueued_at,
+        priority_key=key,
+    )
+    audit_record(
+        actor=visit.customer.as_audit_actor(),
+        action=AuditAction.QUEUE_REJOINED,
+        target=entry,
+        data={"queue": queue.code, "previous_entry": previous.pk, "reason": previous.end_reason},
     )
     _queue_event(queue.pk, inserted_key=entry.priority_key)
     _schedule_dispatch(queue.pk)
@@ -415,8 +470,15 @@ def agent_assist_start(*, actor: AnyActor, staff: StaffProfile, now: datetime | 
 
 
 @transaction.atomic
-def agent_service_end(*, actor: AnyActor, staff: StaffProfile, now: datetime | None = None) -> AgentPresence:
-    """The agent's service ended: wrap-up (after-call work) for the queue's configured time."""
+def agent_service_end(
+    *, actor: AnyActor, staff: StaffProfile, now: datetime | None = None, call_failed: bool = False
+) -> AgentPresence:
+    """The agent's service ended: wrap-up (after-call work) for the queue's configured time.
+
+    ``call_failed``: the call broke down (video server failed, a participant
+    never came back) rather than ended; the customer may queue again with
+    priority (``queue_entry_rejoin``).
+    """
     now = now or timezone.now()
     presence = _presence_for(staff, now)
     entry = (
@@ -431,7 +493,7 @@ def agent_service_end(*, actor: AnyActor, staff: StaffProfile, now: datetime | N
     if entry is not None:
         # The entry leaves the live set, which frees the agent in the unique
         # index; the call and service records (later apps) carry the service on.
-        _apply(entry, "finish", now)
+        _apply(entry, "finish", now, EndReason.CALL_FAILED if call_failed else EndReason.ANSWERED)
         entry.save()
     audit_record(actor=actor, action=AuditAction.AGENT_STATE_CHANGED, target=presence, data={"to": "wrap_up"})
     _agent_event(presence, "wrap_up")

@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import MultiPartParser
@@ -99,6 +100,15 @@ class CallSnapshotsApi(APIView):
             raise NotFound(_("This call does not exist."), code="call_not_found")
         return Response({"snapshots": SnapshotOutput(snapshots_for_call(call=call), many=True).data})
 
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"image": {"type": "string", "format": "binary"}},
+                "required": ["image"],
+            }
+        }
+    )
     def post(self, request: Request, public_id: str) -> Response:
         call = _call(public_id)
         upload = request.FILES.get("image")

@@ -32,7 +32,7 @@ from django_fsm import TransitionNotAllowed
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, AnyActor, audit_record
-from apps.calls.models import Call, CallParticipant, CallState, ParticipantRole
+from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
 from apps.calls.selectors import call_recording_files
 from apps.common.errors import ApplicationError, NotAllowed, NotFound, PermissionDenied, ValidationFailed
 from apps.common.images import ImageRejected, image_to_jpeg_bytes, load_untrusted_image
@@ -188,7 +188,8 @@ def _begin(call_id: int) -> tuple[Recording, int | None]:
     if call.state != CallState.ENDED:
         raise RecordingNotReady(_("The call is still going on."), code="call_not_ended")
     folder = Path(call.record_dir)
-    if folder.is_dir() and any(path.name.endswith(".mjr.tmp") for path in folder.iterdir()):
+    writer_gone = call.end_reason == CallEndReason.MEDIA_SERVER_FAILED
+    if not writer_gone and folder.is_dir() and any(path.name.endswith(".mjr.tmp") for path in folder.iterdir()):
         # Janus closes (and renames) recordings when the room is destroyed,
         # which happens after the call ended: come back later.
         raise RecordingNotReady(_("Janus is still writing the recordings."), code="recording_files_open")
@@ -220,7 +221,8 @@ def _produce(
     recording: Recording, attempt: int, workdir: Path, stored: list[str]
 ) -> tuple[list[_Produced], float | None]:
     call = recording.call
-    originals = call_recording_files(call=call)
+    # A Janus that died never closes its recordings: what it wrote is all there is.
+    originals = call_recording_files(call=call, include_unclosed=call.end_reason == CallEndReason.MEDIA_SERVER_FAILED)
     produced: list[_Produced] = []
     if not originals:
         if call.connected_at is None:
@@ -378,6 +380,13 @@ def _finish(
         )
     recording.finish(now=timezone.now(), duration_seconds=duration)
     recording.save()
+    if attempt > 1:
+        # An earlier attempt whose worker died mid-way (tests/faults) left the
+        # files it had stored so far; no row names them. An earlier attempt
+        # still running cannot record its files any more (compare-and-set
+        # above) and deletes its own outputs when it notices.
+        folder = f"recordings/{recording.call.public_id}"
+        transaction.on_commit(lambda: _delete_older_attempts(folder, attempt))
     audit_record(
         actor=RECORDINGS_WORKER,
         action=AuditAction.RECORDING_COMPLETED,
@@ -394,6 +403,19 @@ def _finish(
 def _delete_outputs(names: list[str]) -> None:
     for name in names:
         default_storage.delete(name)
+
+
+def _delete_older_attempts(folder: str, newest: int) -> None:
+    try:
+        attempt_folders, _files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in attempt_folders:
+        number = name.removeprefix("attempt-")
+        if number.isdigit() and int(number) < newest:
+            _subfolders, files = default_storage.listdir(f"{folder}/{name}")
+            _delete_outputs([f"{folder}/{name}/{file}" for file in files])
+            default_storage.delete(f"{folder}/{name}")  # the emptied folder (a no-op on object storages)
 
 
 @transaction.atomic

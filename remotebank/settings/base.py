@@ -212,5 +212,11 @@ CALL_CONNECT_TIMEOUT_SECONDS = env_int("REMOTEBANK_CALL_CONNECT_TIMEOUT_SECONDS"
 RECORDINGS_RETENTION_DAYS = env_int("REMOTEBANK_RECORDINGS_RETENTION_DAYS", 5 * 365)
 if RECORDINGS_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("REMOTEBANK_RECORDINGS_RETENTION_DAYS must be at least 1.")
+# A Janus server that stops answering (crash, lost machine): the dispatcher
+# pings each server with live calls at most every CHECK seconds, and ends its
+# live calls (media_server_failed) once it has failed to answer for FAILURE
+# seconds (one lost ping is not a dead server).
+CALL_MEDIA_SERVER_CHECK_SECONDS = env_int("REMOTEBANK_CALL_MEDIA_SERVER_CHECK_SECONDS", 5)
+CALL_MEDIA_SERVER_FAILURE_SECONDS = env_int("REMOTEBANK_CALL_MEDIA_SERVER_FAILURE_SECONDS", 10)
 from remotebank.settings.channels import *  # noqa: E402,F403
 from remotebank.settings.database import *  # noqa: E402,F403

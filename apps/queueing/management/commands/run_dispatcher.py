@@ -8,18 +8,21 @@ the periodic figures and position re-sync broadcasts.
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from dataclasses import asdict
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
 from apps.queueing import events
 from apps.queueing.models import ServiceQueue
 from apps.queueing.selectors import queue_figures
 from apps.queueing.services import dispatcher_tick, queue_snapshots_take
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -47,21 +50,31 @@ class Command(BaseCommand):
         self.stdout.write("Dispatcher running.")
         while not stopping:
             close_old_connections()
-            done = dispatcher_tick()
-            if any(done.values()):
-                self.stdout.write(", ".join(f"{key}={value}" for key, value in done.items() if value))
-            now = time.monotonic()
-            if now - last_figures >= options["figures_every"]:
-                last_figures = now
-                figures = [asdict(item) for item in queue_figures()]
-                events.broadcast_now(events.FIGURES_GROUP, {"type": events.FIGURES_UPDATE, "queues": figures})
-            if now - last_resync >= options["resync_every"]:
-                last_resync = now
-                for queue_id in ServiceQueue.objects.values_list("pk", flat=True):
-                    events.broadcast_now(events.queue_group(queue_id), {"type": events.QUEUE_RESYNC})
-            if now - last_snapshot >= 60:
-                last_snapshot = now
-                queue_snapshots_take()
+            try:
+                done = dispatcher_tick()
+                if any(done.values()):
+                    self.stdout.write(", ".join(f"{key}={value}" for key, value in done.items() if value))
+                now = time.monotonic()
+                if now - last_figures >= options["figures_every"]:
+                    last_figures = now
+                    figures = [asdict(item) for item in queue_figures()]
+                    events.broadcast_now(events.FIGURES_GROUP, {"type": events.FIGURES_UPDATE, "queues": figures})
+                if now - last_resync >= options["resync_every"]:
+                    last_resync = now
+                    for queue_id in ServiceQueue.objects.values_list("pk", flat=True):
+                        events.broadcast_now(events.queue_group(queue_id), {"type": events.QUEUE_RESYNC})
+                if now - last_snapshot >= 60:
+                    last_snapshot = now
+                    queue_snapshots_take()
+            except (OperationalError, InterfaceError):
+                # The database connection dropped mid-round (a failover, a
+                # killed backend): the open transaction rolled back whole on
+                # the server, so nothing of it is half-written. Reconnect on
+                # the next round instead of stopping the loop
+                # (tests/faults/test_database_drop.py).
+                logger.warning("Dispatcher round failed on the database; reconnecting", exc_info=True)
+                self.stderr.write("database connection lost; retrying")
+                connections.close_all()
             rounds += 1
             if options["rounds"] and rounds >= options["rounds"]:
                 break
