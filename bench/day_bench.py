@@ -51,6 +51,7 @@ import asyncio
 import base64
 import io
 import json
+import math
 import os
 import random
 import resource
@@ -65,7 +66,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(fraction * len(ordered) + 0.5)) - 1))
+    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))
     return ordered[index]
 
 
@@ -242,6 +243,50 @@ def machine_cpu_seconds() -> tuple[float, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     idle = fields[3] + fields[4]
     return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+class BackendSampler:
+    """CPU of the PostgreSQL backends serving the bench database, sampled every second.
+
+    Backends come and go (Celery, Daphne's connections age out): each pid's CPU is
+    taken from its first to its last sighting, so a short-lived one is undercounted.
+    """
+
+    def __init__(self, dsn: str, database: str) -> None:
+        self.dsn, self.database = dsn, database
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.stopping = False
+
+    def sample(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stopping:
+                rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.database,)).fetchall()
+                for (pid,) in rows:
+                    try:
+                        seconds = cpu_seconds_of(Path(f"/proc/{pid}/stat").read_text())
+                    except OSError:
+                        continue
+                    self.first.setdefault(pid, seconds)
+                    self.last[pid] = seconds
+                time.sleep(1.0)
+
+    def total(self) -> float:
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+
+def pids_named(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 @dataclass
@@ -521,6 +566,45 @@ class Http:
         await self.session.close()
 
 
+class Socket:
+    """A WebSocket read all the time in the background.
+
+    aiohttp answers pings only inside ``receive()``; a person busy in the call
+    would stop reading and Daphne would close the socket after its ping timeout.
+    """
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.messages: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        import aiohttp
+
+        try:
+            async for message in self.ws:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    await self.messages.put(json.loads(message.data))
+        except Exception:
+            pass
+        await self.messages.put(None)
+
+    async def next(self, timeout: float) -> dict[str, Any] | None:
+        """The next message, {} when none came in time; raises Stop when the socket closed."""
+        try:
+            message = await asyncio.wait_for(self.messages.get(), timeout)
+        except TimeoutError:
+            return {}
+        if message is None:
+            raise Stop("WebSocket closed by the server")
+        return message
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.ws.close()
+
+
 def _path_label(path: str) -> str:
     """The path with ids replaced, so errors group by endpoint."""
     parts = []
@@ -592,7 +676,7 @@ async def _service_body(
 ) -> str:
     # Gate 1: the ID card through the real OCR.
     read: dict[str, Any] = {}
-    for attempt in range(3):
+    for _attempt in range(3):
         t0 = time.monotonic()
         form = aiohttp.FormData()
         form.add_field("photo", io.BytesIO(who.card), filename="card.jpg", content_type="image/jpeg")
@@ -623,7 +707,8 @@ async def _service_body(
     enqueued = time.monotonic()
     await http.call("POST", "/api/queueing/visit/")
     ws_url = http.base.replace("http://", "ws://") + "/ws/visit/"
-    async with http.session.ws_connect(ws_url, headers={"Origin": http.base}) as ws:
+    ws = Socket(await http.session.ws_connect(ws_url, headers={"Origin": http.base}))
+    try:
         call = await _wait_for_call(run, http, ws)
         run.stages["queue_wait"].append(time.monotonic() - enqueued)
         # In the call: answer Gate 4 when the questions appear, then the PIN pad.
@@ -670,6 +755,8 @@ async def _service_body(
             what="the hang-up",
             every=0.5,
         )
+    finally:
+        await ws.close()
     run.completed.append(time.monotonic())
     run.visits[visit_id] = "completed"
     del call
@@ -681,35 +768,48 @@ async def _json(http: Http, method: str, path: str, expect: tuple[int, ...] = (2
     return body
 
 
-async def _wait_for_call(run: Run, http: Http, ws: Any) -> dict[str, Any]:
+async def _wait_for_call(run: Run, http: Http, ws: Socket) -> dict[str, Any]:
     """Positions arrive on the socket; any visit event (the answer) sends the page to the call API."""
-    import aiohttp
-
     deadline = run.hard_deadline
     while time.monotonic() < deadline:
-        try:
-            message = await ws.receive(timeout=2.0)
-        except TimeoutError:
-            message = None
-        if message is not None and message.type == aiohttp.WSMsgType.TEXT:
-            data = json.loads(message.data)
-            if data.get("type") == "position":
-                run.positions_seen += 1
-                continue
-        elif message is not None and message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-            raise Stop("visit WebSocket closed")
+        data = await ws.next(2.0)
+        if data.get("type") == "position":
+            run.positions_seen += 1
+            continue
         status, body = await http.call("GET", "/api/calls/current/", expect=(200, 404))
         if status == 200 and body.get("room_ready"):
             return dict(body)
-    raise Stop("timeout waiting for an agent")
+    # The bench is over: leave the queue as a customer closing the page would, so the
+    # visit is closed with an outcome instead of waiting forever.
+    await http.call("DELETE", "/api/queueing/visit/", expect=(200, 409))
+    raise Stop("left the queue: no agent before the drain ended")
 
 
 async def agent_loop(run: Run, index: int, username: str, live_photos: dict[str, Path]) -> None:
+
+    # A broken session (socket closed, connection reset) logs in again, as a person would.
+    while time.monotonic() < run.hard_deadline:
+        try:
+            finished = await agent_session(run, index, username, live_photos)
+        except Stop as stop:
+            run.errors[f"agent session: {stop.kind}"] += 1
+            finished = False
+        except Exception as exc:
+            run.errors[f"agent session: {type(exc).__name__}: {str(exc)[:60]}"] += 1
+            finished = False
+        if finished:
+            return
+        await asyncio.sleep(2)
+
+
+async def agent_session(run: Run, index: int, username: str, live_photos: dict[str, Path]) -> bool:
+    """One login of an agent; True when the day is over."""
     import aiohttp
 
     http = Http(_base(run, index))
+    ws: Socket | None = None
     try:
-        _s, page = await http.call("GET", "/console/login/?next=/console/live/agent/")
+        await http.call("GET", "/console/login/?next=/console/live/agent/")
         token = next(c.value for c in http.session.cookie_jar if c.key == "csrftoken")
         await http.call(
             "POST",
@@ -720,22 +820,26 @@ async def agent_loop(run: Run, index: int, username: str, live_photos: dict[str,
         )
         await http.call("GET", "/api/queueing/agent/")
         ws_url = http.base.replace("http://", "ws://") + "/ws/agent/"
-        async with http.session.ws_connect(ws_url, headers={"Origin": http.base}) as ws:
+        ws = Socket(await http.session.ws_connect(ws_url, headers={"Origin": http.base}))
+        await _leave_call(http)  # a call left over from a broken session
+        me = await _json(http, "GET", "/api/queueing/agent/")
+        if me.get("state") in ("offline", "away"):
             await http.call("POST", "/api/queueing/agent/state/", json={"state": "available"})
-            while time.monotonic() < run.hard_deadline:
-                entry = await _next_offer(run, http, ws)
-                if entry is None:
-                    if time.monotonic() > run.deadline and not _services_in_flight(run):
-                        break
-                    continue
-                try:
-                    await serve(run, http, entry, live_photos, aiohttp)
-                except Stop as stop:
-                    run.errors[f"agent: {stop.kind}"] += 1
-                    await _leave_call(http)
-    except Stop as stop:
-        run.errors[f"agent session: {stop.kind}"] += 1
+        while time.monotonic() < run.hard_deadline:
+            entry = await _next_offer(run, http, ws)
+            if entry is None:
+                if time.monotonic() > run.deadline and not _services_in_flight(run):
+                    return True
+                continue
+            try:
+                await serve(run, http, entry, live_photos, aiohttp)
+            except Stop as stop:
+                run.errors[f"agent: {stop.kind}"] += 1
+                await _leave_call(http)
+        return True
     finally:
+        if ws is not None:
+            await ws.close()
         await http.close()
 
 
@@ -743,22 +847,13 @@ def _services_in_flight(run: Run) -> bool:
     return any(state == "started" for state in run.visits.values())
 
 
-async def _next_offer(run: Run, http: Http, ws: Any) -> int | None:
-    import aiohttp
-
-    try:
-        message = await ws.receive(timeout=2.0)
-    except TimeoutError:
-        message = None
-    if message is not None and message.type == aiohttp.WSMsgType.TEXT:
-        data = json.loads(message.data)
-        if data.get("type") == "agent" and data.get("event") == "offer":
-            return int(data["entry"])
-        if data.get("type") != "agent":
-            return None
-    elif message is not None and message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-        raise Stop("agent WebSocket closed")
-    # Missed or no event: the console's fallback is to ask.
+async def _next_offer(run: Run, http: Http, ws: Socket) -> int | None:
+    data = await ws.next(2.0)
+    if data.get("type") == "agent" and data.get("event") == "offer":
+        return int(data["entry"])
+    if data.get("type") == "figures":
+        return None
+    # A state event, or nothing for 2 s: the console's fallback is to ask.
     me = await _json(http, "GET", "/api/queueing/agent/")
     entry = me.get("entry")
     if entry and entry.get("state") == "offered":
@@ -778,7 +873,7 @@ async def serve(run: Run, http: Http, entry: int, live_photos: dict[str, Path], 
     call = await poll(
         lambda: _json(http, "GET", "/api/calls/mine/", expect=(200, 404)),
         lambda body: isinstance(body, dict) and bool(body.get("room_ready")) and "join" in body,
-        timeout=60,
+        timeout=120,
         what="the room",
         every=0.25,
     )
@@ -1013,10 +1108,11 @@ def main() -> int:
         arguments.duration, arguments.customers, arguments.agents = 60, 6, 3
         arguments.drain = min(arguments.drain, 120)
 
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows in a log file
     bench_started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="day-bench-"))
     load = os.getloadavg()
-    print(f"day bench — {datetime.now():%Y-%m-%d %H:%M:%S %Z}, {os.cpu_count()} CPUs, load average "
+    print(f"day bench — {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, {os.cpu_count()} CPUs, load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; work folder {work}")  # fmt: skip
     print(f"window {arguments.duration:.0f} s, {arguments.customers} customers, {arguments.agents} agents, "
           f"{arguments.daphne} Daphne, wrap-up {arguments.wrap_up} s, business {BUSINESS}")  # fmt: skip
@@ -1067,7 +1163,10 @@ def main() -> int:
         if not arguments.keep_db:
             drop_database(DB_NAME)
         flush_redis(arguments.redis_url)
-        shutil.rmtree(work, ignore_errors=True)
+        if arguments.keep_db:
+            print(f"kept: database {DB_NAME}, logs in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 async def _drive(
@@ -1082,6 +1181,10 @@ async def _drive(
     since = timezone.now()
     tracked = {name: process.pid for name, process in platform.processes.items()}
     cpu_before = {name: process_tree_cpu(pid) for name, pid in tracked.items()}
+    redis_pids = pids_named("redis-server")
+    redis_before = sum(process_tree_cpu(pid) for pid in redis_pids)
+    sampler = BackendSampler(f"{PG_SERVER}/postgres", DB_NAME)
+    sampler_thread = asyncio.create_task(asyncio.to_thread(sampler.sample))
     client_before = resource.getrusage(resource.RUSAGE_SELF)
     machine_before = machine_cpu_seconds()
     start = time.monotonic()
@@ -1103,15 +1206,21 @@ async def _drive(
     window_cpu["bench clients (this process)"] = (client_after.ru_utime + client_after.ru_stime) - (
         client_before.ru_utime + client_before.ru_stime
     )
+    sampler.stopping = True
+    await sampler_thread
+    window_cpu["PostgreSQL backends of the bench database"] = sampler.total()
+    window_cpu["redis-server (shared with other sessions)"] = (
+        sum(process_tree_cpu(pid) for pid in redis_pids) - redis_before
+    )
     machine_after = machine_cpu_seconds()
-    window_cpu["PostgreSQL + Redis + others (rest of machine)"] = max(
+    window_cpu["the rest: other sessions, PostgreSQL's own processes"] = max(
         0.0, (machine_after[0] - machine_before[0]) - sum(window_cpu.values())
     )
     machine = (machine_after[0] - machine_before[0], machine_after[1] - machine_before[1])
     print(
         f"window closed after {time.monotonic() - start:.0f} s; draining running services (≤ {arguments.drain:.0f} s)"
     )
-    done, pending = await asyncio.wait(tasks, timeout=arguments.drain + 30)
+    _done, pending = await asyncio.wait(tasks, timeout=arguments.drain + 30)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
@@ -1121,7 +1230,7 @@ async def _drive(
     await asyncio.sleep(3)  # the last hang-ups' on-commit work
     figures = await asyncio.to_thread(database_figures, since)
     print_report(run, figures, arguments.duration, window_cpu, machine)
-    problems = verify(run, figures, platform)
+    problems = await asyncio.to_thread(verify, run, figures, platform)
     print(f"bench took {time.monotonic() - bench_started:.0f} s; load average now {os.getloadavg()[0]:.2f}")
     return 1 if problems else 0
 
