@@ -836,6 +836,11 @@ async def agent_session(run: Run, index: int, username: str, live_photos: dict[s
             except Stop as stop:
                 run.errors[f"agent: {stop.kind}"] += 1
                 await _leave_call(http)
+            me = await _json(http, "GET", "/api/queueing/agent/")
+            if me.get("state") in ("offline", "away"):
+                # Offers missed while busy with a failed call set the agent away.
+                run.retries["agent was set away (missed offers), back to available"] += 1
+                await http.call("POST", "/api/queueing/agent/state/", json={"state": "available"})
         return True
     finally:
         if ws is not None:
@@ -869,14 +874,23 @@ async def _leave_call(http: Http) -> None:
 
 async def serve(run: Run, http: Http, entry: int, live_photos: dict[str, Path], aiohttp: Any) -> None:
     t0 = time.monotonic()
-    await http.call("POST", f"/api/queueing/offers/{entry}/accept/")
+    status, accepted = await http.call("POST", f"/api/queueing/offers/{entry}/accept/", expect=(200, 403))
+    if status == 403:
+        # An offer event read late: it timed out meanwhile and went to someone else.
+        run.retries[f"offer no longer this agent's ({accepted.get('code', '-')})"] += 1
+        return
     call = await poll(
         lambda: _json(http, "GET", "/api/calls/mine/", expect=(200, 404)),
-        lambda body: isinstance(body, dict) and bool(body.get("room_ready")) and "join" in body,
+        lambda body: (
+            isinstance(body, dict)
+            and ((bool(body.get("room_ready")) and "join" in body) or body.get("code") == "no_call")
+        ),
         timeout=120,
         what="the room",
         every=0.25,
     )
+    if call.get("code") == "no_call":
+        raise Stop("call ended before its room opened (see calls.call.ended in the audit trail)")
     run.stages["room"].append(time.monotonic() - t0)
     call_id, room = call["call"], call["join"]["room_id"]
 
