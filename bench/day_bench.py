@@ -1116,6 +1116,12 @@ def main() -> int:
     parser.add_argument("--wrap-up", type=int, default=2, help="the queue's wrap-up seconds after each call")
     parser.add_argument("--drain", type=float, default=150, help="seconds to let running services finish")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="a Redis database of your own (flushed)")
+    parser.add_argument(
+        "--conn-max-age",
+        default="0",
+        help="REMOTEBANK_DB_CONN_MAX_AGE for the platform (the setting's default, 60, leaks one PostgreSQL "
+        "connection per Daphne request thread: 'too many clients' within a minute; see bench/README.md)",
+    )
     parser.add_argument("--keep-db", action="store_true")
     arguments = parser.parse_args()
     if arguments.quick:
@@ -1144,6 +1150,7 @@ def main() -> int:
             "REMOTEBANK_FACE_WEIGHTS_CACHE_DIR": str(ROOT / "var" / "cache" / "face-weights"),
             "REDIS_URL": arguments.redis_url,
             "REMOTEBANK_CELERY_EAGER": "false",
+            "REMOTEBANK_DB_CONN_MAX_AGE": arguments.conn_max_age,
             "DATABASE_URL": recreate_database(DB_NAME),
         }
     )
