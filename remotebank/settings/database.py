@@ -15,7 +15,12 @@ DATABASE_URL = env_optional("DATABASE_URL") or f"sqlite:///{_VAR_DIR / 'remoteba
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=env_int("REMOTEBANK_DB_CONN_MAX_AGE", 60),
+        # 0: a connection per request. Under ASGI each request runs its
+        # sync code in a thread of its own, and a persistent connection per
+        # thread exhausted PostgreSQL's 100 connections in 40 s in the day
+        # bench (bench/README.md). Pool in front of PostgreSQL (PgBouncer)
+        # when the connect cost matters; see docs/operations.md.
+        conn_max_age=env_int("REMOTEBANK_DB_CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )
 }
