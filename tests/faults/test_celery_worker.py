@@ -12,9 +12,10 @@ remotebank/settings/celery.py), takes it back and runs the task again; the
 service's compare-and-set makes the result land exactly once: one state
 change, one audit record, and an audit chain that verifies.
 
-Adding a case (face verification, ``apps.gates.tasks.gate_face_verify_task``)
-is one more ``InterruptedTask`` entry: how to start the task, which row its
-last transaction locks, and how to recognise the result applied once.
+A case is one ``InterruptedTask`` entry: how to start the task, which row its
+last transaction locks, and how to recognise the result applied once. The
+cases: the OCR of Gate 1, the post-processing of a call's recordings, and the
+face verification of Gate 3.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from remotebank.celery import app as celery_app
 from tests.calls.conftest import janus, network_namespace  # noqa: F401 - fixture reused
 from tests.faults.conftest import HeldLock, Processes, assert_audit_chain_verifies, wait_until
 from tests.fixtures.cardgen import CardPerson, Degradation, face_photos, generate_id_card_front, make_id_number
+from tests.gates.conftest import janus_control, janus_settings, make_in_call, on_commit, registry  # noqa: F401 - fixtures reused
 from tests.recordings.conftest import RecordedCall, make_live_call, recorded_call  # noqa: F401 - fixtures reused
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
@@ -167,9 +169,53 @@ def _start_recording(fixture: Callable[[str], Any]) -> Started:
     )
 
 
+# --- Face verification (Gate 3) ----------------------------------------------------------------
+
+
+def _start_face(fixture: Callable[[str], Any]) -> Started:
+    from apps.gates.models import AttemptStatus, GateAttempt, GateProgress, GateState
+    from apps.gates.services import gate_face_verify_start, gate_identity_check_run, gate_identity_check_start
+    from tests.gates.conftest import capture, person_photos
+
+    kit = 2  # the face set's third person: three photos well within the threshold
+    # The call (dispatch, room) and Gate 2 (the test's sandbox registry) run
+    # here, in the test process; only the face task goes to the broker.
+    celery_app.conf.task_always_eager = True
+    try:
+        in_call = fixture("make_in_call")(person=kit)
+        agent = in_call.agent.user
+        identity = gate_identity_check_start(actor=agent, call_id=in_call.call.pk)
+        gate_identity_check_run(attempt_id=identity.pk)
+        snapshot = capture(in_call, person_photos(kit)[2])
+    finally:
+        celery_app.conf.task_always_eager = False
+    face = gate_face_verify_start(actor=agent, call_id=in_call.call.pk, snapshot_public_id=str(snapshot.public_id))
+
+    def status() -> str:
+        return str(GateAttempt.objects.values_list("status", flat=True).get(pk=face.pk))
+
+    def applied_once() -> None:
+        assert status() == AttemptStatus.PASSED
+        assert GateProgress.objects.get(pk=face.progress_id).state == GateState.QUESTIONS
+        finished = AuditRecord.objects.filter(
+            action=AuditAction.GATE_ATTEMPT_FINISHED, target_id=str(in_call.visit.pk), data__gate="face"
+        )
+        assert finished.count() == 1
+
+    return Started(
+        # The verdict is applied under the progress row's lock, after the model ran.
+        locked_model=GateProgress,
+        locked_pk=face.progress_id,
+        interruptible=lambda: status() == AttemptStatus.RUNNING,
+        applied=lambda: status() != AttemptStatus.RUNNING,
+        applied_once=applied_once,
+    )
+
+
 CASES = [
     InterruptedTask(name="ocr_read_id_card", queue="ocr", start=_start_ocr),
     InterruptedTask(name="recording_process_task", queue="media", start=_start_recording, visibility_timeout=30),
+    InterruptedTask(name="gate_face_verify_task", queue="face", start=_start_face, visibility_timeout=40),
 ]
 
 
