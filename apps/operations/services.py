@@ -16,7 +16,7 @@ argument that is logged, audited, stored or broadcast.
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -317,3 +317,44 @@ def service_close_after_call(*, call: Any) -> None:
         _audit(operation, AuditAction.OPERATION_CANCELLED, MEDIA, result="call_ended")
     if outcome is not None:
         visit_close(visit_id=call.visit_id, actor=MEDIA, outcome=outcome, reason=call.end_reason)
+
+
+# --- Operations left processing by a request that died ---------------------------------------------
+
+# Longer than any core-banking call may take (its timeout) with room to spare.
+STUCK_AFTER_SECONDS = 120
+
+
+def operations_stuck_release(*, now: Any = None) -> int:
+    """Put back to confirmation any operation left processing by a process that died mid-request.
+
+    Its core-banking request may or may not have been applied; confirming
+    again sends the same reference, which core banking applies at most once.
+    Called on every dispatcher tick (``queueing.signals.dispatcher_ticked``).
+    """
+    now = now or timezone.now()
+    released = 0
+    stale = Operation.objects.filter(
+        state=OperationState.PROCESSING, confirmed_at__lt=now - timedelta(seconds=STUCK_AFTER_SECONDS)
+    ).values_list("pk", flat=True)
+    for operation_id in list(stale):
+        with transaction.atomic():
+            operation = (
+                Operation.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("visit", "call")
+                .filter(pk=operation_id, state=OperationState.PROCESSING)
+                .first()
+            )
+            if operation is None:
+                continue
+            if operation.core_attempts >= settings.OPERATION_MAX_CORE_ATTEMPTS:
+                _transition(operation, "fail", now=now, code="interrupted")
+                operation.save()
+                _audit(operation, AuditAction.OPERATION_FAILED, MEDIA, result="interrupted")
+            else:
+                _transition(operation, "core_unanswered", code="interrupted")
+                operation.save()
+                _audit(operation, AuditAction.OPERATION_CORE_UNANSWERED, MEDIA, result="interrupted")
+            _notify(operation, operation.state)
+            released += 1
+    return released

@@ -7,18 +7,20 @@ import io
 import json
 import logging
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.hashers import check_password
 from django.urls import reverse
+from django.utils import timezone
 from pypdf import PdfReader
 
 from apps.audit.models import AuditRecord
 from apps.audit.selectors import audit_chain_verify
 from apps.customers.models import Account, AccountKind, AccountStatus, Customer
 from apps.operations.models import Operation, OperationState
+from apps.operations.services import STUCK_AFTER_SECONDS, operations_stuck_release
 from apps.verification.models import ServiceOutcome
 from tests.operations.conftest import KIT, InCall, capture, pass_gates, person_photos
 
@@ -373,3 +375,21 @@ def test_the_compliance_evidence_page_lists_the_operation_without_personal_value
     # The field that changed and the result code; not the values.
     assert "mobile" in section and "updated" in section
     assert "13912345678" not in html
+
+
+def test_an_operation_left_processing_by_a_dead_request_goes_back_to_confirmation(
+    activation: InCall, on_commit: Callable[..., Any]
+) -> None:
+    operation_id = _start(activation).json()["id"]
+    # The request that confirmed it died before core banking answered.
+    Operation.objects.filter(public_id=operation_id).update(
+        state=OperationState.PROCESSING, confirmed_at=timezone.now(), core_attempts=1
+    )
+    assert operations_stuck_release(now=timezone.now()) == 0  # still within its time
+    later = timezone.now() + timedelta(seconds=STUCK_AFTER_SECONDS + 1)
+    assert operations_stuck_release(now=later) == 1
+    assert Operation.objects.get(public_id=operation_id).state == OperationState.AWAITING_CONFIRMATION
+    # The customer enters the PIN again; the same reference is applied once.
+    with on_commit():
+        done = _pin(activation, operation_id, GOOD_PIN)
+    assert done.json()["operation"]["state"] == "succeeded"
