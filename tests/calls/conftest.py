@@ -195,20 +195,24 @@ def janus(janus_netns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         conf,
     )
     events_file = workdir / "events.jsonl"
+    collector_log = workdir / "collector.log"
     collector = subprocess.Popen(
         [
             "ip", "netns", "exec", janus_netns, sys.executable, str(PEER), "events",
             "--port", str(EVENTS_PORT), "--secret", events_secret, "--out", str(events_file),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=collector_log.open("wb"),
         cwd=ROOT,
     )  # fmt: skip
     process: subprocess.Popen[bytes] | None = None
     try:
         assert collector.stdout is not None
         if collector.stdout.readline().strip() != b"ready":
-            _unavailable("the event collector (tests/calls/peer.py events) did not start")
+            _unavailable(
+                f"the event collector (tests/calls/peer.py events) did not start in {janus_netns}: "
+                f"{collector_log.read_text(errors='replace')[-1500:]}"
+            )
         log = workdir / "janus.log"
         started = time.monotonic()
         process = subprocess.Popen(

@@ -10,7 +10,9 @@ from django.test import Client
 def test_an_api_path_with_a_malformed_id_answers_in_the_api_error_shape() -> None:
     response = Client().get("/api/customers/not-a-number/")
     assert response.status_code == 404
-    assert response.json() == {"code": "not_found", "message": "There is nothing at this address."}
+    assert response.json() == {"code": "not_found", "message": "此地址没有内容。"}  # Chinese first
+    english = Client().get("/api/customers/not-a-number/", headers={"accept-language": "en"})
+    assert english.json() == {"code": "not_found", "message": "There is nothing at this address."}
 
 
 @pytest.mark.django_db
