@@ -196,15 +196,17 @@ def janus(janus_netns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     events_file = workdir / "events.jsonl"
     collector_log = workdir / "collector.log"
-    collector = subprocess.Popen(
-        [
-            "ip", "netns", "exec", janus_netns, sys.executable, str(PEER), "events",
-            "--port", str(EVENTS_PORT), "--secret", events_secret, "--out", str(events_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=collector_log.open("wb"),
-        cwd=ROOT,
-    )  # fmt: skip
+    # The child keeps its own copy of the descriptor; ours is closed at once.
+    with collector_log.open("wb") as collector_stderr:
+        collector = subprocess.Popen(
+            [
+                "ip", "netns", "exec", janus_netns, sys.executable, str(PEER), "events",
+                "--port", str(EVENTS_PORT), "--secret", events_secret, "--out", str(events_file),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=collector_stderr,
+            cwd=ROOT,
+        )  # fmt: skip
     process: subprocess.Popen[bytes] | None = None
     try:
         assert collector.stdout is not None
