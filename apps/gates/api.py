@@ -11,6 +11,7 @@ from typing import Any
 
 from django.http import FileResponse
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -70,12 +71,13 @@ class GateFaceApi(APIView):
     permission_classes = (_SERVE,)
     parser_classes = (JSONParser,)
 
-    class InputSerializer(serializers.Serializer[Any]):
+    class GateFaceInputSerializer(serializers.Serializer[Any]):
         snapshot = serializers.UUIDField()
 
+    @extend_schema(request=GateFaceInputSerializer)
     def post(self, request: Request, public_id: str) -> Response:
         call = _call_for_staff(request, public_id)
-        data = self.InputSerializer(data=request.data)
+        data = self.GateFaceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         gate_face_verify_start(
             actor=request_staff_user(request), call_id=call.pk, snapshot_public_id=str(data.validated_data["snapshot"])
@@ -126,12 +128,13 @@ class VisitGateAnswersApi(APIView):
     permission_classes = (CsrfEnforced,)
     parser_classes = (JSONParser,)
 
-    class InputSerializer(serializers.Serializer[Any]):
+    class GateAnswersInputSerializer(serializers.Serializer[Any]):
         answers = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=20), max_length=20)
 
+    @extend_schema(request=GateAnswersInputSerializer)
     def post(self, request: Request) -> Response:
         visit = current_visit(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.GateAnswersInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         attempt = gate_questions_answer(visit_id=visit.pk, answers=data.validated_data["answers"])
         return Response({"passed": attempt.status == "passed", **gates_status_for_customer(visit=visit)})

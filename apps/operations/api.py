@@ -11,6 +11,7 @@ from typing import Any
 
 from django.http import FileResponse
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -36,6 +37,35 @@ from apps.verification.api import CsrfEnforced, current_visit
 
 _SERVE = require_permission("queueing.serve_customers")
 
+_START_BODY = {
+    "application/json": {
+        "type": "object",
+        "properties": {
+            "changes": {
+                "type": "object",
+                "description": "information maintenance only: new address, mobile, occupation, id_valid_until",
+                "additionalProperties": {"type": "string"},
+            }
+        },
+    }
+}
+_CONFIRM_BODY = {
+    "application/json": {
+        "type": "object",
+        "properties": {
+            "answers": {
+                "type": "object",
+                "description": "intent verification only",
+                "properties": {
+                    "company_confirmed": {"type": "boolean"},
+                    "purpose": {"type": "string"},
+                    "intent": {"type": "boolean"},
+                },
+            }
+        },
+    }
+}
+
 
 def _call_for_staff(request: Request, public_id: Any) -> Call:
     call = Call.objects.select_related("visit").filter(public_id=public_id).first()
@@ -56,6 +86,10 @@ class CallOperationsApi(APIView):
         call = _call_for_staff(request, public_id)
         return Response({"operations": [operation_for_agent(item) for item in operations_for_visit(visit=call.visit)]})
 
+    @extend_schema(
+        request=_START_BODY,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+    )
     def post(self, request: Request, public_id: str) -> Response:
         call = _call_for_staff(request, public_id)
         data = request.data if isinstance(request.data, dict) else {}
@@ -83,6 +117,7 @@ class OperationConfirmApi(APIView):
     # A confirmation without answers may come as an empty form post.
     parser_classes = (JSONParser, FormParser, MultiPartParser)
 
+    @extend_schema(request=_CONFIRM_BODY)
     def post(self, request: Request, operation_id: str) -> Response:
         _operation_for_staff(request, operation_id)
         data = request.data if isinstance(request.data, dict) else {}
@@ -143,14 +178,15 @@ class VisitOperationPinApi(APIView):
     permission_classes = (CsrfEnforced,)
     parser_classes = (JSONParser,)
 
-    class InputSerializer(serializers.Serializer[Any]):
+    class OperationPinInputSerializer(serializers.Serializer[Any]):
         # Plain strings, checked by the service; never echoed in errors.
         pin = serializers.CharField(max_length=12, trim_whitespace=False)
         pin_repeat = serializers.CharField(max_length=12, trim_whitespace=False)
 
+    @extend_schema(request=OperationPinInputSerializer)
     def post(self, request: Request, operation_id: str) -> Response:
         visit = current_visit(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.OperationPinInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         operation = operation_customer_pin(
             visit_id=visit.pk,
@@ -170,12 +206,13 @@ class VisitOperationConfirmApi(APIView):
     permission_classes = (CsrfEnforced,)
     parser_classes = (JSONParser,)
 
-    class InputSerializer(serializers.Serializer[Any]):
+    class OperationCustomerConfirmInputSerializer(serializers.Serializer[Any]):
         accept = serializers.BooleanField()
 
+    @extend_schema(request=OperationCustomerConfirmInputSerializer)
     def post(self, request: Request, operation_id: str) -> Response:
         visit = current_visit(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.OperationCustomerConfirmInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         operation = operation_customer_confirm(
             visit_id=visit.pk, public_id=operation_id, accept=data.validated_data["accept"]

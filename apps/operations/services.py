@@ -28,7 +28,8 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import TransitionNotAllowed
 
 from apps.audit.actions import AuditAction
-from apps.audit.services import AnyActor, audit_record
+from apps.audit.models import ActorKind
+from apps.audit.services import Actor, AnyActor, audit_record
 from apps.businesses.registry import business_get
 from apps.calls.services import MEDIA, call_live_for_staff, call_notify
 from apps.common.errors import NotAllowed, NotFound, ValidationFailed
@@ -202,11 +203,17 @@ def _apply_result(operation_id: int, *, actor: AnyActor, result: str, failure: C
         return operation
 
 
+def _customer_actor(visit_id: int) -> Actor:
+    """The customer once identified; before that (a request far out of order), the anonymous visit."""
+    visit = ServiceSession.objects.select_related("customer").get(pk=visit_id)
+    if visit.customer is not None:
+        return visit.customer.as_audit_actor()
+    return Actor(ActorKind.CUSTOMER, "", f"visit {visit.public_id}")
+
+
 def operation_customer_pin(*, visit_id: int, public_id: Any, pin: str, repeat: str) -> Operation:
     """The customer's new PIN, typed twice on their own page (R7.1, R7.2)."""
-    visit = ServiceSession.objects.select_related("customer").get(pk=visit_id)
-    assert visit.customer is not None
-    actor = visit.customer.as_audit_actor()
+    actor = _customer_actor(visit_id)
     gates_require_passed(visit_id=visit_id, actor=actor, operation="pin")
     operation = (
         Operation.objects.select_related("visit__customer").filter(public_id=public_id, visit_id=visit_id).first()
@@ -225,9 +232,7 @@ def operation_customer_pin(*, visit_id: int, public_id: Any, pin: str, repeat: s
 
 def operation_customer_confirm(*, visit_id: int, public_id: Any, accept: bool) -> Operation:
     """The customer confirms (or declines) the before/after shown on their phone (R7.4)."""
-    visit = ServiceSession.objects.select_related("customer").get(pk=visit_id)
-    assert visit.customer is not None
-    actor = visit.customer.as_audit_actor()
+    actor = _customer_actor(visit_id)
     gates_require_passed(visit_id=visit_id, actor=actor, operation="confirm")
     if accept:
         return _confirm_and_process(public_id=public_id, actor=actor, confirm_by=ConfirmBy.CUSTOMER, visit_id=visit_id)

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -125,12 +126,13 @@ class BusinessListApi(_VisitApi):
 
 
 class VisitStartApi(_VisitApi):
-    class InputSerializer(serializers.Serializer):
+    class VisitStartInputSerializer(serializers.Serializer):
         business = serializers.CharField(max_length=32)
         mobile = serializers.CharField(max_length=20)
 
+    @extend_schema(request=VisitStartInputSerializer)
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.VisitStartInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         visit = visit_start(business_code=payload.validated_data["business"], mobile=payload.validated_data["mobile"])
         # A new session id: a visit never inherits an earlier one's session.
@@ -144,9 +146,19 @@ class VisitCurrentApi(_VisitApi):
         return Response(visit_representation(current_visit(request)))
 
 
+_PHOTO_UPLOAD = {
+    "multipart/form-data": {
+        "type": "object",
+        "properties": {"photo": {"type": "string", "format": "binary"}},
+        "required": ["photo"],
+    }
+}
+
+
 class VisitIdCardApi(_VisitApi):
     parser_classes = (MultiPartParser, FormParser)
 
+    @extend_schema(request=_PHOTO_UPLOAD)
     def post(self, request: Request) -> Response:
         visit = current_visit(request)
         visit = visit_id_card_upload(visit_id=visit.pk, data=_upload_bytes(request, "photo"))
@@ -166,6 +178,7 @@ class VisitIdentityConfirmApi(_VisitApi):
 class VisitAccountPhotoApi(_VisitApi):
     parser_classes = (MultiPartParser, FormParser)
 
+    @extend_schema(request=_PHOTO_UPLOAD)
     def post(self, request: Request) -> Response:
         reading = visit_account_photo_read(visit_id=current_visit(request).pk, data=_upload_bytes(request, "photo"))
         return Response({"number": reading.number, "source": reading.source})
@@ -174,11 +187,12 @@ class VisitAccountPhotoApi(_VisitApi):
 class VisitAccountApi(_VisitApi):
     parser_classes = (JSONParser, FormParser)
 
-    class InputSerializer(serializers.Serializer):
+    class VisitAccountInputSerializer(serializers.Serializer):
         number = serializers.RegexField(r"^[0-9 ]{8,40}$", max_length=40)
 
+    @extend_schema(request=VisitAccountInputSerializer)
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.VisitAccountInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         visit = visit_account_submit(visit_id=current_visit(request).pk, number=payload.validated_data["number"])
         return Response(visit_representation(visit))

@@ -393,3 +393,21 @@ def test_an_operation_left_processing_by_a_dead_request_goes_back_to_confirmatio
     with on_commit():
         done = _pin(activation, operation_id, GOOD_PIN)
     assert done.json()["operation"]["state"] == "succeeded"
+
+
+def test_a_visit_not_yet_identified_gets_a_clear_refusal_from_the_customer_endpoints(client: Any) -> None:
+    """Found by the API fuzzer: a visit still at Gate 1 (no customer yet) posting a PIN or a confirmation."""
+    from apps.verification.api import SESSION_KEY
+    from apps.verification.services import visit_start
+
+    visit = visit_start(business_code="activation", mobile="13912340009")
+    session = client.session
+    session[SESSION_KEY] = visit.pk
+    session.save()
+    forged = "e3e70682-c209-1cac-a29f-6fbed82c07cd"
+    for url, body in (
+        (reverse("operations:visit-operation-pin", args=[forged]), {"pin": GOOD_PIN, "pin_repeat": GOOD_PIN}),
+        (reverse("operations:visit-operation-confirm", args=[forged]), {"accept": True}),
+    ):
+        response = client.post(url, body, content_type="application/json")
+        assert response.status_code == 409 and response.json()["code"] == "gates_not_passed"
