@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
@@ -50,8 +50,8 @@ RECORD_FIELDS = (
 )
 
 _TEXT_FILTERS = ("actor", "action_prefix", "target_type", "outcome")
-_ALL_FILTERS = ("from", "to", *_TEXT_FILTERS, "blacklist_hits")
 _MAX_TEXT = 150
+FilterT = TypeVar("FilterT", "ExportFilter", "ServiceSearch")
 
 
 @dataclass(frozen=True)
@@ -77,52 +77,15 @@ class ExportFilter:
     @classmethod
     def from_json(cls, raw: Any) -> ExportFilter:
         """Validate a filter sent by a client; raise ValidationFailed with a clear reason."""
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise ValidationFailed(_("The filter must be an object."), code="invalid_filter")
-        unknown = sorted(set(raw) - set(_ALL_FILTERS))
-        if unknown:
-            raise ValidationFailed(
-                _("Unknown filter fields: %(fields)s.") % {"fields": ", ".join(unknown)},
-                code="unknown_filter",
-                extra={"fields": unknown, "allowed": list(_ALL_FILTERS)},
-            )
-        texts: dict[str, str] = {}
-        for name in _TEXT_FILTERS:
-            value = raw.get(name)
-            if value in (None, ""):
-                texts[name] = ""
-                continue
-            if not isinstance(value, str) or len(value.strip()) > _MAX_TEXT:
-                raise ValidationFailed(
-                    _("Filter %(field)s must be a text of at most %(max)d characters.")
-                    % {"field": name, "max": _MAX_TEXT},
-                    code="invalid_filter",
-                    extra={"field": name},
-                )
-            texts[name] = value.strip()
-        prefix = texts["action_prefix"]
+        parsed = _PeriodFilterParts.parse(raw, text_fields=_TEXT_FILTERS)
+        prefix = parsed.texts["action_prefix"]
         if prefix and not any(code.startswith(prefix) for code in AuditAction.values):
             raise ValidationFailed(
                 _("No audit action starts with %(prefix)s.") % {"prefix": prefix},
                 code="unknown_action_prefix",
                 extra={"field": "action_prefix"},
             )
-        blacklist_hits = raw.get("blacklist_hits", False)
-        if not isinstance(blacklist_hits, bool):
-            raise ValidationFailed(
-                _("Filter blacklist_hits must be true or false."),
-                code="invalid_filter",
-                extra={"field": "blacklist_hits"},
-            )
-        date_from = _parse_moment(raw.get("from"), "from")
-        date_to = _parse_moment(raw.get("to"), "to")
-        result = cls(date_from=date_from, date_to=date_to, blacklist_hits=blacklist_hits, **texts)
-        start, end = result.period_bounds()
-        if start is not None and end is not None and start >= end:
-            raise ValidationFailed(_("The period ends before it starts."), code="invalid_period", extra={"field": "to"})
-        return result
+        return parsed.build(cls)
 
     def period_bounds(self) -> tuple[datetime | None, datetime | None]:
         """[start, end) as aware datetimes; a date ``to`` covers that whole day."""
@@ -130,17 +93,7 @@ class ExportFilter:
 
     def as_json(self) -> dict[str, Any]:
         """The filter in the form it was given, without empty parts (stored and audited)."""
-        result: dict[str, Any] = {}
-        if self.date_from is not None:
-            result["from"] = self.date_from.isoformat()
-        if self.date_to is not None:
-            result["to"] = self.date_to.isoformat()
-        for name in _TEXT_FILTERS:
-            if value := getattr(self, name):
-                result[name] = value
-        if self.blacklist_hits:
-            result["blacklist_hits"] = True
-        return result
+        return _filter_as_json(self, _TEXT_FILTERS)
 
 
 def _parse_moment(value: Any, field: str) -> date | datetime | None:
@@ -174,6 +127,82 @@ def _end_of(moment: date | datetime | None) -> datetime | None:
     if moment is None or isinstance(moment, datetime):
         return moment
     return timezone.make_aware(datetime.combine(moment + timedelta(days=1), time.min))
+
+
+@dataclass(frozen=True)
+class _PeriodFilterParts:
+    """What the audit-export filter and the service search share: a period, texts, blacklist hits.
+
+    ``parse`` validates a client's JSON (unknown fields, text lengths, the
+    flag, the dates, a period that ends after it starts); each filter then
+    checks its own texts and ``build``s itself.
+    """
+
+    date_from: date | datetime | None
+    date_to: date | datetime | None
+    texts: dict[str, str]
+    blacklist_hits: bool
+
+    @classmethod
+    def parse(cls, raw: Any, *, text_fields: tuple[str, ...]) -> _PeriodFilterParts:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ValidationFailed(_("The filter must be an object."), code="invalid_filter")
+        allowed = ("from", "to", *text_fields, "blacklist_hits")
+        unknown = sorted(set(raw) - set(allowed))
+        if unknown:
+            raise ValidationFailed(
+                _("Unknown filter fields: %(fields)s.") % {"fields": ", ".join(unknown)},
+                code="unknown_filter",
+                extra={"fields": unknown, "allowed": list(allowed)},
+            )
+        texts: dict[str, str] = {}
+        for name in text_fields:
+            value = raw.get(name)
+            if value in (None, ""):
+                texts[name] = ""
+                continue
+            if not isinstance(value, str) or len(value.strip()) > _MAX_TEXT:
+                raise _invalid(
+                    name,
+                    _("Filter %(field)s must be a text of at most %(max)d characters.")
+                    % {"field": name, "max": _MAX_TEXT},
+                )
+            texts[name] = value.strip()
+        blacklist_hits = raw.get("blacklist_hits", False)
+        if not isinstance(blacklist_hits, bool):
+            raise _invalid("blacklist_hits", _("Filter blacklist_hits must be true or false."))
+        parts = cls(
+            date_from=_parse_moment(raw.get("from"), "from"),
+            date_to=_parse_moment(raw.get("to"), "to"),
+            texts=texts,
+            blacklist_hits=blacklist_hits,
+        )
+        start, end = _start_of(parts.date_from), _end_of(parts.date_to)
+        if start is not None and end is not None and start >= end:
+            raise ValidationFailed(_("The period ends before it starts."), code="invalid_period", extra={"field": "to"})
+        return parts
+
+    def build(self, filter_class: type[FilterT]) -> FilterT:
+        return filter_class(
+            date_from=self.date_from, date_to=self.date_to, blacklist_hits=self.blacklist_hits, **self.texts
+        )
+
+
+def _filter_as_json(search: Any, text_fields: tuple[str, ...]) -> dict[str, Any]:
+    """A filter in the form it was given, without empty parts (stored and audited)."""
+    result: dict[str, Any] = {}
+    if search.date_from is not None:
+        result["from"] = search.date_from.isoformat()
+    if search.date_to is not None:
+        result["to"] = search.date_to.isoformat()
+    for name in text_fields:
+        if value := getattr(search, name):
+            result[name] = value
+    if search.blacklist_hits:
+        result["blacklist_hits"] = True
+    return result
 
 
 def audit_records_for_export(
@@ -267,7 +296,6 @@ SERVICE_RESULTS_LIMIT = 100
 GATE1 = "gate1"
 ANY_GATE = "any"
 _SERVICE_TEXT_FILTERS = ("agent", "business", "customer", "outcome", "gate_failed")
-_SERVICE_FILTERS = ("from", "to", *_SERVICE_TEXT_FILTERS, "blacklist_hits")
 OPEN_OUTCOME = "open"
 
 
@@ -302,66 +330,21 @@ class ServiceSearch:
 
     @classmethod
     def from_json(cls, raw: Any) -> ServiceSearch:
-
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise ValidationFailed(_("The filter must be an object."), code="invalid_filter")
-        unknown = sorted(set(raw) - set(_SERVICE_FILTERS))
-        if unknown:
-            raise ValidationFailed(
-                _("Unknown filter fields: %(fields)s.") % {"fields": ", ".join(unknown)},
-                code="unknown_filter",
-                extra={"fields": unknown, "allowed": list(_SERVICE_FILTERS)},
-            )
-        texts: dict[str, str] = {}
-        for name in _SERVICE_TEXT_FILTERS:
-            value = raw.get(name)
-            if value in (None, ""):
-                texts[name] = ""
-                continue
-            if not isinstance(value, str) or len(value.strip()) > _MAX_TEXT:
-                raise _invalid(
-                    name,
-                    _("Filter %(field)s must be a text of at most %(max)d characters.")
-                    % {"field": name, "max": _MAX_TEXT},
-                )
-            texts[name] = value.strip()
+        parsed = _PeriodFilterParts.parse(raw, text_fields=_SERVICE_TEXT_FILTERS)
+        texts = parsed.texts
         if texts["business"] and texts["business"] not in {code for code, _label in business_choices()}:
             raise _invalid("business", _("Unknown business: %(value)s.") % {"value": texts["business"]})
         if texts["outcome"] and texts["outcome"] not in {*ServiceOutcome.values, OPEN_OUTCOME}:
             raise _invalid("outcome", _("Unknown outcome: %(value)s.") % {"value": texts["outcome"]})
         if texts["gate_failed"] and texts["gate_failed"] not in {code for code, _label in gate_failure_choices()}:
             raise _invalid("gate_failed", _("Unknown gate: %(value)s.") % {"value": texts["gate_failed"]})
-        blacklist_hits = raw.get("blacklist_hits", False)
-        if not isinstance(blacklist_hits, bool):
-            raise _invalid("blacklist_hits", _("Filter blacklist_hits must be true or false."))
-        result = cls(
-            date_from=_parse_moment(raw.get("from"), "from"),
-            date_to=_parse_moment(raw.get("to"), "to"),
-            blacklist_hits=blacklist_hits,
-            **texts,
-        )
-        start, end = result.period_bounds()
-        if start is not None and end is not None and start >= end:
-            raise ValidationFailed(_("The period ends before it starts."), code="invalid_period", extra={"field": "to"})
-        return result
+        return parsed.build(cls)
 
     def period_bounds(self) -> tuple[datetime | None, datetime | None]:
         return _start_of(self.date_from), _end_of(self.date_to)
 
     def as_json(self) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        if self.date_from is not None:
-            result["from"] = self.date_from.isoformat()
-        if self.date_to is not None:
-            result["to"] = self.date_to.isoformat()
-        for name in _SERVICE_TEXT_FILTERS:
-            if value := getattr(self, name):
-                result[name] = value
-        if self.blacklist_hits:
-            result["blacklist_hits"] = True
-        return result
+        return _filter_as_json(self, _SERVICE_TEXT_FILTERS)
 
 
 def services_search(*, user: Any, search: ServiceSearch) -> QuerySet[Any]:
