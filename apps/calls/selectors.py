@@ -3,11 +3,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import Q, QuerySet
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
-from apps.calls.models import Call
+from apps.calls.models import Call, CallParticipant
+from apps.common.errors import NotFound, PermissionDenied
 from apps.staff.roles import Role
 from apps.verification.models import ServiceSession
 
@@ -83,3 +87,17 @@ def visits_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Ser
             Q(calls__participants__staff__supervisor=profile) | Q(calls__participants__staff=profile)
         ).distinct()
     return ServiceSession.objects.none()
+
+
+def call_for_staff_participant(*, public_id: Any, user: User, denied: str | Promise) -> Call:
+    """The call with this public id, if ``user`` took part in it as staff; else NotFound / PermissionDenied(``denied``).
+
+    For reads of a call's own panels (its gates, its operations); writes
+    also check that the person is still present in the live call.
+    """
+    call = Call.objects.select_related("visit").filter(public_id=public_id).first()
+    if call is None:
+        raise NotFound(_("This call does not exist."), code="call_not_found")
+    if not CallParticipant.objects.filter(call=call, staff__user=user).exists():
+        raise PermissionDenied(denied, code="not_in_call")
+    return call

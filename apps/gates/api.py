@@ -18,9 +18,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.calls.models import Call, CallParticipant
+from apps.calls.models import Call
+from apps.calls.selectors import call_for_staff_participant
 from apps.common.api import request_staff_user, require_permission
-from apps.common.errors import NotFound, PermissionDenied
+from apps.common.errors import NotFound
 from apps.gates.selectors import gate_progress_for_visit, gates_status_for_customer, gates_status_for_staff
 from apps.gates.services import (
     gate_face_verify_start,
@@ -34,14 +35,9 @@ _SERVE = require_permission("queueing.serve_customers")
 
 
 def _call_for_staff(request: Request, public_id: Any) -> Call:
-    """The call, if the requesting staff member took part in it (reads only; writes check presence too)."""
-    call = Call.objects.select_related("visit").filter(public_id=public_id).first()
-    if call is None:
-        raise NotFound(_("This call does not exist."), code="call_not_found")
-    user = request_staff_user(request)
-    if not CallParticipant.objects.filter(call=call, staff__user=user).exists():
-        raise PermissionDenied(_("Only staff in this call can see its checks."), code="not_in_call")
-    return call
+    return call_for_staff_participant(
+        public_id=public_id, user=request_staff_user(request), denied=_("Only staff in this call can see its checks.")
+    )
 
 
 class CallGatesApi(APIView):

@@ -20,9 +20,10 @@ from rest_framework.views import APIView
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import audit_record
-from apps.calls.models import Call, CallParticipant
+from apps.calls.models import Call
+from apps.calls.selectors import call_for_staff_participant
 from apps.common.api import request_staff_user, require_permission
-from apps.common.errors import NotFound, PermissionDenied
+from apps.common.errors import NotFound
 from apps.gates.services import gates_require_passed
 from apps.operations.models import Operation
 from apps.operations.selectors import operation_for_agent, operation_for_customer, operations_for_visit
@@ -68,12 +69,11 @@ _CONFIRM_BODY = {
 
 
 def _call_for_staff(request: Request, public_id: Any) -> Call:
-    call = Call.objects.select_related("visit").filter(public_id=public_id).first()
-    if call is None:
-        raise NotFound(_("This call does not exist."), code="call_not_found")
-    if not CallParticipant.objects.filter(call=call, staff__user=request_staff_user(request)).exists():
-        raise PermissionDenied(_("Only staff in this call can see its operations."), code="not_in_call")
-    return call
+    return call_for_staff_participant(
+        public_id=public_id,
+        user=request_staff_user(request),
+        denied=_("Only staff in this call can see its operations."),
+    )
 
 
 class CallOperationsApi(APIView):
@@ -161,6 +161,11 @@ class OperationCertificateApi(APIView):
         return response
 
 
+def _answer_to_customer(operation: Operation) -> dict[str, Any]:
+    """What the customer's page learns after a PIN or a confirmation: the state and result, nothing else."""
+    return {"operation": {"id": str(operation.public_id), "state": operation.state, "result": operation.result_code}}
+
+
 class VisitOperationApi(APIView):
     """The customer's page: ``GET`` the operation waiting for their PIN or confirmation, if any."""
 
@@ -194,9 +199,7 @@ class VisitOperationPinApi(APIView):
             pin=data.validated_data["pin"],
             repeat=data.validated_data["pin_repeat"],
         )
-        return Response(
-            {"operation": {"id": str(operation.public_id), "state": operation.state, "result": operation.result_code}}
-        )
+        return Response(_answer_to_customer(operation))
 
 
 class VisitOperationConfirmApi(APIView):
@@ -217,6 +220,4 @@ class VisitOperationConfirmApi(APIView):
         operation = operation_customer_confirm(
             visit_id=visit.pk, public_id=operation_id, accept=data.validated_data["accept"]
         )
-        return Response(
-            {"operation": {"id": str(operation.public_id), "state": operation.state, "result": operation.result_code}}
-        )
+        return Response(_answer_to_customer(operation))
