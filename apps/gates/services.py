@@ -34,7 +34,7 @@ from apps.common.images import ImageRejected, load_untrusted_image
 from apps.gates.models import AttemptStatus, Gate, GateAttempt, GateProgress, GateState, QuestionDraw
 from apps.gates.questions import questions_draw
 from apps.recordings.models import Snapshot
-from apps.verification.integrations.face import FaceError, FaceModelUnavailable, decide, get_face_engine
+from apps.verification.integrations.face import FaceError, FaceModelUnavailable, get_face_engine
 from apps.verification.integrations.identity_registry import RegistryError, get_identity_registry
 from apps.verification.models import ServiceOutcome, ServiceSession
 from apps.verification.services import visit_close
@@ -306,27 +306,23 @@ def _open_image(field: Any, what: str) -> Image.Image:
 
 
 def _face_compare(attempt: GateAttempt) -> _FaceOutcome:
-    """Embed the three photos, naming which one had no usable face, and decide."""
-    engine = get_face_engine()
+    """Compare the three photos with the engine's rule, naming which one had no usable face."""
     progress = attempt.progress
     assert attempt.snapshot is not None
-    embeddings = {}
+    images = {}
     for what, field in (
         ("live", attempt.snapshot.image),
         ("id_portrait", progress.visit.id_card_portrait),
         ("registry_photo", progress.registry_photo),
     ):
         try:
-            embeddings[what] = engine.embed(_open_image(field, what))
+            images[what] = _open_image(field, what)
         except FaceError as error:
-            code = str(error) if str(error).startswith(("no_", "bad_")) else f"{type(error).__name__}"
-            return _FaceOutcome(AttemptStatus.ERROR, f"{what}:{code}", {})
-    verdict = decide(
-        live_vs_id=engine.compare(embeddings["live"], embeddings["id_portrait"]),
-        live_vs_registry=engine.compare(embeddings["live"], embeddings["registry_photo"]),
-        id_vs_registry=engine.compare(embeddings["id_portrait"], embeddings["registry_photo"]),
-        threshold=engine.threshold,
-    )
+            return _FaceOutcome(AttemptStatus.ERROR, f"{what}:{error}", {})
+    try:
+        verdict = get_face_engine().verify_three(images["live"], images["id_portrait"], images["registry_photo"])
+    except FaceError as error:
+        return _FaceOutcome(AttemptStatus.ERROR, f"{error.photo}:{type(error).__name__}", {})
     scores = {**{name: round(value, 4) for name, value in verdict.scores.items()}, "threshold": verdict.threshold}
     if verdict.passed:
         return _FaceOutcome(AttemptStatus.PASSED, "match", scores)

@@ -70,9 +70,14 @@ WEIGHT_FILES: tuple[WeightFile, ...] = (
 
 
 class FaceError(Exception):
-    """A photo that cannot be used for face verification; ``code`` is stable for APIs/audit."""
+    """A photo that cannot be used for face verification; ``code`` is stable for APIs/audit.
+
+    ``photo`` names which of ``verify_three``'s photos it was ("live",
+    "id_portrait", "registry_photo"): only the live one can be retaken.
+    """
 
     code = "face_error"
+    photo = ""
 
 
 class FaceNotFound(FaceError):
@@ -267,9 +272,14 @@ class DlibFaceEngine:
         return cosine_distance(a, b)
 
     def verify_three(self, live: Image.Image, id_portrait: Image.Image, registry_photo: Image.Image) -> FaceVerdict:
-        live_embedding = self.embed(live)
-        id_embedding = self.embed(id_portrait)
-        registry_embedding = self.embed(registry_photo)
+        embeddings = []
+        for photo, image in (("live", live), ("id_portrait", id_portrait), ("registry_photo", registry_photo)):
+            try:
+                embeddings.append(self.embed(image))
+            except FaceError as error:
+                error.photo = photo
+                raise
+        live_embedding, id_embedding, registry_embedding = embeddings
         return decide(
             live_vs_id=self.compare(live_embedding, id_embedding),
             live_vs_registry=self.compare(live_embedding, registry_embedding),
