@@ -1,0 +1,44 @@
+"""Row locks, taken one way everywhere (pretix's ``lock_objects`` is the model).
+
+Services lock the rows they change with ``SELECT … FOR UPDATE`` inside their
+transaction. ``of=("self",)`` because PostgreSQL refuses to lock the nullable
+side of an outer join that ``select_related`` adds, and only the row itself
+needs the lock. Several rows of one kind are locked in primary-key order, so
+two transactions locking overlapping sets cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from django.db import models
+
+from apps.common.errors import ApplicationError
+
+M = TypeVar("M", bound=models.Model)
+
+
+def lock_object(
+    queryset: models.QuerySet[M],
+    *,
+    not_found: Callable[[], ApplicationError],
+    related: Iterable[str] = (),
+    **lookup: object,
+) -> M:
+    """Lock and return the one row of ``queryset`` matching ``lookup``, or raise ``not_found()``.
+
+    ``related`` rows are joined (``select_related``) but not locked.
+    """
+    query = queryset.select_for_update(of=("self",))
+    if related:
+        query = query.select_related(*related)
+    found = query.filter(**lookup).first()
+    if found is None:
+        raise not_found()
+    return found
+
+
+def lock_objects(queryset: models.QuerySet[M]) -> list[M]:
+    """Lock every row of ``queryset`` in primary-key order and return them."""
+    return list(queryset.select_for_update(of=("self",)).order_by("pk"))
