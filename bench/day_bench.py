@@ -431,10 +431,10 @@ def seed(*, customers: int, agents: int, wrap_up: int, card_dir: Path) -> list[B
     from apps.audit.services import Actor
     from apps.customers.models import AccountKind, AccountStatus, CustomerLevel
     from apps.customers.services import account_upsert, branch_upsert, customer_upsert
+    from apps.gates.integrations.identity_registry import face_people
     from apps.queueing.services import service_queue_upsert
     from apps.staff.roles import Role
     from apps.staff.services import agent_skill_set, role_permissions_sync, staff_member_upsert
-    from apps.verification.integrations.identity_registry import face_people
     from tests.fixtures.cardgen import SAMPLE_ADDRESSES, CardPerson, generate_id_card_front, make_id_number
 
     actor = Actor.system("day_bench")
@@ -1030,7 +1030,7 @@ def database_figures(since: datetime) -> dict[str, Any]:
 
     from apps.audit.models import AuditRecord
     from apps.queueing.models import AgentPresence, QueueEntry
-    from apps.verification.models import ServiceSession
+    from apps.visits.models import Visit
 
     close_old_connections()
     waits = [
@@ -1054,16 +1054,16 @@ def database_figures(since: datetime) -> dict[str, Any]:
         before = [at for at in available.get(presence, []) if at <= record.created_at]
         offers.append((record.created_at, enqueued, max(before) if before else None))
     outcomes = Counter(
-        (visit.outcome or f"(none, state {visit.state})")
-        for visit in ServiceSession.objects.filter(created_at__gte=since)
+        (visit.outcome or f"(none, Gate 1 {visit.verification.state})")
+        for visit in Visit.objects.filter(created_at__gte=since).select_related("verification")
     )
-    no_outcome = [str(visit.public_id) for visit in ServiceSession.objects.filter(created_at__gte=since, outcome="")]
+    no_outcome = [str(visit.public_id) for visit in Visit.objects.filter(created_at__gte=since, outcome="")]
     return {
         "waits": waits,
         "decisions": decision_latencies(offers),
         "outcomes": outcomes,
         "no_outcome": no_outcome,
-        "visits": ServiceSession.objects.filter(created_at__gte=since).count(),
+        "visits": Visit.objects.filter(created_at__gte=since).count(),
     }
 
 

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
 
-from apps.verification.integrations.face import DlibFaceEngine  # noqa: E402
-from apps.verification.management.commands.face_calibrate import dataset_photos, error_rates  # noqa: E402
+from apps.gates.integrations.face import DlibFaceEngine  # noqa: E402
+from apps.gates.management.commands.face_calibrate import dataset_photos, error_rates  # noqa: E402
 from remotebank.settings import verification as verification_settings  # noqa: E402
 
 TARGET_P95_SECONDS = 3.0  # one verify_three = three photos; the agent waits for it

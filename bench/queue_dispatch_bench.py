@@ -146,21 +146,24 @@ def make_waiting_entries(
     from django.utils import timezone
 
     from apps.queueing.models import EntryState, QueueEntry
-    from apps.verification.models import ServiceSession, VisitState
+    from apps.verification.models import Verification, VerificationState
+    from apps.visits.models import Visit
 
     now = timezone.now()
     visits = []
     for i in range(count):
         customer = customers[i % len(customers)]
         visits.append(
-            ServiceSession(
+            Visit(
                 business_code=queue.businesses[i % len(queue.businesses)],
                 mobile=customer.mobile,
-                state=VisitState.QUEUE_READY,
                 customer=customer,
             )
         )
-    visits = ServiceSession.objects.bulk_create(visits, batch_size=1000)
+    visits = Visit.objects.bulk_create(visits, batch_size=1000)
+    Verification.objects.bulk_create(
+        [Verification(visit=visit, state=VerificationState.QUEUE_READY) for visit in visits], batch_size=1000
+    )
     entries = []
     for visit in visits:
         enqueued = now - timedelta(seconds=rng.uniform(0, spread_seconds))

@@ -292,7 +292,7 @@ def prepare_round(n: int, *, agents_start: int, agents: int, customers: list[Any
     from django.utils.crypto import get_random_string
 
     from apps.queueing.models import ServiceQueue
-    from apps.verification.api import SESSION_KEY
+    from apps.visits.authentication import SESSION_KEY
 
     queue = ServiceQueue.objects.create(code=f"ws-{n}", name=f"WebSocket bench {n}", businesses=[BUSINESS])
     entries = make_waiting_entries(queue, customers, n, rng=rng, spread_seconds=600)

@@ -15,13 +15,17 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from apps.visits.authentication import VisitSessionMiddleware  # noqa: E402
 from remotebank.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Origin check stops another site's page from opening a socket with
-        # the user's cookies (cross-site WebSocket hijacking).
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # the user's cookies (cross-site WebSocket hijacking). A customer's
+        # socket finds its visit through the session (scope["visit_id"]).
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(VisitSessionMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )

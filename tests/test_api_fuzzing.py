@@ -32,8 +32,8 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
 
 from apps.staff.roles import Role
-from apps.verification.api import SESSION_KEY
-from apps.verification.services import visit_start
+from apps.verification.services import verification_start
+from apps.visits.authentication import SESSION_KEY
 from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,7 +63,7 @@ def _staff_cookies(user: User) -> dict[str, str]:
 
 
 def _visit_cookies() -> dict[str, str]:
-    visit = visit_start(business_code="activation", mobile="13912340002")
+    visit = verification_start(business_code="activation", mobile="13912340002").visit
     store = SessionStore()
     store[SESSION_KEY] = visit.pk
     store.create()

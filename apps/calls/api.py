@@ -29,7 +29,7 @@ from apps.calls.services import (
 from apps.common.api import request_staff_user, require_permission
 from apps.common.errors import NotFound, PermissionDenied
 from apps.staff.models import StaffProfile
-from apps.verification.api import CsrfEnforced, current_visit
+from apps.visits.authentication import CustomerApi, request_visit
 
 _SERVE = require_permission("queueing.serve_customers")
 
@@ -66,14 +66,11 @@ def call_representation(call: Call, participant: CallParticipant) -> dict[str, A
     return body
 
 
-class CustomerCallApi(APIView):
+class CustomerCallApi(CustomerApi):
     """The customer's current call (session-bound, like the visit)."""
 
-    authentication_classes = ()
-    permission_classes = (CsrfEnforced,)
-
     def _mine(self, request: Request) -> tuple[Call, CallParticipant]:
-        visit = current_visit(request)
+        visit = request_visit(request)
         call = Call.objects.filter(visit=visit).order_by("-created_at").first()
         if call is None:
             raise NotFound(_("No call yet."), code="no_call")

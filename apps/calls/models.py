@@ -21,7 +21,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from apps.queueing.models import QueueEntry
 from apps.staff.models import StaffProfile
-from apps.verification.models import ServiceSession
+from apps.visits.models import Visit
 
 
 class CallState(models.TextChoices):
@@ -56,7 +56,7 @@ def _room_id() -> int:
 
 class Call(ConcurrentTransitionMixin, models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    visit = models.ForeignKey(ServiceSession, on_delete=models.PROTECT, related_name="calls")
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="calls")
     entry = models.OneToOneField(QueueEntry, on_delete=models.PROTECT, related_name="call")
     state = FSMField(_("state"), default=CallState.CONNECTING, choices=CallState.choices, protected=True)
     janus_server = models.CharField(_("video server"), max_length=64)

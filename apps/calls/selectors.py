@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.calls.models import Call, CallParticipant
 from apps.common.errors import NotFound, PermissionDenied
 from apps.staff.roles import Role
-from apps.verification.models import ServiceSession
+from apps.visits.models import Visit
 
 # Janus videoroom recording names (docs/janus.md):
 # videoroom-<room>-user-<feed id>-<µs timestamp>-<audio|video>-<mid>.mjr
@@ -64,7 +64,7 @@ def call_recording_files(*, call: Call, include_unclosed: bool = False) -> list[
     return files
 
 
-def visits_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[ServiceSession]:
+def visits_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Visit]:
     """The services (visits) whose record and evidence this staff user may see (R8 object-level rules).
 
     - agent, expert: the services they took part in (as agent or invited expert);
@@ -77,16 +77,16 @@ def visits_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Ser
     """
     profile = getattr(user, "staff_profile", None) if user.is_authenticated else None
     if profile is None or not user.is_active:
-        return ServiceSession.objects.none()
+        return Visit.objects.none()
     if profile.role == Role.COMPLIANCE_OFFICER:
-        return ServiceSession.objects.all()
+        return Visit.objects.all()
     if profile.role in (Role.AGENT, Role.EXPERT):
-        return ServiceSession.objects.filter(calls__participants__staff=profile).distinct()
+        return Visit.objects.filter(calls__participants__staff=profile).distinct()
     if profile.role == Role.SUPERVISOR:
-        return ServiceSession.objects.filter(
+        return Visit.objects.filter(
             Q(calls__participants__staff__supervisor=profile) | Q(calls__participants__staff=profile)
         ).distinct()
-    return ServiceSession.objects.none()
+    return Visit.objects.none()
 
 
 def call_for_staff_participant(*, public_id: Any, user: User, denied: str | Promise) -> Call:

@@ -20,17 +20,17 @@ M = TypeVar("M", bound=models.Model)
 
 
 def lock_object(
-    queryset: models.QuerySet[M],
+    source: models.Manager[M] | models.QuerySet[M],
     *,
     not_found: Callable[[], ApplicationError],
     related: Iterable[str] = (),
     **lookup: object,
 ) -> M:
-    """Lock and return the one row of ``queryset`` matching ``lookup``, or raise ``not_found()``.
+    """Lock and return the one row of ``source`` matching ``lookup``, or raise ``not_found()``.
 
     ``related`` rows are joined (``select_related``) but not locked.
     """
-    query = queryset.select_for_update(of=("self",))
+    query = source.all().select_for_update(of=("self",))
     if related:
         query = query.select_related(*related)
     found = query.filter(**lookup).first()
@@ -39,6 +39,6 @@ def lock_object(
     return found
 
 
-def lock_objects(queryset: models.QuerySet[M]) -> list[M]:
+def lock_objects(queryset: models.Manager[M] | models.QuerySet[M]) -> list[M]:
     """Lock every row of ``queryset`` in primary-key order and return them."""
-    return list(queryset.select_for_update(of=("self",)).order_by("pk"))
+    return list(queryset.all().select_for_update(of=("self",)).order_by("pk"))

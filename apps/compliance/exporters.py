@@ -39,7 +39,14 @@ NAME_KEYS = frozenset(
 # ...and "name", which is a person's name only in records about people (a
 # branch's or a queue's "name" is not personal data).
 PERSON_TARGET_TYPES = frozenset(
-    {"customers.customer", "customers.blacklistentry", "verification.servicesession", "staff.staffprofile", "auth.user"}
+    {
+        "customers.customer",
+        "customers.blacklistentry",
+        "visits.visit",
+        "verification.servicesession",  # the visit's label before it had its own app
+        "staff.staffprofile",
+        "auth.user",
+    }
 )
 
 # Common single-character surnames (the most frequent ~250, covering well over

@@ -24,7 +24,9 @@ from apps.compliance.exporters import mask_name
 from apps.compliance.models import AuditExport
 from apps.gates.models import Gate, GateAttempt, GateProgress, GateState
 from apps.recordings.models import Recording, Snapshot
-from apps.verification.models import ServiceOutcome, ServiceSession, VisitState
+from apps.verification.models import VerificationState
+from apps.verification.selectors import verification_for_visit
+from apps.visits.models import VISIT_AUDIT_TARGET_TYPES, Visit, VisitOutcome
 
 # The refusal reason Gate 1 records when screening finds the customer or the
 # account on a blacklist (apps.verification.models.RefusalCode.BLACKLISTED;
@@ -314,7 +316,7 @@ class ServiceSearch:
 
     ``agent`` is an employee number (agent or expert in any call of the
     service); ``customer`` a customer number; ``outcome`` a
-    ``ServiceOutcome`` value or "open" (not closed yet); ``gate_failed``
+    ``VisitOutcome`` value or "open" (not closed yet); ``gate_failed``
     one of ``gate_failure_choices``; ``blacklist_hits`` keeps the services
     refused by blacklist screening. The period is when the service started.
     """
@@ -334,7 +336,7 @@ class ServiceSearch:
         texts = parsed.texts
         if texts["business"] and texts["business"] not in {code for code, _label in business_choices()}:
             raise _invalid("business", _("Unknown business: %(value)s.") % {"value": texts["business"]})
-        if texts["outcome"] and texts["outcome"] not in {*ServiceOutcome.values, OPEN_OUTCOME}:
+        if texts["outcome"] and texts["outcome"] not in {*VisitOutcome.values, OPEN_OUTCOME}:
             raise _invalid("outcome", _("Unknown outcome: %(value)s.") % {"value": texts["outcome"]})
         if texts["gate_failed"] and texts["gate_failed"] not in {code for code, _label in gate_failure_choices()}:
             raise _invalid("gate_failed", _("Unknown gate: %(value)s.") % {"value": texts["gate_failed"]})
@@ -371,7 +373,7 @@ def services_search(*, user: Any, search: ServiceSearch) -> QuerySet[Any]:
         queryset = queryset.filter(outcome="")
     elif search.outcome:
         queryset = queryset.filter(outcome=search.outcome)
-    refused = Q(state=VisitState.REFUSED)
+    refused = Q(verification__state=VerificationState.REFUSED)
     gate_failed = Q(gate_progress__state=GateState.FAILED)
     if search.gate_failed == GATE1:
         queryset = queryset.filter(refused)
@@ -380,14 +382,14 @@ def services_search(*, user: Any, search: ServiceSearch) -> QuerySet[Any]:
     elif search.gate_failed:
         queryset = queryset.filter(gate_failed, gate_progress__failed_gate=search.gate_failed)
     if search.blacklist_hits:
-        queryset = queryset.filter(refusal_code=BLACKLISTED_REASON)
-    return queryset.select_related("customer", "gate_progress").order_by("-created_at", "-pk")
+        queryset = queryset.filter(verification__refusal_code=BLACKLISTED_REASON)
+    return queryset.select_related("customer", "gate_progress", "verification").order_by("-created_at", "-pk")
 
 
 def service_get_visible(*, user: Any, public_id: Any) -> Any:
     """One service by its public id, if ``user`` may see it (NotFound / PermissionDenied otherwise)."""
 
-    visit = ServiceSession.objects.select_related("customer", "account").filter(public_id=public_id).first()
+    visit = Visit.objects.select_related("customer", "account").filter(public_id=public_id).first()
     if visit is None:
         raise NotFound(_("This service does not exist."), code="service_not_found")
     if not visits_visible_to(user=user).filter(pk=visit.pk).exists():
@@ -511,9 +513,10 @@ def service_record_get(*, user: Any, public_id: Any, unmask: bool = False) -> Se
     )
     gate1_records = list(
         AuditRecord.objects.filter(
-            target_type="verification.servicesession", target_id=str(visit.pk), action__startswith="verification."
+            target_type__in=VISIT_AUDIT_TARGET_TYPES, target_id=str(visit.pk), action__startswith="verification."
         ).order_by("sequence")
     )
+    gate1 = verification_for_visit(visit=visit)
     ended_at = visit.closed_at or max((call.ended_at for call in calls if call.ended_at), default=None)
     return ServiceRecord(
         visit=visit,
@@ -523,8 +526,8 @@ def service_record_get(*, user: Any, public_id: Any, unmask: bool = False) -> Se
         customer_id_number=personal(customer.id_number if customer else "", mask_id_number),
         customer_mobile=personal(visit.mobile, mask_mobile),
         account_number=personal(account.number if account else "", mask_account_number),
-        read_name=personal(visit.read_name, mask_name),
-        read_id_number=personal(visit.read_id_number, mask_id_number),
+        read_name=personal(gate1.read_name if gate1 else "", mask_name),
+        read_id_number=personal((gate1.read_id_number or "") if gate1 else "", mask_id_number),
         started_at=visit.created_at,
         ended_at=ended_at,
         calls=calls,

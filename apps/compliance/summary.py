@@ -40,7 +40,8 @@ from apps.customers.models import Branch
 from apps.gates.models import Gate
 from apps.queueing.models import EntryState, QueueEntry, ServiceQueue
 from apps.staff.models import StaffProfile
-from apps.verification.models import ServiceOutcome, ServiceSession, VisitState
+from apps.verification.models import VerificationState
+from apps.visits.models import Visit, VisitOutcome
 
 # Longest range one report covers (a report of a year is an export's job, not a page's).
 MAX_RANGE_DAYS = 92
@@ -195,7 +196,7 @@ def _call_agent(column: str) -> Subquery:
     )
 
 
-def _visit_counts(visits: QuerySet[ServiceSession], grouping: str) -> Iterable[Any]:
+def _visit_counts(visits: QuerySet[Visit], grouping: str) -> Iterable[Any]:
     if grouping == SummaryGrouping.BUSINESS:
         keyed = visits.annotate(group_key=F("business_code"))
     elif grouping == SummaryGrouping.AGENT:
@@ -210,12 +211,12 @@ def _visit_counts(visits: QuerySet[ServiceSession], grouping: str) -> Iterable[A
         keyed.values("group_key")
         .annotate(
             started=Count("pk"),
-            completed=Count("pk", filter=Q(outcome=ServiceOutcome.COMPLETED)),
-            refused=Count("pk", filter=Q(outcome=ServiceOutcome.REFUSED)),
-            gate_failed=Count("pk", filter=Q(outcome=ServiceOutcome.GATE_FAILED)),
-            abandoned=Count("pk", filter=Q(outcome=ServiceOutcome.ABANDONED)),
-            gate1_passed=Count("pk", filter=Q(state=VisitState.QUEUE_READY)),
-            gate1_failed=Count("pk", filter=Q(state=VisitState.REFUSED)),
+            completed=Count("pk", filter=Q(outcome=VisitOutcome.COMPLETED)),
+            refused=Count("pk", filter=Q(outcome=VisitOutcome.REFUSED)),
+            gate_failed=Count("pk", filter=Q(outcome=VisitOutcome.GATE_FAILED)),
+            abandoned=Count("pk", filter=Q(outcome=VisitOutcome.ABANDONED)),
+            gate1_passed=Count("pk", filter=Q(verification__state=VerificationState.QUEUE_READY)),
+            gate1_failed=Count("pk", filter=Q(verification__state=VerificationState.REFUSED)),
             **gate_counts,
         )
         .order_by()
@@ -282,7 +283,7 @@ def daily_summary(*, user: Any, date_from: date, date_to: date, grouping: str) -
     grouping = SummaryGrouping(grouping).value
     start, end = _start_of(date_from), _end_of(date_to)
     visible = visits_visible_to(user=user).values("pk")
-    visits = ServiceSession.objects.filter(pk__in=visible, created_at__gte=start, created_at__lt=end)
+    visits = Visit.objects.filter(pk__in=visible, created_at__gte=start, created_at__lt=end)
     entries = QueueEntry.objects.filter(visit__in=visible, enqueued_at__gte=start, enqueued_at__lt=end)
     calls = Call.objects.filter(
         visit__in=visible, connected_at__gte=start, connected_at__lt=end, ended_at__isnull=False

@@ -60,7 +60,7 @@ from apps.compliance.summary import (
     daily_summary,
     summary_period_parse,
 )
-from apps.verification.models import ServiceOutcome
+from apps.visits.models import VisitOutcome
 
 VIEW_AUDIT = "audit.view_auditrecord"
 RESULTS_SHOWN = 100
@@ -189,7 +189,7 @@ def services(request: HttpRequest) -> HttpResponse:
         "matching": matching,
         "shown": len(results),
         "businesses": business_choices(),
-        "outcomes": [*ServiceOutcome.choices, (OPEN_OUTCOME, _("Not closed yet"))],
+        "outcomes": [*VisitOutcome.choices, (OPEN_OUTCOME, _("Not closed yet"))],
         "gates": gate_failure_choices(),
     }
     return render(request, "compliance/services.html", context)

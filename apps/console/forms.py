@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.businesses.registry import business_choices
 from apps.recordings.models import RecordingState
 from apps.recordings.selectors import RecordingSearch
-from apps.verification.models import ServiceOutcome
+from apps.visits.models import VisitOutcome
 
 # What <input type="datetime-local"> sends, read in the current time zone (Asia/Shanghai by default).
 _LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
@@ -24,7 +24,7 @@ class RecordingSearchForm(forms.Form):
     agent = forms.CharField(label=_("Agent (employee number)"), required=False, max_length=20)
     customer = forms.CharField(label=_("Customer number"), required=False, max_length=20)
     business = forms.ChoiceField(label=_("Business"), required=False, choices=())
-    outcome = forms.ChoiceField(label=_("Outcome"), required=False, choices=_any(ServiceOutcome.choices))
+    outcome = forms.ChoiceField(label=_("Outcome"), required=False, choices=_any(VisitOutcome.choices))
     state = forms.ChoiceField(label=_("Post-processing"), required=False, choices=_any(RecordingState.choices))
     call_from = forms.DateTimeField(
         label=_("Call from"),

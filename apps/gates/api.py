@@ -29,7 +29,7 @@ from apps.gates.services import (
     gate_questions_answer,
     gate_questions_draw,
 )
-from apps.verification.api import CsrfEnforced, current_visit
+from apps.visits.authentication import CustomerApi, request_visit
 
 _SERVE = require_permission("queueing.serve_customers")
 
@@ -107,21 +107,16 @@ class GateRegistryPhotoApi(APIView):
         return response
 
 
-class VisitGatesApi(APIView):
+class VisitGatesApi(CustomerApi):
     """The customer's own page: ``GET`` the checks' progress and any questions to answer."""
 
-    authentication_classes = ()
-    permission_classes = (CsrfEnforced,)
-
     def get(self, request: Request) -> Response:
-        return Response(gates_status_for_customer(visit=current_visit(request)))
+        return Response(gates_status_for_customer(visit=request_visit(request)))
 
 
-class VisitGateAnswersApi(APIView):
+class VisitGateAnswersApi(CustomerApi):
     """``POST {"answers": [option index, …]}``: the customer's answers to Gate 4."""
 
-    authentication_classes = ()
-    permission_classes = (CsrfEnforced,)
     parser_classes = (JSONParser,)
 
     class GateAnswersInputSerializer(serializers.Serializer[Any]):
@@ -129,7 +124,7 @@ class VisitGateAnswersApi(APIView):
 
     @extend_schema(request=GateAnswersInputSerializer)
     def post(self, request: Request) -> Response:
-        visit = current_visit(request)
+        visit = request_visit(request)
         data = self.GateAnswersInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         attempt = gate_questions_answer(visit_id=visit.pk, answers=data.validated_data["answers"])

@@ -28,7 +28,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from apps.calls.models import Call
 from apps.recordings.models import Snapshot
-from apps.verification.models import ServiceSession
+from apps.visits.models import Visit
 
 
 class Gate(models.TextChoices):
@@ -49,9 +49,7 @@ _OPEN = [GateState.IDENTITY, GateState.FACE, GateState.QUESTIONS]
 
 
 class GateProgress(ConcurrentTransitionMixin, models.Model):
-    visit = models.OneToOneField(
-        ServiceSession, on_delete=models.PROTECT, related_name="gate_progress", verbose_name=_("visit")
-    )
+    visit = models.OneToOneField(Visit, on_delete=models.PROTECT, related_name="gate_progress", verbose_name=_("visit"))
     state = FSMField(_("state"), default=GateState.IDENTITY, choices=GateState.choices, protected=True)
     started_at = models.DateTimeField(_("started at"))
     identity_passed_at = models.DateTimeField(null=True, blank=True)

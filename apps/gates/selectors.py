@@ -6,15 +6,17 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from apps.customers.selectors import customer_get_by_id_number
+from apps.gates.integrations.identity_registry import Citizen
 from apps.gates.models import AttemptStatus, Gate, GateAttempt, GateProgress, GateState
 from apps.gates.questions import question_render
-from apps.verification.models import ServiceSession
+from apps.visits.models import Visit
 
 GATE_ORDER = (Gate.IDENTITY, Gate.FACE, Gate.QUESTIONS)
 _PASSED_AT = {Gate.IDENTITY: "identity_passed_at", Gate.FACE: "face_passed_at", Gate.QUESTIONS: "questions_passed_at"}
 
 
-def gate_progress_for_visit(*, visit: ServiceSession) -> GateProgress | None:
+def gate_progress_for_visit(*, visit: Visit) -> GateProgress | None:
     return GateProgress.objects.filter(visit=visit).first()
 
 
@@ -65,7 +67,7 @@ def _attempt_for_staff(attempt: GateAttempt) -> dict[str, Any]:
     return data
 
 
-def gates_status_for_staff(*, visit: ServiceSession) -> dict[str, Any]:
+def gates_status_for_staff(*, visit: Visit) -> dict[str, Any]:
     progress = gate_progress_for_visit(visit=visit)
     attempts: dict[str, list[GateAttempt]] = {gate.value: [] for gate in GATE_ORDER}
     if progress is not None:
@@ -102,7 +104,7 @@ def gates_status_for_staff(*, visit: ServiceSession) -> dict[str, Any]:
     }
 
 
-def gates_status_for_customer(*, visit: ServiceSession) -> dict[str, Any]:
+def gates_status_for_customer(*, visit: Visit) -> dict[str, Any]:
     """The customer's page: which checks passed, and the questions to answer, if any (never the answers)."""
     progress = gate_progress_for_visit(visit=visit)
     questions: list[dict[str, Any]] = []
@@ -119,3 +121,11 @@ def gates_status_for_customer(*, visit: ServiceSession) -> dict[str, Any]:
         "failed_gate": progress.failed_gate if progress else "",
         "questions": questions,
     }
+
+
+def citizen_on_file(id_number: str) -> Citizen | None:
+    """The identity registry sandbox's port onto its citizens: the bank's customer of that ID number."""
+    customer = customer_get_by_id_number(id_number=id_number)
+    if customer is None:
+        return None
+    return Citizen(name=str(customer.name), customer_number=str(customer.customer_number))

@@ -31,13 +31,14 @@ from apps.calls.models import Call, CallEndReason, CallState
 from apps.calls.services import call_end, call_live_for_staff, call_notify
 from apps.common.errors import NotAllowed, ValidationFailed
 from apps.common.images import ImageRejected, load_untrusted_image
+from apps.gates.integrations.face import FaceError, FaceModelUnavailable, get_face_engine
+from apps.gates.integrations.identity_registry import RegistryError, get_identity_registry
 from apps.gates.models import AttemptStatus, Gate, GateAttempt, GateProgress, GateState, QuestionDraw
 from apps.gates.questions import questions_draw
+from apps.gates.selectors import citizen_on_file
 from apps.recordings.models import Snapshot
-from apps.verification.integrations.face import FaceError, FaceModelUnavailable, get_face_engine
-from apps.verification.integrations.identity_registry import RegistryError, get_identity_registry
-from apps.verification.models import ServiceOutcome, ServiceSession
-from apps.verification.services import visit_close
+from apps.visits.models import Visit, VisitOutcome
+from apps.visits.services import visit_close
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def _attempt_limit(gate: Gate) -> int:
 # --- Locks and checks ---------------------------------------------------------------------
 
 
-def _progress_locked(visit: ServiceSession, *, actor: AnyActor) -> GateProgress:
+def _progress_locked(visit: Visit, *, actor: AnyActor) -> GateProgress:
     """The visit's progress, created on first use, locked for the rest of the transaction."""
     progress, created = GateProgress.objects.get_or_create(visit=visit, defaults={"started_at": timezone.now()})
     if created:
@@ -170,7 +171,7 @@ def _gate_failed(progress: GateProgress, gate: Gate, *, reason: str, actor: AnyA
         data={"gate": gate.value, "reason": reason},
     )
     visit_close(
-        visit_id=progress.visit_id, actor=actor, outcome=ServiceOutcome.GATE_FAILED, reason=f"{gate.value}:{reason}"
+        visit_id=progress.visit_id, actor=actor, outcome=VisitOutcome.GATE_FAILED, reason=f"{gate.value}:{reason}"
     )
     if call is not None:
         call_notify(call, "gates", gate=gate.value, status=AttemptStatus.FAILED.value, reason=reason)
@@ -229,7 +230,7 @@ def gate_identity_check_run(*, attempt_id: int) -> GateAttempt | None:
     # The registry is slow (and may time out): asked outside any transaction.
     failure: RegistryError | None = None
     try:
-        result = get_identity_registry().verify(name=customer.name, id_number=customer.id_number)
+        result = get_identity_registry(lookup=citizen_on_file).verify(name=customer.name, id_number=customer.id_number)
     except RegistryError as error:
         failure = error
     with transaction.atomic():
@@ -312,7 +313,7 @@ def _face_compare(attempt: GateAttempt) -> _FaceOutcome:
     images = {}
     for what, field in (
         ("live", attempt.snapshot.image),
-        ("id_portrait", progress.visit.id_card_portrait),
+        ("id_portrait", progress.visit.verification.id_card_portrait),
         ("registry_photo", progress.registry_photo),
     ):
         try:
@@ -450,7 +451,7 @@ def gates_require_passed(*, visit_id: int, actor: AnyActor, operation: str) -> G
         audit_record(
             actor=actor,
             action=AuditAction.GATES_OUT_OF_ORDER,
-            target=ServiceSession.objects.get(pk=visit_id),
+            target=Visit.objects.get(pk=visit_id),
             data={"operation": operation, "state": progress.state if progress else "not_started"},
         )
     raise NotAllowed(

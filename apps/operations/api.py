@@ -34,7 +34,7 @@ from apps.operations.services import (
     operation_customer_pin,
     operation_start,
 )
-from apps.verification.api import CsrfEnforced, current_visit
+from apps.visits.authentication import CustomerApi, request_visit
 
 _SERVE = require_permission("queueing.serve_customers")
 
@@ -165,21 +165,16 @@ def _answer_to_customer(operation: Operation) -> dict[str, Any]:
     return {"operation": {"id": str(operation.public_id), "state": operation.state, "result": operation.result_code}}
 
 
-class VisitOperationApi(APIView):
+class VisitOperationApi(CustomerApi):
     """The customer's page: ``GET`` the operation waiting for their PIN or confirmation, if any."""
 
-    authentication_classes = ()
-    permission_classes = (CsrfEnforced,)
-
     def get(self, request: Request) -> Response:
-        return Response({"operation": operation_for_customer(visit=current_visit(request))})
+        return Response({"operation": operation_for_customer(visit=request_visit(request))})
 
 
-class VisitOperationPinApi(APIView):
+class VisitOperationPinApi(CustomerApi):
     """``POST {"pin", "pin_repeat"}``: the new PIN, typed twice on the customer's own PIN pad."""
 
-    authentication_classes = ()
-    permission_classes = (CsrfEnforced,)
     parser_classes = (JSONParser,)
 
     class OperationPinInputSerializer(serializers.Serializer[Any]):
@@ -189,7 +184,7 @@ class VisitOperationPinApi(APIView):
 
     @extend_schema(request=OperationPinInputSerializer)
     def post(self, request: Request, operation_id: str) -> Response:
-        visit = current_visit(request)
+        visit = request_visit(request)
         data = self.OperationPinInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         operation = operation_customer_pin(
@@ -201,11 +196,9 @@ class VisitOperationPinApi(APIView):
         return Response(_answer_to_customer(operation))
 
 
-class VisitOperationConfirmApi(APIView):
+class VisitOperationConfirmApi(CustomerApi):
     """``POST {"accept": true|false}``: the customer confirms or declines the before/after shown."""
 
-    authentication_classes = ()
-    permission_classes = (CsrfEnforced,)
     parser_classes = (JSONParser,)
 
     class OperationCustomerConfirmInputSerializer(serializers.Serializer[Any]):
@@ -213,7 +206,7 @@ class VisitOperationConfirmApi(APIView):
 
     @extend_schema(request=OperationCustomerConfirmInputSerializer)
     def post(self, request: Request, operation_id: str) -> Response:
-        visit = current_visit(request)
+        visit = request_visit(request)
         data = self.OperationCustomerConfirmInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         operation = operation_customer_confirm(

@@ -30,7 +30,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from apps.calls.models import Call
-from apps.verification.models import ServiceSession
+from apps.visits.models import Visit
 
 
 class OperationState(models.TextChoices):
@@ -52,7 +52,7 @@ class ConfirmBy(models.TextChoices):
 
 class Operation(ConcurrentTransitionMixin, models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    visit = models.ForeignKey(ServiceSession, on_delete=models.PROTECT, related_name="operations")
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="operations")
     call = models.ForeignKey(Call, null=True, blank=True, on_delete=models.PROTECT, related_name="operations")
     business_code = models.CharField(_("business"), max_length=32)
     idempotency_key = models.CharField(max_length=64)

@@ -10,10 +10,10 @@ from apps.calls.models import Call
 from apps.operations.handlers import INTENT_SCRIPT, masked_for_agent
 from apps.operations.models import OPEN_STATES, ConfirmBy, Operation
 from apps.recordings.models import Snapshot
-from apps.verification.models import ServiceSession
+from apps.visits.models import Visit
 
 
-def operations_for_visit(*, visit: ServiceSession) -> QuerySet[Operation]:
+def operations_for_visit(*, visit: Visit) -> QuerySet[Operation]:
     return Operation.objects.filter(visit=visit).select_related("call").order_by("created_at", "pk")
 
 
@@ -39,7 +39,7 @@ def operation_for_agent(operation: Operation) -> dict[str, Any]:
     return data
 
 
-def operation_for_customer(*, visit: ServiceSession) -> dict[str, Any] | None:
+def operation_for_customer(*, visit: Visit) -> dict[str, Any] | None:
     """The open operation that waits for the customer's PIN or confirmation, if any."""
     operation = (
         Operation.objects.filter(visit=visit, state__in=OPEN_STATES)

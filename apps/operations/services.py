@@ -42,8 +42,8 @@ from apps.operations.integrations.core_banking import (
 )
 from apps.operations.models import ConfirmBy, Operation, OperationState
 from apps.operations.pins import pin_check
-from apps.verification.models import ServiceOutcome, ServiceSession
-from apps.verification.services import visit_close
+from apps.visits.models import Visit, VisitOutcome
+from apps.visits.services import visit_close
 
 MAX_IDEMPOTENCY_KEY = 64
 
@@ -106,11 +106,7 @@ def operation_start(*, actor: User, call_id: int, idempotency_key: str, data: di
     try:
         with transaction.atomic():
             # The visit's row lock serialises starts of one service.
-            visit = (
-                ServiceSession.objects.select_for_update(of=("self",))
-                .select_related("customer", "account")
-                .get(pk=visit.pk)
-            )
+            visit = Visit.objects.select_for_update(of=("self",)).select_related("customer", "account").get(pk=visit.pk)
             if visit.outcome:
                 raise NotAllowed(_("This service has already ended."), code="service_closed")
             assert visit.customer is not None and visit.account is not None
@@ -186,7 +182,7 @@ def _apply_result(operation_id: int, *, actor: AnyActor, result: str, failure: C
                 _attach_certificate(operation)
             operation.save()
             _audit(operation, AuditAction.OPERATION_SUCCEEDED, actor, result=result)
-            visit_close(visit_id=operation.visit_id, actor=actor, outcome=ServiceOutcome.COMPLETED, reason=result)
+            visit_close(visit_id=operation.visit_id, actor=actor, outcome=VisitOutcome.COMPLETED, reason=result)
         elif (
             isinstance(failure, CoreBankingRejected) or operation.core_attempts >= settings.OPERATION_MAX_CORE_ATTEMPTS
         ):
@@ -205,7 +201,7 @@ def _apply_result(operation_id: int, *, actor: AnyActor, result: str, failure: C
 
 def _customer_actor(visit_id: int) -> Actor:
     """The customer once identified; before that (a request far out of order), the anonymous visit."""
-    visit = ServiceSession.objects.select_related("customer").get(pk=visit_id)
+    visit = Visit.objects.select_related("customer").get(pk=visit_id)
     if visit.customer is not None:
         return visit.customer.as_audit_actor()
     return Actor(ActorKind.CUSTOMER, "", f"visit {visit.public_id}")
@@ -301,8 +297,8 @@ def _attach_certificate(operation: Operation) -> None:
 # another queue; a dropped connection, an expired rejoin grace or a failed
 # video server interrupt it, and it may resume (R4.2) — left open.
 _CLOSED_BY_HANG_UP = {
-    "customer_hung_up": ServiceOutcome.ABANDONED,
-    "agent_hung_up": ServiceOutcome.CANCELLED,
+    "customer_hung_up": VisitOutcome.ABANDONED,
+    "agent_hung_up": VisitOutcome.CANCELLED,
 }
 
 

@@ -32,7 +32,7 @@ from apps.queueing.services import (
     queue_entry_move,
 )
 from apps.staff.models import StaffProfile
-from apps.verification.api import CsrfEnforced, current_visit
+from apps.visits.authentication import CustomerApi, request_visit
 
 _SERVE = require_permission("queueing.serve_customers")
 _SUPERVISE = require_permission("queueing.supervise_queues")
@@ -187,24 +187,21 @@ class AgentStateBySupervisorApi(APIView):
         return Response({"state": presence.state})
 
 
-class VisitQueueApi(APIView):
+class VisitQueueApi(CustomerApi):
     """The customer joins the queue after Gate 1, and can leave it."""
 
-    authentication_classes = ()
-    permission_classes = (CsrfEnforced,)
-
     def get(self, request: Request) -> Response:
-        entry = QueueEntry.objects.filter(visit=current_visit(request)).select_related("queue").order_by("-pk").first()
+        entry = QueueEntry.objects.filter(visit=request_visit(request)).select_related("queue").order_by("-pk").first()
         if entry is None:
             raise NotFound(_("You are not in a queue."), code="not_queued")
         return Response(entry_representation(entry))
 
     def post(self, request: Request) -> Response:
-        entry = queue_entry_enqueue(visit_id=current_visit(request).pk)
+        entry = queue_entry_enqueue(visit_id=request_visit(request).pk)
         return Response(entry_representation(entry), status=status.HTTP_201_CREATED)
 
     def delete(self, request: Request) -> Response:
-        entry = QueueEntry.objects.filter(visit=current_visit(request)).order_by("-pk").first()
+        entry = QueueEntry.objects.filter(visit=request_visit(request)).order_by("-pk").first()
         if entry is None:
             raise NotFound(_("You are not in a queue."), code="not_queued")
         entry = queue_entry_leave(entry_id=entry.pk)

@@ -17,7 +17,6 @@ from apps.queueing.models import AgentPresence, QueueEntry
 from apps.queueing.selectors import entry_position, seconds_per_position
 from apps.queueing.services import queue_entry_disconnect, queue_entry_reconnect
 from apps.staff.models import StaffProfile
-from apps.verification.api import SESSION_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +50,8 @@ class VisitConsumer(_ListenOnlyConsumer):
     seconds_each: float
 
     async def connect(self) -> None:
-        session = self.scope.get("session")
-        visit_id = await database_sync_to_async(lambda: session.get(SESSION_KEY) if session is not None else None)()
+        # The session's visit, put on the scope by apps.visits.authentication.VisitSessionMiddleware.
+        visit_id = self.scope.get("visit_id")
         entry = await database_sync_to_async(self._entry_for)(visit_id)
         if entry is None:
             await self.close(code=CLOSE_NO_VISIT)

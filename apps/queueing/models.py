@@ -23,7 +23,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from apps.businesses.registry import business_choices
 from apps.customers.models import CustomerLevel
 from apps.staff.models import StaffProfile
-from apps.verification.models import ServiceSession
+from apps.visits.models import Visit
 
 
 class AgentStrategy(models.TextChoices):
@@ -212,7 +212,7 @@ class QueueEntry(ConcurrentTransitionMixin, models.Model):
 
     # One visit may queue more than once (a transfer, a dropped call coming
     # back), but has at most one live entry (constraint below).
-    visit = models.ForeignKey(ServiceSession, on_delete=models.PROTECT, related_name="queue_entries")
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="queue_entries")
     queue = models.ForeignKey(ServiceQueue, on_delete=models.PROTECT, related_name="entries")
     business_code = models.CharField(max_length=32, choices=business_choices())
     level = models.CharField(max_length=16, choices=CustomerLevel.choices)

@@ -36,8 +36,9 @@ from apps.queueing.models import (
 )
 from apps.queueing.signals import dispatcher_ticked, queue_entry_connected
 from apps.staff.models import AgentSkill, StaffProfile
-from apps.verification.models import ServiceOutcome, ServiceSession, VisitState
-from apps.verification.services import visit_close
+from apps.verification.selectors import verification_passed
+from apps.visits.models import Visit, VisitOutcome
+from apps.visits.services import visit_close, visit_lock
 
 DISPATCHER = Actor.system("dispatcher")
 LIVE_STATES = (EntryState.WAITING, EntryState.OFFERED, EntryState.CONNECTED)
@@ -172,11 +173,11 @@ def queue_entry_enqueue(
     (a transfer to another queue keeps the gate results, R1.2).
     """
     now = now or timezone.now()
-    visit = ServiceSession.objects.select_for_update(of=("self",)).select_related("customer").get(pk=visit_id)
+    visit = visit_lock(visit_id=visit_id)
     existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_STATES).first()
     if existing is not None:
         return existing
-    if visit.state != VisitState.QUEUE_READY:
+    if not verification_passed(visit=visit):
         raise NotAllowed(_("Please complete the checks before joining the queue."), code="out_of_order")
     if not after_service and _failed_call_entry(visit) is not None:
         return queue_entry_rejoin(visit_id=visit.pk, now=now)
@@ -206,7 +207,7 @@ def queue_entry_enqueue(
     return entry
 
 
-def _failed_call_entry(visit: ServiceSession) -> QueueEntry | None:
+def _failed_call_entry(visit: Visit) -> QueueEntry | None:
     """The visit's last entry, if its call failed and the visit has no outcome yet (nothing was decided)."""
     last = QueueEntry.objects.filter(visit=visit).order_by("-pk").first()
     if last is None or last.state != EntryState.SERVED or last.end_reason != EndReason.CALL_FAILED:
@@ -224,12 +225,12 @@ def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEn
     does (R2.4). Idempotent: a visit with a live entry gets it back.
     """
     now = now or timezone.now()
-    visit = ServiceSession.objects.select_for_update(of=("self",)).select_related("customer").get(pk=visit_id)
+    visit = visit_lock(visit_id=visit_id)
     existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_STATES).first()
     if existing is not None:
         return existing
     previous = _failed_call_entry(visit)
-    if previous is None or visit.state != VisitState.QUEUE_READY:
+    if previous is None or not verification_passed(visit=visit):
         raise NotAllowed(
             _("Only a visit whose call failed before it was concluded can queue again."), code="rejoin_not_allowed"
         )
@@ -308,7 +309,7 @@ def _abandon(entry: QueueEntry, *, now: datetime, reason: EndReason, actor: AnyA
         _queue_event(entry.queue_id, removed_key=entry.priority_key)
     # Leaving the queue ends the service (R4: every service leaves a record
     # with its outcome); coming back is a new visit.
-    visit_close(visit_id=entry.visit_id, actor=actor, outcome=ServiceOutcome.ABANDONED, reason=reason.value)
+    visit_close(visit_id=entry.visit_id, actor=actor, outcome=VisitOutcome.ABANDONED, reason=reason.value)
 
 
 @transaction.atomic

@@ -47,7 +47,7 @@ from apps.recordings.services import (
     snapshot_capture,
     snapshot_view_record,
 )
-from apps.verification.models import ServiceOutcome
+from apps.visits.models import VisitOutcome
 
 _SERVE = require_permission("queueing.serve_customers")
 _VIEW = require_permission("recordings.view_recording")
@@ -180,7 +180,7 @@ class RecordingSearchApi(APIView):
         agent = serializers.CharField(required=False, allow_blank=True, max_length=20)
         customer = serializers.CharField(required=False, allow_blank=True, max_length=20)
         business = serializers.ChoiceField(choices=business_choices(), required=False, allow_blank=True)
-        outcome = serializers.ChoiceField(choices=ServiceOutcome.choices, required=False, allow_blank=True)
+        outcome = serializers.ChoiceField(choices=VisitOutcome.choices, required=False, allow_blank=True)
         state = serializers.ChoiceField(choices=RecordingState.choices, required=False, allow_blank=True)
         call_from = serializers.DateTimeField(required=False, allow_null=True)
         call_until = serializers.DateTimeField(required=False, allow_null=True)

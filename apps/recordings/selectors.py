@@ -41,7 +41,7 @@ class RecordingSearch:
     agent: str = ""  # employee number of a staff participant (agent or expert)
     customer: str = ""  # customer number
     business: str = ""  # business code
-    outcome: str = ""  # ServiceSession.outcome
+    outcome: str = ""  # Visit.outcome
     state: str = ""  # post-processing state
     call_from: datetime | None = None  # the call started at or after this
     call_until: datetime | None = None  # ... and before this

@@ -1,9 +1,9 @@
 """The customer's mobile API for Gate 1.
 
-Customers are not users: the visit is bound to the browser's session (the
-visit id is kept server-side in the session), so one browser can only act on
-its own visit, and forged ids in URLs are impossible by construction. CSRF is
-enforced on every write although the caller is anonymous.
+Customers are not users: the visit is bound to the browser's session and
+reaches these views as ``request.auth`` (``apps.visits.authentication``), so
+one browser can only act on its own visit. CSRF is enforced on every write
+although the caller is anonymous.
 """
 
 from __future__ import annotations
@@ -11,52 +11,29 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from apps.businesses.registry import BUSINESSES, business_get
-from apps.common.errors import NotFound, ValidationFailed
+from apps.common.errors import ValidationFailed
 from apps.common.masking import mask_account_number
 from apps.verification.messages import message_for
-from apps.verification.models import RefusalCode, ServiceSession, VisitState
+from apps.verification.models import RefusalCode, Verification, VerificationState
 from apps.verification.services import (
     account_status_message,
-    visit_account_photo_read,
-    visit_account_submit,
-    visit_id_card_retake,
-    visit_id_card_upload,
-    visit_identity_confirm,
-    visit_start,
+    verification_account_photo_read,
+    verification_account_submit,
+    verification_id_card_retake,
+    verification_id_card_upload,
+    verification_identity_confirm,
+    verification_start,
 )
-
-SESSION_KEY = "remotebank_visit_id"
-
-
-class CsrfEnforced(BasePermission):
-    """Anonymous customers still get CSRF protection on writes."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            SessionAuthentication().enforce_csrf(request)
-        return True
-
-
-def current_visit(request: HttpRequest) -> ServiceSession:
-    visit_id = request.session.get(SESSION_KEY)
-    visit = (
-        ServiceSession.objects.select_related("customer", "account").filter(pk=visit_id).first() if visit_id else None
-    )
-    if visit is None:
-        raise NotFound(_("No visit in progress. Please start again."), code="no_visit")
-    return visit
+from apps.visits.authentication import CustomerApi, request_visit, visit_session_bind
 
 
 def _upload_bytes(request: Request, field: str) -> bytes:
@@ -68,39 +45,56 @@ def _upload_bytes(request: Request, field: str) -> bytes:
     return upload.read()
 
 
-def visit_representation(visit: ServiceSession) -> dict[str, Any]:
-    """What the customer's own page may know about the visit.
+class VisitOutputSerializer(serializers.Serializer):
+    """What the customer's own page may know about the visit and its Gate 1.
 
     Never which blacklist hit, never another person's data. The ID number
     read from the card is shown in full only to the session that uploaded it,
-    for the customer to check it against their card.
+    for the customer to check it against their card. Optional parts are left
+    out (not null) when they do not apply.
     """
-    body: dict[str, Any] = {
-        "id": str(visit.public_id),
-        "state": visit.state,
-        "state_label": str(VisitState(visit.state).label),
-        "business": visit.business_code,
-        "business_name": str(business_get(visit.business_code).name),
-        "id_card_attempts": visit.id_card_attempts,
-    }
-    if visit.id_card_failure_code:
-        body["id_card_problem"] = {
-            "code": visit.id_card_failure_code,
-            "message": message_for(visit.id_card_failure_code),
+
+    OPTIONAL = ("id_card_problem", "id_card", "customer_name", "account", "refusal")
+
+    id = serializers.UUIDField(source="visit.public_id")
+    state = serializers.CharField()
+    state_label = serializers.SerializerMethodField()
+    business = serializers.CharField(source="visit.business_code")
+    business_name = serializers.SerializerMethodField()
+    id_card_attempts = serializers.IntegerField()
+    id_card_problem = serializers.SerializerMethodField()
+    id_card = serializers.SerializerMethodField()
+    customer_name = serializers.CharField(source="visit.customer.name", default=None)
+    account = serializers.SerializerMethodField()
+    refusal = serializers.SerializerMethodField()
+
+    def get_state_label(self, verification: Verification) -> str:
+        return str(VerificationState(verification.state).label)
+
+    def get_business_name(self, verification: Verification) -> str:
+        return str(business_get(verification.visit.business_code).name)
+
+    def get_id_card_problem(self, verification: Verification) -> dict[str, str] | None:
+        code = verification.id_card_failure_code
+        return {"code": code, "message": message_for(code)} if code else None
+
+    def get_id_card(self, verification: Verification) -> dict[str, Any] | None:
+        if verification.state != VerificationState.ID_CARD_READ:
+            return None
+        return {
+            "name": verification.read_name,
+            "sex": verification.read_sex,
+            "ethnicity": verification.read_ethnicity,
+            "birth_date": verification.read_birth_date.isoformat() if verification.read_birth_date else None,
+            "address": verification.read_address,
+            "id_number": verification.read_id_number,
         }
-    if visit.state == VisitState.ID_CARD_READ:
-        body["id_card"] = {
-            "name": visit.read_name,
-            "sex": visit.read_sex,
-            "ethnicity": visit.read_ethnicity,
-            "birth_date": visit.read_birth_date.isoformat() if visit.read_birth_date else None,
-            "address": visit.read_address,
-            "id_number": visit.read_id_number,
-        }
-    if visit.customer is not None:
-        body["customer_name"] = visit.customer.name
-    if visit.account is not None:
-        body["account"] = {
+
+    def get_account(self, verification: Verification) -> dict[str, str] | None:
+        visit = verification.visit
+        if visit.account is None:
+            return None
+        return {
             "number": mask_account_number(visit.account.number),
             "kind": visit.account.kind,
             "status": visit.account.status,
@@ -108,24 +102,38 @@ def visit_representation(visit: ServiceSession) -> dict[str, Any]:
                 status=visit.account.status, business=business_get(visit.business_code)
             ),
         }
-    if visit.state == VisitState.REFUSED:
-        code = visit.refusal_code
-        message = body["account"]["status_message"] if code == RefusalCode.ACCOUNT_STATUS else message_for(code)
-        body["refusal"] = {"code": code, "message": message}
-    return body
+
+    def get_refusal(self, verification: Verification) -> dict[str, str] | None:
+        if verification.state != VerificationState.REFUSED:
+            return None
+        code = verification.refusal_code
+        account = self.get_account(verification)
+        message = account["status_message"] if code == RefusalCode.ACCOUNT_STATUS and account else message_for(code)
+        return {"code": code, "message": message}
+
+    def to_representation(self, instance: Verification) -> dict[str, Any]:
+        body = super().to_representation(instance)
+        return {key: value for key, value in body.items() if key not in self.OPTIONAL or value is not None}
 
 
-class _VisitApi(APIView):
-    authentication_classes = ()
-    permission_classes = (CsrfEnforced,)
+def _answer(verification: Verification, code: int = status.HTTP_200_OK) -> Response:
+    return Response(VisitOutputSerializer(verification).data, status=code)
 
 
-class BusinessListApi(_VisitApi):
+class BusinessListApi(CustomerApi):
+    permission_classes = (AllowAny,)
+
+    class OutputSerializer(serializers.Serializer):
+        code = serializers.CharField()
+        name = serializers.CharField()
+
     def get(self, request: Request) -> Response:
-        return Response([{"code": b.code, "name": str(b.name)} for b in BUSINESSES])
+        return Response(self.OutputSerializer(BUSINESSES, many=True).data)
 
 
-class VisitStartApi(_VisitApi):
+class VisitStartApi(CustomerApi):
+    permission_classes = (AllowAny,)
+
     class VisitStartInputSerializer(serializers.Serializer):
         business = serializers.CharField(max_length=32)
         mobile = serializers.CharField(max_length=20)
@@ -134,16 +142,24 @@ class VisitStartApi(_VisitApi):
     def post(self, request: Request) -> Response:
         payload = self.VisitStartInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        visit = visit_start(business_code=payload.validated_data["business"], mobile=payload.validated_data["mobile"])
-        # A new session id: a visit never inherits an earlier one's session.
-        request.session.cycle_key()
-        request.session[SESSION_KEY] = visit.pk
-        return Response(visit_representation(visit), status=status.HTTP_201_CREATED)
+        verification = verification_start(
+            business_code=payload.validated_data["business"], mobile=payload.validated_data["mobile"]
+        )
+        visit_session_bind(request, verification.visit)
+        return _answer(verification, status.HTTP_201_CREATED)
 
 
-class VisitCurrentApi(_VisitApi):
+class VisitCurrentApi(CustomerApi):
     def get(self, request: Request) -> Response:
-        return Response(visit_representation(current_visit(request)))
+        return _answer(verification_of(request))
+
+
+def verification_of(request: Request) -> Verification:
+    """The session's visit's Gate 1 row, with the visit the request carries."""
+    visit = request_visit(request)
+    verification = Verification.objects.get(visit=visit)
+    verification.visit = visit
+    return verification
 
 
 _PHOTO_UPLOAD = {
@@ -155,36 +171,41 @@ _PHOTO_UPLOAD = {
 }
 
 
-class VisitIdCardApi(_VisitApi):
+class VisitIdCardApi(CustomerApi):
     parser_classes = (MultiPartParser, FormParser)
 
     @extend_schema(request=_PHOTO_UPLOAD)
     def post(self, request: Request) -> Response:
-        visit = current_visit(request)
-        visit = visit_id_card_upload(visit_id=visit.pk, data=_upload_bytes(request, "photo"))
-        return Response(visit_representation(visit), status=status.HTTP_202_ACCEPTED)
+        data = _upload_bytes(request, "photo")
+        verification = verification_id_card_upload(visit_id=request_visit(request).pk, data=data)
+        return _answer(verification, status.HTTP_202_ACCEPTED)
 
 
-class VisitIdCardRetakeApi(_VisitApi):
+class VisitIdCardRetakeApi(CustomerApi):
     def post(self, request: Request) -> Response:
-        return Response(visit_representation(visit_id_card_retake(visit_id=current_visit(request).pk)))
+        return _answer(verification_id_card_retake(visit_id=request_visit(request).pk))
 
 
-class VisitIdentityConfirmApi(_VisitApi):
+class VisitIdentityConfirmApi(CustomerApi):
     def post(self, request: Request) -> Response:
-        return Response(visit_representation(visit_identity_confirm(visit_id=current_visit(request).pk)))
+        return _answer(verification_identity_confirm(visit_id=request_visit(request).pk))
 
 
-class VisitAccountPhotoApi(_VisitApi):
+class VisitAccountPhotoApi(CustomerApi):
     parser_classes = (MultiPartParser, FormParser)
+
+    class OutputSerializer(serializers.Serializer):
+        number = serializers.CharField()
+        source = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.source
 
     @extend_schema(request=_PHOTO_UPLOAD)
     def post(self, request: Request) -> Response:
-        reading = visit_account_photo_read(visit_id=current_visit(request).pk, data=_upload_bytes(request, "photo"))
-        return Response({"number": reading.number, "source": reading.source})
+        data = _upload_bytes(request, "photo")
+        reading = verification_account_photo_read(visit_id=request_visit(request).pk, data=data)
+        return Response(self.OutputSerializer(reading).data)
 
 
-class VisitAccountApi(_VisitApi):
+class VisitAccountApi(CustomerApi):
     parser_classes = (JSONParser, FormParser)
 
     class VisitAccountInputSerializer(serializers.Serializer):
@@ -194,5 +215,7 @@ class VisitAccountApi(_VisitApi):
     def post(self, request: Request) -> Response:
         payload = self.VisitAccountInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        visit = visit_account_submit(visit_id=current_visit(request).pk, number=payload.validated_data["number"])
-        return Response(visit_representation(visit))
+        verification = verification_account_submit(
+            visit_id=request_visit(request).pk, number=payload.validated_data["number"]
+        )
+        return _answer(verification)

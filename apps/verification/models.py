@@ -1,10 +1,10 @@
-"""A customer's visit and its Gate 1 state machine (R6.1).
+"""Gate 1 of a visit (R6.1): its state machine and what it read.
 
-A ``ServiceSession`` is one visit of one customer for one business, from the
-moment the mobile page starts until the customer reaches the queue (and, in
-later issues, through the call). The state machine is the server's word on how
-far the visit got; nothing a browser sends can move it except through the
-transitions below, each called by a service that locks the row and audits.
+A ``Verification`` row is attached to each ``Visit`` (``apps.visits``) and
+holds everything Gate 1 needs: the ID-card photo and portrait, what OCR read,
+the attempt counters and the refusal. The state machine is the server's word
+on how far Gate 1 got; nothing a browser sends can move it except through the
+transitions below, each called by a service that locks the rows and audits.
 
     business_chosen ──upload──▶ id_card_processing ──read──▶ id_card_read
          ▲   ▲                        │                          │ confirm
@@ -15,22 +15,23 @@ transitions below, each called by a service that locks the row and audits.
                                        queue_ready ◀──screen── account_accepted
 
     any non-final state ──refuse──▶ refused (final, with a reason code)
+
+Who the customer is and which account they chose are facts of the visit
+(``visit.customer``, ``visit.account``); the Gate 1 services write them there
+when the matching transition happens.
 """
 
 from __future__ import annotations
-
-import uuid
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from apps.businesses.registry import business_choices
 from apps.common.crypto import EncryptedCharField
-from apps.customers.models import Account, Customer
+from apps.visits.models import Visit
 
 
-class VisitState(models.TextChoices):
+class VerificationState(models.TextChoices):
     BUSINESS_CHOSEN = "business_chosen", _("Business chosen")
     ID_CARD_PROCESSING = "id_card_processing", _("Reading ID card")
     ID_CARD_READ = "id_card_read", _("ID card read")
@@ -50,31 +51,20 @@ class RefusalCode(models.TextChoices):
     BLACKLISTED = "blacklisted", _("On a blacklist")
 
 
-class ServiceOutcome(models.TextChoices):
-    """How a service (a visit) ended, for the service record (R4). Blank while open."""
-
-    COMPLETED = "completed", _("Completed")
-    REFUSED = "refused", _("Refused before the call (Gate 1)")
-    GATE_FAILED = "gate_failed", _("Failed an in-call gate")
-    ABANDONED = "abandoned", _("Abandoned")
-    CANCELLED = "cancelled", _("Ended without the business done")
-
-
 _OPEN = [
-    VisitState.BUSINESS_CHOSEN,
-    VisitState.ID_CARD_PROCESSING,
-    VisitState.ID_CARD_READ,
-    VisitState.IDENTITY_MATCHED,
-    VisitState.ACCOUNT_ACCEPTED,
+    VerificationState.BUSINESS_CHOSEN,
+    VerificationState.ID_CARD_PROCESSING,
+    VerificationState.ID_CARD_READ,
+    VerificationState.IDENTITY_MATCHED,
+    VerificationState.ACCOUNT_ACCEPTED,
 ]
 
 
-class ServiceSession(ConcurrentTransitionMixin, models.Model):
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    business_code = models.CharField(_("business"), max_length=32, choices=business_choices())
-    mobile = EncryptedCharField(_("mobile number"), max_length=20)
-    state = FSMField(_("state"), default=VisitState.BUSINESS_CHOSEN, choices=VisitState.choices, protected=True)
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+class Verification(ConcurrentTransitionMixin, models.Model):
+    visit = models.OneToOneField(Visit, on_delete=models.PROTECT, related_name="verification", verbose_name=_("visit"))
+    state = FSMField(
+        _("state"), default=VerificationState.BUSINESS_CHOSEN, choices=VerificationState.choices, protected=True
+    )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     # ID card: the photo, its portrait (for face verification, Gate 3) and
@@ -91,58 +81,51 @@ class ServiceSession(ConcurrentTransitionMixin, models.Model):
     read_birth_date = models.DateField(null=True, blank=True)
     read_address = EncryptedCharField(max_length=200, null=True, blank=True)
     match_attempts = models.PositiveSmallIntegerField(default=0)
-
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="visits")
-    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.PROTECT, related_name="visits")
     refusal_code = models.CharField(_("refusal"), max_length=32, choices=RefusalCode.choices, blank=True)
 
-    # The service record's ending (R4): set once by ``visit_close`` and never
-    # changed; an interrupted call leaves it blank so the service can resume.
-    outcome = models.CharField(_("outcome"), max_length=16, choices=ServiceOutcome.choices, blank=True)
-    outcome_reason = models.CharField(_("outcome reason"), max_length=64, blank=True)
-    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
-
     class Meta:
-        ordering = ("-created_at",)
-        indexes = (models.Index(fields=("outcome", "created_at")),)
-        verbose_name = _("visit")
-        verbose_name_plural = _("visits")
+        verbose_name = _("Gate 1 verification")
+        verbose_name_plural = _("Gate 1 verifications")
 
     def __str__(self) -> str:
-        return f"visit {self.public_id}"
+        return f"Gate 1 of visit {self.visit_id}"
+
+    @property
+    def passed(self) -> bool:
+        return self.state == VerificationState.QUEUE_READY
 
     # Transitions only change fields; services lock, save, audit and schedule.
 
-    @transition(field=state, source=VisitState.BUSINESS_CHOSEN, target=VisitState.ID_CARD_PROCESSING)
+    @transition(field=state, source=VerificationState.BUSINESS_CHOSEN, target=VerificationState.ID_CARD_PROCESSING)
     def id_card_uploaded(self) -> None:
         self.id_card_failure_code = ""
 
-    @transition(field=state, source=VisitState.ID_CARD_PROCESSING, target=VisitState.ID_CARD_READ)
+    @transition(field=state, source=VerificationState.ID_CARD_PROCESSING, target=VerificationState.ID_CARD_READ)
     def id_card_read(self) -> None:
         self.id_card_failure_code = ""
 
-    @transition(field=state, source=VisitState.ID_CARD_PROCESSING, target=VisitState.BUSINESS_CHOSEN)
+    @transition(field=state, source=VerificationState.ID_CARD_PROCESSING, target=VerificationState.BUSINESS_CHOSEN)
     def id_card_unreadable(self, code: str) -> None:
         self.id_card_failure_code = code
 
-    @transition(field=state, source=VisitState.ID_CARD_READ, target=VisitState.BUSINESS_CHOSEN)
+    @transition(field=state, source=VerificationState.ID_CARD_READ, target=VerificationState.BUSINESS_CHOSEN)
     def id_card_retake(self) -> None:
         self.read_name = ""
         self.read_id_number = None
         self.read_address = None
 
-    @transition(field=state, source=VisitState.ID_CARD_READ, target=VisitState.IDENTITY_MATCHED)
-    def identity_matched(self, customer: Customer) -> None:
-        self.customer = customer
+    @transition(field=state, source=VerificationState.ID_CARD_READ, target=VerificationState.IDENTITY_MATCHED)
+    def identity_matched(self) -> None:
+        pass
 
-    @transition(field=state, source=VisitState.IDENTITY_MATCHED, target=VisitState.ACCOUNT_ACCEPTED)
-    def account_accepted(self, account: Account) -> None:
-        self.account = account
+    @transition(field=state, source=VerificationState.IDENTITY_MATCHED, target=VerificationState.ACCOUNT_ACCEPTED)
+    def account_accepted(self) -> None:
+        pass
 
-    @transition(field=state, source=VisitState.ACCOUNT_ACCEPTED, target=VisitState.QUEUE_READY)
+    @transition(field=state, source=VerificationState.ACCOUNT_ACCEPTED, target=VerificationState.QUEUE_READY)
     def screening_passed(self) -> None:
         pass
 
-    @transition(field=state, source=_OPEN, target=VisitState.REFUSED)
+    @transition(field=state, source=_OPEN, target=VerificationState.REFUSED)
     def refuse(self, code: RefusalCode) -> None:
         self.refusal_code = code

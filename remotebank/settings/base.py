@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps.businesses",
     "apps.staff",
     "apps.security",
+    "apps.visits",
     "apps.verification",
     "apps.queueing",
     "apps.calls",

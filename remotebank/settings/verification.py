@@ -56,7 +56,7 @@ FACE_WEIGHTS_CACHE_DIR = env_path("REMOTEBANK_FACE_WEIGHTS_CACHE_DIR", _VAR_DIR 
 FACE_MATCH_THRESHOLD = _env_float("REMOTEBANK_FACE_MATCH_THRESHOLD", 0.07)
 
 # Gate 2 (联网核查): which adapter answers identity checks. "pboc_sandbox" is the
-# local sandbox (apps/verification/integrations/identity_registry.py).
+# local sandbox (apps/gates/integrations/identity_registry.py).
 IDENTITY_REGISTRY_ADAPTER = env_str("REMOTEBANK_IDENTITY_REGISTRY_ADAPTER", "pboc_sandbox")
 _sandbox_seed = os.environ.get("REMOTEBANK_IDENTITY_REGISTRY_SEED")
 IDENTITY_REGISTRY_SANDBOX: dict[str, Any] = {

@@ -23,9 +23,10 @@ from apps.queueing.services import agent_state_set, offer_accept, queue_entry_en
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
-from apps.verification.api import SESSION_KEY
-from apps.verification.models import ServiceSession
+from apps.visits.authentication import SESSION_KEY
+from apps.visits.models import Visit
 from tests.conftest import SYSTEM
+from tests.factories import visit_with_gate1
 
 pytestmark = pytest.mark.django_db
 
@@ -75,9 +76,7 @@ def answered(
     """A customer (with a browser session) whose call an agent has just answered."""
     agent = make_member()
     customer = make_customer()
-    visit = ServiceSession.objects.create(
-        business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready"
-    )
+    visit = visit_with_gate1(business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready")
     session = client.session
     session[SESSION_KEY] = visit.pk
     session.save()
@@ -259,8 +258,12 @@ def test_a_transfer_sends_the_customer_to_another_queue_keeping_the_gates(
     assert call.end_reason == "transferred"
     entry = QueueEntry.objects.get(pk=moved.json()["entry"])
     assert entry.queue == other and entry.visit_id == call.visit_id
-    visit = ServiceSession.objects.get(pk=call.visit_id)
-    assert visit.state == "queue_ready" and visit.customer_id is not None and visit.account_id == call.visit.account_id
+    visit = Visit.objects.get(pk=call.visit_id)
+    assert (
+        visit.verification.state == "queue_ready"
+        and visit.customer_id is not None
+        and visit.account_id == call.visit.account_id
+    )
 
 
 def test_an_unreachable_video_server_ends_the_call_with_the_reason(
@@ -274,9 +277,7 @@ def test_an_unreachable_video_server_ends_the_call_with_the_reason(
     settings.JANUS_SERVERS = [{**settings.JANUS_SERVERS[0], "ws_url": "ws://127.0.0.1:9", "name": "down"}]
     agent = make_member()
     customer = make_customer()
-    visit = ServiceSession.objects.create(
-        business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready"
-    )
+    visit = visit_with_gate1(business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready")
     with on_commit():
         entry = queue_entry_enqueue(visit_id=visit.pk)
     with on_commit():
@@ -299,7 +300,7 @@ def test_calls_go_to_the_least_loaded_video_server(
     for _ in range(4):
         agent = make_member()
         customer = make_customer()
-        visit = ServiceSession.objects.create(
+        visit = visit_with_gate1(
             business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready"
         )
         with on_commit():

@@ -35,7 +35,7 @@ def row_content(number: int) -> dict[str, Any]:
             "actor_id": "",
             "actor_label": f"visit {number:08d}",
             "action": "verification.visit.started",
-            "target_type": "verification.servicesession",
+            "target_type": "visits.visit",
             "target_id": str(number),
             "target_label": f"visit {number:08d}",
             "data": {"business": BUSINESSES[number % len(BUSINESSES)], "mobile": "138****5678"},
@@ -46,7 +46,7 @@ def row_content(number: int) -> dict[str, Any]:
             "actor_id": str(number % 100_000),
             "actor_label": customer,
             "action": "verification.visit.refused",
-            "target_type": "verification.servicesession",
+            "target_type": "visits.visit",
             "target_id": str(number),
             "target_label": f"visit {number:08d}",
             "data": {

@@ -16,12 +16,13 @@ from apps.customers.models import Account, Customer
 from apps.gates.models import GateAttempt, GateProgress
 from apps.queueing.models import AgentPresence, QueueEntry, ServiceQueue
 from apps.staff.models import StaffProfile
-from apps.verification.models import ServiceSession
+from apps.visits.models import Visit
+from tests.factories import visit_with_gate1
 
 
 @dataclass
 class Seeded:
-    visit: ServiceSession
+    visit: Visit
     call: Call | None
     entry: QueueEntry | None
 
@@ -57,7 +58,7 @@ def seed_service(
     ``handling_seconds``), or abandoned after ``abandoned_after``.
     ``gates``: GateProgress fields (``state``, ``failed_gate``, ``identity_passed_at`` …).
     """
-    visit = ServiceSession.objects.create(
+    visit = visit_with_gate1(
         business_code=business,
         mobile=customer.mobile if customer else "13900000000",
         customer=customer,
@@ -68,7 +69,7 @@ def seed_service(
         outcome_reason=outcome_reason or refusal_code,
         read_name=read_name,
     )
-    ServiceSession.objects.filter(pk=visit.pk).update(created_at=started)
+    Visit.objects.filter(pk=visit.pk).update(created_at=started)
     visit.refresh_from_db()
     entry = call = None
     if queue is not None:

@@ -35,7 +35,8 @@ EVIDENCE_MODELS = (
     "gates.GateProgress",
     "gates.GateAttempt",
     "gates.QuestionDraw",
-    "verification.ServiceSession",
+    "visits.Visit",
+    "verification.Verification",
     "calls.Call",
     "calls.CallParticipant",
 )
@@ -64,9 +65,9 @@ def test_a_superuser_posting_to_an_evidence_admin_form_is_refused(client: Client
 
 def test_a_finished_gate_attempt_cannot_be_changed(make_customer: Callable[..., object]) -> None:
     from apps.gates.models import FinishedAttemptIsImmutable, GateAttempt, GateProgress
-    from apps.verification.models import ServiceSession
+    from apps.visits.models import Visit
 
-    visit = ServiceSession.objects.create(business_code="activation", mobile="13900000000")
+    visit = Visit.objects.create(business_code="activation", mobile="13900000000")
     progress = GateProgress.objects.create(visit=visit, started_at=timezone.now())
     attempt = GateAttempt.objects.create(
         progress=progress, gate="identity", number=1, status="passed", result_code="match", started_at=timezone.now()

@@ -18,8 +18,8 @@ from apps.customers.models import Customer, CustomerLevel
 from apps.queueing.models import AgentState, QueueEntry, ServiceQueue
 from apps.queueing.services import agent_state_set, queue_entry_enqueue, queue_snapshots_take, service_queue_upsert
 from apps.staff.models import StaffProfile
-from apps.verification.models import ServiceSession
 from tests.conftest import SYSTEM
+from tests.factories import visit_with_gate1
 from tests.security.helpers import force_login_verified
 
 pytestmark = pytest.mark.django_db
@@ -45,9 +45,7 @@ def queues() -> tuple[ServiceQueue, ServiceQueue]:
 def waiting_entry(queues: tuple[ServiceQueue, ServiceQueue], make_customer: Callable[..., Customer]) -> QueueEntry:
     customer = make_customer(level=CustomerLevel.GOLD)
     # A visit that passed Gate 1 (its flow is tested in tests/verification).
-    visit = ServiceSession.objects.create(
-        business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready"
-    )
+    visit = visit_with_gate1(business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready")
     return queue_entry_enqueue(visit_id=visit.pk)
 
 

@@ -38,8 +38,8 @@ from apps.audit.models import AuditRecord
 from apps.calls.models import Call, CallParticipant, ParticipantRole
 from apps.calls.services import call_hang_up
 from apps.recordings.models import Recording, RecordingState
-from apps.verification.models import ServiceSession, VisitState
-from apps.verification.services import visit_id_card_upload, visit_start
+from apps.verification.models import Verification, VerificationState
+from apps.verification.services import verification_id_card_upload, verification_start
 from remotebank.celery import app as celery_app
 from tests.calls.conftest import janus, network_namespace  # noqa: F401 - fixture reused
 from tests.faults.conftest import HeldLock, Processes, assert_audit_chain_verifies, wait_until
@@ -103,24 +103,25 @@ PERSON = CardPerson(
 def _start_ocr(fixture: Callable[[str], Any]) -> Started:
     fixture("settings").GATE1_UPLOAD_COOLDOWN_SECONDS = 0
     photo = generate_id_card_front(PERSON, face_photos()[0], degrade=Degradation(rotate_deg=3, jpeg_quality=70))
-    visit = visit_start(business_code="activation", mobile="13912340001")
-    visit_id_card_upload(visit_id=visit.pk, data=photo)  # commits; the OCR task goes to the broker
+    gate1 = verification_start(business_code="activation", mobile="13912340001")
+    visit = gate1.visit
+    verification_id_card_upload(visit_id=visit.pk, data=photo)  # commits; the OCR task goes to the broker
 
     def state() -> str:
-        return str(ServiceSession.objects.values_list("state", flat=True).get(pk=visit.pk))
+        return str(Verification.objects.values_list("state", flat=True).get(pk=gate1.pk))
 
     def applied_once() -> None:
-        visit.refresh_from_db()
-        assert visit.state == VisitState.ID_CARD_READ
-        assert visit.read_name == PERSON.name and visit.read_id_number == PERSON.id_number
+        gate1.refresh_from_db()
+        assert gate1.state == VerificationState.ID_CARD_READ
+        assert gate1.read_name == PERSON.name and gate1.read_id_number == PERSON.id_number
         reads = AuditRecord.objects.filter(action=AuditAction.VISIT_ID_CARD_READ, target_id=str(visit.pk))
         assert reads.count() == 1
 
     return Started(
-        locked_model=ServiceSession,
-        locked_pk=visit.pk,
-        interruptible=lambda: state() == VisitState.ID_CARD_PROCESSING,
-        applied=lambda: state() != VisitState.ID_CARD_PROCESSING,
+        locked_model=Verification,
+        locked_pk=gate1.pk,
+        interruptible=lambda: state() == VerificationState.ID_CARD_PROCESSING,
+        applied=lambda: state() != VerificationState.ID_CARD_PROCESSING,
         applied_once=applied_once,
     )
 

@@ -30,7 +30,7 @@ from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
 from apps.queueing.models import EntryState, QueueEntry
 from apps.queueing.services import entries_grace_expire, queue_entry_leave, service_queue_upsert
-from apps.verification.api import SESSION_KEY
+from apps.visits.authentication import SESSION_KEY
 from tests.conftest import SYSTEM
 from tests.faults.conftest import Processes, assert_audit_chain_verifies, free_port, wait_until
 

@@ -48,11 +48,13 @@ from apps.queueing.services import (
 from apps.recordings.models import Recording, RecordingFileKind, RecordingState
 from apps.recordings.services import recording_process
 from apps.staff.models import StaffProfile
-from apps.verification.api import SESSION_KEY
-from apps.verification.models import ServiceSession, VisitState
+from apps.verification.models import VerificationState
+from apps.visits.authentication import SESSION_KEY
+from apps.visits.models import Visit
 from remotebank.celery import app as celery_app
 from tests.calls.conftest import PEER, ROOT, WS_PORT, JanusHarness, janus, network_namespace  # noqa: F401
 from tests.conftest import SYSTEM
+from tests.factories import visit_with_gate1
 from tests.faults.conftest import assert_audit_chain_verifies, free_port, wait_until
 from tests.recordings.conftest import require_tool
 
@@ -127,13 +129,13 @@ def platform(settings: Any, janus: JanusHarness, janus_bridge: int, tmp_path: Pa
             broker.delete("default", "media")
 
 
-def _queued_visit(customer: Customer) -> ServiceSession:
-    return ServiceSession.objects.create(
-        business_code="activation", mobile=customer.mobile, customer=customer, state=VisitState.QUEUE_READY
+def _queued_visit(customer: Customer) -> Visit:
+    return visit_with_gate1(
+        business_code="activation", mobile=customer.mobile, customer=customer, state=VerificationState.QUEUE_READY
     )
 
 
-def _customer_browser(visit: ServiceSession) -> Client:
+def _customer_browser(visit: Visit) -> Client:
     session = SessionStore()
     session[SESSION_KEY] = visit.pk
     session.create()

@@ -24,6 +24,9 @@ from apps.calls.models import Call, CallState
 from apps.calls.services import call_participant_event
 from apps.customers.models import Account, AccountKind, AccountStatus, Customer
 from apps.customers.services import account_upsert
+from apps.gates.integrations import identity_registry
+from apps.gates.integrations.identity_registry import SandboxPbocRegistry, face_people
+from apps.gates.selectors import citizen_on_file
 from apps.queueing.models import AgentState, ServiceQueue
 from apps.queueing.services import agent_state_set, offer_accept, queue_entry_enqueue, service_queue_upsert
 from apps.recordings.models import Snapshot
@@ -31,12 +34,11 @@ from apps.recordings.services import snapshot_capture
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
-from apps.verification.api import SESSION_KEY
-from apps.verification.integrations import identity_registry
-from apps.verification.integrations.identity_registry import SandboxPbocRegistry, face_people
-from apps.verification.models import ServiceSession
+from apps.visits.authentication import SESSION_KEY
+from apps.visits.models import Visit
 from tests.calls.conftest import janus_control, janus_settings  # noqa: F401 - fixtures re-exported
 from tests.conftest import SYSTEM
+from tests.factories import visit_with_gate1
 
 
 def faces_dir() -> Path:
@@ -55,7 +57,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SandboxPbocRegist
 
     def install(**options: Any) -> SandboxPbocRegistry:
         defaults = {"latency_min_ms": 0, "latency_max_ms": 0, "error_rate": 0.0, "timeout_rate": 0.0, "seed": 7}
-        sandbox = SandboxPbocRegistry(faces_dir=faces_dir(), **{**defaults, **options})  # type: ignore[arg-type]
+        sandbox = SandboxPbocRegistry(faces_dir=faces_dir(), lookup=citizen_on_file, **{**defaults, **options})  # type: ignore[arg-type]
         monkeypatch.setattr(identity_registry, "_registry_singleton", sandbox)
         return sandbox
 
@@ -66,7 +68,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SandboxPbocRegist
 @dataclass
 class InCall:
     call: Call
-    visit: ServiceSession
+    visit: Visit
     agent: StaffProfile
     customer: Customer
     account: Account
@@ -127,11 +129,13 @@ def make_in_call(
             status_since=status_since,
             company_name=company_name,
         )
-        visit = ServiceSession.objects.create(
+        visit = visit_with_gate1(
             business_code=business, mobile=customer.mobile, customer=customer, account=account, state="queue_ready"
         )
         portrait = person_photos(person)[portrait_photo]
-        visit.id_card_portrait.save(f"portrait-{visit.pk}{portrait.suffix}", ContentFile(portrait.read_bytes()))
+        visit.verification.id_card_portrait.save(
+            f"portrait-{visit.pk}{portrait.suffix}", ContentFile(portrait.read_bytes())
+        )
         agent = staff_member_upsert(
             actor=SYSTEM,
             username=f"gate_agent{number}",

@@ -13,7 +13,7 @@ from apps.audit.selectors import audit_chain_verify
 from apps.calls.models import CallEndReason, CallState
 from apps.gates.models import AttemptStatus, FinishedAttemptIsImmutable, GateAttempt, GateProgress, GateState
 from apps.recordings.models import Snapshot
-from apps.verification.models import ServiceOutcome
+from apps.visits.models import VisitOutcome
 from tests.gates.conftest import InCall, capture, person_photos
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +57,7 @@ def _assert_service_ended(in_call: InCall, gate: str, reason: str) -> None:
     progress = GateProgress.objects.get(visit=in_call.visit)
     assert progress.state == GateState.FAILED
     assert (progress.failed_gate, progress.failure_reason) == (gate, reason)
-    assert in_call.visit.outcome == ServiceOutcome.GATE_FAILED
+    assert in_call.visit.outcome == VisitOutcome.GATE_FAILED
     assert in_call.visit.outcome_reason == f"{gate}:{reason}"
     assert in_call.call.state == CallState.ENDED and in_call.call.end_reason == CallEndReason.GATE_FAILED
     assert AuditRecord.objects.filter(action="gates.gate.failed", target_id=str(in_call.visit.pk)).count() == 1
@@ -85,7 +85,7 @@ def test_registry_match_passes_gate_two_and_keeps_the_photo_on_file(
 def test_a_name_the_registry_does_not_match_ends_the_service(
     make_in_call: Callable[..., InCall], on_commit: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from apps.verification.integrations import identity_registry
+    from apps.gates.integrations import identity_registry
 
     in_call = make_in_call(person=KIT)
     # The citizen register knows this ID number under another name than the bank's.
@@ -101,7 +101,7 @@ def test_a_number_unknown_to_the_registry_ends_the_service(
     make_in_call: Callable[..., InCall], on_commit: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     in_call = make_in_call(person=KIT)
-    from apps.verification.integrations import identity_registry
+    from apps.gates.integrations import identity_registry
 
     # The register of citizens has no entry for this number.
     monkeypatch.setattr(identity_registry._registry_singleton, "_lookup", lambda id_number: None)

@@ -21,7 +21,7 @@ from apps.audit.selectors import audit_chain_verify
 from apps.customers.models import Account, AccountKind, AccountStatus, Customer
 from apps.operations.models import Operation, OperationState
 from apps.operations.services import STUCK_AFTER_SECONDS, operations_stuck_release
-from apps.verification.models import ServiceOutcome
+from apps.visits.models import VisitOutcome
 from tests.operations.conftest import KIT, InCall, capture, pass_gates, person_photos
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +81,7 @@ def test_activation_with_the_customers_own_pin_pad_never_shows_or_keeps_the_pin(
     assert account.status == AccountStatus.NORMAL
     assert check_password(GOOD_PIN, account.pin_hash) and GOOD_PIN not in account.pin_hash
     activation.refresh()
-    assert activation.visit.outcome == ServiceOutcome.COMPLETED
+    assert activation.visit.outcome == VisitOutcome.COMPLETED
     # The PIN is nowhere: not in the audit trail, not on the agent's side, not in the logs.
     assert GOOD_PIN not in _everything_recorded(activation)
     assert GOOD_PIN not in caplog.text
@@ -397,10 +397,10 @@ def test_an_operation_left_processing_by_a_dead_request_goes_back_to_confirmatio
 
 def test_a_visit_not_yet_identified_gets_a_clear_refusal_from_the_customer_endpoints(client: Any) -> None:
     """Found by the API fuzzer: a visit still at Gate 1 (no customer yet) posting a PIN or a confirmation."""
-    from apps.verification.api import SESSION_KEY
-    from apps.verification.services import visit_start
+    from apps.verification.services import verification_start
+    from apps.visits.authentication import SESSION_KEY
 
-    visit = visit_start(business_code="activation", mobile="13912340009")
+    visit = verification_start(business_code="activation", mobile="13912340009").visit
     session = client.session
     session[SESSION_KEY] = visit.pk
     session.save()

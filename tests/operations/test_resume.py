@@ -23,7 +23,7 @@ from apps.queueing.models import AgentState
 from apps.queueing.services import agent_state_set
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
-from apps.verification.models import ServiceOutcome
+from apps.visits.models import VisitOutcome
 from tests.conftest import SYSTEM
 from tests.operations.conftest import KIT, InCall, capture, person_photos
 from tests.security.helpers import force_login_verified
@@ -118,7 +118,7 @@ def test_a_service_cut_off_after_gate_two_resumes_in_a_new_call_without_repeatin
     assert done.json()["operation"]["state"] == "succeeded"
 
     in_call.visit.refresh_from_db()
-    assert in_call.visit.outcome == ServiceOutcome.COMPLETED
+    assert in_call.visit.outcome == VisitOutcome.COMPLETED
     calls_of = dict(GateAttempt.objects.filter(progress__visit=in_call.visit).values_list("gate", "call_id"))
     assert calls_of == {"identity": first.pk, "face": second.pk, "questions": second.pk}
     assert in_call.visit.calls.count() == 2

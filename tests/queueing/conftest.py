@@ -22,8 +22,9 @@ from apps.queueing.services import queue_entry_enqueue
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
-from apps.verification.models import ServiceSession, VisitState
+from apps.verification.models import VerificationState
 from tests.conftest import SYSTEM
+from tests.factories import visit_with_gate1
 
 
 @pytest.fixture
@@ -35,8 +36,8 @@ def make_queued_customer(make_customer: Callable[..., Customer]) -> Callable[...
     ) -> QueueEntry:
         customer = make_customer(level=level)
         # A visit that passed Gate 1 (that flow is tested in tests/verification).
-        visit = ServiceSession.objects.create(
-            business_code=business, mobile=customer.mobile, customer=customer, state=VisitState.QUEUE_READY
+        visit = visit_with_gate1(
+            business_code=business, mobile=customer.mobile, customer=customer, state=VerificationState.QUEUE_READY
         )
         return queue_entry_enqueue(visit_id=visit.pk, now=now)
 

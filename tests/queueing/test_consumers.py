@@ -36,10 +36,11 @@ from apps.queueing.services import agent_state_set, dispatch_queue, offer_accept
 from apps.queueing.signals import queue_entry_connected
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
-from apps.verification.api import SESSION_KEY
-from apps.verification.models import ServiceSession, VisitState
+from apps.verification.models import VerificationState
+from apps.visits.authentication import SESSION_KEY
 from remotebank.asgi import application
 from tests.conftest import SYSTEM
+from tests.factories import visit_with_gate1
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -281,8 +282,8 @@ async def test_socket_without_a_queued_visit_in_its_session_is_closed_with_4401(
 
     def visit_not_yet_queued() -> int:
         customer = make_customer()
-        return ServiceSession.objects.create(
-            business_code="activation", mobile=customer.mobile, customer=customer, state=VisitState.QUEUE_READY
+        return visit_with_gate1(
+            business_code="activation", mobile=customer.mobile, customer=customer, state=VerificationState.QUEUE_READY
         ).pk
 
     cookies = [

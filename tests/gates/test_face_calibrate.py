@@ -11,8 +11,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from apps.verification.integrations.face import missing_weights, verification_setting
-from apps.verification.management.commands.face_calibrate import (
+from apps.gates.integrations.face import missing_weights
+from apps.gates.management.commands.face_calibrate import (
     dataset_photos,
     error_rates,
     recommend_threshold,
@@ -76,7 +76,7 @@ def test_multi_face_photos_are_left_out_and_hard_cases_kept() -> None:
 
 
 def test_the_command_prints_a_table_and_a_recommendation_on_a_subset() -> None:
-    home = Path(verification_setting("DEEPFACE_HOME"))
+    home = Path(settings.DEEPFACE_HOME)
     if missing_weights(home):
         message = f"face weights missing in {home} (run manage.py face_weights_install)"
         if CI:

@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from PIL import Image
 
-from apps.verification.integrations.face import (
+from apps.gates.integrations.face import (
     DlibFaceEngine,
     FaceEmbedding,
     FaceNotFound,
@@ -24,7 +24,6 @@ from apps.verification.integrations.face import (
     decide,
     get_face_engine,
     missing_weights,
-    verification_setting,
 )
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -39,7 +38,7 @@ def photo(relative: str) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def engine() -> DlibFaceEngine:
-    home = Path(verification_setting("DEEPFACE_HOME"))
+    home = Path(settings.DEEPFACE_HOME)
     missing = missing_weights(home)
     if missing:
         message = f"face weights missing in {home}: {missing} (run manage.py face_weights_install)"
@@ -56,7 +55,7 @@ def test_the_contrib_build_of_opencv_is_the_one_imported() -> None:
 
 
 def test_engine_uses_the_calibrated_threshold(engine: DlibFaceEngine) -> None:
-    assert engine.threshold == pytest.approx(float(verification_setting("FACE_MATCH_THRESHOLD")))
+    assert engine.threshold == pytest.approx(float(settings.FACE_MATCH_THRESHOLD))
     assert 0.03 < engine.threshold < 0.12
 
 

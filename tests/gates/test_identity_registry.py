@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 
 from apps.customers.models import Customer
-from apps.verification.integrations.identity_registry import (
+from apps.gates.integrations.identity_registry import (
     Citizen,
     RegistryResult,
     RegistryTimeout,
@@ -23,6 +23,7 @@ from apps.verification.integrations.identity_registry import (
     face_people,
     registry_photo_path,
 )
+from apps.gates.selectors import citizen_on_file
 
 FACES = Path(settings.FACES_DATASET_DIR)
 CITIZENS = {
@@ -146,14 +147,17 @@ def test_rates_out_of_range_are_refused() -> None:
 
 
 def test_the_adapter_is_chosen_by_name() -> None:
-    assert isinstance(build_identity_registry("pboc_sandbox", {"seed": 1}, faces_dir=FACES), SandboxPbocRegistry)
+    chosen = build_identity_registry("pboc_sandbox", {"seed": 1}, faces_dir=FACES, lookup=CITIZENS.get)
+    assert isinstance(chosen, SandboxPbocRegistry)
     with pytest.raises(ValueError, match="unknown"):
-        build_identity_registry("nope", {}, faces_dir=FACES)
+        build_identity_registry("nope", {}, faces_dir=FACES, lookup=CITIZENS.get)
 
 
 @pytest.mark.django_db
-def test_by_default_the_sandbox_reads_citizens_from_the_customers(customer: Customer) -> None:
-    sandbox = SandboxPbocRegistry(faces_dir=FACES, latency_min_ms=0, latency_max_ms=0, error_rate=0, timeout_rate=0)
+def test_gates_wire_the_sandbox_to_the_bank_customers(customer: Customer) -> None:
+    sandbox = SandboxPbocRegistry(
+        faces_dir=FACES, lookup=citizen_on_file, latency_min_ms=0, latency_max_ms=0, error_rate=0, timeout_rate=0
+    )
 
     result = sandbox.verify(name=customer.name, id_number=customer.id_number)
 

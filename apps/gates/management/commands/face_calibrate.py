@@ -31,7 +31,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from PIL import Image
 
-from apps.verification.integrations.face import FaceEmbedding, FaceError, get_face_engine
+from apps.gates.integrations.face import FaceEmbedding, FaceError, get_face_engine
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

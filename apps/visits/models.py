@@ -1,0 +1,69 @@
+"""A customer's visit: one service of one customer for one business (R4).
+
+A ``Visit`` lives from the moment the customer's mobile page starts it until
+its outcome is written: through Gate 1 (``apps.verification`` keeps its own
+row, ``Verification``, attached to the visit), the queue, one or more calls
+(a transfer or a rejoin keeps the visit), the in-call gates and the business
+done. It is the service record every other app hangs its rows on.
+
+Lifecycle: open (``outcome`` blank) → closed (``outcome`` set once by
+``visit_close``, never changed). An interrupted call leaves the visit open so
+that the service can resume (R4.2).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from apps.businesses.registry import business_choices
+from apps.common.crypto import EncryptedCharField
+from apps.customers.models import Account, Customer
+
+# Audit records written before the visit had its own app name their target
+# ``verification.servicesession``; both labels name the same rows (same ids).
+VISIT_AUDIT_TARGET_TYPES = ("visits.visit", "verification.servicesession")
+
+
+class VisitOutcome(models.TextChoices):
+    """How a visit ended, for the service record (R4). Blank while open."""
+
+    COMPLETED = "completed", _("Completed")
+    REFUSED = "refused", _("Refused before the call (Gate 1)")
+    GATE_FAILED = "gate_failed", _("Failed an in-call gate")
+    ABANDONED = "abandoned", _("Abandoned")
+    CANCELLED = "cancelled", _("Ended without the business done")
+
+
+class Visit(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    business_code = models.CharField(_("business"), max_length=32, choices=business_choices())
+    # The mobile number the customer typed: one of Gate 1's three elements.
+    mobile = EncryptedCharField(_("mobile number"), max_length=20)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    # Who and which account, once Gate 1 has established them.
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="visits")
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.PROTECT, related_name="visits")
+
+    # The service record's ending (R4): set once by ``visit_close`` and never
+    # changed; an interrupted call leaves it blank so the service can resume.
+    outcome = models.CharField(_("outcome"), max_length=16, choices=VisitOutcome.choices, blank=True)
+    outcome_reason = models.CharField(_("outcome reason"), max_length=64, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = (models.Index(fields=("outcome", "created_at"), name="visits_outcome_created"),)
+        verbose_name = _("visit")
+        verbose_name_plural = _("visits")
+
+    def __str__(self) -> str:
+        return f"visit {self.public_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return not self.outcome
