@@ -19,8 +19,7 @@ from apps.businesses.registry import business_choices
 from apps.calls.models import Call, CallParticipant, ParticipantRole
 from apps.calls.selectors import visits_visible_to
 from apps.common.errors import NotFound, PermissionDenied, ValidationFailed
-from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
-from apps.compliance.exporters import mask_name
+from apps.common.masking import mask_account_number, mask_id_number, mask_mobile, mask_name
 from apps.compliance.models import AuditExport
 from apps.gates.models import Gate, GateAttempt, GateProgress, GateState
 from apps.recordings.models import Recording, Snapshot
