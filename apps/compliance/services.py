@@ -25,8 +25,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.audit.actions import AuditAction
-from apps.audit.models import AuditRecord
-from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import Actor, audit_record
 from apps.common.errors import NotAllowed, PermissionDenied, ValidationFailed
 from apps.compliance.exporters import ReportHeader, RowFormatter, exporter_for, pdf_max_rows
@@ -326,26 +324,6 @@ def audit_export_download(*, actor: User, export_id: int) -> AuditExport:
         },
     )
     return export
-
-
-def audit_chain_verification_run(*, actor: Any) -> AuditRecord:
-    """Verify the audit trail's hash chain now and record the outcome (as ``manage.py audit_verify`` does).
-
-    The record is what the compliance workspace shows as "last verified".
-    """
-    report = audit_chain_verify()
-    broken = report.first_break
-    with transaction.atomic():
-        return audit_record(
-            actor=actor,
-            action=AuditAction.AUDIT_CHAIN_VERIFIED,
-            data={
-                "intact": report.intact,
-                "records_checked": report.records_checked,
-                "broken_sequence": broken.sequence if broken else None,
-                "reason": broken.reason if broken else "",
-            },
-        )
 
 
 @transaction.atomic
