@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 from rest_framework import generics, serializers
 
 from apps.audit.models import AuditRecord
+from apps.audit.selectors import AUDIT_RECORD_FIELDS
 from apps.common.api import require_permission
 
 
@@ -15,19 +16,7 @@ class AuditRecordListApi(generics.ListAPIView):
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = AuditRecord
-            fields = (
-                "sequence",
-                "created_at",
-                "actor_kind",
-                "actor_label",
-                "action",
-                "target_type",
-                "target_id",
-                "target_label",
-                "data",
-                "previous_hash",
-                "record_hash",
-            )
+            fields = AUDIT_RECORD_FIELDS
 
     serializer_class = OutputSerializer
 

@@ -5,6 +5,23 @@ from django.db.models import QuerySet
 from apps.audit.chain import ChainReport, verify_chain
 from apps.audit.models import AuditRecord
 
+# The fields of an audit record that leave the database, in this order: the
+# audit API shows them all; compliance exports all but ``previous_hash``
+# (apps.compliance.selectors.RECORD_FIELDS).
+AUDIT_RECORD_FIELDS = (
+    "sequence",
+    "created_at",
+    "actor_kind",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "data",
+    "previous_hash",
+    "record_hash",
+)
+
 
 def audit_chain_verify() -> ChainReport:
     """Recompute the whole chain in sequence order, streaming rows in chunks."""

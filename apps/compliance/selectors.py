@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
+from apps.audit.selectors import AUDIT_RECORD_FIELDS
 from apps.businesses.registry import business_choices
 from apps.calls.models import Call, CallParticipant, ParticipantRole
 from apps.calls.selectors import visits_visible_to
@@ -34,19 +35,9 @@ BLACKLISTED_REASON = "blacklisted"
 # Rows fetched per round trip while streaming (a server-side cursor on PostgreSQL).
 STREAM_CHUNK_SIZE = 2000
 
-# What every export row is made of, in this order (exporters.EXPORT_COLUMNS names them).
-RECORD_FIELDS = (
-    "sequence",
-    "created_at",
-    "actor_kind",
-    "actor_label",
-    "action",
-    "target_type",
-    "target_id",
-    "target_label",
-    "data",
-    "record_hash",
-)
+# What every export row is made of, in this order (exporters.EXPORT_COLUMNS names
+# them): a record's fields without the link to the record before it.
+RECORD_FIELDS = tuple(name for name in AUDIT_RECORD_FIELDS if name != "previous_hash")
 
 _TEXT_FILTERS = ("actor", "action_prefix", "target_type", "outcome")
 _MAX_TEXT = 150
