@@ -26,7 +26,9 @@ from django.utils.translation import gettext_lazy
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, audit_record
-from apps.common.errors import NotAllowed, PermissionDenied, ValidationFailed
+from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
+from apps.common.locking import lock_object
+from apps.common.transactions import enqueue_on_commit
 from apps.compliance.exporters import ReportHeader, RowFormatter, exporter_for, pdf_max_rows
 from apps.compliance.models import AuditExport, ExportFormat, ExportState
 from apps.compliance.selectors import (
@@ -100,8 +102,7 @@ def audit_export_request(
         )
     from apps.compliance.tasks import compliance_export_run
 
-    export_id = export.pk
-    transaction.on_commit(lambda: compliance_export_run.delay(export_id))
+    enqueue_on_commit(compliance_export_run, export.pk)
     return export
 
 
@@ -133,9 +134,13 @@ def audit_export_run(*, export_id: int) -> AuditExport:
         raise
 
 
+def _export_not_found() -> NotFound:
+    return NotFound(gettext_lazy("This export does not exist."), code="export_not_found")
+
+
 @transaction.atomic
 def _export_start(export_id: int) -> tuple[AuditExport, int | None]:
-    export = AuditExport.objects.select_for_update().get(pk=export_id)
+    export = lock_object(AuditExport.objects, not_found=_export_not_found, pk=export_id)
     if export.state == ExportState.DONE:
         return export, None
     export_filter = ExportFilter.from_json(export.filters)
@@ -246,7 +251,7 @@ def _store(export: AuditExport, path: Path) -> str:
 def _export_finish(
     export_id: int, attempt: int, *, stored_name: str, sha256: str, size_bytes: int, rows_written: int
 ) -> AuditExport:
-    export = AuditExport.objects.select_for_update().select_related("requested_by").get(pk=export_id)
+    export = lock_object(AuditExport.objects, not_found=_export_not_found, related=("requested_by",), pk=export_id)
     if export.state != ExportState.RUNNING or export.attempt != attempt:
         # A newer attempt owns the export (or finished it): drop this file.
         _file_field().storage.delete(stored_name)
@@ -278,7 +283,7 @@ def _export_fail(export_id: int, attempt: int, exc: BaseException) -> None:
     error = f"{type(exc).__name__}: {exc}"[:2000]
     try:
         with transaction.atomic():
-            export = AuditExport.objects.select_for_update().get(pk=export_id)
+            export = lock_object(AuditExport.objects, not_found=_export_not_found, pk=export_id)
             if export.state != ExportState.RUNNING or export.attempt != attempt:
                 return
             export.fail(now=timezone.now(), error=error)
