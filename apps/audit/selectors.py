@@ -30,3 +30,15 @@ def audit_chain_verify() -> ChainReport:
 
 def audit_records_for_target(*, target_type: str, target_id: str) -> QuerySet[AuditRecord]:
     return AuditRecord.objects.filter(target_type=target_type, target_id=target_id).order_by("sequence")
+
+
+def audit_records_list(*, action: str = "", target_type: str = "", target_id: str = "") -> QuerySet[AuditRecord]:
+    """The audit trail, newest first; each given part (an exact action code, target type or id) must match."""
+    queryset = AuditRecord.objects.order_by("-sequence")
+    if action:
+        queryset = queryset.filter(action=action)
+    if target_type:
+        queryset = queryset.filter(target_type=target_type)
+    if target_id:
+        queryset = queryset.filter(target_id=target_id)
+    return queryset
