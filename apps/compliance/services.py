@@ -6,6 +6,11 @@ records in one transaction and enqueues the task after commit.
 export (commit), streams the rows while committing progress so the status
 API can show it, then finishes or fails the export in a short transaction of
 its own under the row lock.
+
+The services here are entry points: views and the export task call them, never
+another transaction, and their audit records and progress must really be
+committed when they return. So their transactions are ``durable``: called
+inside an open transaction they fail at once instead of silently joining it.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ def pdf_limit_note(*, shown: int, matching: int) -> str:
     ) % {"limit": f"{pdf_max_rows():,}", "shown": f"{shown:,}", "matching": f"{matching:,}"}
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def audit_export_request(
     *, actor: User, filters: dict[str, Any] | None, fmt: str, unmask: bool = False, language: str | None = None
 ) -> AuditExport:
@@ -138,7 +143,7 @@ def _export_not_found() -> NotFound:
     return NotFound(gettext_lazy("This export does not exist."), code="export_not_found")
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def _export_start(export_id: int) -> tuple[AuditExport, int | None]:
     export = lock_object(AuditExport.objects, not_found=_export_not_found, pk=export_id)
     if export.state == ExportState.DONE:
@@ -247,7 +252,7 @@ def _store(export: AuditExport, path: Path) -> str:
         )
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def _export_finish(
     export_id: int, attempt: int, *, stored_name: str, sha256: str, size_bytes: int, rows_written: int
 ) -> AuditExport:
@@ -299,7 +304,7 @@ def _export_fail(export_id: int, attempt: int, exc: BaseException) -> None:
         logger.exception("Could not record the failure of audit export %s", export_id)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def audit_export_download(*, actor: User, export_id: int) -> AuditExport:
     """Hand a finished export's file to ``actor`` (the requester or a compliance officer), audited."""
     if not actor.has_perm(EXPORT_PERMISSION):
@@ -331,7 +336,7 @@ def audit_export_download(*, actor: User, export_id: int) -> AuditExport:
     return export
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def service_evidence_open(*, actor: User, public_id: Any, unmask: bool = False) -> ServiceRecord:
     """Open a service's evidence for ``actor`` (visibility checked), audited.
 
@@ -353,7 +358,7 @@ def service_evidence_open(*, actor: User, public_id: Any, unmask: bool = False) 
     return record
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def service_snapshot_open(*, actor: User, public_id: Any) -> Snapshot:
     """Hand a snapshot's image to ``actor`` if they may see its service; audited (it shows the customer's face)."""
     snapshot = snapshot_get_visible(user=actor, public_id=public_id)
@@ -366,7 +371,7 @@ def service_snapshot_open(*, actor: User, public_id: Any) -> Snapshot:
     return snapshot
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def summary_export_record(*, actor: User, report: SummaryReport, content: bytes) -> None:
     """Audit a download of the daily summary report: who, which days and grouping, how many rows, the file's hash."""
     audit_record(
