@@ -28,10 +28,6 @@ def audit_chain_verify() -> ChainReport:
     return verify_chain(AuditRecord.objects.order_by("sequence").iterator(chunk_size=2000))
 
 
-def audit_records_for_target(*, target_type: str, target_id: str) -> QuerySet[AuditRecord]:
-    return AuditRecord.objects.filter(target_type=target_type, target_id=target_id).order_by("sequence")
-
-
 def audit_records_list(*, action: str = "", target_type: str = "", target_id: str = "") -> QuerySet[AuditRecord]:
     """The audit trail, newest first; each given part (an exact action code, target type or id) must match."""
     queryset = AuditRecord.objects.order_by("-sequence")

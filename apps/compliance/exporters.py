@@ -295,14 +295,9 @@ def pdf_max_rows() -> int:
     return int(getattr(settings, "COMPLIANCE_PDF_MAX_ROWS", DEFAULT_PDF_MAX_ROWS))
 
 
-def pdf_font_source() -> tuple[str, int]:
-    return cjk_font_source()
-
-
 # reportlab registers fonts in a process-wide table; one document at a time
-# uses the per-document font registered under this name.
+# (under PDF_LOCK) uses the per-document font registered under this name.
 _PDF_FONT_NAME = "RemoteBankAuditCJK"
-_pdf_lock = PDF_LOCK
 
 # Landscape A4, in points.
 _PAGE_WIDTH, _PAGE_HEIGHT = 842.0, 595.0
@@ -427,11 +422,11 @@ class PdfExporter:
         for row in rows():
             for index, _width in _PDF_COLUMNS:
                 characters.update(str(row[index]))
-        font_path, font_index = pdf_font_source()
+        font_path, font_index = cjk_font_source()
         font_file = cjk_truetype_subset(characters, path=font_path, index=font_index)
 
         written = 0
-        with _pdf_lock, registered_font(TTFont(_PDF_FONT_NAME, font_file)):
+        with PDF_LOCK, registered_font(TTFont(_PDF_FONT_NAME, font_file)):
             canvas = Canvas(str(path), pagesize=(_PAGE_WIDTH, _PAGE_HEIGHT), pageCompression=1)
             canvas.setTitle(f"{header.title} #{header.export_id}")
             canvas.setAuthor(header.generated_by)
