@@ -1,9 +1,12 @@
+"""Audit API: the trail, read-only, for those who may view audit records."""
+
 from __future__ import annotations
 
 from django.db.models import QuerySet
 from rest_framework import generics, serializers
 
 from apps.audit.models import AuditRecord
+from apps.audit.selectors import AUDIT_RECORD_FIELDS, audit_records_list
 from apps.common.api import require_permission
 
 
@@ -15,29 +18,14 @@ class AuditRecordListApi(generics.ListAPIView):
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = AuditRecord
-            fields = (
-                "sequence",
-                "created_at",
-                "actor_kind",
-                "actor_label",
-                "action",
-                "target_type",
-                "target_id",
-                "target_label",
-                "data",
-                "previous_hash",
-                "record_hash",
-            )
+            fields = AUDIT_RECORD_FIELDS
 
     serializer_class = OutputSerializer
 
     def get_queryset(self) -> QuerySet[AuditRecord]:
-        queryset = AuditRecord.objects.order_by("-sequence")
         params = self.request.query_params
-        if action := params.get("action"):
-            queryset = queryset.filter(action=action)
-        if target_type := params.get("target_type"):
-            queryset = queryset.filter(target_type=target_type)
-        if target_id := params.get("target_id"):
-            queryset = queryset.filter(target_id=target_id)
-        return queryset
+        return audit_records_list(
+            action=params.get("action", ""),
+            target_type=params.get("target_type", ""),
+            target_id=params.get("target_id", ""),
+        )

@@ -10,8 +10,9 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from apps.audit.actions import AuditAction
-from apps.audit.chain import GENESIS_HASH, compute_record_hash, normalize_data
+from apps.audit.chain import GENESIS_HASH, ChainReport, compute_record_hash, normalize_data
 from apps.audit.models import ActorKind, AuditRecord
+from apps.audit.selectors import audit_chain_verify
 
 # Arbitrary constant naming the PostgreSQL advisory lock that serializes
 # appends to the chain.
@@ -99,3 +100,27 @@ def audit_record(
             "previous_hash": previous_hash,
         }
         return AuditRecord.objects.create(record_hash=compute_record_hash(**fields), **fields)
+
+
+def audit_chain_verification_run(*, actor: AnyActor) -> ChainReport:
+    """Verify the whole hash chain now and append the outcome as an ``audit.chain.verified`` record.
+
+    The one verification both ``manage.py audit_verify`` and the compliance
+    workspace's "verify now" button run: the verification itself is recorded,
+    so "last verified" and any break found are part of the trail (R8). The
+    chain is read before the transaction that appends the record, which stays short.
+    """
+    report = audit_chain_verify()
+    broken = report.first_break
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=AuditAction.AUDIT_CHAIN_VERIFIED,
+            data={
+                "intact": report.intact,
+                "records_checked": report.records_checked,
+                "broken_sequence": broken.sequence if broken else None,
+                "reason": broken.reason if broken else "",
+            },
+        )
+    return report

@@ -37,11 +37,6 @@ def id_number_is_valid(number: str, *, today: date | None = None) -> bool:
     return id_number_check_char(number[:17]) == number[17]
 
 
-def id_number_sex(number: str) -> str:
-    """ "M" or "F" from the 17th digit (odd = male)."""
-    return "M" if int(number[16]) % 2 else "F"
-
-
 def luhn_check_digit(partial: str) -> str:
     """The digit that makes ``partial`` + digit pass the Luhn check."""
     total = 0

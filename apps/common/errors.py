@@ -45,10 +45,3 @@ class PermissionDenied(ApplicationError):
 class NotFound(ApplicationError):
     status_code = 404
     default_code = "not_found"
-
-
-class ExternalServiceError(ApplicationError):
-    """An outside system (core banking, identity registry, SMS) failed or timed out."""
-
-    status_code = 503
-    default_code = "external_service_unavailable"

@@ -96,7 +96,7 @@ def registered_font(font: Any) -> Iterator[None]:
     reportlab's registry ignores a second font under a known name and maps a
     known face name to the first font registered with it, so every document
     would draw with the first document's subset (missing glyphs). Hence the
-    entries are removed again afterwards (call under ``_pdf_lock``).
+    entries are removed again afterwards (call under ``PDF_LOCK``).
     """
     from reportlab.pdfbase import pdfmetrics
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.http import FileResponse
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -36,77 +37,125 @@ from apps.compliance.services import (
 _EXPORT = require_permission(EXPORT_PERMISSION)
 
 
-def export_representation(export: AuditExport, request: Request) -> dict[str, Any]:
-    total = export.rows_total
-    body: dict[str, Any] = {
-        "id": export.pk,
-        "format": export.format,
-        "filters": export.filters,
-        "unmasked": export.unmasked,
-        "state": export.state,
-        "requested_by": export.requested_by.get_username(),
-        "requested_at": export.requested_at,
-        "started_at": export.started_at,
-        "finished_at": export.finished_at,
-        "rows_matching": export.rows_matching,
-        "rows_total": total,
-        "rows_written": export.rows_written,
-        "progress": round(export.rows_written / total, 4) if total else (1.0 if export.state == "done" else 0.0),
-        "truncated": export.truncated,
-        "sha256": export.sha256 or None,
-        "size_bytes": export.size_bytes,
-        "error": export.error or None,
-        "status_url": request.build_absolute_uri(reverse("compliance:export-detail", args=[export.pk])),
-        "download_url": (
-            request.build_absolute_uri(reverse("compliance:export-download", args=[export.pk]))
-            if export.state == ExportState.DONE
-            else None
-        ),
-    }
-    if export.format == ExportFormat.PDF:
-        body["row_limit"] = pdf_max_rows()
-        if export.truncated:
-            assert export.rows_total is not None and export.rows_matching is not None
-            body["note"] = pdf_limit_note(shown=export.rows_total, matching=export.rows_matching)
-    return body
+class _UtcDateTimeField(serializers.DateTimeField):
+    """An instant in UTC ISO 8601 (``…Z``), as these answers have always given it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(default_timezone=UTC, **kwargs)
+
+
+@extend_schema_field({"type": "string", "nullable": True})
+class _TextOrNullField(serializers.Field[str, str, str | None, Any]):
+    """A text that is empty in the database is null in the answer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str | None:
+        return str(value) or None
+
+
+class AuditExportOutputSerializer(serializers.Serializer[Any]):
+    """One export as every export API answers it: its request, progress, file and links.
+
+    A PDF also names its row limit, and when it holds fewer rows than
+    matched, the note the file itself carries.
+    """
+
+    id = serializers.IntegerField(source="pk")
+    format = serializers.CharField()
+    filters = serializers.JSONField()
+    unmasked = serializers.BooleanField()
+    state = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by.get_username")
+    requested_at = _UtcDateTimeField()
+    started_at = _UtcDateTimeField(allow_null=True)
+    finished_at = _UtcDateTimeField(allow_null=True)
+    rows_matching = serializers.IntegerField(allow_null=True)
+    rows_total = serializers.IntegerField(allow_null=True)
+    rows_written = serializers.IntegerField()
+    progress = serializers.SerializerMethodField()
+    truncated = serializers.BooleanField()
+    sha256 = _TextOrNullField()
+    size_bytes = serializers.IntegerField(allow_null=True)
+    error = _TextOrNullField()
+    status_url = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+
+    def get_progress(self, export: AuditExport) -> float:
+        total = export.rows_total
+        if total:
+            return round(export.rows_written / total, 4)
+        return 1.0 if export.state == ExportState.DONE else 0.0
+
+    def get_status_url(self, export: AuditExport) -> str:
+        return self.context["request"].build_absolute_uri(reverse("compliance:export-detail", args=[export.pk]))
+
+    def get_download_url(self, export: AuditExport) -> str | None:
+        if export.state != ExportState.DONE:
+            return None
+        return self.context["request"].build_absolute_uri(reverse("compliance:export-download", args=[export.pk]))
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        body: dict[str, Any] = super().to_representation(instance)
+        if instance.format == ExportFormat.PDF:
+            body["row_limit"] = pdf_max_rows()
+            if instance.truncated:
+                assert instance.rows_total is not None and instance.rows_matching is not None
+                body["note"] = pdf_limit_note(shown=instance.rows_total, matching=instance.rows_matching)
+        return body
 
 
 class AuditExportListCreateApi(APIView):
-    """GET: the exports the user may see (their own; every one for compliance officers). POST: request one."""
+    """GET: the exports the user may see (their own; every one for compliance officers). POST: request one.
+
+    Two operations on one address, the public contract of this resource; each
+    reads or writes through exactly one selector or service.
+    """
 
     permission_classes = (_EXPORT,)
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         format = serializers.CharField()
         filters = serializers.JSONField(required=False, default=dict)
         unmask = serializers.BooleanField(required=False, default=False)
 
+    OutputSerializer = AuditExportOutputSerializer
+
     def get(self, request: Request) -> Response:
         exports = audit_exports_visible_to(user=request_staff_user(request))[:100]
-        return Response({"results": [export_representation(export, request) for export in exports]})
+        return Response({"results": self.OutputSerializer(exports, many=True, context={"request": request}).data})
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=InputSerializer, responses={202: OutputSerializer})
     def post(self, request: Request) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        user = request_staff_user(request)
         export = audit_export_request(
-            actor=request_staff_user(request),
+            actor=user,
             filters=payload.validated_data["filters"],
             fmt=payload.validated_data["format"],
             unmask=payload.validated_data["unmask"],
             language=get_language(),
         )
         # With eager Celery (tests, embedded mode) the file is already written: re-read.
-        export = AuditExport.objects.select_related("requested_by").get(pk=export.pk)
-        return Response(export_representation(export, request), status=status.HTTP_202_ACCEPTED)
+        export = audit_export_get_visible(user=user, export_id=export.pk)
+        return Response(
+            self.OutputSerializer(export, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+        )
 
 
 class AuditExportDetailApi(APIView):
+    """GET: one export's state and progress (the workspace polls it while the file is written)."""
+
     permission_classes = (_EXPORT,)
 
+    OutputSerializer = AuditExportOutputSerializer
+
+    @extend_schema(responses=OutputSerializer)
     def get(self, request: Request, export_id: int) -> Response:
         export = audit_export_get_visible(user=request_staff_user(request), export_id=export_id)
-        return Response(export_representation(export, request))
+        return Response(self.OutputSerializer(export, context={"request": request}).data)
 
 
 class AuditExportDownloadApi(APIView):
@@ -142,6 +191,26 @@ class ServiceSearchApi(APIView):
 
     permission_classes = (IsAdminUser,)  # is_staff: every staff role; visibility decides the rest
 
+    class OutputSerializer(serializers.Serializer[Any]):
+        id = serializers.UUIDField(source="public_id")
+        business = serializers.CharField(source="business_code")
+        customer_number = serializers.CharField(source="customer.customer_number", default=None, allow_null=True)
+        # Gate 1's state and refusal (null for a visit that never had a Gate 1 row).
+        state = serializers.CharField(source="verification.state", default=None)
+        refusal = _TextOrNullField(source="verification.refusal_code", default=None)
+        outcome = _TextOrNullField()
+        outcome_reason = _TextOrNullField()
+        # Null when the service has no gate progress or no gate failed.
+        gate_failed = _TextOrNullField(source="gate_progress.failed_gate", default=None)
+        started_at = _UtcDateTimeField(source="created_at")
+        closed_at = _UtcDateTimeField(allow_null=True)
+        evidence_url = serializers.SerializerMethodField()
+
+        def get_evidence_url(self, visit: Any) -> str:
+            return self.context["request"].build_absolute_uri(
+                reverse("compliance-workspace:service-evidence", args=[visit.public_id])
+            )
+
     def get(self, request: Request) -> Response:
         raw: dict[str, Any] = {
             name: value.strip()
@@ -152,22 +221,5 @@ class ServiceSearchApi(APIView):
             raw["blacklist_hits"] = True
         search = ServiceSearch.from_json(raw)
         queryset = services_search(user=request_staff_user(request), search=search)
-        results = [
-            {
-                "id": str(visit.public_id),
-                "business": visit.business_code,
-                "customer_number": visit.customer.customer_number if visit.customer else None,
-                "state": getattr(getattr(visit, "verification", None), "state", None),
-                "refusal": getattr(getattr(visit, "verification", None), "refusal_code", "") or None,
-                "outcome": visit.outcome or None,
-                "outcome_reason": visit.outcome_reason or None,
-                "gate_failed": getattr(getattr(visit, "gate_progress", None), "failed_gate", "") or None,
-                "started_at": visit.created_at,
-                "closed_at": visit.closed_at,
-                "evidence_url": request.build_absolute_uri(
-                    reverse("compliance-workspace:service-evidence", args=[visit.public_id])
-                ),
-            }
-            for visit in queryset[:SERVICE_RESULTS_LIMIT]
-        ]
-        return Response({"count": queryset.count(), "filters": search.as_json(), "results": results})
+        results = self.OutputSerializer(queryset[:SERVICE_RESULTS_LIMIT], many=True, context={"request": request})
+        return Response({"count": queryset.count(), "filters": search.as_json(), "results": results.data})

@@ -1,34 +1,27 @@
 """Server-side SVG charts of the daily summary report.
 
-Like ``apps.console.charts``: numbers are checked and formatted here; the
+Like ``apps.console.charts``: numbers are checked and formatted by
+``apps.common.charts`` (counts and rates refused when negative); the
 only text that reaches the markup is the group labels (staff and branch
 names come from the database), which are escaped.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from numbers import Real
 
 from django.utils.html import escape
+
+from apps.common.charts import chart_number, svg_number
 
 # Outcome colours, in the order the stacked bars draw them.
 OUTCOME_COLOURS = ("#2e7d32", "#c62828", "#ef6c00", "#6d4c41", "#90a4ae")
 _BAR, _GAP, _LABEL_WIDTH, _RIGHT, _TOP = 16, 6, 170, 48, 6
 
 
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"chart values must be numbers, not {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError("chart values must be finite and not negative")
-    return number
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.1f}"
+def _amount(value: object) -> float:
+    """A rate or a count: a negative one is a bug upstream and is refused."""
+    return chart_number(value, allow_negative=False)
 
 
 def _short(label: str, limit: int = 26) -> str:
@@ -53,9 +46,9 @@ def rate_bars_svg(bars: Sequence[tuple[str, float | None]], width: int = 480) ->
         if rate is None:
             parts.append(f'<text x="{_LABEL_WIDTH + plot + 4}" y="{y + _BAR - 4}" font-size="11" fill="#555">–</text>')
             continue
-        value = min(_number(rate), 1.0)
+        value = min(_amount(rate), 1.0)
         parts.append(
-            f'<rect class="bar" x="{_LABEL_WIDTH}" y="{y}" width="{_fmt(value * plot)}" height="{_BAR}" fill="#417690"/>'
+            f'<rect class="bar" x="{_LABEL_WIDTH}" y="{y}" width="{svg_number(value * plot)}" height="{_BAR}" fill="#417690"/>'
         )
         parts.append(
             f'<text x="{_LABEL_WIDTH + plot + 4}" y="{y + _BAR - 4}" font-size="11" fill="#333">{value * 100:.1f}%</text>'
@@ -68,7 +61,7 @@ def stacked_bars_svg(bars: Sequence[tuple[str, Sequence[float]]], width: int = 4
     """One horizontal bar per group, split into its parts (counts), scaled to the largest total."""
     height = _TOP * 2 + len(bars) * (_BAR + _GAP)
     plot = width - _LABEL_WIDTH - _RIGHT
-    largest = max((sum(_number(part) for part in parts) for _label, parts in bars), default=0.0) or 1.0
+    largest = max((sum(_amount(part) for part in parts) for _label, parts in bars), default=0.0) or 1.0
     markup = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="stacked-chart" width="{width}" height="{height}"'
         f' viewBox="0 0 {width} {height}" role="img">'
@@ -81,13 +74,13 @@ def stacked_bars_svg(bars: Sequence[tuple[str, Sequence[float]]], width: int = 4
         )
         x = float(_LABEL_WIDTH)
         for part, colour in zip(parts, OUTCOME_COLOURS, strict=False):
-            length = _number(part) / largest * plot
+            length = _amount(part) / largest * plot
             if length > 0:
                 markup.append(
-                    f'<rect class="part" x="{_fmt(x)}" y="{y}" width="{_fmt(length)}" height="{_BAR}" fill="{colour}"/>'
+                    f'<rect class="part" x="{svg_number(x)}" y="{y}" width="{svg_number(length)}" height="{_BAR}" fill="{colour}"/>'
                 )
             x += length
-        total = sum(_number(part) for part in parts)
-        markup.append(f'<text x="{_fmt(x + 4)}" y="{y + _BAR - 4}" font-size="11" fill="#333">{total:.0f}</text>')
+        total = sum(_amount(part) for part in parts)
+        markup.append(f'<text x="{svg_number(x + 4)}" y="{y + _BAR - 4}" font-size="11" fill="#333">{total:.0f}</text>')
     markup.append("</svg>")
     return "".join(markup)

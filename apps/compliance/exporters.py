@@ -1,4 +1,4 @@
-"""Audit-report files: masking of personal data, and the CSV, XLSX and PDF writers.
+"""Audit-report files: the rows (masked with ``apps.common.masking``), and the CSV, XLSX and PDF writers.
 
 Writers take a header and a *callable* returning a fresh iterator of rows,
 write to a local path and report progress. CSV and XLSX read the rows once,
@@ -11,8 +11,6 @@ reader, and reportlab keeps the whole document in memory until it is saved.
 from __future__ import annotations
 
 import csv
-import json
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,18 +24,13 @@ from django.utils.translation import gettext_lazy
 
 from apps.audit.actions import AuditAction
 from apps.audit.models import ActorKind
-from apps.common.checksums import id_number_check_char
-from apps.common.masking import MASK, mask_account_number, mask_id_number, mask_mobile
+from apps.common.masking import dump_json, mask_json_text, mask_text
 from apps.common.pdf import PDF_LOCK, cjk_font_source, cjk_truetype_subset, registered_font
 
-# --- Masking -----------------------------------------------------------------------------
+# --- Rows and header ---------------------------------------------------------------------
 
-# Keys of audit ``data`` whose values are personal names wherever they occur...
-NAME_KEYS = frozenset(
-    {"customer_name", "full_name", "display_name", "holder_name", "legal_representative", "agent_name"}
-)
-# ...and "name", which is a person's name only in records about people (a
-# branch's or a queue's "name" is not personal data).
+# Audit target types that are people: in their records a plain "name" key holds a
+# personal name (a branch's or a queue's "name" is not personal data).
 PERSON_TARGET_TYPES = frozenset(
     {
         "customers.customer",
@@ -48,156 +41,6 @@ PERSON_TARGET_TYPES = frozenset(
         "auth.user",
     }
 )
-
-# Common single-character surnames (the most frequent ~250, covering well over
-# 95 % of the population) and the compound ones. Free text has no markup
-# saying "this is a name", so a name is recognized as a run of 2–4 Chinese
-# characters standing alone (not inside a longer run) that starts with a
-# surname. This over-masks a few ordinary words of that shape (e.g. 黄金) and
-# misses names written inside a sentence; names under NAME_KEYS are masked
-# whatever they look like.
-_SINGLE_SURNAMES = (
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
-    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫阎段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔"
-    "向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕"
-    "单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚"
-    "娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池"
-    "查麻苑迟邝"
-)
-_COMPOUND_SURNAMES = [
-    "欧阳",
-    "司马",
-    "诸葛",
-    "上官",
-    "东方",
-    "皇甫",
-    "尉迟",
-    "公孙",
-    "慕容",
-    "长孙",
-    "宇文",
-    "司徒",
-    "夏侯",
-    "轩辕",
-    "令狐",
-    "钟离",
-    "端木",
-    "独孤",
-    "南宫",
-    "西门",
-    "百里",
-    "呼延",
-    "万俟",
-    "申屠",
-    "第五",
-    "太史",
-    "闻人",
-    "澹台",
-    "公冶",
-    "宗政",
-    "濮阳",
-    "淳于",
-    "单于",
-    "赫连",
-    "拓跋",
-]
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff"
-_NAME_IN_TEXT = re.compile(
-    rf"(?<![{_HAN}])(?:(?P<compound>{'|'.join(_COMPOUND_SURNAMES)})|(?P<single>[{_SINGLE_SURNAMES}]))"
-    rf"(?P<given>[{_HAN}]{{1,2}})(?![{_HAN}])"
-)
-# Digit runs that may be personal numbers: not glued to other letters or digits
-# (so hashes and ids made of hex are left alone). 18 characters may end in X.
-_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[Xx]|\d{11,19})(?![0-9A-Za-z])")
-_LONG_DIGITS = re.compile(r"\d{11}")
-_ANY_HAN = re.compile(rf"[{_HAN}]")
-# Any key that mask_data would treat as a name: every NAME_KEYS entry and "name" end in `name"`,
-# except legal_representative.
-_NAME_KEY_IN_JSON = re.compile(r'name":|"legal_representative":')
-
-
-def mask_name(value: str) -> str:
-    """``张三丰`` → ``张**``, ``欧阳娜娜`` → ``欧阳**``, ``John Smith`` → ``J*** *****``."""
-    value = value.strip()
-    if len(value) <= 1:
-        return value
-    keep = 2 if value[:2] in _COMPOUND_SURNAMES and len(value) > 2 else 1
-    return value[:keep] + "".join(char if char.isspace() else MASK for char in value[keep:])
-
-
-def _mask_number(number: str) -> str:
-    if len(number) == 18 and (number[17] in "Xx" or id_number_check_char(number[:17]) == number[17]):
-        return mask_id_number(number)
-    if len(number) == 11 and number.startswith("1"):
-        return mask_mobile(number)
-    if len(number) == 13 and number.startswith("861"):
-        return "86" + mask_mobile(number[2:])
-    if 16 <= len(number) <= 19:
-        return mask_account_number(number)
-    return number
-
-
-def mask_text(value: str) -> str:
-    """Mask personal numbers and personal names found in free text.
-
-    11-digit mobile numbers (starting with 1), 18-character ID numbers (a
-    valid check character, or ending in X) and 16–19-digit card or account
-    numbers are masked with ``apps.common.masking``; names as in
-    ``_NAME_IN_TEXT``. Numbers already masked (``138****5678``) stay as they are.
-    """
-    if not value:
-        return value
-    # Cheap searches first: most texts (codes, masked values) need neither substitution.
-    if _LONG_DIGITS.search(value):
-        value = _NUMBER_IN_TEXT.sub(lambda match: _mask_number(match.group(0)), value)
-    if _ANY_HAN.search(value):
-        value = _NAME_IN_TEXT.sub(lambda match: mask_name(match.group(0)), value)
-    return value
-
-
-def mask_json_text(text: str, data: Any, *, about_a_person: bool) -> str:
-    """Masked form of ``text``, the JSON dump of ``data``.
-
-    Masking the dumped text in one pass is several times faster than walking
-    the value; only a text with a name key needs the walk (and a new dump).
-    """
-    if _NAME_KEY_IN_JSON.search(text):
-        return dump_json(mask_data(data, about_a_person=about_a_person))
-    return mask_text(text)
-
-
-_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def dump_json(data: Any) -> str:
-    return _JSON_ENCODER.encode(data) if data else ""
-
-
-def mask_data(value: Any, *, about_a_person: bool = False, key: str | None = None) -> Any:
-    """Mask a JSON value from audit ``data`` (dicts and lists recursively).
-
-    ``about_a_person``: the record's target is a person (PERSON_TARGET_TYPES),
-    so a plain "name" key holds a personal name.
-    """
-    if isinstance(value, dict):
-        return {
-            item_key: mask_data(item, about_a_person=about_a_person, key=str(item_key))
-            for item_key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [mask_data(item, about_a_person=about_a_person, key=key) for item in value]
-    if isinstance(value, str):
-        if key in NAME_KEYS or (about_a_person and key == "name"):
-            return mask_name(value)
-        return mask_text(value)
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**10:
-        # A number stored as a JSON number (e.g. a mobile) is masked like text.
-        masked = mask_text(str(value))
-        return value if masked == str(value) else masked
-    return value
-
-
-# --- Rows and header ---------------------------------------------------------------------
 
 EXPORT_COLUMNS = (
     gettext_lazy("No."),
@@ -459,14 +302,9 @@ def pdf_max_rows() -> int:
     return int(getattr(settings, "COMPLIANCE_PDF_MAX_ROWS", DEFAULT_PDF_MAX_ROWS))
 
 
-def pdf_font_source() -> tuple[str, int]:
-    return cjk_font_source()
-
-
 # reportlab registers fonts in a process-wide table; one document at a time
-# uses the per-document font registered under this name.
+# (under PDF_LOCK) uses the per-document font registered under this name.
 _PDF_FONT_NAME = "RemoteBankAuditCJK"
-_pdf_lock = PDF_LOCK
 
 # Landscape A4, in points.
 _PAGE_WIDTH, _PAGE_HEIGHT = 842.0, 595.0
@@ -591,11 +429,11 @@ class PdfExporter:
         for row in rows():
             for index, _width in _PDF_COLUMNS:
                 characters.update(str(row[index]))
-        font_path, font_index = pdf_font_source()
+        font_path, font_index = cjk_font_source()
         font_file = cjk_truetype_subset(characters, path=font_path, index=font_index)
 
         written = 0
-        with _pdf_lock, registered_font(TTFont(_PDF_FONT_NAME, font_file)):
+        with PDF_LOCK, registered_font(TTFont(_PDF_FONT_NAME, font_file)):
             canvas = Canvas(str(path), pagesize=(_PAGE_WIDTH, _PAGE_HEIGHT), pageCompression=1)
             canvas.setTitle(f"{header.title} #{header.export_id}")
             canvas.setAuthor(header.generated_by)

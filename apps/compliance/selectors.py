@@ -15,12 +15,12 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
+from apps.audit.selectors import AUDIT_RECORD_FIELDS
 from apps.businesses.registry import business_choices
 from apps.calls.models import Call, CallParticipant, ParticipantRole
 from apps.calls.selectors import visits_visible_to
 from apps.common.errors import NotFound, PermissionDenied, ValidationFailed
-from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
-from apps.compliance.exporters import mask_name
+from apps.common.masking import mask_account_number, mask_id_number, mask_mobile, mask_name
 from apps.compliance.models import AuditExport
 from apps.gates.models import Gate, GateAttempt, GateProgress, GateState
 from apps.recordings.models import Recording, Snapshot
@@ -37,19 +37,9 @@ BLACKLISTED_REASON = "blacklisted"
 # Rows fetched per round trip while streaming (a server-side cursor on PostgreSQL).
 STREAM_CHUNK_SIZE = 2000
 
-# What every export row is made of, in this order (exporters.EXPORT_COLUMNS names them).
-RECORD_FIELDS = (
-    "sequence",
-    "created_at",
-    "actor_kind",
-    "actor_label",
-    "action",
-    "target_type",
-    "target_id",
-    "target_label",
-    "data",
-    "record_hash",
-)
+# What every export row is made of, in this order (exporters.EXPORT_COLUMNS names
+# them): a record's fields without the link to the record before it.
+RECORD_FIELDS = tuple(name for name in AUDIT_RECORD_FIELDS if name != "previous_hash")
 
 _TEXT_FILTERS = ("actor", "action_prefix", "target_type", "outcome")
 _MAX_TEXT = 150

@@ -6,6 +6,11 @@ records in one transaction and enqueues the task after commit.
 export (commit), streams the rows while committing progress so the status
 API can show it, then finishes or fails the export in a short transaction of
 its own under the row lock.
+
+The services here are entry points: views and the export task call them, never
+another transaction, and their audit records and progress must really be
+committed when they return. So their transactions are ``durable``: called
+inside an open transaction they fail at once instead of silently joining it.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.audit.actions import AuditAction
-from apps.audit.models import AuditRecord
-from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import Actor, audit_record
-from apps.common.errors import NotAllowed, PermissionDenied, ValidationFailed
+from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
+from apps.common.locking import lock_object
+from apps.common.transactions import enqueue_on_commit
 from apps.compliance.exporters import ReportHeader, RowFormatter, exporter_for, pdf_max_rows
 from apps.compliance.models import AuditExport, ExportFormat, ExportState
 from apps.compliance.selectors import (
@@ -59,7 +64,7 @@ def pdf_limit_note(*, shown: int, matching: int) -> str:
     ) % {"limit": f"{pdf_max_rows():,}", "shown": f"{shown:,}", "matching": f"{matching:,}"}
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def audit_export_request(
     *, actor: User, filters: dict[str, Any] | None, fmt: str, unmask: bool = False, language: str | None = None
 ) -> AuditExport:
@@ -102,8 +107,7 @@ def audit_export_request(
         )
     from apps.compliance.tasks import compliance_export_run
 
-    export_id = export.pk
-    transaction.on_commit(lambda: compliance_export_run.delay(export_id))
+    enqueue_on_commit(compliance_export_run, export.pk)
     return export
 
 
@@ -135,9 +139,13 @@ def audit_export_run(*, export_id: int) -> AuditExport:
         raise
 
 
-@transaction.atomic
+def _export_not_found() -> NotFound:
+    return NotFound(gettext_lazy("This export does not exist."), code="export_not_found")
+
+
+@transaction.atomic(durable=True)
 def _export_start(export_id: int) -> tuple[AuditExport, int | None]:
-    export = AuditExport.objects.select_for_update().get(pk=export_id)
+    export = lock_object(AuditExport.objects, not_found=_export_not_found, pk=export_id)
     if export.state == ExportState.DONE:
         return export, None
     export_filter = ExportFilter.from_json(export.filters)
@@ -244,11 +252,11 @@ def _store(export: AuditExport, path: Path) -> str:
         )
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def _export_finish(
     export_id: int, attempt: int, *, stored_name: str, sha256: str, size_bytes: int, rows_written: int
 ) -> AuditExport:
-    export = AuditExport.objects.select_for_update().select_related("requested_by").get(pk=export_id)
+    export = lock_object(AuditExport.objects, not_found=_export_not_found, related=("requested_by",), pk=export_id)
     if export.state != ExportState.RUNNING or export.attempt != attempt:
         # A newer attempt owns the export (or finished it): drop this file.
         _file_field().storage.delete(stored_name)
@@ -280,7 +288,7 @@ def _export_fail(export_id: int, attempt: int, exc: BaseException) -> None:
     error = f"{type(exc).__name__}: {exc}"[:2000]
     try:
         with transaction.atomic():
-            export = AuditExport.objects.select_for_update().get(pk=export_id)
+            export = lock_object(AuditExport.objects, not_found=_export_not_found, pk=export_id)
             if export.state != ExportState.RUNNING or export.attempt != attempt:
                 return
             export.fail(now=timezone.now(), error=error)
@@ -296,7 +304,7 @@ def _export_fail(export_id: int, attempt: int, exc: BaseException) -> None:
         logger.exception("Could not record the failure of audit export %s", export_id)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def audit_export_download(*, actor: User, export_id: int) -> AuditExport:
     """Hand a finished export's file to ``actor`` (the requester or a compliance officer), audited."""
     if not actor.has_perm(EXPORT_PERMISSION):
@@ -328,27 +336,7 @@ def audit_export_download(*, actor: User, export_id: int) -> AuditExport:
     return export
 
 
-def audit_chain_verification_run(*, actor: Any) -> AuditRecord:
-    """Verify the audit trail's hash chain now and record the outcome (as ``manage.py audit_verify`` does).
-
-    The record is what the compliance workspace shows as "last verified".
-    """
-    report = audit_chain_verify()
-    broken = report.first_break
-    with transaction.atomic():
-        return audit_record(
-            actor=actor,
-            action=AuditAction.AUDIT_CHAIN_VERIFIED,
-            data={
-                "intact": report.intact,
-                "records_checked": report.records_checked,
-                "broken_sequence": broken.sequence if broken else None,
-                "reason": broken.reason if broken else "",
-            },
-        )
-
-
-@transaction.atomic
+@transaction.atomic(durable=True)
 def service_evidence_open(*, actor: User, public_id: Any, unmask: bool = False) -> ServiceRecord:
     """Open a service's evidence for ``actor`` (visibility checked), audited.
 
@@ -370,7 +358,7 @@ def service_evidence_open(*, actor: User, public_id: Any, unmask: bool = False) 
     return record
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def service_snapshot_open(*, actor: User, public_id: Any) -> Snapshot:
     """Hand a snapshot's image to ``actor`` if they may see its service; audited (it shows the customer's face)."""
     snapshot = snapshot_get_visible(user=actor, public_id=public_id)
@@ -383,7 +371,7 @@ def service_snapshot_open(*, actor: User, public_id: Any) -> Snapshot:
     return snapshot
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def summary_export_record(*, actor: User, report: SummaryReport, content: bytes) -> None:
     """Audit a download of the daily summary report: who, which days and grouping, how many rows, the file's hash."""
     audit_record(

@@ -29,6 +29,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST, require_safe
 
+from apps.audit.services import audit_chain_verification_run
 from apps.businesses.registry import business_choices
 from apps.common.errors import NotFound, PermissionDenied, ValidationFailed
 from apps.compliance.charts import rate_bars_svg, stacked_bars_svg
@@ -47,7 +48,6 @@ from apps.compliance.selectors import (
 from apps.compliance.services import (
     EXPORT_PERMISSION,
     UNMASK_PERMISSION,
-    audit_chain_verification_run,
     audit_export_request,
     service_evidence_open,
     service_snapshot_open,
@@ -121,7 +121,9 @@ def workspace(request: HttpRequest) -> HttpResponse:
 @permission_required(VIEW_AUDIT, raise_exception=True)
 def chain_verify(request: HttpRequest) -> HttpResponse:
     """Verify the whole hash chain now; the outcome becomes the newest ``audit.chain.verified`` record."""
-    audit_chain_verification_run(actor=request.user)
+    user = request.user
+    assert isinstance(user, User)  # login_required let only a logged-in user through
+    audit_chain_verification_run(actor=user)
     return redirect(reverse("compliance-workspace:workspace"))
 
 

@@ -1,31 +1,22 @@
 """Small server-side charts for the console, drawn as inline SVG.
 
-The markup is built only from numbers this module checks and formats itself
-and from fixed strings: nothing a user typed can reach it, which is why the
-view may mark it safe without escaping. Anything that is not a real number
-is refused rather than converted (a string would be a way in).
+The markup is built only from numbers checked and formatted by
+``apps.common.charts`` and from fixed strings: nothing a user typed can reach
+it, which is why the view may mark it safe without escaping. Anything that is
+not a real number is refused rather than converted (a string would be a way in).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Real
+
+from apps.common.charts import chart_number, svg_number
 
 HOURS_IN_DAY = 24
 
 # Room for the count labels on the left and the hour labels underneath.
 _LEFT, _RIGHT, _TOP, _BOTTOM = 34, 10, 10, 22
-
-
-def _number(value: object) -> float:
-    # bool is a Real in Python; a True on a chart is a bug upstream.
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"chart values must be numbers, not {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError("chart values must be finite")
-    return number
 
 
 def _hour_range(hours: list[float]) -> tuple[int, int]:
@@ -47,10 +38,6 @@ def _label_step(span: int) -> int:
     return 3
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.1f}"
-
-
 def waiting_chart_svg(points: Sequence[tuple[float, float]], width: int = 480, height: int = 140) -> str:
     """A line chart of customers waiting over the day, as SVG markup.
 
@@ -60,11 +47,12 @@ def waiting_chart_svg(points: Sequence[tuple[float, float]], width: int = 480, h
     hours the points cover and is labelled in hours; the y axis goes from 0 to
     the largest count. Every point becomes one vertex of the polyline.
     """
-    width, height = int(_number(width)), int(_number(height))
+    width, height = int(chart_number(width)), int(chart_number(height))
     if width <= _LEFT + _RIGHT or height <= _TOP + _BOTTOM:
         raise ValueError("chart too small")
     cleaned = [
-        (min(max(_number(hour), 0.0), float(HOURS_IN_DAY)), max(_number(waiting), 0.0)) for hour, waiting in points
+        (min(max(chart_number(hour), 0.0), float(HOURS_IN_DAY)), max(chart_number(waiting), 0.0))
+        for hour, waiting in points
     ]
     start, end = _hour_range([hour for hour, _waiting in cleaned])
     top_count = max(1, math.ceil(max((waiting for _hour, waiting in cleaned), default=0.0)))
@@ -85,22 +73,24 @@ def waiting_chart_svg(points: Sequence[tuple[float, float]], width: int = 480, h
     ]
     step = _label_step(end - start)
     hours = range(start, end + 1, step)
-    parts.extend(f'<line x1="{_fmt(x_of(h))}" y1="{bottom}" x2="{_fmt(x_of(h))}" y2="{bottom + 4}"/>' for h in hours)
+    parts.extend(
+        f'<line x1="{svg_number(x_of(h))}" y1="{bottom}" x2="{svg_number(x_of(h))}" y2="{bottom + 4}"/>' for h in hours
+    )
     parts.append("</g>")
     parts.append('<g class="labels" fill="#5b6774" font-size="10" text-anchor="middle">')
-    parts.extend(f'<text x="{_fmt(x_of(h))}" y="{height - 6}">{h:02d}:00</text>' for h in hours)
+    parts.extend(f'<text x="{svg_number(x_of(h))}" y="{height - 6}">{h:02d}:00</text>' for h in hours)
     parts.append("</g>")
     parts.append('<g class="labels" fill="#5b6774" font-size="10" text-anchor="end">')
     parts.append(f'<text x="{left - 4}" y="{top + 4}">{top_count}</text>')
     parts.append(f'<text x="{left - 4}" y="{bottom}">0</text>')
     parts.append("</g>")
     if cleaned:
-        vertices = " ".join(f"{_fmt(x_of(hour))},{_fmt(y_of(waiting))}" for hour, waiting in cleaned)
+        vertices = " ".join(f"{svg_number(x_of(hour))},{svg_number(y_of(waiting))}" for hour, waiting in cleaned)
         parts.append(f'<polyline class="line" fill="none" stroke="#417690" stroke-width="2" points="{vertices}"/>')
         # A lone point draws no line; mark the latest one so it is always visible.
         last_hour, last_waiting = cleaned[-1]
         parts.append(
-            f'<circle class="last" r="3" fill="#417690" cx="{_fmt(x_of(last_hour))}" cy="{_fmt(y_of(last_waiting))}"/>'
+            f'<circle class="last" r="3" fill="#417690" cx="{svg_number(x_of(last_hour))}" cy="{svg_number(y_of(last_waiting))}"/>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -44,6 +44,7 @@ from apps.recordings.selectors import (
 )
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
+from apps.staff.selectors import staff_profile_for
 
 SERVE = "queueing.serve_customers"
 SUPERVISE = "queueing.supervise_queues"
@@ -134,8 +135,7 @@ def _service_messages() -> dict[str, Any]:
 @staff_with_permission(SERVE)
 def agent_workspace(request: HttpRequest) -> HttpResponse:
     """Where an agent sets their state, answers offers and ends services; live through ``/ws/agent/``."""
-    # The decorator let only a logged-in staff user through.
-    staff = StaffProfile.objects.filter(user=request.user).first() if isinstance(request.user, User) else None
+    staff = staff_profile_for(request.user)
     config = {
         "urls": {
             "me": reverse("queueing:agent-me"),
