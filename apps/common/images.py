@@ -199,20 +199,6 @@ def downscale_for_ocr(image: Image.Image, max_side: int = 1600) -> Image.Image:
     return image.resize(new_size, Image.Resampling.LANCZOS)
 
 
-def blur_score(image: Image.Image) -> float:
-    """Variance of the 4-neighbour Laplacian of the grayscale image; lower = blurrier.
-
-    The classic focus measure. It depends on resolution and content, and sensor
-    noise inflates it (a blurred *noisy* photo can outscore a sharp clean one),
-    so for accepting or refusing customer photos use ``edge_sharpness``.
-    """
-    gray = np.asarray(image.convert("L"), dtype=np.float64)
-    if gray.shape[0] < 3 or gray.shape[1] < 3:
-        return 0.0
-    laplacian = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
-    return float(laplacian.var())
-
-
 def edge_sharpness(image: Image.Image, *, width: int = 856) -> float:
     """How steep the strongest edges are relative to their own contrast; lower = blurrier.
 

@@ -7,11 +7,10 @@ import struct
 import zlib
 
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 from apps.common.images import (
     ImageRejected,
-    blur_score,
     downscale_for_ocr,
     image_to_jpeg_bytes,
     load_untrusted_image,
@@ -188,11 +187,3 @@ def test_large_photo_is_downscaled_to_the_longest_side() -> None:
 def test_small_photo_is_not_enlarged() -> None:
     small = Image.new("RGB", (800, 500))
     assert downscale_for_ocr(small, max_side=1600) is small
-
-
-def test_blurred_photo_scores_lower_than_the_sharp_one() -> None:
-    sharp = photo(640, 400)
-    slightly = sharp.filter(ImageFilter.GaussianBlur(1.5))
-    heavily = sharp.filter(ImageFilter.GaussianBlur(4))
-    assert blur_score(sharp) > blur_score(slightly) > blur_score(heavily)
-    assert blur_score(Image.new("RGB", (100, 100), "grey")) == 0.0
