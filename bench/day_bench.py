@@ -431,7 +431,7 @@ def seed(*, customers: int, agents: int, wrap_up: int, card_dir: Path) -> list[B
     from apps.audit.services import Actor
     from apps.customers.models import AccountKind, AccountStatus, CustomerLevel
     from apps.customers.services import account_upsert, branch_upsert, customer_upsert
-    from apps.queueing.services import service_queue_upsert
+    from apps.queueing.services.configuration import service_queue_upsert
     from apps.staff.roles import Role
     from apps.staff.services import agent_skill_set, role_permissions_sync, staff_member_upsert
     from apps.verification.integrations.identity_registry import face_people

@@ -326,9 +326,9 @@ class LockTimer:
 
         audit_services._lock_chain_head = timed_lock
 
-        import apps.queueing.services as queueing_services
+        import apps.queueing.services.offers as queueing_offers
 
-        original_record = queueing_services.audit_record
+        original_record = queueing_offers.audit_record
 
         def timed_record(**kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -337,7 +337,7 @@ class LockTimer:
             finally:
                 self.audits.append(time.perf_counter() - started)
 
-        queueing_services.audit_record = timed_record  # type: ignore[assignment]
+        queueing_offers.audit_record = timed_record  # type: ignore[assignment]
 
     def _committed(self, acquired: float) -> None:
         self.last_commit = time.perf_counter()
@@ -353,7 +353,7 @@ def run_decisions(
     queue_ids: list[int], *, offers: int, deadline: float | None, timer: LockTimer, recycle_every: int = 0
 ) -> dict[str, Any]:
     """Call dispatch_queue round-robin over the queues; time each call, and each offer until its COMMIT."""
-    from apps.queueing.services import dispatch_queue
+    from apps.queueing.services.offers import dispatch_queue
 
     offer_times: list[float] = []
     commit_times: list[float] = []
@@ -527,7 +527,7 @@ def sql_breakdown(queue_ids: list[int], *, decisions: int) -> list[tuple[str, fl
     """SQL statements per decision, grouped by kind: (statement, count per decision, mean ms as the client sees it)."""
     from django.db import connection
 
-    from apps.queueing.services import dispatch_queue
+    from apps.queueing.services.offers import dispatch_queue
 
     grouped: dict[str, list[float]] = defaultdict(list)
     current: list[tuple[str, float]] = []
@@ -574,7 +574,7 @@ def _statement_label(sql: str) -> str:
 
 
 def profile_decisions(queue_ids: list[int], *, decisions: int) -> tuple[cProfile.Profile, float]:
-    from apps.queueing.services import dispatch_queue
+    from apps.queueing.services.offers import dispatch_queue
 
     profiler = cProfile.Profile()
     made = 0

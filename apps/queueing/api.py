@@ -22,15 +22,9 @@ from apps.queueing.selectors import (
     queue_figures,
     seconds_per_position,
 )
-from apps.queueing.services import (
-    agent_service_end,
-    agent_state_set,
-    offer_accept,
-    offer_decline,
-    queue_entry_enqueue,
-    queue_entry_leave,
-    queue_entry_move,
-)
+from apps.queueing.services.agents import agent_service_end, agent_state_set
+from apps.queueing.services.entries import queue_entry_enqueue, queue_entry_leave, queue_entry_move
+from apps.queueing.services.offers import offer_accept, offer_decline
 from apps.staff.models import StaffProfile
 from apps.verification.api import CsrfEnforced, current_visit
 

@@ -15,7 +15,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from apps.queueing import events
 from apps.queueing.models import AgentPresence, QueueEntry
 from apps.queueing.selectors import entry_position, seconds_per_position
-from apps.queueing.services import queue_entry_disconnect, queue_entry_reconnect
+from apps.queueing.services.entries import queue_entry_disconnect, queue_entry_reconnect
 from apps.staff.models import StaffProfile
 from apps.verification.api import SESSION_KEY
 

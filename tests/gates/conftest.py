@@ -25,7 +25,10 @@ from apps.calls.services import call_participant_event
 from apps.customers.models import Account, AccountKind, AccountStatus, Customer
 from apps.customers.services import account_upsert
 from apps.queueing.models import AgentState, ServiceQueue
-from apps.queueing.services import agent_state_set, offer_accept, queue_entry_enqueue, service_queue_upsert
+from apps.queueing.services.agents import agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.entries import queue_entry_enqueue
+from apps.queueing.services.offers import offer_accept
 from apps.recordings.models import Snapshot
 from apps.recordings.services import snapshot_capture
 from apps.staff.models import StaffProfile

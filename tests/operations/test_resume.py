@@ -20,7 +20,7 @@ from apps.calls.models import Call, CallEndReason, CallState
 from apps.calls.services import call_participant_event, calls_expire
 from apps.gates.models import GateAttempt, GateProgress, GateState
 from apps.queueing.models import AgentState
-from apps.queueing.services import agent_state_set
+from apps.queueing.services.agents import agent_state_set
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
 from apps.verification.models import ServiceOutcome

@@ -32,7 +32,9 @@ from apps.customers.models import CustomerLevel
 from apps.queueing.consumers import CLOSE_NO_VISIT, CLOSE_NOT_ALLOWED
 from apps.queueing.models import AgentState, EntryState, QueueEntry, ServiceQueue
 from apps.queueing.selectors import DEFAULT_HANDLE_SECONDS
-from apps.queueing.services import agent_state_set, dispatch_queue, offer_accept, service_queue_upsert
+from apps.queueing.services.agents import agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.offers import dispatch_queue, offer_accept
 from apps.queueing.signals import queue_entry_connected
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role

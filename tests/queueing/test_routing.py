@@ -18,22 +18,16 @@ from apps.common.errors import NotAllowed, PermissionDenied, ValidationFailed
 from apps.customers.models import Customer, CustomerLevel
 from apps.queueing.models import AgentPresence, AgentState, AgentStrategy, EntryState, QueueEntry, ServiceQueue
 from apps.queueing.selectors import entry_position, pending_reason, queue_figures
-from apps.queueing.services import (
-    agent_service_end,
-    agent_state_set,
-    dispatch_queue,
-    entries_grace_expire,
-    offer_accept,
-    offer_decline,
-    offers_expire,
-    overflow_target_set,
+from apps.queueing.services.agents import agent_service_end, agent_state_set
+from apps.queueing.services.configuration import overflow_target_set, service_queue_upsert
+from apps.queueing.services.entries import (
     queue_entry_disconnect,
     queue_entry_enqueue,
     queue_entry_move,
     queue_entry_reconnect,
-    queue_overflow,
-    service_queue_upsert,
 )
+from apps.queueing.services.housekeeping import entries_grace_expire, offers_expire, queue_overflow
+from apps.queueing.services.offers import dispatch_queue, offer_accept, offer_decline
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
