@@ -26,6 +26,7 @@ from apps.queueing.services.agents import agent_service_end, agent_state_set
 from apps.queueing.services.entries import queue_entry_enqueue, queue_entry_leave, queue_entry_move
 from apps.queueing.services.offers import offer_accept, offer_decline
 from apps.staff.models import StaffProfile
+from apps.staff.selectors import staff_profile_for
 from apps.verification.api import CsrfEnforced, current_visit
 
 _SERVE = require_permission("queueing.serve_customers")
@@ -33,7 +34,7 @@ _SUPERVISE = require_permission("queueing.supervise_queues")
 
 
 def _staff(request: Request) -> StaffProfile:
-    profile = StaffProfile.objects.filter(user=request_staff_user(request)).first()
+    profile = staff_profile_for(request_staff_user(request))
     if profile is None:
         raise NotFound(_("No staff profile for this login."), code="no_staff_profile")
     return profile

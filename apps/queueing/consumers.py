@@ -16,7 +16,7 @@ from apps.queueing import events
 from apps.queueing.models import AgentPresence, QueueEntry
 from apps.queueing.selectors import entry_position, seconds_per_position
 from apps.queueing.services.entries import queue_entry_disconnect, queue_entry_reconnect
-from apps.staff.models import StaffProfile
+from apps.staff.selectors import staff_profile_for
 from apps.verification.api import SESSION_KEY
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class AgentConsumer(_ListenOnlyConsumer):
 
     @staticmethod
     def _presence_for(user: Any) -> int | None:
-        staff = StaffProfile.objects.filter(user=user).first()
+        staff = staff_profile_for(user)
         if staff is None:
             return None
         from django.utils import timezone

@@ -1,17 +1,16 @@
-"""What the queueing services share: the dispatcher actor, FSM steps, events, keys and the entry lock."""
+"""What the queueing services share: the dispatcher actor, the error of an illegal step, events and keys."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Min
 from django.utils.translation import gettext_lazy as _
-from django_fsm import TransitionNotAllowed
 
 from apps.audit.services import Actor
-from apps.common.errors import NotAllowed, NotFound
+from apps.common.errors import ApplicationError, NotAllowed, NotFound
+from apps.common.transactions import enqueue_on_commit
 from apps.queueing import events
 from apps.queueing.models import (
     AgentPresence,
@@ -24,13 +23,16 @@ DISPATCHER = Actor.system("dispatcher")
 LIVE_STATES = (EntryState.WAITING, EntryState.OFFERED, EntryState.CONNECTED)
 
 
-def _apply(instance: Any, transition_name: str, *args: Any) -> None:
-    try:
-        getattr(instance, transition_name)(*args)
-    except TransitionNotAllowed as exc:
-        raise NotAllowed(
-            _("This action is not possible in the current state."), code="out_of_order", extra={"state": instance.state}
-        ) from exc
+def step_refused(instance: Any) -> ApplicationError:
+    """The queueing answer to an illegal FSM step (``fsm_step(..., error=step_refused)``): 409 naming the state."""
+    return NotAllowed(
+        _("This action is not possible in the current state."), code="out_of_order", extra={"state": instance.state}
+    )
+
+
+def entry_not_found() -> ApplicationError:
+    """``lock_object(QueueEntry.objects, not_found=entry_not_found, ...)``: the entry id names no entry."""
+    return NotFound(_("This queue entry does not exist."), code="entry_not_found")
 
 
 def _entry_event(entry: QueueEntry, kind: str, **extra: Any) -> None:
@@ -57,7 +59,7 @@ def _schedule_dispatch(queue_id: int) -> None:
     """Ask for a dispatch once this transaction commits (a task; eager in the embedded default)."""
     from apps.queueing.tasks import dispatch_queue_task
 
-    transaction.on_commit(lambda: dispatch_queue_task.delay(queue_id))
+    enqueue_on_commit(dispatch_queue_task, queue_id)
 
 
 def _front_key(queue_id: int, fallback: float) -> float:
@@ -70,10 +72,3 @@ def _front_key(queue_id: int, fallback: float) -> float:
 
 def _key_for(queue: ServiceQueue, *, enqueued_at: datetime, level: str, business_code: str) -> float:
     return enqueued_at.timestamp() - queue.bonus_seconds(level=level, business_code=business_code)
-
-
-def _locked_entry(entry_id: int) -> QueueEntry:
-    try:
-        return QueueEntry.objects.select_for_update(of=("self",)).select_related("queue").get(pk=entry_id)
-    except QueueEntry.DoesNotExist as exc:
-        raise NotFound(_("This queue entry does not exist."), code="entry_not_found") from exc

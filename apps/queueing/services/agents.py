@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.audit.actions import AuditAction
 from apps.audit.services import AnyActor, audit_record
 from apps.common.errors import ValidationFailed
+from apps.common.fsm import fsm_step
 from apps.queueing.models import (
     AgentPresence,
     AgentState,
@@ -21,8 +22,8 @@ from apps.queueing.models import (
 )
 from apps.queueing.services._common import (
     _agent_event,
-    _apply,
     _schedule_dispatch,
+    step_refused,
 )
 from apps.staff.models import AgentSkill, StaffProfile
 
@@ -32,11 +33,8 @@ def _presence_for(staff: StaffProfile, now: datetime) -> AgentPresence:
     return AgentPresence.objects.select_for_update().get(pk=presence.pk)
 
 
-_STATE_TRANSITIONS = {
-    AgentState.AVAILABLE: "go_available",
-    AgentState.AWAY: "go_away",
-    AgentState.OFFLINE: "go_offline",
-}
+# The states an agent (or their supervisor) may choose; the others follow from offers and calls.
+_SETTABLE_STATES = (AgentState.AVAILABLE, AgentState.AWAY, AgentState.OFFLINE)
 
 
 @transaction.atomic
@@ -45,13 +43,18 @@ def agent_state_set(
 ) -> AgentPresence:
     """An agent (or their supervisor) sets available, away or offline (R2.6)."""
     now = now or timezone.now()
-    if state not in _STATE_TRANSITIONS:
+    if state not in _SETTABLE_STATES:
         raise ValidationFailed(_("An agent can only be set available, away or offline."), code="invalid_state")
     presence = _presence_for(staff, now)
     if presence.state == state:
         return presence
     previous = presence.state
-    _apply(presence, _STATE_TRANSITIONS[state], now)
+    transition = {
+        AgentState.AVAILABLE: presence.go_available,
+        AgentState.AWAY: presence.go_away,
+        AgentState.OFFLINE: presence.go_offline,
+    }[state]
+    fsm_step(transition, now, error=step_refused)
     presence.save()
     audit_record(
         actor=actor, action=AuditAction.AGENT_STATE_CHANGED, target=presence, data={"from": previous, "to": state.value}
@@ -78,7 +81,7 @@ def agent_assist_start(*, actor: AnyActor, staff: StaffProfile, now: datetime | 
     presence = _presence_for(staff, now)
     if presence.state != AgentState.AVAILABLE:
         return presence
-    _apply(presence, "assist", now)
+    fsm_step(presence.assist, now, error=step_refused)
     presence.save()
     audit_record(
         actor=actor, action=AuditAction.AGENT_STATE_CHANGED, target=presence, data={"to": "busy", "assisting": True}
@@ -106,12 +109,12 @@ def agent_service_end(
         .first()
     )
     wrap_up = timedelta(seconds=entry.queue.wrap_up_seconds if entry else 0)
-    _apply(presence, "service_ended", now, now + wrap_up)
+    fsm_step(presence.service_ended, now, now + wrap_up, error=step_refused)
     presence.save()
     if entry is not None:
         # The entry leaves the live set, which frees the agent in the unique
         # index; the call and service records (later apps) carry the service on.
-        _apply(entry, "finish", now, EndReason.CALL_FAILED if call_failed else EndReason.ANSWERED)
+        fsm_step(entry.finish, now, EndReason.CALL_FAILED if call_failed else EndReason.ANSWERED, error=step_refused)
         entry.save()
     audit_record(actor=actor, action=AuditAction.AGENT_STATE_CHANGED, target=presence, data={"to": "wrap_up"})
     _agent_event(presence, "wrap_up")

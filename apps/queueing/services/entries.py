@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 from apps.audit.actions import AuditAction
 from apps.audit.services import AnyActor, audit_record
 from apps.common.errors import NotAllowed, NotFound, ValidationFailed
+from apps.common.fsm import fsm_step
+from apps.common.locking import lock_object
 from apps.queueing.models import (
     AgentPresence,
     EndReason,
@@ -22,13 +24,13 @@ from apps.queueing.services._common import (
     DISPATCHER,
     LIVE_STATES,
     _agent_event,
-    _apply,
     _entry_event,
     _front_key,
     _key_for,
-    _locked_entry,
     _queue_event,
     _schedule_dispatch,
+    entry_not_found,
+    step_refused,
 )
 from apps.queueing.services.configuration import queue_for_business
 from apps.verification.models import ServiceOutcome, ServiceSession, VisitState
@@ -136,7 +138,7 @@ def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEn
 @transaction.atomic
 def queue_entry_disconnect(*, entry_id: int, now: datetime | None = None) -> QueueEntry:
     """The customer's page dropped: keep the place for the grace period (R2, abandon and reconnect)."""
-    entry = _locked_entry(entry_id)
+    entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
     if entry.state in (EntryState.WAITING, EntryState.OFFERED) and entry.disconnected_at is None:
         entry.disconnected_at = now or timezone.now()
         entry.save(update_fields=["disconnected_at"])
@@ -146,7 +148,7 @@ def queue_entry_disconnect(*, entry_id: int, now: datetime | None = None) -> Que
 
 @transaction.atomic
 def queue_entry_reconnect(*, entry_id: int) -> QueueEntry:
-    entry = _locked_entry(entry_id)
+    entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
     if entry.disconnected_at is not None and entry.state in (EntryState.WAITING, EntryState.OFFERED):
         entry.disconnected_at = None
         entry.save(update_fields=["disconnected_at"])
@@ -160,13 +162,13 @@ def _abandon(entry: QueueEntry, *, now: datetime, reason: EndReason, actor: AnyA
     # presence then a CONNECTED entry. Checking the state before locking the
     # presence keeps the two from ever waiting on each other (deadlock).
     if entry.state not in (EntryState.WAITING, EntryState.OFFERED):
-        _apply(entry, "abandon", now, reason)  # raises out_of_order
+        fsm_step(entry.abandon, now, reason, error=step_refused)  # raises out_of_order
     was_waiting = entry.state == EntryState.WAITING
     presence = AgentPresence.objects.select_for_update().get(pk=entry.agent_id) if entry.agent_id else None
-    _apply(entry, "abandon", now, reason)
+    fsm_step(entry.abandon, now, reason, error=step_refused)
     entry.save()
     if presence is not None:
-        _apply(presence, "offer_declined", now)
+        fsm_step(presence.offer_declined, now, error=step_refused)
         presence.save()
         _agent_event(presence, "offer_withdrawn", entry=entry.pk)
         _schedule_dispatch(entry.queue_id)
@@ -181,7 +183,7 @@ def _abandon(entry: QueueEntry, *, now: datetime, reason: EndReason, actor: AnyA
 @transaction.atomic
 def queue_entry_leave(*, entry_id: int, now: datetime | None = None) -> QueueEntry:
     """The customer hangs up while waiting."""
-    entry = _locked_entry(entry_id)
+    entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
     _abandon(entry, now=now or timezone.now(), reason=EndReason.CUSTOMER_LEFT, actor=entry.visit.customer or DISPATCHER)
     return entry
 
@@ -189,7 +191,7 @@ def queue_entry_leave(*, entry_id: int, now: datetime | None = None) -> QueueEnt
 @transaction.atomic
 def queue_entry_move(*, actor: AnyActor, entry_id: int, queue_id: int) -> QueueEntry:
     """A supervisor moves a waiting customer to another queue, keeping the time waited (R2.6)."""
-    entry = _locked_entry(entry_id)
+    entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
     target = ServiceQueue.objects.filter(pk=queue_id).first()
     if target is None:
         raise NotFound(_("This queue does not exist."), code="queue_not_found")
@@ -200,7 +202,7 @@ def queue_entry_move(*, actor: AnyActor, entry_id: int, queue_id: int) -> QueueE
     source = entry.queue
     old_key = entry.priority_key
     new_key = _key_for(target, enqueued_at=entry.enqueued_at, level=entry.level, business_code=entry.business_code)
-    _apply(entry, "move", target, new_key, False)
+    fsm_step(entry.move, target, new_key, False, error=step_refused)
     entry.save()
     audit_record(
         actor=actor, action=AuditAction.QUEUE_MOVED, target=entry, data={"from": source.code, "to": target.code}

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import audit_record
+from apps.common.fsm import fsm_step
 from apps.queueing.models import (
     AgentPresence,
     AgentState,
@@ -23,11 +24,11 @@ from apps.queueing.models import (
 from apps.queueing.services._common import (
     DISPATCHER,
     _agent_event,
-    _apply,
     _entry_event,
     _key_for,
     _queue_event,
     _schedule_dispatch,
+    step_refused,
 )
 from apps.queueing.services.entries import _abandon
 from apps.queueing.services.offers import _return_offer, dispatch_all
@@ -79,7 +80,7 @@ def wrap_ups_finish(*, now: datetime | None = None) -> int:
             )
             if presence is None:
                 continue
-            _apply(presence, "go_available", now)
+            fsm_step(presence.go_available, now, error=step_refused)
             presence.save()
             audit_record(
                 actor=DISPATCHER, action=AuditAction.AGENT_STATE_CHANGED, target=presence, data={"to": "available"}
@@ -150,7 +151,7 @@ def queue_overflow(*, queue_id: int, now: datetime | None = None) -> int:
             new_key = _key_for(
                 target, enqueued_at=entry.enqueued_at, level=entry.level, business_code=entry.business_code
             )
-            _apply(entry, "move", target, new_key, True)
+            fsm_step(entry.move, target, new_key, True, error=step_refused)
             entry.save()
             audit_record(
                 actor=DISPATCHER,

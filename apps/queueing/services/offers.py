@@ -20,6 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from apps.audit.actions import AuditAction
 from apps.audit.services import AnyActor, audit_record
 from apps.common.errors import NotAllowed, PermissionDenied
+from apps.common.fsm import fsm_step
+from apps.common.locking import lock_object
 from apps.queueing.models import (
     AgentPresence,
     AgentState,
@@ -31,19 +33,19 @@ from apps.queueing.models import (
 from apps.queueing.services._common import (
     DISPATCHER,
     _agent_event,
-    _apply,
     _entry_event,
     _front_key,
-    _locked_entry,
     _queue_event,
     _schedule_dispatch,
+    entry_not_found,
+    step_refused,
 )
 from apps.queueing.signals import queue_entry_connected
 from apps.staff.models import AgentSkill, StaffProfile
 
 
 def _offered_entry_for(user_staff: StaffProfile, entry_id: int) -> tuple[QueueEntry, AgentPresence]:
-    entry = _locked_entry(entry_id)
+    entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
     # Only an offered entry may lock its agent's presence (lock order: see _abandon).
     if entry.state != EntryState.OFFERED:
         raise PermissionDenied(_("This offer is not yours, or it has been withdrawn."), code="not_your_offer")
@@ -59,8 +61,8 @@ def offer_accept(*, actor: AnyActor, staff: StaffProfile, entry_id: int, now: da
     entry, presence = _offered_entry_for(staff, entry_id)
     if entry.offer_expires_at is not None and entry.offer_expires_at < now:
         raise NotAllowed(_("This offer has expired."), code="offer_expired")
-    _apply(entry, "connect", now)
-    _apply(presence, "answer", now)
+    fsm_step(entry.connect, now, error=step_refused)
+    fsm_step(presence.answer, now, error=step_refused)
     entry.save()
     presence.save()
     audit_record(
@@ -77,13 +79,13 @@ def offer_accept(*, actor: AnyActor, staff: StaffProfile, entry_id: int, now: da
 
 def _return_offer(entry: QueueEntry, presence: AgentPresence, *, now: datetime, missed: bool) -> None:
     front = _front_key(entry.queue_id, entry.priority_key)
-    _apply(entry, "back_to_front", front)
+    fsm_step(entry.back_to_front, front, error=step_refused)
     if not missed:
-        _apply(presence, "offer_declined", now)
+        fsm_step(presence.offer_declined, now, error=step_refused)
     elif presence.missed_offers_in_row + 1 >= entry.queue.max_missed_offers:
-        _apply(presence, "offer_missed_too_often", now)
+        fsm_step(presence.offer_missed_too_often, now, error=step_refused)
     else:
-        _apply(presence, "offer_missed", now)
+        fsm_step(presence.offer_missed, now, error=step_refused)
     entry.save()
     presence.save()
     _queue_event(entry.queue_id, inserted_key=entry.priority_key)
@@ -165,8 +167,8 @@ def dispatch_queue(*, queue_id: int, now: datetime | None = None) -> Offer | Non
         if agent is None:
             return None
         expires = now + timedelta(seconds=queue.offer_timeout_seconds)
-        _apply(entry, "offer", agent, expires)
-        _apply(agent, "ring", now)
+        fsm_step(entry.offer, agent, expires, error=step_refused)
+        fsm_step(agent.ring, now, error=step_refused)
         entry.save()
         agent.save()
         audit_record(
