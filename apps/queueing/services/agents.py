@@ -33,6 +33,28 @@ def _presence_for(staff: StaffProfile, now: datetime) -> AgentPresence:
     return AgentPresence.objects.select_for_update().get(pk=presence.pk)
 
 
+@transaction.atomic
+def agent_presence_ensure(*, staff: StaffProfile, actor: AnyActor, now: datetime | None = None) -> AgentPresence:
+    """The staff member's presence, created offline the first time their agent workspace connects.
+
+    Idempotent: an existing presence comes back unchanged and unaudited; a new
+    one is audited (``queueing.agent.presence_created``). Two sockets racing
+    on the first connection meet in the one-to-one constraint, which
+    ``get_or_create`` resolves to the same row.
+    """
+    presence, created = AgentPresence.objects.get_or_create(
+        staff=staff, defaults={"state_since": now or timezone.now()}
+    )
+    if created:
+        audit_record(
+            actor=actor,
+            action=AuditAction.AGENT_PRESENCE_CREATED,
+            target=presence,
+            data={"agent": staff.employee_number},
+        )
+    return presence
+
+
 # The states an agent (or their supervisor) may choose; the others follow from offers and calls.
 _SETTABLE_STATES = (AgentState.AVAILABLE, AgentState.AWAY, AgentState.OFFLINE)
 
