@@ -705,7 +705,7 @@ async def _service_body(
 
     # The queue, followed on the WebSocket.
     enqueued = time.monotonic()
-    await http.call("POST", "/api/queueing/visit/")
+    await http.call("POST", "/api/queueing/visit/join/")
     ws_url = http.base.replace("http://", "ws://") + "/ws/visit/"
     ws = Socket(await http.session.ws_connect(ws_url, headers={"Origin": http.base}))
     try:
@@ -781,7 +781,7 @@ async def _wait_for_call(run: Run, http: Http, ws: Socket) -> dict[str, Any]:
             return dict(body)
     # The bench is over: leave the queue as a customer closing the page would, so the
     # visit is closed with an outcome instead of waiting forever.
-    await http.call("DELETE", "/api/queueing/visit/", expect=(200, 409))
+    await http.call("POST", "/api/queueing/visit/leave/", expect=(200, 409))
     raise Stop("left the queue: no agent before the drain ended")
 
 

@@ -248,7 +248,7 @@ def test_a_call_whose_janus_dies_ends_keeps_its_recording_and_the_customer_comes
     assert Recording.objects.get(pk=recording.pk).files.count() == 4 + 2 * 3 + 1
 
     # The customer joins again, ahead of everyone waiting.
-    response = _customer_browser(visit).post("/api/queueing/visit/")
+    response = _customer_browser(visit).post("/api/queueing/visit/join/")
     assert response.status_code == 201, response.content
     assert response.json()["state"] == "waiting" and response.json()["position"] == 1
     again = QueueEntry.objects.get(pk=response.json()["entry"])

@@ -391,13 +391,13 @@ def test_the_customer_joins_the_queue_through_the_api_once_gate_1_is_passed(
     session = client.session
     session["remotebank_visit_id"] = visit.pk
     session.save()
-    refused = client.post(reverse("queueing:visit-queue"), content_type="application/json")
+    refused = client.post(reverse("queueing:visit-queue-join"), content_type="application/json")
     assert refused.status_code == 409  # Gate 1 not passed
     ServiceSession.objects.filter(pk=visit.pk).update(state="queue_ready")
-    joined = client.post(reverse("queueing:visit-queue"), content_type="application/json")
+    joined = client.post(reverse("queueing:visit-queue-join"), content_type="application/json")
     assert joined.status_code == 201
     assert joined.json()["position"] == 1
-    again = client.post(reverse("queueing:visit-queue"), content_type="application/json")
+    again = client.post(reverse("queueing:visit-queue-join"), content_type="application/json")
     assert again.json()["entry"] == joined.json()["entry"]  # idempotent
 
 
