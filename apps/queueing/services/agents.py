@@ -59,6 +59,7 @@ def agent_presence_ensure(*, staff: StaffProfile, actor: AnyActor, now: datetime
 _SETTABLE_STATES = (AgentState.AVAILABLE, AgentState.AWAY, AgentState.OFFLINE)
 
 
+# Not durable: a test makes its whole cast of agents available in one transaction.
 @transaction.atomic
 def agent_state_set(
     *, actor: AnyActor, staff: StaffProfile, state: AgentState, now: datetime | None = None
@@ -112,6 +113,7 @@ def agent_assist_start(*, actor: AnyActor, staff: StaffProfile, now: datetime | 
     return presence
 
 
+# Not durable: calls' call_end releases the agent inside its own transaction.
 @transaction.atomic
 def agent_service_end(
     *, actor: AnyActor, staff: StaffProfile, now: datetime | None = None, call_failed: bool = False

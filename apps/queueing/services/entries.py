@@ -37,6 +37,7 @@ from apps.verification.models import ServiceOutcome, ServiceSession, VisitState
 from apps.verification.services import visit_close
 
 
+# Not durable: calls' call_transfer queues the customer again inside its own transaction.
 @transaction.atomic
 def queue_entry_enqueue(
     *, visit_id: int, now: datetime | None = None, queue: ServiceQueue | None = None, after_service: bool = False
@@ -180,7 +181,7 @@ def _abandon(entry: QueueEntry, *, now: datetime, reason: EndReason, actor: AnyA
     visit_close(visit_id=entry.visit_id, actor=actor, outcome=ServiceOutcome.ABANDONED, reason=reason.value)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def queue_entry_leave(*, entry_id: int, now: datetime | None = None) -> QueueEntry:
     """The customer hangs up while waiting."""
     entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
@@ -188,7 +189,7 @@ def queue_entry_leave(*, entry_id: int, now: datetime | None = None) -> QueueEnt
     return entry
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def queue_entry_move(*, actor: AnyActor, entry_id: int, queue_id: int) -> QueueEntry:
     """A supervisor moves a waiting customer to another queue, keeping the time waited (R2.6)."""
     entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)

@@ -55,7 +55,7 @@ def _offered_entry_for(user_staff: StaffProfile, entry_id: int) -> tuple[QueueEn
     return entry, presence
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def offer_accept(*, actor: AnyActor, staff: StaffProfile, entry_id: int, now: datetime | None = None) -> QueueEntry:
     now = now or timezone.now()
     entry, presence = _offered_entry_for(staff, entry_id)
@@ -94,7 +94,7 @@ def _return_offer(entry: QueueEntry, presence: AgentPresence, *, now: datetime, 
     _schedule_dispatch(entry.queue_id)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def offer_decline(*, actor: AnyActor, staff: StaffProfile, entry_id: int, now: datetime | None = None) -> QueueEntry:
     now = now or timezone.now()
     entry, presence = _offered_entry_for(staff, entry_id)
@@ -135,6 +135,7 @@ def dispatch_queue(*, queue_id: int, now: datetime | None = None) -> Offer | Non
     Returns the offer made, or None when nobody can be matched right now.
     """
     now = now or timezone.now()
+    # Not durable: the WebSocket bench wraps a dispatch in its own transaction to time its commit.
     with transaction.atomic():
         queue = ServiceQueue.objects.get(pk=queue_id)
         if queue.paused:
