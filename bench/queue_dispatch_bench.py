@@ -7,7 +7,7 @@ Builds a fresh database ``remotebank_bench`` (dropped and created, then
 migrated), fills it with 4 queues, 1,000 available agents (user, staff profile,
 skills, presence with idle times spread) and 10,000 waiting entries (each with
 its own queue-ready visit; customers shared), then measures
-``apps.queueing.services.dispatch_queue`` — the real service, with its row
+``apps.queueing.services.offers.dispatch_queue`` — the real service, with its row
 locks, audit record and channel-layer broadcasts:
 
 (a) one dispatcher: latency of each decision (an offer made) over ``--offers``;
