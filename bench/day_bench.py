@@ -432,7 +432,7 @@ def seed(*, customers: int, agents: int, wrap_up: int, card_dir: Path) -> list[B
     from apps.customers.models import AccountKind, AccountStatus, CustomerLevel
     from apps.customers.services import account_upsert, branch_upsert, customer_upsert
     from apps.gates.integrations.identity_registry import face_people
-    from apps.queueing.services import service_queue_upsert
+    from apps.queueing.services.configuration import service_queue_upsert
     from apps.staff.roles import Role
     from apps.staff.services import agent_skill_set, role_permissions_sync, staff_member_upsert
     from tests.fixtures.cardgen import SAMPLE_ADDRESSES, CardPerson, generate_id_card_front, make_id_number
@@ -705,7 +705,7 @@ async def _service_body(
 
     # The queue, followed on the WebSocket.
     enqueued = time.monotonic()
-    await http.call("POST", "/api/queueing/visit/")
+    await http.call("POST", "/api/queueing/visit/join/")
     ws_url = http.base.replace("http://", "ws://") + "/ws/visit/"
     ws = Socket(await http.session.ws_connect(ws_url, headers={"Origin": http.base}))
     try:
@@ -781,7 +781,7 @@ async def _wait_for_call(run: Run, http: Http, ws: Socket) -> dict[str, Any]:
             return dict(body)
     # The bench is over: leave the queue as a customer closing the page would, so the
     # visit is closed with an outcome instead of waiting forever.
-    await http.call("DELETE", "/api/queueing/visit/", expect=(200, 409))
+    await http.call("POST", "/api/queueing/visit/leave/", expect=(200, 409))
     raise Stop("left the queue: no agent before the drain ended")
 
 

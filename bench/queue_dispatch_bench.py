@@ -7,7 +7,7 @@ Builds a fresh database ``remotebank_bench`` (dropped and created, then
 migrated), fills it with 4 queues, 1,000 available agents (user, staff profile,
 skills, presence with idle times spread) and 10,000 waiting entries (each with
 its own queue-ready visit; customers shared), then measures
-``apps.queueing.services.dispatch_queue`` — the real service, with its row
+``apps.queueing.services.offers.dispatch_queue`` — the real service, with its row
 locks, audit record and channel-layer broadcasts:
 
 (a) one dispatcher: latency of each decision (an offer made) over ``--offers``;
@@ -329,9 +329,9 @@ class LockTimer:
 
         audit_services._lock_chain_head = timed_lock
 
-        import apps.queueing.services as queueing_services
+        import apps.queueing.services.offers as queueing_offers
 
-        original_record = queueing_services.audit_record
+        original_record = queueing_offers.audit_record
 
         def timed_record(**kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -340,7 +340,7 @@ class LockTimer:
             finally:
                 self.audits.append(time.perf_counter() - started)
 
-        queueing_services.audit_record = timed_record  # type: ignore[assignment]
+        queueing_offers.audit_record = timed_record  # type: ignore[assignment]
 
     def _committed(self, acquired: float) -> None:
         self.last_commit = time.perf_counter()
@@ -356,7 +356,7 @@ def run_decisions(
     queue_ids: list[int], *, offers: int, deadline: float | None, timer: LockTimer, recycle_every: int = 0
 ) -> dict[str, Any]:
     """Call dispatch_queue round-robin over the queues; time each call, and each offer until its COMMIT."""
-    from apps.queueing.services import dispatch_queue
+    from apps.queueing.services.offers import dispatch_queue
 
     offer_times: list[float] = []
     commit_times: list[float] = []
@@ -530,7 +530,7 @@ def sql_breakdown(queue_ids: list[int], *, decisions: int) -> list[tuple[str, fl
     """SQL statements per decision, grouped by kind: (statement, count per decision, mean ms as the client sees it)."""
     from django.db import connection
 
-    from apps.queueing.services import dispatch_queue
+    from apps.queueing.services.offers import dispatch_queue
 
     grouped: dict[str, list[float]] = defaultdict(list)
     current: list[tuple[str, float]] = []
@@ -577,7 +577,7 @@ def _statement_label(sql: str) -> str:
 
 
 def profile_decisions(queue_ids: list[int], *, decisions: int) -> tuple[cProfile.Profile, float]:
-    from apps.queueing.services import dispatch_queue
+    from apps.queueing.services.offers import dispatch_queue
 
     profiler = cProfile.Profile()
     made = 0

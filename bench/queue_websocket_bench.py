@@ -218,7 +218,7 @@ def _dispatcher(connection: Any) -> None:
     django.setup()
     from django.db import transaction
 
-    from apps.queueing.services import dispatch_queue
+    from apps.queueing.services.offers import dispatch_queue
 
     while True:
         queue_id = connection.recv()

@@ -58,6 +58,9 @@ class AuditAction(models.TextChoices):
     # data: previous entry id and why its call ended; the new entry goes to the front.
     QUEUE_REJOINED = "queueing.entry.rejoined", _("Customer queued again after a failed call")
     AGENT_STATE_CHANGED = "queueing.agent.state_changed", _("Agent state changed")
+    # An agent's presence row, created offline when their workspace first connects;
+    # data: the agent's employee number. Later changes are AGENT_STATE_CHANGED.
+    AGENT_PRESENCE_CREATED = "queueing.agent.presence_created", _("Agent presence created")
     # Video calls (apps.calls).
     CALL_CREATED = "calls.call.created", _("Call created")
     CALL_ROOM_OPENED = "calls.call.room_opened", _("Video room opened")

@@ -38,7 +38,8 @@ from apps.calls.signals import call_ended
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
 from apps.queueing import events
 from apps.queueing.models import AgentPresence, AgentState, QueueEntry, ServiceQueue
-from apps.queueing.services import agent_assist_start, agent_service_end, queue_entry_enqueue
+from apps.queueing.services.agents import agent_assist_start, agent_service_end
+from apps.queueing.services.entries import queue_entry_enqueue
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 

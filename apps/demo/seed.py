@@ -26,7 +26,7 @@ from apps.customers.models import (
 )
 from apps.customers.services import account_upsert, blacklist_entry_upsert, branch_upsert, customer_upsert
 from apps.queueing.models import AgentStrategy
-from apps.queueing.services import overflow_target_set, service_queue_upsert
+from apps.queueing.services.configuration import overflow_target_set, service_queue_upsert
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, role_permissions_sync, staff_member_upsert

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from apps.common.admin import ReadOnlyAdmin
 from apps.queueing.models import AgentPresence, OverflowTarget, QueueEntry, ServiceQueue
-from apps.queueing.services import overflow_target_remove, overflow_target_set, service_queue_upsert
+from apps.queueing.services.configuration import overflow_target_remove, overflow_target_set, service_queue_upsert
 
 _QUEUE_OPTIONS = (
     "level_bonus_seconds",

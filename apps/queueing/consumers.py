@@ -13,10 +13,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.queueing import events
-from apps.queueing.models import AgentPresence, QueueEntry
+from apps.queueing.models import QueueEntry
 from apps.queueing.selectors import entry_position, seconds_per_position
-from apps.queueing.services import queue_entry_disconnect, queue_entry_reconnect
-from apps.staff.models import StaffProfile
+from apps.queueing.services.agents import agent_presence_ensure
+from apps.queueing.services.entries import queue_entry_disconnect, queue_entry_reconnect
+from apps.staff.selectors import staff_profile_for
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +158,11 @@ class AgentConsumer(_ListenOnlyConsumer):
 
     @staticmethod
     def _presence_for(user: Any) -> int | None:
-        staff = StaffProfile.objects.filter(user=user).first()
+        """The id of the agent's presence (created, audited, on their first connection); None if not staff."""
+        staff = staff_profile_for(user)
         if staff is None:
             return None
-        from django.utils import timezone
-
-        presence, _created = AgentPresence.objects.get_or_create(staff=staff, defaults={"state_since": timezone.now()})
-        return presence.pk
+        return agent_presence_ensure(staff=staff, actor=user).pk
 
     refusal = "Use the HTTP API to act."
 

@@ -9,7 +9,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
-from apps.staff.models import AgentSkill
+from apps.staff.models import AgentSkill, StaffProfile
 
 # Used until a queue has served anyone today.
 DEFAULT_HANDLE_SECONDS = 180
@@ -113,3 +113,70 @@ def agents_by_state() -> dict[str, int]:
 
 def agent_skills(*, presence: AgentPresence) -> list[str]:
     return list(AgentSkill.objects.filter(staff_id=presence.staff_id).values_list("business_code", flat=True))
+
+
+@dataclass(frozen=True)
+class EntryStanding:
+    """Where an entry stands: what the customer's page and a supervisor's move are answered with."""
+
+    entry: QueueEntry
+    position: int  # 0 once no longer waiting
+    estimated_wait_seconds: int
+
+
+def entry_standing(*, entry: QueueEntry) -> EntryStanding:
+    position = entry_position(entry=entry)
+    wait = round(position * seconds_per_position(queue=entry.queue)) if position else 0
+    return EntryStanding(entry=entry, position=position, estimated_wait_seconds=wait)
+
+
+def visit_latest_entry(*, visit_id: int) -> QueueEntry | None:
+    """The visit's most recent queue entry, live or not (None if it never queued)."""
+    return QueueEntry.objects.filter(visit_id=visit_id).select_related("queue").order_by("-pk").first()
+
+
+@dataclass(frozen=True)
+class AgentDesk:
+    """What the agent's workspace shows: their state, and the entry ringing at them or in their call."""
+
+    state: str
+    entry: QueueEntry | None
+
+
+def agent_desk(*, staff: StaffProfile) -> AgentDesk:
+    presence = AgentPresence.objects.filter(staff=staff).first()
+    if presence is None:
+        return AgentDesk(state=AgentState.OFFLINE, entry=None)
+    entry = (
+        QueueEntry.objects.filter(agent=presence, state__in=(EntryState.OFFERED, EntryState.CONNECTED))
+        .select_related("visit__customer")
+        .first()
+    )
+    return AgentDesk(state=presence.state, entry=entry)
+
+
+# The supervisors' list of waiting customers stops here (the page shows the front of each queue).
+SUPERVISOR_WAITING_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class SupervisorFigures:
+    """Live figures for supervisors (R2.6): per queue, agents by state, and who waits (offered included)."""
+
+    queues: list[QueueFigures]
+    agents: dict[str, int]
+    waiting: list[QueueEntry]
+
+
+def supervisor_figures(*, now: datetime | None = None) -> SupervisorFigures:
+    waiting = (
+        QueueEntry.objects.filter(state__in=(EntryState.WAITING, EntryState.OFFERED))
+        .select_related("queue")
+        .order_by("queue__code", "priority_key")[:SUPERVISOR_WAITING_LIMIT]
+    )
+    return SupervisorFigures(queues=queue_figures(now=now), agents=agents_by_state(), waiting=list(waiting))
+
+
+def staff_member(*, staff_id: int) -> StaffProfile | None:
+    """The staff profile a supervisor acts on, by id (None if there is none)."""
+    return StaffProfile.objects.filter(pk=staff_id).first()

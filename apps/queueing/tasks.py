@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from apps.queueing.services import dispatch_queue
+from apps.queueing.services.offers import dispatch_queue
 
 
 # A dropped database connection rolls the dispatch transaction back whole;

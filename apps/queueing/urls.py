@@ -15,5 +15,7 @@ urlpatterns = [
     path("figures/", api.FiguresApi.as_view(), name="figures"),
     path("entries/<int:entry_id>/move/", api.EntryMoveApi.as_view(), name="entry-move"),
     path("staff/<int:staff_id>/state/", api.AgentStateBySupervisorApi.as_view(), name="staff-state"),
-    path("visit/", api.VisitQueueApi.as_view(), name="visit-queue"),
+    path("visit/", api.VisitQueueGetApi.as_view(), name="visit-queue"),
+    path("visit/join/", api.VisitQueueJoinApi.as_view(), name="visit-queue-join"),
+    path("visit/leave/", api.VisitQueueLeaveApi.as_view(), name="visit-queue-leave"),
 ]

@@ -19,7 +19,10 @@ from apps.calls.models import Call, CallParticipant, CallState, ParticipantRole
 from apps.calls.services import calls_expire
 from apps.customers.models import Customer
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
-from apps.queueing.services import agent_state_set, offer_accept, queue_entry_enqueue, service_queue_upsert
+from apps.queueing.services.agents import agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.entries import queue_entry_enqueue
+from apps.queueing.services.offers import offer_accept
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert

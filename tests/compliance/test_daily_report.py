@@ -19,7 +19,7 @@ from apps.audit.models import AuditRecord
 from apps.compliance.summary import SummaryRow, daily_summary
 from apps.customers.models import Customer
 from apps.customers.services import branch_upsert
-from apps.queueing.services import service_queue_upsert
+from apps.queueing.services.configuration import service_queue_upsert
 from apps.staff.roles import Role
 from apps.staff.services import staff_member_upsert
 from tests.compliance.servicegen import seed_service

@@ -18,7 +18,7 @@ from PIL import Image
 
 from apps.audit.models import AuditRecord
 from apps.customers.models import Customer
-from apps.queueing.services import service_queue_upsert
+from apps.queueing.services.configuration import service_queue_upsert
 from apps.recordings.models import Snapshot
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role

@@ -16,7 +16,10 @@ from django.utils import timezone, translation
 from apps.console.selectors import local_day_start
 from apps.customers.models import Customer, CustomerLevel
 from apps.queueing.models import AgentState, QueueEntry, ServiceQueue
-from apps.queueing.services import agent_state_set, queue_entry_enqueue, queue_snapshots_take, service_queue_upsert
+from apps.queueing.services.agents import agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.entries import queue_entry_enqueue
+from apps.queueing.services.housekeeping import queue_snapshots_take
 from apps.staff.models import StaffProfile
 from tests.conftest import SYSTEM
 from tests.factories import visit_with_gate1

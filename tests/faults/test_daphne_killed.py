@@ -29,7 +29,9 @@ from websockets.sync.client import ClientConnection, connect
 from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
 from apps.queueing.models import EntryState, QueueEntry
-from apps.queueing.services import entries_grace_expire, queue_entry_leave, service_queue_upsert
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.entries import queue_entry_leave
+from apps.queueing.services.housekeeping import entries_grace_expire
 from apps.visits.authentication import SESSION_KEY
 from tests.conftest import SYSTEM
 from tests.faults.conftest import Processes, assert_audit_chain_verifies, free_port, wait_until

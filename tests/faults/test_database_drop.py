@@ -26,7 +26,8 @@ from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
 from apps.audit.services import _CHAIN_LOCK_KEY
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry
-from apps.queueing.services import agent_state_set, service_queue_upsert
+from apps.queueing.services.agents import agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
 from apps.staff.models import StaffProfile
 from tests.conftest import SYSTEM
 from tests.faults.conftest import HeldLock, Processes, assert_audit_chain_verifies, child_database_url, wait_until

@@ -37,14 +37,11 @@ from apps.calls.services import call_room_open
 from apps.customers.models import Customer, CustomerLevel
 from apps.queueing.models import AgentPresence, AgentState, EndReason, EntryState, QueueEntry
 from apps.queueing.selectors import entry_position
-from apps.queueing.services import (
-    agent_state_set,
-    dispatch_queue,
-    dispatcher_tick,
-    offer_accept,
-    queue_entry_enqueue,
-    service_queue_upsert,
-)
+from apps.queueing.services.agents import agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.entries import queue_entry_enqueue
+from apps.queueing.services.housekeeping import dispatcher_tick
+from apps.queueing.services.offers import dispatch_queue, offer_accept
 from apps.recordings.models import Recording, RecordingFileKind, RecordingState
 from apps.recordings.services import recording_process
 from apps.staff.models import StaffProfile
@@ -253,7 +250,7 @@ def test_a_call_whose_janus_dies_ends_keeps_its_recording_and_the_customer_comes
     assert Recording.objects.get(pk=recording.pk).files.count() == 4 + 2 * 3 + 1
 
     # The customer joins again, ahead of everyone waiting.
-    response = _customer_browser(visit).post("/api/queueing/visit/")
+    response = _customer_browser(visit).post("/api/queueing/visit/join/")
     assert response.status_code == 201, response.content
     assert response.json()["state"] == "waiting" and response.json()["position"] == 1
     again = QueueEntry.objects.get(pk=response.json()["entry"])

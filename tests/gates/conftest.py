@@ -28,7 +28,10 @@ from apps.gates.integrations import identity_registry
 from apps.gates.integrations.identity_registry import SandboxPbocRegistry, face_people
 from apps.gates.selectors import citizen_on_file
 from apps.queueing.models import AgentState, ServiceQueue
-from apps.queueing.services import agent_state_set, offer_accept, queue_entry_enqueue, service_queue_upsert
+from apps.queueing.services.agents import agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.entries import queue_entry_enqueue
+from apps.queueing.services.offers import offer_accept
 from apps.recordings.models import Snapshot
 from apps.recordings.services import snapshot_capture
 from apps.staff.models import StaffProfile

@@ -20,7 +20,7 @@ from apps.calls.models import Call, CallEndReason, CallState
 from apps.calls.services import call_participant_event, calls_expire
 from apps.gates.models import GateAttempt, GateProgress, GateState
 from apps.queueing.models import AgentState
-from apps.queueing.services import agent_state_set
+from apps.queueing.services.agents import agent_state_set
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
 from apps.visits.models import VisitOutcome
@@ -71,7 +71,7 @@ def test_a_service_cut_off_after_gate_two_resumes_in_a_new_call_without_repeatin
     with on_commit():
         agent_state_set(actor=SYSTEM, staff=second_agent, state=AgentState.AVAILABLE)
     with on_commit():
-        rejoined = in_call.customer_client.post(reverse("queueing:visit-queue"), content_type="application/json")
+        rejoined = in_call.customer_client.post(reverse("queueing:visit-queue-join"), content_type="application/json")
     assert rejoined.status_code in (200, 201), rejoined.content
     staff = force_login_verified(in_call.staff_client, second_agent.user)
     offer = staff.get(reverse("queueing:agent-me")).json()["entry"]

@@ -18,7 +18,7 @@ import pytest
 
 from apps.customers.models import Branch, Customer, CustomerLevel
 from apps.queueing.models import QueueEntry
-from apps.queueing.services import queue_entry_enqueue
+from apps.queueing.services.entries import queue_entry_enqueue
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert

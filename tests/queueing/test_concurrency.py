@@ -42,17 +42,11 @@ from apps.audit.selectors import audit_chain_verify
 from apps.common.errors import ApplicationError
 from apps.customers.models import CustomerLevel
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
-from apps.queueing.services import (
-    agent_service_end,
-    agent_state_set,
-    dispatch_queue,
-    offer_accept,
-    offer_decline,
-    offers_expire,
-    queue_entry_leave,
-    service_queue_upsert,
-    wrap_ups_finish,
-)
+from apps.queueing.services.agents import agent_service_end, agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.entries import queue_entry_leave
+from apps.queueing.services.housekeeping import offers_expire, wrap_ups_finish
+from apps.queueing.services.offers import dispatch_queue, offer_accept, offer_decline
 from apps.queueing.signals import queue_entry_connected
 from apps.staff.models import StaffProfile
 from remotebank.celery import app as celery_app

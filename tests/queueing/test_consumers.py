@@ -30,9 +30,11 @@ from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
 from apps.customers.models import CustomerLevel
 from apps.queueing.consumers import CLOSE_NO_VISIT, CLOSE_NOT_ALLOWED
-from apps.queueing.models import AgentState, EntryState, QueueEntry, ServiceQueue
+from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
 from apps.queueing.selectors import DEFAULT_HANDLE_SECONDS
-from apps.queueing.services import agent_state_set, dispatch_queue, offer_accept, service_queue_upsert
+from apps.queueing.services.agents import agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.offers import dispatch_queue, offer_accept
 from apps.queueing.signals import queue_entry_connected
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
@@ -350,6 +352,29 @@ async def test_staff_who_may_not_serve_customers_is_refused_with_4403(
     # Nobody logged in at all.
     _socket, connected, code = await sockets.connect("/ws/agent/")
     assert (connected, code) == (False, CLOSE_NOT_ALLOWED)
+
+
+def _presence_audit(staff: StaffProfile) -> list[tuple[str, str, str, dict[str, Any]]]:
+    presence = AgentPresence.objects.get(staff=staff)
+    return [
+        (record.action, record.actor_label, presence.state, record.data)
+        for record in AuditRecord.objects.filter(target_type="queueing.agentpresence", target_id=str(presence.pk))
+    ]
+
+
+async def test_an_agents_first_connection_creates_their_presence_offline_and_audits_it_once(
+    sockets: Sockets, make_skilled_staff: Callable[..., StaffProfile]
+) -> None:
+    staff = await db(make_skilled_staff)()
+    cookie = await db(_staff_cookie)(staff.user)
+    _first, connected, _ = await sockets.connect("/ws/agent/", cookie=cookie)
+    # A second tab (or a reconnection) finds the same presence.
+    _second, connected_again, _ = await sockets.connect("/ws/agent/", cookie=cookie)
+    assert connected and connected_again
+
+    assert await db(_presence_audit)(staff) == [
+        (AuditAction.AGENT_PRESENCE_CREATED, staff.user.username, AgentState.OFFLINE, {"agent": staff.employee_number})
+    ]
 
 
 async def test_agent_is_rung_when_a_customer_is_dispatched_to_them(

@@ -12,15 +12,10 @@ from apps.common.errors import NotAllowed
 from apps.customers.models import CustomerLevel
 from apps.queueing.models import AgentState, EndReason, EntryState, QueueEntry
 from apps.queueing.selectors import entry_position
-from apps.queueing.services import (
-    agent_service_end,
-    agent_state_set,
-    dispatch_queue,
-    offer_accept,
-    queue_entry_enqueue,
-    queue_entry_rejoin,
-    service_queue_upsert,
-)
+from apps.queueing.services.agents import agent_service_end, agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.entries import queue_entry_enqueue, queue_entry_rejoin
+from apps.queueing.services.offers import dispatch_queue, offer_accept
 from apps.staff.models import StaffProfile
 from apps.visits.models import VisitOutcome
 from apps.visits.services import visit_close

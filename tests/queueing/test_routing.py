@@ -18,22 +18,16 @@ from apps.common.errors import NotAllowed, PermissionDenied, ValidationFailed
 from apps.customers.models import Customer, CustomerLevel
 from apps.queueing.models import AgentPresence, AgentState, AgentStrategy, EntryState, QueueEntry, ServiceQueue
 from apps.queueing.selectors import entry_position, pending_reason, queue_figures
-from apps.queueing.services import (
-    agent_service_end,
-    agent_state_set,
-    dispatch_queue,
-    entries_grace_expire,
-    offer_accept,
-    offer_decline,
-    offers_expire,
-    overflow_target_set,
+from apps.queueing.services.agents import agent_service_end, agent_state_set
+from apps.queueing.services.configuration import overflow_target_set, service_queue_upsert
+from apps.queueing.services.entries import (
     queue_entry_disconnect,
     queue_entry_enqueue,
     queue_entry_move,
     queue_entry_reconnect,
-    queue_overflow,
-    service_queue_upsert,
 )
+from apps.queueing.services.housekeeping import entries_grace_expire, offers_expire, queue_overflow
+from apps.queueing.services.offers import dispatch_queue, offer_accept, offer_decline
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
@@ -398,13 +392,13 @@ def test_the_customer_joins_the_queue_through_the_api_once_gate_1_is_passed(
     session = client.session
     session["remotebank_visit_id"] = visit.pk
     session.save()
-    refused = client.post(reverse("queueing:visit-queue"), content_type="application/json")
+    refused = client.post(reverse("queueing:visit-queue-join"), content_type="application/json")
     assert refused.status_code == 409  # Gate 1 not passed
     Verification.objects.filter(visit=visit).update(state="queue_ready")
-    joined = client.post(reverse("queueing:visit-queue"), content_type="application/json")
+    joined = client.post(reverse("queueing:visit-queue-join"), content_type="application/json")
     assert joined.status_code == 201
     assert joined.json()["position"] == 1
-    again = client.post(reverse("queueing:visit-queue"), content_type="application/json")
+    again = client.post(reverse("queueing:visit-queue-join"), content_type="application/json")
     assert again.json()["entry"] == joined.json()["entry"]  # idempotent
 
 

@@ -28,7 +28,7 @@ from apps.calls.models import Call, CallEndReason, CallParticipant, ParticipantR
 from apps.calls.services import call_hang_up
 from apps.customers.models import Customer
 from apps.queueing.models import QueueEntry
-from apps.queueing.services import service_queue_upsert
+from apps.queueing.services.configuration import service_queue_upsert
 from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, RecordingState
 from apps.staff.models import StaffProfile
 from apps.visits.models import Visit

@@ -20,7 +20,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from apps.queueing import events
 from apps.queueing.models import ServiceQueue
 from apps.queueing.selectors import queue_figures
-from apps.queueing.services import dispatcher_tick, queue_snapshots_take
+from apps.queueing.services.housekeeping import dispatcher_tick, queue_snapshots_take
 
 logger = logging.getLogger(__name__)
 

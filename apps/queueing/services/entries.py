@@ -1,0 +1,216 @@
+"""A customer's place in the queue (R2): join, queue again after a failed call, drop and come back, leave, move."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.audit.actions import AuditAction
+from apps.audit.services import AnyActor, audit_record
+from apps.common.errors import NotAllowed, NotFound, ValidationFailed
+from apps.common.fsm import fsm_step
+from apps.common.locking import lock_object
+from apps.queueing.models import (
+    AgentPresence,
+    EndReason,
+    EntryState,
+    QueueEntry,
+    ServiceQueue,
+)
+from apps.queueing.services._common import (
+    DISPATCHER,
+    LIVE_STATES,
+    _agent_event,
+    _entry_event,
+    _front_key,
+    _key_for,
+    _queue_event,
+    _schedule_dispatch,
+    entry_not_found,
+    step_refused,
+)
+from apps.queueing.services.configuration import queue_for_business
+from apps.verification.selectors import verification_passed
+from apps.visits.models import Visit, VisitOutcome
+from apps.visits.services import visit_close, visit_lock
+
+
+# Not durable: calls' call_transfer queues the customer again inside its own transaction.
+@transaction.atomic
+def queue_entry_enqueue(
+    *, visit_id: int, now: datetime | None = None, queue: ServiceQueue | None = None, after_service: bool = False
+) -> QueueEntry:
+    """Put a visit that passed Gate 1 in a queue (its business's by default).
+
+    Idempotent: a visit with a live entry gets that entry back. A visit that
+    was already served may only queue again when ``after_service`` says so
+    (a transfer to another queue keeps the gate results, R1.2).
+    """
+    now = now or timezone.now()
+    visit = visit_lock(visit_id=visit_id)
+    existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_STATES).first()
+    if existing is not None:
+        return existing
+    if not verification_passed(visit=visit):
+        raise NotAllowed(_("Please complete the checks before joining the queue."), code="out_of_order")
+    if not after_service and _failed_call_entry(visit) is not None:
+        return queue_entry_rejoin(visit_id=visit.pk, now=now)
+    if not after_service and QueueEntry.objects.filter(visit=visit, state=EntryState.SERVED).exists():
+        raise NotAllowed(_("This visit has already been served. Please start a new one."), code="already_served")
+    assert visit.customer is not None
+    queue = queue or queue_for_business(business_code=visit.business_code)
+    if visit.business_code not in queue.businesses:
+        raise ValidationFailed(_("That queue does not serve this customer's business."), code="business_not_served")
+    level = visit.customer.level
+    entry = QueueEntry.objects.create(
+        visit=visit,
+        queue=queue,
+        business_code=visit.business_code,
+        level=level,
+        enqueued_at=now,
+        priority_key=_key_for(queue, enqueued_at=now, level=level, business_code=visit.business_code),
+    )
+    audit_record(
+        actor=visit.customer.as_audit_actor(),
+        action=AuditAction.QUEUE_ENTERED,
+        target=entry,
+        data={"queue": queue.code, "level": level, "business": visit.business_code, "visit": str(visit.public_id)},
+    )
+    _queue_event(queue.pk, inserted_key=entry.priority_key)
+    _schedule_dispatch(queue.pk)
+    return entry
+
+
+def _failed_call_entry(visit: Visit) -> QueueEntry | None:
+    """The visit's last entry, if its call failed and the visit has no outcome yet (nothing was decided)."""
+    last = QueueEntry.objects.filter(visit=visit).order_by("-pk").first()
+    if last is None or last.state != EntryState.SERVED or last.end_reason != EndReason.CALL_FAILED:
+        return None
+    return last if not visit.outcome else None
+
+
+@transaction.atomic
+def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEntry:
+    """A customer whose call failed (video server down, grace expired) queues again, at the FRONT.
+
+    Allowed while the visit has no outcome (the service was not concluded).
+    The new entry keeps the first entry's enqueue time (the waited time is the
+    customer's, R2) and goes ahead of everyone waiting, as a declined offer
+    does (R2.4). Idempotent: a visit with a live entry gets it back.
+    """
+    now = now or timezone.now()
+    visit = visit_lock(visit_id=visit_id)
+    existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_STATES).first()
+    if existing is not None:
+        return existing
+    previous = _failed_call_entry(visit)
+    if previous is None or not verification_passed(visit=visit):
+        raise NotAllowed(
+            _("Only a visit whose call failed before it was concluded can queue again."), code="rejoin_not_allowed"
+        )
+    assert visit.customer is not None
+    queue = previous.queue
+    first = QueueEntry.objects.filter(visit=visit).order_by("pk").first()
+    enqueued_at = first.enqueued_at if first is not None else now
+    key = _front_key(
+        queue.pk, _key_for(queue, enqueued_at=enqueued_at, level=previous.level, business_code=previous.business_code)
+    )
+    entry = QueueEntry.objects.create(
+        visit=visit,
+        queue=queue,
+        business_code=previous.business_code,
+        level=visit.customer.level,
+        enqueued_at=enqueued_at,
+        priority_key=key,
+    )
+    audit_record(
+        actor=visit.customer.as_audit_actor(),
+        action=AuditAction.QUEUE_REJOINED,
+        target=entry,
+        data={"queue": queue.code, "previous_entry": previous.pk, "reason": previous.end_reason},
+    )
+    _queue_event(queue.pk, inserted_key=entry.priority_key)
+    _schedule_dispatch(queue.pk)
+    return entry
+
+
+@transaction.atomic
+def queue_entry_disconnect(*, entry_id: int, now: datetime | None = None) -> QueueEntry:
+    """The customer's page dropped: keep the place for the grace period (R2, abandon and reconnect)."""
+    entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
+    if entry.state in (EntryState.WAITING, EntryState.OFFERED) and entry.disconnected_at is None:
+        entry.disconnected_at = now or timezone.now()
+        entry.save(update_fields=["disconnected_at"])
+        audit_record(actor=DISPATCHER, action=AuditAction.QUEUE_DISCONNECTED, target=entry)
+    return entry
+
+
+@transaction.atomic
+def queue_entry_reconnect(*, entry_id: int) -> QueueEntry:
+    entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
+    if entry.disconnected_at is not None and entry.state in (EntryState.WAITING, EntryState.OFFERED):
+        entry.disconnected_at = None
+        entry.save(update_fields=["disconnected_at"])
+        audit_record(actor=DISPATCHER, action=AuditAction.QUEUE_RECONNECTED, target=entry)
+        _schedule_dispatch(entry.queue_id)
+    return entry
+
+
+def _abandon(entry: QueueEntry, *, now: datetime, reason: EndReason, actor: AnyActor) -> None:
+    # Lock order is entry, then presence, everywhere; agent_service_end locks
+    # presence then a CONNECTED entry. Checking the state before locking the
+    # presence keeps the two from ever waiting on each other (deadlock).
+    if entry.state not in (EntryState.WAITING, EntryState.OFFERED):
+        fsm_step(entry.abandon, now, reason, error=step_refused)  # raises out_of_order
+    was_waiting = entry.state == EntryState.WAITING
+    presence = AgentPresence.objects.select_for_update().get(pk=entry.agent_id) if entry.agent_id else None
+    fsm_step(entry.abandon, now, reason, error=step_refused)
+    entry.save()
+    if presence is not None:
+        fsm_step(presence.offer_declined, now, error=step_refused)
+        presence.save()
+        _agent_event(presence, "offer_withdrawn", entry=entry.pk)
+        _schedule_dispatch(entry.queue_id)
+    audit_record(actor=actor, action=AuditAction.QUEUE_ABANDONED, target=entry, data={"reason": reason.value})
+    if was_waiting:
+        _queue_event(entry.queue_id, removed_key=entry.priority_key)
+    # Leaving the queue ends the service (R4: every service leaves a record
+    # with its outcome); coming back is a new visit.
+    visit_close(visit_id=entry.visit_id, actor=actor, outcome=VisitOutcome.ABANDONED, reason=reason.value)
+
+
+@transaction.atomic(durable=True)
+def queue_entry_leave(*, entry_id: int, now: datetime | None = None) -> QueueEntry:
+    """The customer hangs up while waiting."""
+    entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
+    _abandon(entry, now=now or timezone.now(), reason=EndReason.CUSTOMER_LEFT, actor=entry.visit.customer or DISPATCHER)
+    return entry
+
+
+@transaction.atomic(durable=True)
+def queue_entry_move(*, actor: AnyActor, entry_id: int, queue_id: int) -> QueueEntry:
+    """A supervisor moves a waiting customer to another queue, keeping the time waited (R2.6)."""
+    entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
+    target = ServiceQueue.objects.filter(pk=queue_id).first()
+    if target is None:
+        raise NotFound(_("This queue does not exist."), code="queue_not_found")
+    if entry.business_code not in target.businesses:
+        raise ValidationFailed(_("That queue does not serve this customer's business."), code="business_not_served")
+    if target.pk == entry.queue_id:
+        return entry
+    source = entry.queue
+    old_key = entry.priority_key
+    new_key = _key_for(target, enqueued_at=entry.enqueued_at, level=entry.level, business_code=entry.business_code)
+    fsm_step(entry.move, target, new_key, False, error=step_refused)
+    entry.save()
+    audit_record(
+        actor=actor, action=AuditAction.QUEUE_MOVED, target=entry, data={"from": source.code, "to": target.code}
+    )
+    _queue_event(source.pk, removed_key=old_key)
+    _queue_event(target.pk, inserted_key=new_key)
+    _entry_event(entry, "moved", queue=target.pk)
+    _schedule_dispatch(target.pk)
+    return entry

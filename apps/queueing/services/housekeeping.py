@@ -1,0 +1,224 @@
+"""What only time triggers (the ``run_dispatcher`` loop): offer timeouts, wrap-up ends, reconnect grace,
+overflow, one dispatcher round, and the minute snapshots of the figures."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.audit.actions import AuditAction
+from apps.audit.services import audit_record
+from apps.common.fsm import fsm_step
+from apps.queueing.models import (
+    AgentPresence,
+    AgentState,
+    EndReason,
+    EntryState,
+    QueueEntry,
+    QueueSnapshot,
+    ServiceQueue,
+)
+from apps.queueing.services._common import (
+    DISPATCHER,
+    _agent_event,
+    _entry_event,
+    _key_for,
+    _queue_event,
+    _schedule_dispatch,
+    step_refused,
+)
+from apps.queueing.services.entries import _abandon
+from apps.queueing.services.offers import _return_offer, dispatch_all
+from apps.queueing.signals import dispatcher_ticked
+from apps.staff.models import AgentSkill
+
+
+def offers_expire(*, now: datetime | None = None) -> int:
+    """Unanswered offers go back to the FRONT; agents who miss too many are set away."""
+    now = now or timezone.now()
+    count = 0
+    expired_ids = list(
+        QueueEntry.objects.filter(state=EntryState.OFFERED, offer_expires_at__lt=now).values_list("pk", flat=True)
+    )
+    for entry_id in expired_ids:
+        with transaction.atomic():
+            entry = (
+                QueueEntry.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("queue")
+                .filter(pk=entry_id, state=EntryState.OFFERED, offer_expires_at__lt=now)
+                .first()
+            )
+            if entry is None:
+                continue
+            presence = AgentPresence.objects.select_for_update().get(pk=entry.agent_id)
+            agent_number = presence.staff.employee_number
+            _return_offer(entry, presence, now=now, missed=True)
+            audit_record(
+                actor=DISPATCHER,
+                action=AuditAction.QUEUE_OFFER_TIMED_OUT,
+                target=entry,
+                data={"agent": agent_number, "agent_state": presence.state},
+            )
+            count += 1
+    return count
+
+
+def wrap_ups_finish(*, now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    count = 0
+    for presence_id in AgentPresence.objects.filter(state=AgentState.WRAP_UP, wrap_up_until__lte=now).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            presence = (
+                AgentPresence.objects.select_for_update(skip_locked=True)
+                .filter(pk=presence_id, state=AgentState.WRAP_UP)
+                .first()
+            )
+            if presence is None:
+                continue
+            fsm_step(presence.go_available, now, error=step_refused)
+            presence.save()
+            audit_record(
+                actor=DISPATCHER, action=AuditAction.AGENT_STATE_CHANGED, target=presence, data={"to": "available"}
+            )
+            _agent_event(presence, "state")
+            count += 1
+    return count
+
+
+def entries_grace_expire(*, now: datetime | None = None) -> int:
+    """Customers whose page stayed away past the grace period leave the queue."""
+    now = now or timezone.now()
+    count = 0
+    candidates = QueueEntry.objects.filter(
+        state__in=(EntryState.WAITING, EntryState.OFFERED), disconnected_at__isnull=False
+    ).select_related("queue")
+    for entry in candidates:
+        if entry.disconnected_at and now - entry.disconnected_at < timedelta(
+            seconds=entry.queue.reconnect_grace_seconds
+        ):
+            continue
+        with transaction.atomic():
+            locked = (
+                QueueEntry.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk=entry.pk, disconnected_at=entry.disconnected_at)
+                .first()
+            )
+            if locked is None or locked.state not in (EntryState.WAITING, EntryState.OFFERED):
+                continue
+            _abandon(locked, now=now, reason=EndReason.GRACE_EXPIRED, actor=DISPATCHER)
+            count += 1
+    return count
+
+
+def queue_overflow(*, queue_id: int, now: datetime | None = None) -> int:
+    """Move customers beyond the queue's threshold to its overflow targets, in order (R2.3).
+
+    By length: the newest entries beyond ``overflow_max_waiting`` move. By
+    wait: entries waiting longer than ``overflow_max_wait_seconds`` move. A
+    target must serve the business and have a skilled agent logged in.
+    """
+    now = now or timezone.now()
+    queue = ServiceQueue.objects.get(pk=queue_id)
+    targets = [t.target for t in queue.overflow_targets.select_related("target").order_by("position")]
+    if not targets or (queue.overflow_max_waiting is None and queue.overflow_max_wait_seconds is None):
+        return 0
+    waiting = QueueEntry.objects.filter(queue=queue, state=EntryState.WAITING).order_by("priority_key", "pk")
+    chosen: list[int] = []
+    if queue.overflow_max_wait_seconds is not None:
+        limit = now - timedelta(seconds=queue.overflow_max_wait_seconds)
+        chosen += list(waiting.filter(enqueued_at__lte=limit).values_list("pk", flat=True))
+    if queue.overflow_max_waiting is not None:
+        chosen += list(waiting.values_list("pk", flat=True)[queue.overflow_max_waiting :])
+    moved = 0
+    for entry_id in dict.fromkeys(chosen):
+        with transaction.atomic():
+            entry = (
+                QueueEntry.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk=entry_id, queue=queue, state=EntryState.WAITING)
+                .first()
+            )
+            if entry is None:
+                continue
+            target = next((t for t in targets if _can_take(t, entry.business_code)), None)
+            if target is None:
+                continue
+            old_key = entry.priority_key
+            new_key = _key_for(
+                target, enqueued_at=entry.enqueued_at, level=entry.level, business_code=entry.business_code
+            )
+            fsm_step(entry.move, target, new_key, True, error=step_refused)
+            entry.save()
+            audit_record(
+                actor=DISPATCHER,
+                action=AuditAction.QUEUE_OVERFLOWED,
+                target=entry,
+                data={
+                    "from": queue.code,
+                    "to": target.code,
+                    "waited_seconds": round((now - entry.enqueued_at).total_seconds(), 1),
+                },
+            )
+            _queue_event(queue.pk, removed_key=old_key)
+            _queue_event(target.pk, inserted_key=new_key)
+            _entry_event(entry, "moved", queue=target.pk)
+            _schedule_dispatch(target.pk)
+            moved += 1
+    return moved
+
+
+def _can_take(queue: ServiceQueue, business_code: str) -> bool:
+    if business_code not in queue.businesses or queue.paused:
+        return False
+    logged_in = (AgentState.AVAILABLE, AgentState.OFFERED, AgentState.BUSY, AgentState.WRAP_UP)
+    return AgentSkill.objects.filter(business_code=business_code, staff__presence__state__in=logged_in).exists()
+
+
+def dispatcher_tick(*, now: datetime | None = None) -> dict[str, int]:
+    """One round of the dispatcher loop: housekeeping, overflow, then matching."""
+    now = now or timezone.now()
+    done = {
+        "expired_offers": offers_expire(now=now),
+        "wrap_ups_finished": wrap_ups_finish(now=now),
+        "grace_expired": entries_grace_expire(now=now),
+        "overflowed": sum(
+            queue_overflow(queue_id=queue_id, now=now)
+            for queue_id in ServiceQueue.objects.filter(
+                Q(overflow_max_waiting__isnull=False) | Q(overflow_max_wait_seconds__isnull=False)
+            ).values_list("pk", flat=True)
+        ),
+    }
+    done["offers"] = dispatch_all(now=now)
+    dispatcher_ticked.send(sender=ServiceQueue, now=now)
+    return done
+
+
+def queue_snapshots_take(*, now: datetime | None = None) -> int:
+    """Record every queue's figures for the current minute (idempotent per minute)."""
+    from apps.queueing.selectors import queue_figures
+
+    now = now or timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    taken = 0
+    for figures in queue_figures(now=now):
+        skilled = AgentPresence.objects.filter(
+            staff__skills__business_code__in=ServiceQueue.objects.get(pk=figures.queue_id).businesses
+        ).distinct()
+        _snapshot, created = QueueSnapshot.objects.get_or_create(
+            queue_id=figures.queue_id,
+            taken_at=minute,
+            defaults={
+                "waiting": figures.waiting,
+                "longest_wait_seconds": figures.longest_wait_seconds,
+                "agents_available": skilled.filter(state=AgentState.AVAILABLE).count(),
+                "agents_busy": skilled.filter(
+                    state__in=(AgentState.OFFERED, AgentState.BUSY, AgentState.WRAP_UP)
+                ).count(),
+            },
+        )
+        taken += int(created)
+    return taken
