@@ -45,6 +45,7 @@ from apps.calls.janus_config import (  # noqa: E402
     debian_janus_lib_dir,
     write_janus_config,
 )
+from apps.common.hashing import sha256_of_file  # noqa: E402
 from apps.recordings.integrations.media import (  # noqa: E402
     CompositeInput,
     compose,
@@ -52,7 +53,6 @@ from apps.recordings.integrations.media import (  # noqa: E402
     mjr_convert,
     mjr_header,
     mux_participant,
-    sha256_of_file,
 )
 
 PEER = ROOT / "tests" / "calls" / "peer.py"

@@ -35,6 +35,7 @@ from apps.audit.services import Actor, AnyActor, audit_record
 from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
 from apps.calls.selectors import call_recording_files
 from apps.common.errors import ApplicationError, NotAllowed, NotFound, PermissionDenied, ValidationFailed
+from apps.common.hashing import sha256_of_file, sha256_of_stream
 from apps.common.images import ImageRejected, image_to_jpeg_bytes, load_untrusted_image
 from apps.recordings.integrations.media import (
     CompositeInput,
@@ -44,7 +45,6 @@ from apps.recordings.integrations.media import (
     mjr_convert,
     mjr_header,
     mux_participant,
-    sha256_of_file,
 )
 from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, RecordingState, Snapshot
 from apps.staff.models import StaffProfile
@@ -448,10 +448,7 @@ class HashMismatch:
 def _current_hash(item: RecordingFile) -> str:
     if item.in_storage:
         with default_storage.open(item.path, "rb") as handle:
-            digest = hashlib.sha256()
-            while chunk := handle.read(1024 * 1024):
-                digest.update(chunk)
-            return digest.hexdigest()
+            return sha256_of_stream(handle)[0]
     return sha256_of_file(Path(item.path))[0]
 
 

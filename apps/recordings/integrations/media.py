@@ -14,7 +14,6 @@ participant) or ``tpad``/``adelay`` (in the composite).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -66,17 +65,6 @@ def _run(arguments: list[str], *, what: str, timeout: float) -> str:
         tail = (completed.stderr or completed.stdout).strip().splitlines()[-3:]
         raise MediaToolError(f"{what}: exit {completed.returncode}: {' | '.join(tail)}")
     return completed.stdout
-
-
-def sha256_of_file(path: Path) -> tuple[str, int]:
-    """SHA-256 (hex) and size in bytes, reading 1 MiB at a time."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def mjr_header(path: Path) -> MjrHeader:
