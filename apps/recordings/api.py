@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.businesses.registry import business_choices
-from apps.calls.models import Call
+from apps.calls.selectors import call_get
 from apps.common.api import request_staff_user, require_permission
 from apps.common.errors import NotFound, ValidationFailed
 from apps.recordings.models import Recording, RecordingFile, RecordingState, Snapshot
@@ -75,13 +75,6 @@ class SnapshotOutput(serializers.ModelSerializer[Snapshot]):
         return reverse("recordings:snapshot-image", args=[snapshot.public_id])
 
 
-def _call(public_id: Any) -> Call:
-    call = Call.objects.filter(public_id=public_id).first()
-    if call is None:
-        raise NotFound(_("This call does not exist."), code="call_not_found")
-    return call
-
-
 class CallSnapshotsApi(APIView):
     """``POST`` (multipart ``image``): capture, by staff in the live call; ``GET``: the call's snapshots.
 
@@ -95,7 +88,7 @@ class CallSnapshotsApi(APIView):
         return [_VIEW_SNAPSHOTS()] if self.request.method == "GET" else [_SERVE()]
 
     def get(self, request: Request, public_id: str) -> Response:
-        call = _call(public_id)
+        call = call_get(public_id=public_id)
         if not staff_may_see_call(user=request_staff_user(request), call=call):
             raise NotFound(_("This call does not exist."), code="call_not_found")
         return Response({"snapshots": SnapshotOutput(snapshots_for_call(call=call), many=True).data})
@@ -110,7 +103,7 @@ class CallSnapshotsApi(APIView):
         }
     )
     def post(self, request: Request, public_id: str) -> Response:
-        call = _call(public_id)
+        call = call_get(public_id=public_id)
         upload = request.FILES.get("image")
         if upload is None:
             raise ValidationFailed(_("Send the image in the multipart field “image”."), code="image_missing")
