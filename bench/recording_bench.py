@@ -8,7 +8,7 @@ Records a real call: a private network namespace (scripts/netns.sh, see
 docs/janus.md), Janus 1.1.2 with a generated configuration, and two aiortc
 peers (tests/calls/peer.py: 320×240 synthetic video at 30 fps, 440 Hz sine)
 publishing together for ``--seconds`` (the second one 0.5 s later). Then it
-runs the post-processing pipeline of ``apps.recordings.services`` on those
+runs the post-processing pipeline of ``apps.recordings.services.processing`` on those
 files — the same media functions with the same arguments: SHA-256 of the
 originals, ``janus-pp-rec -j`` and conversion of each .mjr, per-participant
 mux with the ``-itsoffset`` alignment, the composite evidence file (hstack,

@@ -41,12 +41,9 @@ from apps.recordings.selectors import (
     snapshots_for_call,
     staff_may_see_call,
 )
-from apps.recordings.services import (
-    recording_file_access_record,
-    recording_reprocess,
-    snapshot_capture,
-    snapshot_view_record,
-)
+from apps.recordings.services.integrity import recording_file_access_record
+from apps.recordings.services.processing import recording_reprocess
+from apps.recordings.services.snapshots import snapshot_capture, snapshot_view_record
 from apps.verification.models import ServiceOutcome
 
 _SERVE = require_permission("queueing.serve_customers")

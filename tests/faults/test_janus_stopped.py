@@ -46,7 +46,7 @@ from apps.queueing.services import (
     service_queue_upsert,
 )
 from apps.recordings.models import Recording, RecordingFileKind, RecordingState
-from apps.recordings.services import recording_process
+from apps.recordings.services.processing import recording_process
 from apps.staff.models import StaffProfile
 from apps.verification.api import SESSION_KEY
 from apps.verification.models import ServiceSession, VisitState

@@ -27,7 +27,7 @@ from apps.customers.services import account_upsert
 from apps.queueing.models import AgentState, ServiceQueue
 from apps.queueing.services import agent_state_set, offer_accept, queue_entry_enqueue, service_queue_upsert
 from apps.recordings.models import Snapshot
-from apps.recordings.services import snapshot_capture
+from apps.recordings.services.snapshots import snapshot_capture
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert

@@ -18,7 +18,7 @@ from django.core.management.base import CommandError
 from apps.audit.models import AuditRecord
 from apps.calls.models import Call, ParticipantRole
 from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, RecordingState
-from apps.recordings.services import recording_process, recording_reprocess
+from apps.recordings.services.processing import recording_process, recording_reprocess
 from tests.conftest import SYSTEM
 from tests.recordings.conftest import RecordedCall
 from tests.security.helpers import force_login_verified

@@ -13,17 +13,13 @@ deleted.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.core.files import File
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
@@ -32,11 +28,10 @@ from django_fsm import TransitionNotAllowed
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, AnyActor, audit_record
-from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
+from apps.calls.models import Call, CallEndReason, CallState, ParticipantRole
 from apps.calls.selectors import call_recording_files
-from apps.common.errors import ApplicationError, NotAllowed, NotFound, PermissionDenied, ValidationFailed
-from apps.common.hashing import sha256_of_file, sha256_of_stream
-from apps.common.images import ImageRejected, image_to_jpeg_bytes, load_untrusted_image
+from apps.common.errors import ApplicationError, NotAllowed, NotFound
+from apps.common.hashing import sha256_of_file
 from apps.recordings.integrations.media import (
     CompositeInput,
     MediaToolError,
@@ -46,8 +41,7 @@ from apps.recordings.integrations.media import (
     mjr_header,
     mux_participant,
 )
-from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, RecordingState, Snapshot
-from apps.staff.models import StaffProfile
+from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, RecordingState
 
 logger = logging.getLogger(__name__)
 
@@ -432,317 +426,6 @@ def _fail(recording_id: int, attempt: int, *, error: str) -> Recording:
         data={"attempt": attempt, "error": error[:500]},
     )
     return recording
-
-
-# --- Verification ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HashMismatch:
-    file_id: int
-    path: str
-    expected: str
-    actual: str  # "" when the file is missing
-
-
-def _current_hash(item: RecordingFile) -> str:
-    if item.in_storage:
-        with default_storage.open(item.path, "rb") as handle:
-            return sha256_of_stream(handle)[0]
-    return sha256_of_file(Path(item.path))[0]
-
-
-def recording_files_verify(
-    *, actor: AnyActor, call_public_id: uuid.UUID | None = None
-) -> tuple[int, list[HashMismatch]]:
-    """Re-hash every recorded file (originals and outputs); report the ones that changed or vanished."""
-    # Files removed after the retention period are gone on purpose (audited as purged).
-    files = RecordingFile.objects.filter(purged_at__isnull=True).select_related("recording__call").order_by("pk")
-    if call_public_id is not None:
-        files = files.filter(recording__call__public_id=call_public_id)
-    mismatches: list[HashMismatch] = []
-    checked = 0
-    for item in files.iterator():
-        checked += 1
-        try:
-            actual = _current_hash(item)
-        except (FileNotFoundError, OSError):
-            actual = ""
-        if actual != item.sha256:
-            mismatches.append(HashMismatch(item.pk, item.path, item.sha256, actual))
-    with transaction.atomic():
-        audit_record(
-            actor=actor,
-            action=AuditAction.RECORDING_VERIFIED,
-            data={
-                "checked": checked,
-                "call": str(call_public_id) if call_public_id else "",
-                "mismatches": [
-                    {"path": item.path, "expected": item.expected, "actual": item.actual} for item in mismatches
-                ],
-            },
-        )
-    return checked, mismatches
-
-
-# --- Snapshots (R5) ----------------------------------------------------------------------
-
-
-def snapshot_capture(*, actor: User, call_id: int, image_bytes: bytes) -> Snapshot:
-    """Store a frame of the customer's video, captured by a staff participant of the live call."""
-    image_format_error: ImageRejected | None = None
-    try:
-        image = load_untrusted_image(image_bytes)
-    except ImageRejected as rejected:
-        image_format_error = rejected
-    with transaction.atomic():
-        call = Call.objects.select_for_update(of=("self",)).filter(pk=call_id).first()
-        if call is None:
-            raise NotFound(_("This call does not exist."), code="call_not_found")
-        staff = StaffProfile.objects.filter(user=actor).first()
-        if staff is None or not CallParticipant.objects.filter(call=call, staff=staff).exists():
-            raise PermissionDenied(_("Only staff in this call can capture the customer."), code="not_in_call")
-        if call.state == CallState.ENDED:
-            raise NotAllowed(_("The call is already over."), code="call_ended")
-        customer = CallParticipant.objects.filter(call=call, role=ParticipantRole.CUSTOMER).first()
-        if customer is None:
-            raise NotAllowed(_("This call has no customer."), code="no_customer")
-        if image_format_error is not None:
-            raise ValidationFailed(
-                _("The captured image was refused: %(reason)s") % {"reason": image_format_error.message},
-                code=f"image_{image_format_error.code}",
-            )
-        jpeg = image_to_jpeg_bytes(image)
-        sha256 = hashlib.sha256(jpeg).hexdigest()
-        snapshot = Snapshot(
-            public_id=uuid.uuid4(),
-            call=call,
-            participant=customer,
-            taken_by=actor,
-            sha256=sha256,
-            width=image.width,
-            height=image.height,
-            taken_at=timezone.now(),
-        )
-        snapshot.image.save(f"{snapshot.public_id}.jpg", ContentFile(jpeg), save=False)
-        stored_name = str(snapshot.image.name)
-        try:
-            snapshot.save()
-            audit_record(
-                actor=actor,
-                action=AuditAction.SNAPSHOT_CAPTURED,
-                target=snapshot,
-                data={
-                    "snapshot": str(snapshot.public_id),
-                    "call": str(call.public_id),
-                    "sha256": sha256,
-                    "bytes": len(jpeg),
-                },
-            )
-        except Exception:
-            default_storage.delete(stored_name)
-            raise
-    return snapshot
-
-
-# --- Retention ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PurgeItem:
-    """One media file past the retention period: removed, or (dry run) to be removed."""
-
-    what: str  # a RecordingFileKind value, or "snapshot"
-    path: str
-    sha256: str
-    call: str
-    visit: str
-    closed_at: str
-
-
-def _expired_under_lock(closed_at: Any, cutoff: Any) -> bool:
-    return closed_at is not None and closed_at < cutoff
-
-
-def recording_file_purge(*, actor: AnyActor, file_id: int, cutoff: Any, retention_days: int) -> PurgeItem | None:
-    """Remove one recording file of a service closed before ``cutoff``; keep its row and hash, marked purged.
-
-    Returns None (and touches nothing) when the file is already purged or its
-    service is not past the period — checked again under the row lock, so a
-    run that raced with a change never removes a file inside the period.
-    """
-    with transaction.atomic():
-        item = (
-            RecordingFile.objects.select_for_update(of=("self",))
-            .select_related("recording__call__visit")
-            .filter(pk=file_id)
-            .first()
-        )
-        if item is None or item.purged_at is not None:
-            return None
-        visit = item.recording.call.visit
-        if not _expired_under_lock(visit.closed_at, cutoff):
-            return None
-        # The removal runs inside the transaction, before the row is marked, on
-        # purpose: if it fails the row stays unpurged and the next run tries
-        # again; if the commit fails after it, the next run finds the file
-        # already gone (removing a missing file is not an error) and marks it.
-        # Marking first and removing on commit could claim a removal that never happened.
-        if item.in_storage:
-            default_storage.delete(item.path)
-        else:
-            Path(item.path).unlink(missing_ok=True)  # a Janus original on the media server's disk
-        item.purged_at = timezone.now()
-        item.save(update_fields=["purged_at"])
-        purged = PurgeItem(
-            what=item.kind,
-            path=item.path,
-            sha256=item.sha256,
-            call=str(item.recording.call.public_id),
-            visit=str(visit.public_id),
-            closed_at=visit.closed_at.isoformat() if visit.closed_at else "",
-        )
-        audit_record(
-            actor=actor,
-            action=AuditAction.RECORDING_FILE_PURGED,
-            target=item.recording,
-            data={
-                "file": item.pk,
-                "kind": item.kind,
-                "path": item.path,
-                "sha256": item.sha256,
-                "bytes": item.size_bytes,
-                "call": purged.call,
-                "visit": purged.visit,
-                "closed_at": purged.closed_at,
-                "retention_days": retention_days,
-            },
-        )
-    return purged
-
-
-def snapshot_purge(*, actor: AnyActor, snapshot_id: int, cutoff: Any, retention_days: int) -> PurgeItem | None:
-    """Remove one snapshot image of a service closed before ``cutoff``; keep its row and hash, marked purged."""
-    with transaction.atomic():
-        snapshot = (
-            Snapshot.objects.select_for_update(of=("self",))
-            .select_related("call__visit")
-            .filter(pk=snapshot_id)
-            .first()
-        )
-        if snapshot is None or snapshot.purged_at is not None:
-            return None
-        visit = snapshot.call.visit
-        if not _expired_under_lock(visit.closed_at, cutoff):
-            return None
-        name = str(snapshot.image.name)
-        default_storage.delete(name)  # inside the transaction: see recording_file_purge
-        snapshot.purged_at = timezone.now()
-        snapshot.save(update_fields=["purged_at"])
-        purged = PurgeItem(
-            what="snapshot",
-            path=name,
-            sha256=snapshot.sha256,
-            call=str(snapshot.call.public_id),
-            visit=str(visit.public_id),
-            closed_at=visit.closed_at.isoformat() if visit.closed_at else "",
-        )
-        audit_record(
-            actor=actor,
-            action=AuditAction.SNAPSHOT_PURGED,
-            target=snapshot,
-            data={
-                "snapshot": str(snapshot.public_id),
-                "path": name,
-                "sha256": snapshot.sha256,
-                "call": purged.call,
-                "visit": purged.visit,
-                "closed_at": purged.closed_at,
-                "retention_days": retention_days,
-            },
-        )
-    return purged
-
-
-def recordings_purge_expired(
-    *, actor: AnyActor, retention_days: int, now: Any = None, dry_run: bool = False
-) -> list[PurgeItem]:
-    """Remove every media file of services closed more than ``retention_days`` ago (R3.2 "kept").
-
-    One transaction and one audit record per file, so a long run that stops
-    half-way leaves every removal it did recorded. ``dry_run`` only lists
-    what would be removed (and writes nothing).
-    """
-    from apps.recordings.selectors import (
-        recording_files_past_retention,
-        retention_cutoff,
-        snapshots_past_retention,
-    )
-
-    if retention_days < 1:
-        raise ValidationFailed(_("The retention period must be at least one day."), code="retention_too_short")
-    cutoff = retention_cutoff(now=now or timezone.now(), days=retention_days)
-    files = list(recording_files_past_retention(cutoff=cutoff))
-    snapshots = list(snapshots_past_retention(cutoff=cutoff))
-    if dry_run:
-        return [
-            PurgeItem(
-                what=item.kind,
-                path=item.path,
-                sha256=item.sha256,
-                call=str(item.recording.call.public_id),
-                visit=str(item.recording.call.visit.public_id),
-                closed_at=item.recording.call.visit.closed_at.isoformat()
-                if item.recording.call.visit.closed_at
-                else "",
-            )
-            for item in files
-        ] + [
-            PurgeItem(
-                what="snapshot",
-                path=str(snapshot.image.name),
-                sha256=snapshot.sha256,
-                call=str(snapshot.call.public_id),
-                visit=str(snapshot.call.visit.public_id),
-                closed_at=snapshot.call.visit.closed_at.isoformat() if snapshot.call.visit.closed_at else "",
-            )
-            for snapshot in snapshots
-        ]
-    removed: list[PurgeItem] = []
-    for item in files:
-        done = recording_file_purge(actor=actor, file_id=item.pk, cutoff=cutoff, retention_days=retention_days)
-        if done is not None:
-            removed.append(done)
-    for snapshot in snapshots:
-        done = snapshot_purge(actor=actor, snapshot_id=snapshot.pk, cutoff=cutoff, retention_days=retention_days)
-        if done is not None:
-            removed.append(done)
-    return removed
-
-
-# --- Playback and download ---------------------------------------------------------------
-
-
-@transaction.atomic
-def snapshot_view_record(*, actor: AnyActor, snapshot: Snapshot) -> None:
-    """Audit one opening of a stored snapshot image."""
-    audit_record(
-        actor=actor,
-        action=AuditAction.SNAPSHOT_VIEWED,
-        target=snapshot,
-        data={"snapshot": str(snapshot.public_id), "call": str(snapshot.call.public_id), "sha256": snapshot.sha256},
-    )
-
-
-@transaction.atomic
-def recording_file_access_record(*, actor: AnyActor, item: RecordingFile, download: bool, byte_range: str) -> None:
-    """Audit one playback (first range request) or download of a stored recording file."""
-    audit_record(
-        actor=actor,
-        action=AuditAction.RECORDING_DOWNLOADED if download else AuditAction.RECORDING_PLAYED,
-        target=item.recording,
-        data={"file": item.pk, "kind": item.kind, "path": item.path, "sha256": item.sha256, "range": byte_range},
-    )
 
 
 def recordings_pending_enqueue() -> int:
