@@ -31,15 +31,16 @@ from apps.audit.services import Actor, AnyActor, audit_record
 from apps.calls.models import Call, CallEndReason, CallState, ParticipantRole
 from apps.calls.selectors import call_recording_files
 from apps.common.errors import ApplicationError, NotAllowed, NotFound
-from apps.common.hashing import sha256_of_file
 from apps.recordings.integrations.media import (
-    CompositeInput,
+    FeedMedia,
+    MediaFile,
     MediaToolError,
-    compose,
-    media_duration,
-    mjr_convert,
-    mjr_header,
-    mux_participant,
+    Track,
+    call_compose,
+    call_duration,
+    feed_mux,
+    original_convert,
+    original_read,
 )
 from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, RecordingState
 
@@ -111,7 +112,7 @@ def _locked(recording_id: int) -> Recording:
 # --- Post-processing ---------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Produced:
     """A file made (or read) by one attempt, before it is recorded."""
 
@@ -129,10 +130,12 @@ class _Produced:
 
 @dataclass
 class _Feed:
+    """The tracks of one Janus feed (one publisher; a participant who rejoined has several)."""
+
     feed_id: int
     participant_id: int | None
     role: str
-    tracks: dict[str, tuple[Path, int]] = field(default_factory=dict)  # kind -> (converted file, first write µs)
+    tracks: dict[str, Track] = field(default_factory=dict)  # "audio" / "video" -> converted track
 
 
 def recording_process(*, call_id: int) -> Recording:
@@ -206,14 +209,14 @@ def _progress(recording_id: int, attempt: int, percent: int) -> None:
     )
 
 
-def _hashed(source: Path, **values: Any) -> _Produced:
-    sha256, size = sha256_of_file(source)
-    return _Produced(sha256=sha256, size_bytes=size, **values)
-
-
 def _produce(
     recording: Recording, attempt: int, workdir: Path, stored: list[str]
 ) -> tuple[list[_Produced], float | None]:
+    """Run the media pipeline on the call's Janus files; store each output as soon as it exists.
+
+    The media work is ``apps.recordings.integrations.media``'s; here is what
+    is ours: which files belong to whom, progress, storage names.
+    """
     call = recording.call
     # A Janus that died never closes its recordings: what it wrote is all there is.
     originals = call_recording_files(call=call, include_unclosed=call.end_reason == CallEndReason.MEDIA_SERVER_FAILED)
@@ -226,16 +229,17 @@ def _produce(
     steps = len(originals) * 2 + 2
     done = 0
     for original in originals:
-        header = mjr_header(original.path)
+        read = original_read(original.path)
         produced.append(
-            _hashed(
-                original.path,
+            _Produced(
                 kind=RecordingFileKind.ORIGINAL_MJR,
                 path=str(original.path.resolve()),
                 in_storage=False,
+                sha256=read.file.sha256,
+                size_bytes=read.file.size_bytes,
                 participant_id=original.participant_id,
                 feed_id=original.feed_id,
-                first_write_us=header.first_write_us,
+                first_write_us=read.first_write_us,
                 role=original.role or "",
             )
         )
@@ -243,97 +247,65 @@ def _produce(
             original.feed_id,
             _Feed(original.feed_id, original.participant_id, original.role or "unknown"),
         )
-        if header.kind in feed.tracks:
-            raise MediaToolError(f"feed {original.feed_id} has two {header.kind} recordings")
-        target = workdir / f"{original.feed_id}-{header.kind}.{'opus' if header.kind == 'audio' else 'webm'}"
-        mjr_convert(original.path, target)
-        feed.tracks[header.kind] = (target, header.first_write_us)
+        if read.kind in feed.tracks:
+            raise MediaToolError(f"feed {original.feed_id} has two {read.kind} recordings")
+        feed.tracks[read.kind] = original_convert(read, name=str(original.feed_id), workdir=workdir)
         done += 1
         _progress(recording.pk, attempt, 100 * done // steps)
-    call_start_us = min(first for feed in feeds.values() for _path, first in feed.tracks.values())
-    composite_inputs: list[CompositeInput] = []
-    duration = 0.0
+    call_start_us = min(track.first_write_us for feed in feeds.values() for track in feed.tracks.values())
+    feed_media: list[FeedMedia] = []
     for feed in feeds.values():
+        media = feed_mux(
+            tracks=feed.tracks, name=str(feed.feed_id), label=feed.role, call_start_us=call_start_us, workdir=workdir
+        )
         common: dict[str, Any] = {"participant_id": feed.participant_id, "feed_id": feed.feed_id, "role": feed.role}
-        feed_start_us = min(first for _path, first in feed.tracks.values())
-        audio, audio_first = feed.tracks.get("audio", (None, feed_start_us))
-        video, video_first = feed.tracks.get("video", (None, feed_start_us))
-        for kind, path in ((RecordingFileKind.PARTICIPANT_AUDIO, audio), (RecordingFileKind.PARTICIPANT_VIDEO, video)):
-            if path is not None:
-                seconds = media_duration(path)
-                first = audio_first if path is audio else video_first
-                duration = max(duration, (first - call_start_us) / 1e6 + seconds)
-                produced.append(_store(call, attempt, path, kind=kind, seconds=seconds, stored=stored, **common))
-        muxed = workdir / f"{feed.feed_id}-{feed.role}.mkv"
-        mux_participant(
-            audio=audio,
-            audio_offset=(audio_first - feed_start_us) / 1e6,
-            video=video,
-            video_offset=(video_first - feed_start_us) / 1e6,
-            target=muxed,
-        )
-        produced.append(
-            _store(
-                call,
-                attempt,
-                muxed,
-                kind=RecordingFileKind.PARTICIPANT_MUXED,
-                seconds=media_duration(muxed),
-                stored=stored,
-                **common,
-            )
-        )
-        composite_inputs.append(
-            CompositeInput(
-                label=feed.role,
-                video=video,
-                video_offset=(video_first - call_start_us) / 1e6,
-                audio=audio,
-                audio_offset=(audio_first - call_start_us) / 1e6,
-            )
-        )
+        for kind, output in (
+            (RecordingFileKind.PARTICIPANT_AUDIO, media.audio),
+            (RecordingFileKind.PARTICIPANT_VIDEO, media.video),
+            (RecordingFileKind.PARTICIPANT_MUXED, media.muxed),
+        ):
+            if output is not None:
+                produced.append(_store(call, attempt, output, kind=kind, stored=stored, **common))
+        feed_media.append(media)
         done += 1
         _progress(recording.pk, attempt, 100 * done // steps)
     # Customer first, then agent, then experts: the same layout in every evidence file.
     order: dict[str, int] = {ParticipantRole.CUSTOMER: 0, ParticipantRole.AGENT: 1, ParticipantRole.EXPERT: 2}
-    composite_inputs.sort(key=lambda item: order.get(item.label, 3))
-    composite = workdir / f"call-{call.public_id}.webm"
-    compose(
-        inputs=composite_inputs,
+    feed_media.sort(key=lambda media: order.get(media.composite_input.label, 3))
+    duration = call_duration(feed_media)
+    composite = call_compose(
+        feeds=feed_media,
         duration=duration,
         caption=f"服务编号 Service no. {call.visit.public_id}\n通话 Call {call.public_id}",
-        epoch_seconds=call_start_us / 1e6,
-        target=composite,
+        call_start_us=call_start_us,
+        target=workdir / f"call-{call.public_id}.webm",
         workdir=workdir,
     )
-    produced.append(
-        _store(
-            call,
-            attempt,
-            composite,
-            kind=RecordingFileKind.COMPOSITE,
-            seconds=media_duration(composite),
-            stored=stored,
-            role="",
-        )
-    )
+    produced.append(_store(call, attempt, composite, kind=RecordingFileKind.COMPOSITE, stored=stored, role=""))
     return produced, duration
 
 
 def _store(
-    call: Call, attempt: int, path: Path, *, kind: RecordingFileKind, seconds: float, stored: list[str], **values: Any
+    call: Call, attempt: int, output: MediaFile, *, kind: RecordingFileKind, stored: list[str], **values: Any
 ) -> _Produced:
-    """Hash the local file, then save it in the default storage under the call's folder."""
-    item = _hashed(path, kind=kind, path="", in_storage=True, duration_seconds=seconds, **values)
+    """Save a local output (already hashed) in the default storage under the call's folder."""
     # The attempt number in the name: an older attempt still running can
     # never overwrite (or delete) the files of a newer one.
-    name = f"recordings/{call.public_id}/attempt-{attempt}/{path.name}"
+    name = f"recordings/{call.public_id}/attempt-{attempt}/{output.path.name}"
     if default_storage.exists(name):
         default_storage.delete(name)  # our own output from a crashed run of this same attempt
-    with path.open("rb") as handle:
-        item.path = default_storage.save(name, File(handle, name=path.name))
-    stored.append(item.path)
-    return item
+    with output.path.open("rb") as handle:
+        path = default_storage.save(name, File(handle, name=output.path.name))
+    stored.append(path)
+    return _Produced(
+        kind=kind,
+        path=path,
+        in_storage=True,
+        sha256=output.sha256,
+        size_bytes=output.size_bytes,
+        duration_seconds=output.duration_seconds,
+        **values,
+    )
 
 
 @transaction.atomic
