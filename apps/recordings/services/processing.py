@@ -24,13 +24,15 @@ from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import TransitionNotAllowed
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, AnyActor, audit_record
 from apps.calls.models import Call, CallEndReason, CallState, ParticipantRole
 from apps.calls.selectors import call_recording_files
 from apps.common.errors import ApplicationError, NotAllowed, NotFound
+from apps.common.fsm import fsm_step
+from apps.common.locking import lock_object
+from apps.common.transactions import call_on_commit, enqueue_on_commit
 from apps.recordings.integrations.media import (
     FeedMedia,
     MediaFile,
@@ -69,28 +71,21 @@ def recording_schedule(*, call: Call) -> Recording:
             target=recording,
             data={"call": str(call.public_id), "folder": call.record_dir},
         )
-        _enqueue_on_commit(call.pk)
+        _enqueue_processing(call.pk)
     return recording
 
 
-def _enqueue_on_commit(call_id: int) -> None:
-    from apps.recordings.tasks import recording_process_task
+def _enqueue_processing(call_id: int) -> None:
+    from apps.recordings.tasks import recording_process_task  # the tasks module imports this one
 
-    transaction.on_commit(lambda: recording_process_task.delay(call_id))
+    enqueue_on_commit(recording_process_task, call_id)
 
 
 @transaction.atomic
 def recording_reprocess(*, actor: AnyActor, recording_id: int) -> Recording:
     """Put a failed recording back to pending and queue its post-processing again."""
     recording = _locked(recording_id)
-    try:
-        recording.retry()
-    except TransitionNotAllowed as exc:
-        raise NotAllowed(
-            _("Only a failed post-processing can be re-run."),
-            code="recording_not_failed",
-            extra={"state": recording.state},
-        ) from exc
+    fsm_step(recording.retry, error=_not_failed)
     recording.save()
     audit_record(
         actor=actor,
@@ -98,15 +93,24 @@ def recording_reprocess(*, actor: AnyActor, recording_id: int) -> Recording:
         target=recording,
         data={"previous_error": recording.error[:500], "attempts": recording.attempts},
     )
-    _enqueue_on_commit(recording.call_id)
+    _enqueue_processing(recording.call_id)
     return recording
 
 
+def _not_failed(recording: Recording) -> NotAllowed:
+    return NotAllowed(
+        _("Only a failed post-processing can be re-run."),
+        code="recording_not_failed",
+        extra={"state": recording.state},
+    )
+
+
+def _recording_not_found() -> NotFound:
+    return NotFound(_("This recording does not exist."), code="recording_not_found")
+
+
 def _locked(recording_id: int) -> Recording:
-    try:
-        return Recording.objects.select_for_update(of=("self",)).select_related("call").get(pk=recording_id)
-    except Recording.DoesNotExist as exc:
-        raise NotFound(_("This recording does not exist."), code="recording_not_found") from exc
+    return lock_object(Recording.objects, not_found=_recording_not_found, related=("call",), pk=recording_id)
 
 
 # --- Post-processing ---------------------------------------------------------------------
@@ -178,7 +182,9 @@ def _begin(call_id: int) -> tuple[Recording, int | None]:
     if call is None:
         raise NotFound(_("This call does not exist."), code="call_not_found")
     Recording.objects.get_or_create(call=call)
-    recording = Recording.objects.select_for_update(of=("self",)).select_related("call", "call__visit").get(call=call)
+    recording = lock_object(
+        Recording.objects, not_found=_recording_not_found, related=("call", "call__visit"), call=call
+    )
     if recording.state in (RecordingState.DONE, RecordingState.FAILED):
         # Done: nothing to redo. Failed: only an explicit re-run (recording_reprocess) restarts it.
         return recording, None
@@ -315,8 +321,7 @@ def _finish(
     recording = _locked(recording_id)
     if recording.state != RecordingState.PROCESSING or recording.attempts != attempt:
         # A newer attempt owns the recording: drop this attempt's outputs.
-        names = list(stored)
-        transaction.on_commit(lambda: _delete_outputs(names))
+        call_on_commit(_delete_outputs, list(stored))
         return recording
     for item in produced:
         RecordingFile.objects.create(
@@ -351,8 +356,7 @@ def _finish(
         # files it had stored so far; no row names them. An earlier attempt
         # still running cannot record its files any more (compare-and-set
         # above) and deletes its own outputs when it notices.
-        folder = f"recordings/{recording.call.public_id}"
-        transaction.on_commit(lambda: _delete_older_attempts(folder, attempt))
+        call_on_commit(_delete_older_attempts, f"recordings/{recording.call.public_id}", attempt)
     audit_record(
         actor=RECORDINGS_WORKER,
         action=AuditAction.RECORDING_COMPLETED,

@@ -17,10 +17,15 @@ from apps.audit.services import AnyActor, audit_record
 from apps.calls.models import Call, CallParticipant, CallState, ParticipantRole
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
 from apps.common.images import ImageRejected, image_to_jpeg_bytes, load_untrusted_image
+from apps.common.locking import lock_object
 from apps.recordings.models import Snapshot
-from apps.staff.models import StaffProfile
+from apps.staff.selectors import staff_profile_for
 
 # --- Snapshots (R5) ----------------------------------------------------------------------
+
+
+def _call_not_found() -> NotFound:
+    return NotFound(_("This call does not exist."), code="call_not_found")
 
 
 def snapshot_capture(*, actor: User, call_id: int, image_bytes: bytes) -> Snapshot:
@@ -31,10 +36,8 @@ def snapshot_capture(*, actor: User, call_id: int, image_bytes: bytes) -> Snapsh
     except ImageRejected as rejected:
         image_format_error = rejected
     with transaction.atomic():
-        call = Call.objects.select_for_update(of=("self",)).filter(pk=call_id).first()
-        if call is None:
-            raise NotFound(_("This call does not exist."), code="call_not_found")
-        staff = StaffProfile.objects.filter(user=actor).first()
+        call = lock_object(Call.objects, not_found=_call_not_found, pk=call_id)
+        staff = staff_profile_for(actor)
         if staff is None or not CallParticipant.objects.filter(call=call, staff=staff).exists():
             raise PermissionDenied(_("Only staff in this call can capture the customer."), code="not_in_call")
         if call.state == CallState.ENDED:
