@@ -65,7 +65,7 @@ def recording_files_verify(
     return checked, mismatches
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)  # called by the playback API only
 def recording_file_access_record(*, actor: AnyActor, item: RecordingFile, download: bool, byte_range: str) -> None:
     """Audit one playback (first range request) or download of a stored recording file."""
     audit_record(

@@ -1,10 +1,13 @@
-"""Every write of the recordings app: post-processing, re-runs, verification, snapshots.
+"""Post-processing of a call's recordings: scheduling, processing, re-runs.
 
 Post-processing (``recording_process``) is long and runs in a Celery task on
 the ``media`` queue. It holds no transaction while media tools run: a short
 transaction starts the attempt, the work happens in a temporary folder,
 then a short transaction records the files and their hashes (with one audit
-record per file) and finishes, compare-and-set on the attempt number. It is
+record per file) and finishes, compare-and-set on the attempt number. Those
+short transactions are durable: each must really commit (progress and the
+claim on the attempt are read by other workers), so none may run inside a
+caller's transaction. It is
 safe to deliver twice: a done recording is left as it is, and a redelivered
 task that finds the recording ``processing`` starts a newer attempt whose
 files are the only ones recorded. Originals are only read, never moved or
@@ -62,7 +65,11 @@ class RecordingNotReady(ApplicationError):
 
 
 def recording_schedule(*, call: Call) -> Recording:
-    """Create the call's recording (pending) and queue its post-processing after commit. Idempotent."""
+    """Create the call's recording (pending) and queue its post-processing after commit. Idempotent.
+
+    Runs inside the transaction that ends the call (the ``call_ended``
+    receiver), so it opens no durable transaction of its own.
+    """
     recording, created = Recording.objects.get_or_create(call=call)
     if created:
         audit_record(
@@ -81,7 +88,7 @@ def _enqueue_processing(call_id: int) -> None:
     enqueue_on_commit(recording_process_task, call_id)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)  # called by the re-run API only
 def recording_reprocess(*, actor: AnyActor, recording_id: int) -> Recording:
     """Put a failed recording back to pending and queue its post-processing again."""
     recording = _locked(recording_id)
@@ -176,7 +183,7 @@ def recording_process(*, call_id: int) -> Recording:
         raise
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def _begin(call_id: int) -> tuple[Recording, int | None]:
     call = Call.objects.filter(pk=call_id).first()
     if call is None:
@@ -314,7 +321,7 @@ def _store(
     )
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def _finish(
     recording_id: int, attempt: int, *, produced: list[_Produced], duration: float | None, stored: list[str]
 ) -> Recording:
@@ -388,7 +395,7 @@ def _delete_older_attempts(folder: str, newest: int) -> None:
             default_storage.delete(f"{folder}/{name}")  # the emptied folder (a no-op on object storages)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def _fail(recording_id: int, attempt: int, *, error: str) -> Recording:
     recording = _locked(recording_id)
     if recording.state != RecordingState.PROCESSING or recording.attempts != attempt:

@@ -47,7 +47,7 @@ def recording_file_purge(*, actor: AnyActor, file_id: int, cutoff: Any, retentio
     service is not past the period — checked again under the row lock, so a
     run that raced with a change never removes a file inside the period.
     """
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         item = (
             RecordingFile.objects.select_for_update(of=("self",))
             .select_related("recording__call__visit")
@@ -59,6 +59,8 @@ def recording_file_purge(*, actor: AnyActor, file_id: int, cutoff: Any, retentio
         visit = item.recording.call.visit
         if not _expired_under_lock(visit.closed_at, cutoff):
             return None
+        # Durable: this removal and its mark commit together, on their own
+        # (recordings_purge_expired runs outside any transaction).
         # The removal runs inside the transaction, before the row is marked, on
         # purpose: if it fails the row stays unpurged and the next run tries
         # again; if the commit fails after it, the next run finds the file
@@ -99,7 +101,7 @@ def recording_file_purge(*, actor: AnyActor, file_id: int, cutoff: Any, retentio
 
 def snapshot_purge(*, actor: AnyActor, snapshot_id: int, cutoff: Any, retention_days: int) -> PurgeItem | None:
     """Remove one snapshot image of a service closed before ``cutoff``; keep its row and hash, marked purged."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         snapshot = (
             Snapshot.objects.select_for_update(of=("self",))
             .select_related("call__visit")

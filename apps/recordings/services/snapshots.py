@@ -35,7 +35,7 @@ def snapshot_capture(*, actor: User, call_id: int, image_bytes: bytes) -> Snapsh
         image = load_untrusted_image(image_bytes)
     except ImageRejected as rejected:
         image_format_error = rejected
-    with transaction.atomic():
+    with transaction.atomic(durable=True):  # called by the snapshots API, never inside a transaction
         call = lock_object(Call.objects, not_found=_call_not_found, pk=call_id)
         staff = staff_profile_for(actor)
         if staff is None or not CallParticipant.objects.filter(call=call, staff=staff).exists():
@@ -83,7 +83,7 @@ def snapshot_capture(*, actor: User, call_id: int, image_bytes: bytes) -> Snapsh
     return snapshot
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)  # called by the snapshot image API only
 def snapshot_view_record(*, actor: AnyActor, snapshot: Snapshot) -> None:
     """Audit one opening of a stored snapshot image."""
     audit_record(
