@@ -8,12 +8,12 @@ Records a real call: a private network namespace (scripts/netns.sh, see
 docs/janus.md), Janus 1.1.2 with a generated configuration, and two aiortc
 peers (tests/calls/peer.py: 320×240 synthetic video at 30 fps, 440 Hz sine)
 publishing together for ``--seconds`` (the second one 0.5 s later). Then it
-runs the post-processing pipeline of ``apps.recordings.services`` on those
-files — the same media functions with the same arguments: SHA-256 of the
-originals, ``janus-pp-rec -j`` and conversion of each .mjr, per-participant
-mux with the ``-itsoffset`` alignment, the composite evidence file (hstack,
-amix, burned-in caption and clock), SHA-256 of every output — without the
-database and storage writes (milliseconds next to ffmpeg).
+runs the post-processing pipeline of ``apps.recordings.services.processing`` on those
+files — the same pipeline functions (``apps.recordings.integrations.media``):
+SHA-256 and ``janus-pp-rec -j`` of the originals, conversion of each .mjr,
+per-participant mux with the ``-itsoffset`` alignment, the composite evidence
+file (hstack, amix, burned-in caption and clock), SHA-256 of every output —
+without the database and storage writes (milliseconds next to ffmpeg).
 
 Prints each stage's time and the result as seconds of processing per minute
 of call, for each repeat.
@@ -46,13 +46,13 @@ from apps.calls.janus_config import (  # noqa: E402
     write_janus_config,
 )
 from apps.recordings.integrations.media import (  # noqa: E402
-    CompositeInput,
-    compose,
-    media_duration,
-    mjr_convert,
-    mjr_header,
-    mux_participant,
-    sha256_of_file,
+    FeedMedia,
+    Track,
+    call_compose,
+    call_duration,
+    feed_mux,
+    original_convert,
+    original_read,
 )
 
 PEER = ROOT / "tests" / "calls" / "peer.py"
@@ -180,63 +180,31 @@ def process(folder: Path, workdir: Path) -> tuple[float, dict[str, float]]:
     def timed(stage: str, started: float) -> None:
         stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - started
 
-    originals = sorted(folder.glob("*.mjr"))
-    feeds: dict[str, dict[str, tuple[Path, int]]] = {}
-    for path in originals:
+    feeds: dict[str, dict[str, Track]] = {}
+    for path in sorted(folder.glob("*.mjr")):
+        feed = path.name.split("-")[3]
         started = time.perf_counter()
-        sha256_of_file(path)
-        timed("hash originals", started)
+        original = original_read(path)
+        timed("header + hash originals", started)
         started = time.perf_counter()
-        header = mjr_header(path)
-        target = workdir / f"{path.stem}.{'opus' if header.kind == 'audio' else 'webm'}"
-        mjr_convert(path, target)
+        feeds.setdefault(feed, {})[original.kind] = original_convert(original, name=feed, workdir=workdir)
         timed("janus-pp-rec", started)
-        feeds.setdefault(path.name.split("-")[3], {})[header.kind] = (target, header.first_write_us)
-    call_start = min(first for tracks in feeds.values() for _path, first in tracks.values())
-    inputs: list[CompositeInput] = []
-    duration = 0.0
+    call_start = min(track.first_write_us for tracks in feeds.values() for track in tracks.values())
+    media: list[FeedMedia] = []
     for feed, tracks in feeds.items():
-        (audio, audio_first), (video, video_first) = tracks["audio"], tracks["video"]
-        feed_start = min(audio_first, video_first)
         started = time.perf_counter()
-        muxed = workdir / f"{feed}.mkv"
-        mux_participant(
-            audio=audio,
-            audio_offset=(audio_first - feed_start) / 1e6,
-            video=video,
-            video_offset=(video_first - feed_start) / 1e6,
-            target=muxed,
-        )
-        for path in (audio, video, muxed):
-            media_duration(path)
-            sha256_of_file(path)
+        media.append(feed_mux(tracks=tracks, name=feed, label=feed, call_start_us=call_start, workdir=workdir))
         timed("mux + probe + hash per participant", started)
-        duration = max(
-            duration,
-            (audio_first - call_start) / 1e6 + media_duration(audio),
-            (video_first - call_start) / 1e6 + media_duration(video),
-        )
-        inputs.append(
-            CompositeInput(
-                label=feed,
-                video=video,
-                video_offset=(video_first - call_start) / 1e6,
-                audio=audio,
-                audio_offset=(audio_first - call_start) / 1e6,
-            )
-        )
+    duration = call_duration(media)
     started = time.perf_counter()
-    composite = workdir / "composite.webm"
-    compose(
-        inputs=inputs,
+    call_compose(
+        feeds=media,
         duration=duration,
         caption="服务编号 Service no. bench\n通话 Call bench",
-        epoch_seconds=call_start / 1e6,
-        target=composite,
+        call_start_us=call_start,
+        target=workdir / "composite.webm",
         workdir=workdir,
     )
-    sha256_of_file(composite)
-    media_duration(composite)
     timed("composite + hash", started)
     return duration, stages
 

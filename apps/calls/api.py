@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.calls.models import Call, CallParticipant
+from apps.calls.selectors import call_get
 from apps.calls.services import (
     call_hang_up,
     call_invite,
@@ -32,13 +33,6 @@ from apps.staff.models import StaffProfile
 from apps.visits.authentication import CustomerApi, request_visit
 
 _SERVE = require_permission("queueing.serve_customers")
-
-
-def _call(public_id: Any) -> Call:
-    call = Call.objects.filter(public_id=public_id).select_related("visit").first()
-    if call is None:
-        raise NotFound(_("This call does not exist."), code="call_not_found")
-    return call
 
 
 def _staff(request: Request) -> StaffProfile:
@@ -111,11 +105,11 @@ class StaffCallApi(APIView):
     permission_classes = (_SERVE,)
 
     def get(self, request: Request, public_id: str) -> Response:
-        call = _call(public_id)
+        call = call_get(public_id=public_id)
         return Response(call_representation(call, participant_for(call=call, staff=_staff(request))))
 
     def delete(self, request: Request, public_id: str) -> Response:
-        call = _call(public_id)
+        call = call_get(public_id=public_id)
         participant = participant_for(call=call, staff=_staff(request))
         call = call_hang_up(call_id=call.pk, actor=request_staff_user(request), participant=participant)
         return Response(call_representation(call, participant))
@@ -138,7 +132,7 @@ class CallInviteApi(APIView):
             invitee = StaffProfile.objects.filter(pk=payload.validated_data["staff"]).first()
             if invitee is None:
                 raise NotFound(_("No such staff member."), code="staff_not_found")
-        call = _call(public_id)
+        call = call_get(public_id=public_id)
         participant = call_invite(
             call_id=call.pk, actor=request_staff_user(request), inviter=_staff(request), invitee=invitee
         )
@@ -155,7 +149,7 @@ class CallTransferApi(APIView):
     def post(self, request: Request, public_id: str) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        call = _call(public_id)
+        call = call_get(public_id=public_id)
         entry = call_transfer(
             call_id=call.pk,
             actor=request_staff_user(request),

@@ -89,15 +89,21 @@ def visits_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Vis
     return Visit.objects.none()
 
 
+def call_get(*, public_id: Any) -> Call:
+    """The call with this public id (with its visit), or NotFound."""
+    call = Call.objects.select_related("visit").filter(public_id=public_id).first()
+    if call is None:
+        raise NotFound(_("This call does not exist."), code="call_not_found")
+    return call
+
+
 def call_for_staff_participant(*, public_id: Any, user: User, denied: str | Promise) -> Call:
     """The call with this public id, if ``user`` took part in it as staff; else NotFound / PermissionDenied(``denied``).
 
     For reads of a call's own panels (its gates, its operations); writes
     also check that the person is still present in the live call.
     """
-    call = Call.objects.select_related("visit").filter(public_id=public_id).first()
-    if call is None:
-        raise NotFound(_("This call does not exist."), code="call_not_found")
+    call = call_get(public_id=public_id)
     if not CallParticipant.objects.filter(call=call, staff__user=user).exists():
         raise PermissionDenied(denied, code="not_in_call")
     return call

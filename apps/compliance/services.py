@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, audit_record
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
+from apps.common.hashing import sha256_of_file
 from apps.common.locking import lock_object
 from apps.common.transactions import enqueue_on_commit
 from apps.compliance.exporters import ReportHeader, RowFormatter, exporter_for, pdf_max_rows
@@ -129,7 +130,7 @@ def audit_export_run(*, export_id: int) -> AuditExport:
         ):
             path = Path(directory) / f"audit-export-{export.pk}.{exporter_for(export.format).extension}"
             rows_written = _write_file(export, attempt, path)
-            digest, size = _sha256_of(path)
+            digest, size = sha256_of_file(path)
             stored_name = _store(export, path)
         return _export_finish(
             export_id, attempt, stored_name=stored_name, sha256=digest, size_bytes=size, rows_written=rows_written
@@ -224,16 +225,6 @@ def _describe_filter(export_filter: ExportFilter) -> str:
     if export_filter.blacklist_hits:
         parts.append(_("blacklist hits only"))
     return "; ".join(parts) or _("none")
-
-
-def _sha256_of(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _file_field() -> models.FileField:

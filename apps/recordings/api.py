@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.businesses.registry import business_choices
-from apps.calls.models import Call
+from apps.calls.selectors import call_get
 from apps.common.api import request_staff_user, require_permission
 from apps.common.errors import NotFound, ValidationFailed
 from apps.recordings.models import Recording, RecordingFile, RecordingState, Snapshot
@@ -35,18 +35,16 @@ from apps.recordings.selectors import (
     parse_range_header,
     recording_agents,
     recording_file_visible_to,
+    recording_is_visible_to,
+    recording_of_call_visible_to,
     recordings_search,
-    recordings_visible_to,
     snapshot_visible_to,
     snapshots_for_call,
     staff_may_see_call,
 )
-from apps.recordings.services import (
-    recording_file_access_record,
-    recording_reprocess,
-    snapshot_capture,
-    snapshot_view_record,
-)
+from apps.recordings.services.integrity import recording_file_access_record
+from apps.recordings.services.processing import recording_reprocess
+from apps.recordings.services.snapshots import snapshot_capture, snapshot_view_record
 from apps.visits.models import VisitOutcome
 
 _SERVE = require_permission("queueing.serve_customers")
@@ -60,7 +58,7 @@ _CHUNK = 256 * 1024
 MAX_SNAPSHOT_BYTES = 5 * 1024 * 1024
 
 
-class SnapshotOutput(serializers.ModelSerializer[Snapshot]):
+class _SnapshotOutput(serializers.ModelSerializer[Snapshot]):
     id = serializers.UUIDField(source="public_id")
     taken_by = serializers.CharField(source="taken_by.username")
     image_url = serializers.SerializerMethodField()
@@ -75,30 +73,30 @@ class SnapshotOutput(serializers.ModelSerializer[Snapshot]):
         return reverse("recordings:snapshot-image", args=[snapshot.public_id])
 
 
-def _call(public_id: Any) -> Call:
-    call = Call.objects.filter(public_id=public_id).first()
-    if call is None:
-        raise NotFound(_("This call does not exist."), code="call_not_found")
-    return call
-
-
 class CallSnapshotsApi(APIView):
     """``POST`` (multipart ``image``): capture, by staff in the live call; ``GET``: the call's snapshots.
 
     ``GET`` is for anyone with ``recordings.view_snapshot`` whose services
-    (visits_visible_to) include the call's.
+    (visits_visible_to) include the call's. (Listing and capturing stay one
+    class because they share this URL, which the agent console and the API
+    schema already use.)
     """
 
     parser_classes = (MultiPartParser,)
+
+    OutputSerializer = _SnapshotOutput
+
+    class ListOutputSerializer(serializers.Serializer[Any]):
+        snapshots = _SnapshotOutput(many=True)
 
     def get_permissions(self) -> list[BasePermission]:
         return [_VIEW_SNAPSHOTS()] if self.request.method == "GET" else [_SERVE()]
 
     def get(self, request: Request, public_id: str) -> Response:
-        call = _call(public_id)
+        call = call_get(public_id=public_id)
         if not staff_may_see_call(user=request_staff_user(request), call=call):
             raise NotFound(_("This call does not exist."), code="call_not_found")
-        return Response({"snapshots": SnapshotOutput(snapshots_for_call(call=call), many=True).data})
+        return Response(self.ListOutputSerializer({"snapshots": snapshots_for_call(call=call)}).data)
 
     @extend_schema(
         request={
@@ -110,17 +108,17 @@ class CallSnapshotsApi(APIView):
         }
     )
     def post(self, request: Request, public_id: str) -> Response:
-        call = _call(public_id)
+        call = call_get(public_id=public_id)
         upload = request.FILES.get("image")
         if upload is None:
             raise ValidationFailed(_("Send the image in the multipart field “image”."), code="image_missing")
         if upload.size is not None and upload.size > MAX_SNAPSHOT_BYTES:
             raise ValidationFailed(_("The image is too large."), code="image_too_large_bytes")
         snapshot = snapshot_capture(actor=request_staff_user(request), call_id=call.pk, image_bytes=upload.read())
-        return Response(SnapshotOutput(snapshot).data, status=201)
+        return Response(self.OutputSerializer(snapshot).data, status=201)
 
 
-class RecordingFileOutput(serializers.ModelSerializer[RecordingFile]):
+class _RecordingFileOutput(serializers.ModelSerializer[RecordingFile]):
     role = serializers.CharField(source="participant.role", default="")
 
     class Meta:
@@ -128,41 +126,35 @@ class RecordingFileOutput(serializers.ModelSerializer[RecordingFile]):
         fields = ("id", "kind", "role", "feed_id", "size_bytes", "sha256", "duration_seconds", "in_storage")
 
 
-class RecordingOutput(serializers.ModelSerializer[Recording]):
-    call = serializers.UUIDField(source="call.public_id")
-    files = RecordingFileOutput(many=True)
-
-    class Meta:
-        model = Recording
-        fields = (
-            "id",
-            "call",
-            "state",
-            "progress",
-            "attempts",
-            "error",
-            "duration_seconds",
-            "started_at",
-            "finished_at",
-            "files",
-        )
-
-
 class CallRecordingApi(APIView):
     """The post-processing state, progress, error and files of a call's recording."""
 
     permission_classes = (_PLAY,)
 
+    class OutputSerializer(serializers.ModelSerializer[Recording]):
+        call = serializers.UUIDField(source="call.public_id")
+        files = _RecordingFileOutput(many=True)
+
+        class Meta:
+            model = Recording
+            fields = (
+                "id",
+                "call",
+                "state",
+                "progress",
+                "attempts",
+                "error",
+                "duration_seconds",
+                "started_at",
+                "finished_at",
+                "files",
+            )
+
     def get(self, request: Request, public_id: str) -> Response:
-        recording = (
-            recordings_visible_to(user=request_staff_user(request))
-            .filter(call__public_id=public_id)
-            .prefetch_related("files__participant")
-            .first()
-        )
+        recording = recording_of_call_visible_to(user=request_staff_user(request), call_public_id=public_id)
         if recording is None:
             raise NotFound(_("This call has no recording."), code="recording_not_found")
-        return Response(RecordingOutput(recording).data)
+        return Response(self.OutputSerializer(recording).data)
 
 
 class RecordingSearchApi(APIView):
@@ -193,6 +185,82 @@ class RecordingSearchApi(APIView):
                     renamed[inside] = data.get(outside)
             return super().to_internal_value(renamed)
 
+    class OutputSerializer(serializers.Serializer[Any]):
+        """One row per recording: what the back-office list shows and polls (console/recordings.js)."""
+
+        id = serializers.IntegerField(source="pk")
+        call = serializers.CharField(source="call.public_id")
+        service = serializers.CharField(source="call.visit.public_id")
+        business = serializers.CharField(source="call.visit.business_code")
+        business_label = serializers.SerializerMethodField()
+        customer_number = serializers.SerializerMethodField()
+        customer_name = serializers.SerializerMethodField()
+        agents = serializers.SerializerMethodField()
+        call_started_at = serializers.SerializerMethodField()
+        call_ended_at = serializers.SerializerMethodField()
+        outcome = serializers.CharField(source="call.visit.outcome")
+        outcome_label = serializers.SerializerMethodField()
+        state = serializers.CharField()
+        state_label = serializers.SerializerMethodField()
+        progress = serializers.IntegerField()
+        error = serializers.CharField()
+        attempts = serializers.IntegerField()
+        duration_seconds = serializers.FloatField()
+        evidence_file = serializers.SerializerMethodField()
+        reprocess_url = serializers.SerializerMethodField()
+
+        def get_business_label(self, recording: Recording) -> str:
+            code = recording.call.visit.business_code
+            return str(self.context["businesses"].get(code, code))
+
+        def get_customer_number(self, recording: Recording) -> str:
+            customer = recording.call.visit.customer
+            return customer.customer_number if customer else ""
+
+        def get_customer_name(self, recording: Recording) -> str:
+            customer = recording.call.visit.customer
+            return customer.name if customer else ""
+
+        def get_agents(self, recording: Recording) -> list[dict[str, str]]:
+            return [
+                {
+                    "employee_number": person.staff.employee_number,
+                    "name": person.staff.display_name,
+                    "role": person.role,
+                }
+                for person in recording_agents(recording)
+                if person.staff is not None
+            ]
+
+        # ISO 8601 as Python writes it (UTC offset), not DRF's DateTimeField (local time, "Z").
+        def get_call_started_at(self, recording: Recording) -> str:
+            return recording.call.created_at.isoformat()
+
+        def get_call_ended_at(self, recording: Recording) -> str | None:
+            return recording.call.ended_at.isoformat() if recording.call.ended_at else None
+
+        def get_outcome_label(self, recording: Recording) -> str:
+            visit = recording.call.visit
+            return str(visit.get_outcome_display()) if visit.outcome else ""
+
+        def get_state_label(self, recording: Recording) -> str:
+            return str(RecordingState(recording.state).label)
+
+        def get_evidence_file(self, recording: Recording) -> dict[str, Any] | None:
+            evidence = evidence_file(recording)
+            if evidence is None:
+                return None
+            return {
+                "id": evidence.pk,
+                "sha256": evidence.sha256,
+                "url": reverse("recordings:file-content", args=[evidence.pk]),
+            }
+
+        def get_reprocess_url(self, recording: Recording) -> str | None:
+            if self.context["may_reprocess"] and recording.state == RecordingState.FAILED:
+                return reverse("recordings:reprocess", args=[recording.pk])
+            return None
+
     def get(self, request: Request) -> Response:
         user = request_staff_user(request)
         filters = self.FilterInput(data=request.query_params)
@@ -203,70 +271,26 @@ class RecordingSearchApi(APIView):
         recordings = recordings_search(user=user, search=RecordingSearch(**filters.validated_data))
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(recordings, request, view=self)
-        rows = recording_list_rows(page or [], may_reprocess=user.has_perm("recordings.reprocess_recording"))
-        return paginator.get_paginated_response(rows)
-
-
-def recording_list_rows(recordings: list[Recording], *, may_reprocess: bool) -> list[dict[str, Any]]:
-    """One plain row per recording: what the back-office list shows and polls."""
-    businesses = dict(business_choices())
-    rows = []
-    for recording in recordings:
-        call, visit = recording.call, recording.call.visit
-        evidence = evidence_file(recording)
-        customer = visit.customer
-        rows.append(
-            {
-                "id": recording.pk,
-                "call": str(call.public_id),
-                "service": str(visit.public_id),
-                "business": visit.business_code,
-                "business_label": str(businesses.get(visit.business_code, visit.business_code)),
-                "customer_number": customer.customer_number if customer else "",
-                "customer_name": customer.name if customer else "",
-                "agents": [
-                    {
-                        "employee_number": person.staff.employee_number,
-                        "name": person.staff.display_name,
-                        "role": person.role,
-                    }
-                    for person in recording_agents(recording)
-                    if person.staff is not None
-                ],
-                "call_started_at": call.created_at.isoformat(),
-                "call_ended_at": call.ended_at.isoformat() if call.ended_at else None,
-                "outcome": visit.outcome,
-                "outcome_label": str(visit.get_outcome_display()) if visit.outcome else "",
-                "state": recording.state,
-                "state_label": str(RecordingState(recording.state).label),
-                "progress": recording.progress,
-                "error": recording.error,
-                "attempts": recording.attempts,
-                "duration_seconds": recording.duration_seconds,
-                "evidence_file": None
-                if evidence is None
-                else {
-                    "id": evidence.pk,
-                    "sha256": evidence.sha256,
-                    "url": reverse("recordings:file-content", args=[evidence.pk]),
-                },
-                "reprocess_url": reverse("recordings:reprocess", args=[recording.pk])
-                if may_reprocess and recording.state == RecordingState.FAILED
-                else None,
-            }
-        )
-    return rows
+        context = {
+            "businesses": dict(business_choices()),
+            "may_reprocess": user.has_perm("recordings.reprocess_recording"),
+        }
+        return paginator.get_paginated_response(self.OutputSerializer(page or [], many=True, context=context).data)
 
 
 class RecordingReprocessApi(APIView):
+    """``POST``: re-run the post-processing of a failed recording (supervisors, their team's services)."""
+
     permission_classes = (_REPROCESS,)
+
+    OutputSerializer = CallRecordingApi.OutputSerializer  # the recording, as its status endpoint shows it
 
     def post(self, request: Request, recording_id: int) -> Response:
         user = request_staff_user(request)
-        if not recordings_visible_to(user=user).filter(pk=recording_id).exists():
+        if not recording_is_visible_to(user=user, recording_id=recording_id):
             raise NotFound(_("This recording does not exist."), code="recording_not_found")
         recording = recording_reprocess(actor=user, recording_id=recording_id)
-        return Response(RecordingOutput(recording).data, status=202)
+        return Response(self.OutputSerializer(recording).data, status=202)
 
 
 def _chunks(handle: IO[bytes], remaining: int) -> Iterator[bytes]:

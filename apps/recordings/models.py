@@ -3,7 +3,7 @@
 A ``Recording`` is the post-processing of one call. Its ``state`` moves
 pending → processing → done (or failed; a failed one can be put back to
 pending and re-run). Transitions only change fields; the services in
-``apps.recordings.services`` lock, save and audit.
+``apps.recordings.services`` (one module per topic) lock, save and audit.
 
 A ``RecordingFile`` is one file with its SHA-256: the originals Janus wrote
 (``original_mjr``, an absolute path on the media disk: post-processing never

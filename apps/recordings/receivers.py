@@ -8,7 +8,7 @@ from apps.calls.signals import call_ended
 
 
 def on_call_ended(sender: Any, call: Any, **kwargs: Any) -> None:
-    from apps.recordings.services import recording_schedule
+    from apps.recordings.services.processing import recording_schedule
 
     recording_schedule(call=call)
 

@@ -34,6 +34,20 @@ def recordings_visible_to(*, user: User) -> QuerySet[Recording]:
     return Recording.objects.filter(call__visit__in=visits_visible_to(user=user))
 
 
+def recording_is_visible_to(*, user: User, recording_id: int) -> bool:
+    return recordings_visible_to(user=user).filter(pk=recording_id).exists()
+
+
+def recording_of_call_visible_to(*, user: User, call_public_id: uuid.UUID | str) -> Recording | None:
+    """The recording of a call ``user`` may see, with its files and their participants (None if none or hidden)."""
+    return (
+        recordings_visible_to(user=user)
+        .filter(call__public_id=call_public_id)
+        .prefetch_related("files__participant")
+        .first()
+    )
+
+
 @dataclass(frozen=True)
 class RecordingSearch:
     """Filters of the recordings search (R3.3); empty values filter nothing."""

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from apps.audit.services import Actor
-from apps.recordings.services import RecordingNotReady, recording_process, recordings_purge_expired
+from apps.recordings.services.processing import RecordingNotReady, recording_process
+from apps.recordings.services.retention import recordings_purge_expired
 
 NOT_READY_MAX_RETRIES = 8
 

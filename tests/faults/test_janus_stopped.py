@@ -43,7 +43,7 @@ from apps.queueing.services.entries import queue_entry_enqueue
 from apps.queueing.services.housekeeping import dispatcher_tick
 from apps.queueing.services.offers import dispatch_queue, offer_accept
 from apps.recordings.models import Recording, RecordingFileKind, RecordingState
-from apps.recordings.services import recording_process
+from apps.recordings.services.processing import recording_process
 from apps.staff.models import StaffProfile
 from apps.verification.models import VerificationState
 from apps.visits.authentication import SESSION_KEY

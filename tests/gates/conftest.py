@@ -33,7 +33,7 @@ from apps.queueing.services.configuration import service_queue_upsert
 from apps.queueing.services.entries import queue_entry_enqueue
 from apps.queueing.services.offers import offer_accept
 from apps.recordings.models import Snapshot
-from apps.recordings.services import snapshot_capture
+from apps.recordings.services.snapshots import snapshot_capture
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert

@@ -215,7 +215,7 @@ def test_a_snapshot_without_a_face_may_be_retaken(
     _pass_identity(in_call, on_commit)
     blank = BytesIO()
     Image.new("RGB", (640, 480), (90, 120, 150)).save(blank, "JPEG")
-    from apps.recordings.services import snapshot_capture
+    from apps.recordings.services.snapshots import snapshot_capture
 
     wall = snapshot_capture(actor=in_call.agent.user, call_id=in_call.call.pk, image_bytes=blank.getvalue())
     _post(in_call, "face", on_commit, snapshot=str(wall.public_id))

@@ -14,11 +14,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import transaction
 
 from apps.audit.models import AuditRecord
 from apps.calls.models import Call, ParticipantRole
 from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, RecordingState
-from apps.recordings.services import recording_process, recording_reprocess
+from apps.recordings.services.processing import recording_process, recording_reprocess
 from tests.conftest import SYSTEM
 from tests.recordings.conftest import RecordedCall
 from tests.security.helpers import force_login_verified
@@ -213,6 +214,13 @@ def test_only_a_failed_post_processing_can_be_re_run(
 
     with pytest.raises(NotAllowed):
         recording_reprocess(actor=SYSTEM, recording_id=recording.pk)
+
+
+def test_a_rerun_commits_on_its_own_and_refuses_to_run_inside_another_transaction() -> None:
+    # Nested in a caller's transaction, the re-run (and the task it queues
+    # after commit) would depend on that caller committing: it is durable.
+    with transaction.atomic(), pytest.raises(RuntimeError, match="durable"):
+        recording_reprocess(actor=SYSTEM, recording_id=0)
 
 
 def test_a_connected_call_without_recording_files_fails(

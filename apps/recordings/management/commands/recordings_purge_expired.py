@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from apps.audit.services import Actor
-from apps.recordings.services import recordings_purge_expired
+from apps.recordings.services.retention import recordings_purge_expired
 
 
 class Command(BaseCommand):

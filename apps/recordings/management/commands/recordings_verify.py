@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.audit.services import Actor
-from apps.recordings.services import recording_files_verify
+from apps.recordings.services.integrity import recording_files_verify
 
 
 class Command(BaseCommand):
