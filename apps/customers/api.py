@@ -7,6 +7,7 @@ from rest_framework import generics, serializers
 
 from apps.common.api import require_permission
 from apps.customers.models import Account, Customer
+from apps.customers.selectors import customers_list, customers_with_accounts
 
 
 class CustomerListApi(generics.ListAPIView):
@@ -24,7 +25,7 @@ class CustomerListApi(generics.ListAPIView):
     serializer_class = OutputSerializer
 
     def get_queryset(self) -> QuerySet[Customer]:
-        return Customer.objects.select_related("home_branch").order_by("customer_number")
+        return customers_list()
 
 
 class CustomerDetailApi(generics.RetrieveAPIView):
@@ -49,4 +50,4 @@ class CustomerDetailApi(generics.RetrieveAPIView):
     serializer_class = OutputSerializer
 
     def get_queryset(self) -> QuerySet[Customer]:
-        return Customer.objects.select_related("home_branch").prefetch_related("accounts")
+        return customers_with_accounts()

@@ -43,3 +43,13 @@ def blacklist_hits(*, id_number: str | None, account_numbers: Iterable[str] = ()
     if not condition:
         return BlacklistEntry.objects.none()
     return BlacklistEntry.objects.filter(condition, active=True).order_by("kind", "pk")
+
+
+def customers_list() -> QuerySet[Customer]:
+    """Every customer with the home branch joined, in customer-number order (the staff list)."""
+    return Customer.objects.select_related("home_branch").order_by("customer_number")
+
+
+def customers_with_accounts() -> QuerySet[Customer]:
+    """Customers with their home branch and accounts loaded (the staff detail)."""
+    return Customer.objects.select_related("home_branch").prefetch_related("accounts")
