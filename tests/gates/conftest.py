@@ -18,14 +18,17 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.test import Client
+from django.urls import reverse
 
+from apps.audit.models import AuditRecord
 from apps.calls.integrations.janus import JanusServer
-from apps.calls.models import Call, CallState
+from apps.calls.models import Call, CallEndReason, CallState
 from apps.calls.services import call_participant_event
 from apps.customers.models import Account, AccountKind, AccountStatus, Customer
 from apps.customers.services import account_upsert
 from apps.gates.integrations import identity_registry
 from apps.gates.integrations.identity_registry import SandboxPbocRegistry, face_people
+from apps.gates.models import GateProgress, GateState
 from apps.gates.selectors import citizen_on_file
 from apps.queueing.models import AgentState, ServiceQueue
 from apps.queueing.services.agents import agent_state_set
@@ -38,7 +41,7 @@ from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
 from apps.visits.authentication import SESSION_KEY
-from apps.visits.models import Visit
+from apps.visits.models import Visit, VisitOutcome
 from tests.calls.conftest import janus_control, janus_settings  # noqa: F401 - fixtures re-exported
 from tests.conftest import SYSTEM
 from tests.factories import visit_with_gate1
@@ -175,3 +178,50 @@ def make_in_call(
 def capture(in_call: InCall, photo: Path) -> Snapshot:
     """The agent captures 'the customer's frame': here, a photo of the face set."""
     return snapshot_capture(actor=in_call.agent.user, call_id=in_call.call.pk, image_bytes=photo.read_bytes())
+
+
+# --- Shared by the gate tests -----------------------------------------------------------
+
+KIT = 2  # the face set's third person, in name order: three photos, all well within the threshold
+OBAMA = 4
+
+
+def _gates(in_call: InCall) -> dict[str, Any]:
+    response = in_call.staff_client.get(reverse("gates:call-gates", args=[in_call.call.public_id]))
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _post(in_call: InCall, name: str, on_commit: Callable[..., Any], **body: Any) -> Any:
+    with on_commit():
+        return in_call.staff_client.post(
+            reverse(f"gates:call-gate-{name}", args=[in_call.call.public_id]), body, content_type="application/json"
+        )
+
+
+def _pass_identity(in_call: InCall, on_commit: Callable[..., Any]) -> None:
+    assert _post(in_call, "identity", on_commit).status_code == 202
+    assert GateProgress.objects.get(visit=in_call.visit).state == GateState.FACE
+
+
+def _pass_face(in_call: InCall, on_commit: Callable[..., Any]) -> None:
+    snapshot = capture(in_call, person_photos(KIT)[2])
+    assert _post(in_call, "face", on_commit, snapshot=str(snapshot.public_id)).status_code == 202
+    assert GateProgress.objects.get(visit=in_call.visit).state == GateState.QUESTIONS
+
+
+def _answer(in_call: InCall, answers: list[int]) -> Any:
+    return in_call.customer_client.post(
+        reverse("gates:visit-gate-answers"), {"answers": answers}, content_type="application/json"
+    )
+
+
+def _assert_service_ended(in_call: InCall, gate: str, reason: str) -> None:
+    in_call.refresh()
+    progress = GateProgress.objects.get(visit=in_call.visit)
+    assert progress.state == GateState.FAILED
+    assert (progress.failed_gate, progress.failure_reason) == (gate, reason)
+    assert in_call.visit.outcome == VisitOutcome.GATE_FAILED
+    assert in_call.visit.outcome_reason == f"{gate}:{reason}"
+    assert in_call.call.state == CallState.ENDED and in_call.call.end_reason == CallEndReason.GATE_FAILED
+    assert AuditRecord.objects.filter(action="gates.gate.failed", target_id=str(in_call.visit.pk)).count() == 1

@@ -66,3 +66,32 @@ def pass_gates(in_call: InCall, on_commit: Callable[..., Any], *, upto: str = "q
         )
     assert answered.status_code == 200
     assert GateProgress.objects.get(visit=in_call.visit).state == GateState.PASSED
+
+
+# --- Shared by the operation tests ------------------------------------------------------
+
+GOOD_PIN = "739215"
+
+
+def _start(in_call: InCall, key: str = "key-00000001", **body: Any) -> Any:
+    return in_call.staff_client.post(
+        reverse("operations:call-operations", args=[in_call.call.public_id]),
+        body,
+        content_type="application/json",
+        headers={"idempotency-key": key},
+    )
+
+
+def _pin(in_call: InCall, operation_id: str, pin: str, repeat: str | None = None) -> Any:
+    return in_call.customer_client.post(
+        reverse("operations:visit-operation-pin", args=[operation_id]),
+        {"pin": pin, "pin_repeat": pin if repeat is None else repeat},
+        content_type="application/json",
+    )
+
+
+@pytest.fixture
+def activation(make_in_call: Callable[..., InCall], on_commit: Callable[..., Any], core: Any) -> InCall:  # noqa: F811
+    in_call = make_in_call(person=KIT, business="activation")
+    pass_gates(in_call, on_commit)
+    return in_call
