@@ -19,7 +19,6 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import TransitionNotAllowed
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, AnyActor, audit_record
@@ -36,11 +35,15 @@ from apps.calls.integrations.janus import (
 from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
 from apps.calls.signals import call_ended
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
+from apps.common.fsm import fsm_step
+from apps.common.locking import lock_object
+from apps.common.transactions import enqueue_on_commit
 from apps.queueing import events
 from apps.queueing.models import AgentPresence, AgentState, QueueEntry, ServiceQueue
 from apps.queueing.services import agent_assist_start, agent_service_end, queue_entry_enqueue
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
+from apps.staff.selectors import staff_profile_for
 
 MEDIA = Actor.system("media")
 LIVE_CALL_STATES = (CallState.CONNECTING, CallState.CONNECTED)
@@ -48,18 +51,18 @@ LIVE_CALL_STATES = (CallState.CONNECTING, CallState.CONNECTED)
 FAILED_CALL_REASONS = (CallEndReason.MEDIA_SERVER_FAILED, CallEndReason.REJOIN_GRACE_EXPIRED)
 
 
-def _apply(call: Call, transition_name: str, *args: Any) -> None:
-    try:
-        getattr(call, transition_name)(*args)
-    except TransitionNotAllowed as exc:
-        raise NotAllowed(_("The call is already over."), code="call_ended", extra={"state": call.state}) from exc
+def _call_over(call: Call) -> NotAllowed:
+    """The answer to a call transition the state machine refuses: the call has ended."""
+    return NotAllowed(_("The call is already over."), code="call_ended", extra={"state": call.state})
 
 
-def _locked(call_id: int) -> Call:
-    try:
-        return Call.objects.select_for_update(of=("self",)).select_related("visit").get(pk=call_id)
-    except Call.DoesNotExist as exc:
-        raise NotFound(_("This call does not exist."), code="call_not_found") from exc
+def _call_not_found() -> NotFound:
+    return NotFound(_("This call does not exist."), code="call_not_found")
+
+
+def _lock(call_id: int) -> Call:
+    """Lock the call's row (its visit joined, not locked) for the rest of the transaction."""
+    return lock_object(Call.objects, not_found=_call_not_found, related=("visit",), pk=call_id)
 
 
 def _notify(call: Call, event: str, **extra: Any) -> None:
@@ -103,8 +106,7 @@ def call_create_for_entry(*, entry: QueueEntry, staff: StaffProfile) -> Call:
     )
     from apps.calls.tasks import call_room_open_task
 
-    call_pk = call.pk
-    transaction.on_commit(lambda: call_room_open_task.delay(call_pk))
+    enqueue_on_commit(call_room_open_task, call.pk)
     return call
 
 
@@ -127,7 +129,7 @@ def call_room_open(*, call_id: int) -> Call:
             # failing to record it: the room is ours (ids are random, 52-bit).
             return _room_opened(call_id)
         with transaction.atomic():
-            call = _locked(call_id)
+            call = _lock(call_id)
             if call.state != CallState.ENDED:
                 _end(call, reason=CallEndReason.MEDIA_SERVER_FAILED, actor=MEDIA, detail=str(failure))
         return call
@@ -136,7 +138,7 @@ def call_room_open(*, call_id: int) -> Call:
 
 @transaction.atomic
 def _room_opened(call_id: int) -> Call:
-    call = _locked(call_id)
+    call = _lock(call_id)
     if call.room_open:
         return call
     call.room_open = True
@@ -205,7 +207,7 @@ def call_participant_event(
             participant = None
         if participant is None:
             return None
-        call = _locked(participant.call_id)
+        call = _lock(participant.call_id)
         if call.state == CallState.ENDED:
             return call
         if event == "joined":
@@ -231,7 +233,7 @@ def call_participant_event(
             CallParticipant.objects.filter(call=call, publishing_since__isnull=False).values_list("role", flat=True)
         )
         if call.state == CallState.CONNECTING and {ParticipantRole.CUSTOMER, ParticipantRole.AGENT} <= publishing:
-            _apply(call, "connect", at)
+            fsm_step(call.connect, at, error=_call_over)
             call.save()
             audit_record(actor=MEDIA, action=AuditAction.CALL_CONNECTED, target=call)
             _notify(call, "connected")
@@ -242,7 +244,7 @@ def call_participant_event(
 
 def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = "", now: datetime | None = None) -> None:
     now = now or timezone.now()
-    _apply(call, "end", now, reason)
+    fsm_step(call.end, now, reason, error=_call_over)
     call.save()
     CallParticipant.objects.filter(call=call, left_at__isnull=True).update(left_at=now)
     audit_record(
@@ -259,8 +261,7 @@ def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = ""
     if call.room_open:
         from apps.calls.tasks import call_room_close_task
 
-        call_pk = call.pk
-        transaction.on_commit(lambda: call_room_close_task.delay(call_pk))
+        enqueue_on_commit(call_room_close_task, call.pk)
     call_ended.send(sender=Call, call=call)
 
 
@@ -268,8 +269,8 @@ def call_live_for_staff(*, actor: User, call_id: int) -> Call:
     """The connected call in which ``actor`` is a staff participant still present."""
     call = Call.objects.select_related("visit").filter(pk=call_id).first()
     if call is None:
-        raise NotFound(_("This call does not exist."), code="call_not_found")
-    staff = StaffProfile.objects.filter(user=actor).first()
+        raise _call_not_found()
+    staff = staff_profile_for(actor)
     present = (
         staff is not None
         and CallParticipant.objects.filter(call=call, staff=staff, left_at__isnull=True)
@@ -291,7 +292,7 @@ def call_notify(call: Call, event: str, **extra: Any) -> None:
 @transaction.atomic
 def call_end(*, call_id: int, actor: AnyActor, reason: CallEndReason, detail: str = "") -> Call:
     """End a live call for a reason decided by the server (a failed gate). Idempotent."""
-    call = _locked(call_id)
+    call = _lock(call_id)
     if call.state != CallState.ENDED:
         _end(call, reason=reason, actor=actor, detail=detail)
     return call
@@ -334,7 +335,7 @@ def participant_for(*, call: Call, staff: StaffProfile | None = None, visit_id: 
 @transaction.atomic
 def call_hang_up(*, call_id: int, actor: AnyActor, participant: CallParticipant) -> Call:
     """Customer or agent ends the call; an expert hanging up only leaves it."""
-    call = _locked(call_id)
+    call = _lock(call_id)
     if participant.role == ParticipantRole.EXPERT:
         CallParticipant.objects.filter(pk=participant.pk).update(left_at=timezone.now())
         if participant.staff is not None:
@@ -359,7 +360,7 @@ def call_invite(
     *, call_id: int, actor: AnyActor, inviter: StaffProfile, invitee: StaffProfile | None = None
 ) -> CallParticipant:
     """Bring an expert or another agent into the call (R1.2): a named person, or the longest-idle available expert."""
-    call = _locked(call_id)
+    call = _lock(call_id)
     participant_for(call=call, staff=inviter)
     if call.state == CallState.ENDED:
         raise NotAllowed(_("The call is already over."), code="call_ended")
@@ -404,7 +405,7 @@ def call_invite(
 @transaction.atomic
 def call_transfer(*, call_id: int, actor: AnyActor, staff: StaffProfile, queue_id: int) -> QueueEntry:
     """Send the customer to another queue, keeping the gate results (R1.2)."""
-    call = _locked(call_id)
+    call = _lock(call_id)
     participant = participant_for(call=call, staff=staff)
     if participant.role != ParticipantRole.AGENT:
         raise PermissionDenied(_("Only the serving agent can transfer the customer."), code="not_serving_agent")
