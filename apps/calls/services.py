@@ -128,7 +128,7 @@ def call_room_open(*, call_id: int) -> Call:
             # A retried task whose first attempt created the room before
             # failing to record it: the room is ours (ids are random, 52-bit).
             return _room_opened(call_id)
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             call = _lock(call_id)
             if call.state != CallState.ENDED:
                 _end(call, reason=CallEndReason.MEDIA_SERVER_FAILED, actor=MEDIA, detail=str(failure))
@@ -136,7 +136,7 @@ def call_room_open(*, call_id: int) -> Call:
     return _room_opened(call_id)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def _room_opened(call_id: int) -> Call:
     call = _lock(call_id)
     if call.room_open:
@@ -197,7 +197,7 @@ def call_participant_event(
     forged event that passed the shared secret but names nobody).
     """
     at = at or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         candidates = CallParticipant.objects.select_for_update().select_related("call")
         if handle:
             participant = candidates.filter(handle=handle).first()
@@ -313,7 +313,7 @@ def call_room_close(*, call_id: int) -> None:
     room = JanusVideoRoom(janus_server(call.janus_server))
     if room.exists(room_id=call.room_id):
         room.destroy_room(room_id=call.room_id, secret=call.room_secret)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         Call.objects.filter(pk=call_id).update(room_open=False)
         audit_record(actor=MEDIA, action=AuditAction.CALL_ROOM_CLOSED, target=call)
 
@@ -332,7 +332,7 @@ def participant_for(*, call: Call, staff: StaffProfile | None = None, visit_id: 
     return participant
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def call_hang_up(*, call_id: int, actor: AnyActor, participant: CallParticipant) -> Call:
     """Customer or agent ends the call; an expert hanging up only leaves it."""
     call = _lock(call_id)
@@ -355,7 +355,7 @@ def call_hang_up(*, call_id: int, actor: AnyActor, participant: CallParticipant)
     return call
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def call_invite(
     *, call_id: int, actor: AnyActor, inviter: StaffProfile, invitee: StaffProfile | None = None
 ) -> CallParticipant:
@@ -402,7 +402,7 @@ def call_invite(
     return participant
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def call_transfer(*, call_id: int, actor: AnyActor, staff: StaffProfile, queue_id: int) -> QueueEntry:
     """Send the customer to another queue, keeping the gate results (R1.2)."""
     call = _lock(call_id)

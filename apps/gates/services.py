@@ -230,7 +230,7 @@ def _error_or_exhausted(
 # --- Gate 2: networked identity check ------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def gate_identity_check_start(*, actor: User, call_id: int) -> GateAttempt:
     """The agent asks the registry (联网核查); the answer fills in by itself (Celery)."""
     from apps.gates.tasks import gate_identity_check_task
@@ -255,7 +255,7 @@ def gate_identity_check_run(*, attempt_id: int) -> GateAttempt | None:
         result = get_identity_registry(lookup=citizen_on_file).verify(name=customer.name, id_number=customer.id_number)
     except RegistryError as error:
         failure = error
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked = _running_attempt_locked(attempt_id)
         if locked is None:
             return GateAttempt.objects.get(pk=attempt_id)
@@ -287,7 +287,7 @@ def gate_identity_check_run(*, attempt_id: int) -> GateAttempt | None:
 # --- Gate 3: face verification -------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def gate_face_verify_start(*, actor: User, call_id: int, snapshot_public_id: str) -> GateAttempt:
     """Compare a snapshot of this service's customer with the ID-card portrait and the registry photo (Celery)."""
     from apps.gates.tasks import gate_face_verify_task
@@ -363,7 +363,7 @@ def gate_face_verify_run(*, attempt_id: int) -> GateAttempt | None:
         # ends as an error so the agent is not left waiting forever.
         logger.exception("face model unavailable for gate attempt %s", attempt_id)
         outcome = _FaceOutcome(AttemptStatus.ERROR, "face_model_unavailable", {})
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked = _running_attempt_locked(attempt_id)
         if locked is None:
             return GateAttempt.objects.get(pk=attempt_id)
@@ -384,7 +384,7 @@ def gate_face_verify_run(*, attempt_id: int) -> GateAttempt | None:
 # --- Gate 4: private questions ---------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def gate_questions_draw(*, actor: User, call_id: int) -> GateAttempt:
     """Draw the questions; they appear on the customer's own page (never the answers on the agent's)."""
     call = call_live_for_staff(actor=actor, call_id=call_id)
@@ -410,7 +410,7 @@ def gate_questions_draw(*, actor: User, call_id: int) -> GateAttempt:
 
 def gate_questions_answer(*, visit_id: int, answers: list[int]) -> GateAttempt:
     """The customer's answers, from their own page: checked here, pass or fail per policy."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         progress = lock_object(
             GateProgress.objects, not_found=_no_questions, related=("visit__customer",), visit_id=visit_id
         )
@@ -465,7 +465,7 @@ def gates_require_passed(*, visit_id: int, actor: AnyActor, operation: str) -> G
     progress = GateProgress.objects.filter(visit_id=visit_id).first()
     if progress is not None and progress.state == GateState.PASSED:
         return progress
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         audit_record(
             actor=actor,
             action=AuditAction.GATES_OUT_OF_ORDER,

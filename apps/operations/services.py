@@ -106,7 +106,7 @@ def operation_start(*, actor: User, call_id: int, idempotency_key: str, data: di
     business = business_get(visit.business_code)
     handler = HANDLERS[business.handler]
     try:
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             # The visit's row lock serialises starts of one service.
             visit = visit_lock(visit_id=visit.pk)
             if visit.outcome:
@@ -150,7 +150,7 @@ def _birth_date(operation: Operation) -> date | None:
 def _confirm_and_process(
     *, public_id: Any, actor: AnyActor, confirm_by: ConfirmBy, visit_id: int | None = None, pin: str | None = None
 ) -> Operation:
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         operation = _lock(public_id, visit_id=visit_id)
         if operation.state == OperationState.SUCCEEDED:
             return operation  # a double submit of a confirmation that already went through
@@ -171,7 +171,7 @@ def _confirm_and_process(
 
 
 def _apply_result(operation_id: int, *, actor: AnyActor, result: str, failure: CoreBankingError | None) -> Operation:
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         operation = lock_object(
             Operation.objects, not_found=_operation_not_found, related=("visit", "call"), pk=operation_id
         )
@@ -234,7 +234,7 @@ def operation_customer_confirm(*, visit_id: int, public_id: Any, accept: bool) -
     gates_require_passed(visit_id=visit_id, actor=actor, operation="confirm")
     if accept:
         return _confirm_and_process(public_id=public_id, actor=actor, confirm_by=ConfirmBy.CUSTOMER, visit_id=visit_id)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         operation = _lock(public_id, visit_id=visit_id)
         if operation.confirm_by != ConfirmBy.CUSTOMER:
             raise NotAllowed(_("This operation is confirmed by someone else."), code="wrong_confirmer")
@@ -259,7 +259,7 @@ def operation_agent_confirm(*, actor: User, public_id: Any, data: dict[str, Any]
     operation = _staff_operation(actor, public_id)
     if operation.business_code == "corporate_intent" and operation.state == OperationState.AWAITING_CONFIRMATION:
         answers = intent_answers_clean(data)
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             locked = _lock(public_id)
             if locked.state == OperationState.AWAITING_CONFIRMATION:
                 locked.details = {**locked.details, "answers": answers}
@@ -270,7 +270,7 @@ def operation_agent_confirm(*, actor: User, public_id: Any, data: dict[str, Any]
 def operation_cancel(*, actor: User, public_id: Any) -> Operation:
     """The agent withdraws an operation still waiting for confirmation."""
     operation = _staff_operation(actor, public_id)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         operation = _lock(public_id)
         fsm_step(operation.cancel, now=timezone.now(), code="agent_cancelled", error=_out_of_order)
         operation.save()
