@@ -8,7 +8,6 @@ as state changes of their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,9 @@ from apps.calls.integrations.janus import (
     UnknownJanusServer,
     janus_server,
     janus_servers,
-    janus_session_token,
-    janus_token,
 )
 from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
+from apps.calls.selectors import participant_for
 from apps.calls.signals import call_ended
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
 from apps.common.fsm import fsm_step
@@ -146,39 +144,6 @@ def _room_opened(call_id: int) -> Call:
     audit_record(actor=MEDIA, action=AuditAction.CALL_ROOM_OPENED, target=call, data={"room": call.room_id})
     _notify(call, "room_ready")
     return call
-
-
-@dataclass(frozen=True)
-class JoinCredentials:
-    """Janus checks two tokens: ``session_token`` on every request of the
-    browser's Janus session, ``room_token`` in the videoroom join (bound to
-    this one room). See docs/janus.md."""
-
-    server_url: str
-    room_id: int
-    session_token: str
-    room_token: str
-    handle: str
-    role: str
-
-
-def call_join_credentials(*, call: Call, participant: CallParticipant) -> JoinCredentials:
-    """What one participant's browser needs to join the room: a token bound to this room."""
-    if call.state == CallState.ENDED:
-        raise NotAllowed(_("The call is already over."), code="call_ended")
-    if not call.room_open:
-        raise NotAllowed(_("The video room is being prepared. Please wait a moment."), code="room_not_ready")
-    if participant.left_at is not None:
-        raise PermissionDenied(_("You have left this call."), code="left_call")
-    server = janus_server(call.janus_server)
-    return JoinCredentials(
-        server_url=server.public_ws_url,
-        room_id=call.room_id,
-        session_token=janus_session_token(server, valid_seconds=settings.JANUS_TOKEN_SECONDS),
-        room_token=janus_token(server, room_id=call.room_id, valid_seconds=settings.JANUS_TOKEN_SECONDS),
-        handle=participant.handle,
-        role=participant.role,
-    )
 
 
 def call_participant_event(
@@ -316,20 +281,6 @@ def call_room_close(*, call_id: int) -> None:
     with transaction.atomic(durable=True):
         Call.objects.filter(pk=call_id).update(room_open=False)
         audit_record(actor=MEDIA, action=AuditAction.CALL_ROOM_CLOSED, target=call)
-
-
-def participant_for(*, call: Call, staff: StaffProfile | None = None, visit_id: int | None = None) -> CallParticipant:
-    """The participant row of this person in this call, or PermissionDenied."""
-    query = CallParticipant.objects.filter(call=call)
-    if staff is not None:
-        participant = query.filter(staff=staff).exclude(role=ParticipantRole.CUSTOMER).first()
-    elif visit_id is not None and call.visit_id == visit_id:
-        participant = query.filter(role=ParticipantRole.CUSTOMER).first()
-    else:
-        participant = None
-    if participant is None:
-        raise PermissionDenied(_("You are not a participant of this call."), code="not_a_participant")
-    return participant
 
 
 @transaction.atomic(durable=True)
