@@ -282,6 +282,21 @@ def operation_cancel(*, actor: User, public_id: Any) -> Operation:
 # --- The intent verification certificate (R7.5) ------------------------------------------------
 
 
+def operation_certificate_download(*, actor: User, operation: Operation) -> Operation:
+    """A staff participant opens the intent verification certificate: only after every gate passed, and audited."""
+    gates_require_passed(visit_id=operation.visit_id, actor=actor, operation="certificate")
+    if not operation.certificate:
+        raise NotFound(_("This operation has no certificate."), code="no_certificate")
+    with transaction.atomic(durable=True):
+        audit_record(
+            actor=actor,
+            action=AuditAction.OPERATION_CERTIFICATE_DOWNLOADED,
+            target=operation.visit,
+            data={"operation": str(operation.public_id), "sha256": operation.certificate_sha256},
+        )
+    return operation
+
+
 def _attach_certificate(operation: Operation) -> None:
     """Draw the certificate PDF, store it with its hash (called under the operation's lock)."""
     from apps.operations.certificate import intent_certificate_pdf
