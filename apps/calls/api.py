@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,135 +16,170 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.calls.models import Call, CallParticipant
-from apps.calls.selectors import call_get
-from apps.calls.services import (
-    call_hang_up,
-    call_invite,
-    call_join_credentials,
-    call_participant_event,
-    call_transfer,
+from apps.calls.models import CallParticipant
+from apps.calls.selectors import (
+    CallSeat,
+    call_get,
+    call_invitee_get,
+    call_latest_for_visit,
+    call_participant_current_for_staff,
+    call_seat,
     participant_for,
 )
+from apps.calls.services import call_hang_up, call_invite, call_participant_event, call_transfer
 from apps.common.api import request_staff_user, require_permission
-from apps.common.errors import NotFound, PermissionDenied
+from apps.common.errors import PermissionDenied
 from apps.staff.models import StaffProfile
+from apps.staff.selectors import staff_profile_for
 from apps.visits.authentication import CustomerApi, request_visit
 
 _SERVE = require_permission("queueing.serve_customers")
 
 
 def _staff(request: Request) -> StaffProfile:
-    staff = StaffProfile.objects.filter(user=request_staff_user(request)).first()
+    staff = staff_profile_for(request_staff_user(request))
     if staff is None:
         raise PermissionDenied(_("No staff profile for this login."), code="no_staff_profile")
     return staff
 
 
-def call_representation(call: Call, participant: CallParticipant) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "call": str(call.public_id),
-        "state": call.state,
-        "end_reason": call.end_reason,
-        "room_ready": call.room_open,
-        "role": participant.role,
-        "business": call.visit.business_code,
-        "participants": [
-            {"role": other.role, "handle": other.handle, "publishing": other.publishing_since is not None}
-            for other in call.participants.filter(left_at__isnull=True)
-        ],
-    }
-    if call.room_open and call.state != "ended" and participant.left_at is None:
-        body["join"] = asdict(call_join_credentials(call=call, participant=participant))
-    return body
+class CallSeatOutputSerializer(serializers.Serializer[CallSeat]):
+    """One participant's view of the call: what every call endpoint of a participant answers."""
+
+    class ParticipantOutputSerializer(serializers.Serializer[CallParticipant]):
+        role = serializers.CharField()
+        handle = serializers.CharField()
+        publishing = serializers.SerializerMethodField()
+
+        def get_publishing(self, participant: CallParticipant) -> bool:
+            return participant.publishing_since is not None
+
+    class JoinOutputSerializer(serializers.Serializer[Any]):
+        server_url = serializers.CharField()
+        room_id = serializers.IntegerField()
+        session_token = serializers.CharField()
+        room_token = serializers.CharField()
+        handle = serializers.CharField()
+        role = serializers.CharField()
+
+    call = serializers.CharField(source="call.public_id")
+    state = serializers.CharField(source="call.state")
+    end_reason = serializers.CharField(source="call.end_reason")
+    room_ready = serializers.BooleanField(source="call.room_open")
+    role = serializers.CharField(source="participant.role")
+    business = serializers.CharField(source="call.visit.business_code")
+    participants = ParticipantOutputSerializer(source="present", many=True)
+    join = JoinOutputSerializer(required=False, help_text="Only while the room is open to this participant.")
+
+    def to_representation(self, instance: CallSeat) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if data["join"] is None:  # absent, not null: the page joins only when it is there
+            del data["join"]
+        return dict(data)
+
+
+def _customer_seat(request: Request) -> CallSeat:
+    visit = request_visit(request)
+    call = call_latest_for_visit(visit=visit)
+    return call_seat(call=call, participant=participant_for(call=call, visit_id=visit.pk))
 
 
 class CustomerCallApi(CustomerApi):
-    """The customer's current call (session-bound, like the visit)."""
+    """``GET``: the customer's current call (session-bound, like the visit)."""
 
-    def _mine(self, request: Request) -> tuple[Call, CallParticipant]:
-        visit = request_visit(request)
-        call = Call.objects.filter(visit=visit).order_by("-created_at").first()
-        if call is None:
-            raise NotFound(_("No call yet."), code="no_call")
-        return call, participant_for(call=call, visit_id=visit.pk)
-
+    @extend_schema(responses=CallSeatOutputSerializer)
     def get(self, request: Request) -> Response:
-        call, participant = self._mine(request)
-        return Response(call_representation(call, participant))
+        return Response(CallSeatOutputSerializer(_customer_seat(request)).data)
 
-    def delete(self, request: Request) -> Response:
-        call, participant = self._mine(request)
-        customer = call.visit.customer
+
+class CustomerCallHangUpApi(CustomerApi):
+    """``POST``: the customer hangs up their current call."""
+
+    @extend_schema(request=None, responses=CallSeatOutputSerializer)
+    def post(self, request: Request) -> Response:
+        seat = _customer_seat(request)
+        customer = seat.call.visit.customer
         assert customer is not None
-        call = call_hang_up(call_id=call.pk, actor=customer, participant=participant)
-        return Response(call_representation(call, participant))
+        call = call_hang_up(call_id=seat.call.pk, actor=customer, participant=seat.participant)
+        return Response(CallSeatOutputSerializer(call_seat(call=call, participant=seat.participant)).data)
 
 
 class StaffMyCallApi(APIView):
-    """The call this staff member is in (or invited to) right now, if any."""
+    """``GET``: the call this staff member is in (or invited to) right now, if any."""
 
     permission_classes = (_SERVE,)
 
+    @extend_schema(responses=CallSeatOutputSerializer)
     def get(self, request: Request) -> Response:
-        staff = _staff(request)
-        participant = (
-            CallParticipant.objects.filter(staff=staff, left_at__isnull=True)
-            .exclude(call__state="ended")
-            .select_related("call")
-            .order_by("-invited_at")
-            .first()
-        )
-        if participant is None:
-            raise NotFound(_("You are not in a call."), code="no_call")
-        return Response(call_representation(participant.call, participant))
+        participant = call_participant_current_for_staff(staff=_staff(request))
+        return Response(CallSeatOutputSerializer(call_seat(call=participant.call, participant=participant)).data)
 
 
 class StaffCallApi(APIView):
+    """``GET``: a call this staff member takes part in."""
+
     permission_classes = (_SERVE,)
 
+    @extend_schema(responses=CallSeatOutputSerializer)
     def get(self, request: Request, public_id: str) -> Response:
         call = call_get(public_id=public_id)
-        return Response(call_representation(call, participant_for(call=call, staff=_staff(request))))
+        participant = participant_for(call=call, staff=_staff(request))
+        return Response(CallSeatOutputSerializer(call_seat(call=call, participant=participant)).data)
 
-    def delete(self, request: Request, public_id: str) -> Response:
+
+class StaffCallHangUpApi(APIView):
+    """``POST``: the agent ends the call; an invited expert only leaves it."""
+
+    permission_classes = (_SERVE,)
+
+    @extend_schema(request=None, responses=CallSeatOutputSerializer)
+    def post(self, request: Request, public_id: str) -> Response:
         call = call_get(public_id=public_id)
         participant = participant_for(call=call, staff=_staff(request))
         call = call_hang_up(call_id=call.pk, actor=request_staff_user(request), participant=participant)
-        return Response(call_representation(call, participant))
+        return Response(CallSeatOutputSerializer(call_seat(call=call, participant=participant)).data)
 
 
 class CallInviteApi(APIView):
     permission_classes = (_SERVE,)
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         staff = serializers.IntegerField(
             required=False, help_text="A named expert or agent; omit for any available expert."
         )
 
-    @extend_schema(request=InputSerializer)
+    class OutputSerializer(serializers.Serializer[CallParticipant]):
+        invited = serializers.SerializerMethodField()
+
+        def get_invited(self, participant: CallParticipant) -> str:
+            return participant.staff.display_name if participant.staff else ""
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request: Request, public_id: str) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         invitee = None
         if "staff" in payload.validated_data:
-            invitee = StaffProfile.objects.filter(pk=payload.validated_data["staff"]).first()
-            if invitee is None:
-                raise NotFound(_("No such staff member."), code="staff_not_found")
+            invitee = call_invitee_get(staff_id=payload.validated_data["staff"])
         call = call_get(public_id=public_id)
         participant = call_invite(
             call_id=call.pk, actor=request_staff_user(request), inviter=_staff(request), invitee=invitee
         )
-        return Response({"invited": participant.staff.display_name if participant.staff else ""}, status=201)
+        return Response(self.OutputSerializer(participant).data, status=201)
 
 
 class CallTransferApi(APIView):
     permission_classes = (_SERVE,)
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         queue = serializers.IntegerField()
 
-    @extend_schema(request=InputSerializer)
+    class OutputSerializer(serializers.Serializer[Any]):
+        entry = serializers.IntegerField(source="pk")
+        queue = serializers.IntegerField(source="queue_id")
+        state = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
     def post(self, request: Request, public_id: str) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -156,7 +190,7 @@ class CallTransferApi(APIView):
             staff=_staff(request),
             queue_id=payload.validated_data["queue"],
         )
-        return Response({"entry": entry.pk, "queue": entry.queue_id, "state": entry.state})
+        return Response(self.OutputSerializer(entry).data)
 
 
 # Janus' videoroom event names → ours.
@@ -193,6 +227,10 @@ class JanusEventsApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
 
+    class OutputSerializer(serializers.Serializer[Any]):
+        applied = serializers.IntegerField(help_text="How many events named a participant of one of our calls.")
+
+    @extend_schema(responses=OutputSerializer)
     def post(self, request: Request) -> Response:
         secret = _basic_auth_password(request) or request.query_params.get("secret", "")
         if not hmac.compare_digest(secret.encode(), settings.JANUS_EVENTS_SECRET.encode()):
@@ -224,4 +262,4 @@ class JanusEventsApi(APIView):
                 )
                 is not None
             )
-        return Response({"applied": applied})
+        return Response(self.OutputSerializer({"applied": applied}).data)

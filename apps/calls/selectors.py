@@ -5,13 +5,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import Q, QuerySet
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from apps.calls.models import Call, CallParticipant
-from apps.common.errors import NotFound, PermissionDenied
+from apps.calls.integrations.janus import janus_server, janus_session_token, janus_token
+from apps.calls.models import Call, CallParticipant, CallState, ParticipantRole
+from apps.common.errors import NotAllowed, NotFound, PermissionDenied
+from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.visits.models import Visit
 
@@ -107,3 +110,102 @@ def call_for_staff_participant(*, public_id: Any, user: User, denied: str | Prom
     if not CallParticipant.objects.filter(call=call, staff__user=user).exists():
         raise PermissionDenied(denied, code="not_in_call")
     return call
+
+
+def call_latest_for_visit(*, visit: Visit) -> Call:
+    """The visit's most recent call (a transfer or a rejoin makes more than one), or NotFound."""
+    call = Call.objects.filter(visit=visit).order_by("-created_at").first()
+    if call is None:
+        raise NotFound(_("No call yet."), code="no_call")
+    return call
+
+
+def call_participant_current_for_staff(*, staff: StaffProfile) -> CallParticipant:
+    """The seat of the call this staff member is in (or invited to) right now, or NotFound."""
+    participant = (
+        CallParticipant.objects.filter(staff=staff, left_at__isnull=True)
+        .exclude(call__state=CallState.ENDED)
+        .select_related("call")
+        .order_by("-invited_at")
+        .first()
+    )
+    if participant is None:
+        raise NotFound(_("You are not in a call."), code="no_call")
+    return participant
+
+
+def call_invitee_get(*, staff_id: int) -> StaffProfile:
+    """The staff member named for an invitation, or NotFound."""
+    invitee = StaffProfile.objects.filter(pk=staff_id).first()
+    if invitee is None:
+        raise NotFound(_("No such staff member."), code="staff_not_found")
+    return invitee
+
+
+@dataclass(frozen=True)
+class JoinCredentials:
+    """Janus checks two tokens: ``session_token`` on every request of the
+    browser's Janus session, ``room_token`` in the videoroom join (bound to
+    this one room). See docs/janus.md."""
+
+    server_url: str
+    room_id: int
+    session_token: str
+    room_token: str
+    handle: str
+    role: str
+
+
+def call_join_credentials(*, call: Call, participant: CallParticipant) -> JoinCredentials:
+    """What one participant's browser needs to join the room: a token bound to this room."""
+    if call.state == CallState.ENDED:
+        raise NotAllowed(_("The call is already over."), code="call_ended")
+    if not call.room_open:
+        raise NotAllowed(_("The video room is being prepared. Please wait a moment."), code="room_not_ready")
+    if participant.left_at is not None:
+        raise PermissionDenied(_("You have left this call."), code="left_call")
+    server = janus_server(call.janus_server)
+    return JoinCredentials(
+        server_url=server.public_ws_url,
+        room_id=call.room_id,
+        session_token=janus_session_token(server, valid_seconds=settings.JANUS_TOKEN_SECONDS),
+        room_token=janus_token(server, room_id=call.room_id, valid_seconds=settings.JANUS_TOKEN_SECONDS),
+        handle=participant.handle,
+        role=participant.role,
+    )
+
+
+def participant_for(*, call: Call, staff: StaffProfile | None = None, visit_id: int | None = None) -> CallParticipant:
+    """The participant row of this person in this call, or PermissionDenied."""
+    query = CallParticipant.objects.filter(call=call)
+    if staff is not None:
+        participant = query.filter(staff=staff).exclude(role=ParticipantRole.CUSTOMER).first()
+    elif visit_id is not None and call.visit_id == visit_id:
+        participant = query.filter(role=ParticipantRole.CUSTOMER).first()
+    else:
+        participant = None
+    if participant is None:
+        raise PermissionDenied(_("You are not a participant of this call."), code="not_a_participant")
+    return participant
+
+
+@dataclass(frozen=True)
+class CallSeat:
+    """One participant's view of a call: who is present and, while the room is open to them, how to join."""
+
+    call: Call
+    participant: CallParticipant
+    present: list[CallParticipant]
+    join: JoinCredentials | None
+
+
+def call_seat(*, call: Call, participant: CallParticipant) -> CallSeat:
+    join = None
+    if call.room_open and call.state != CallState.ENDED and participant.left_at is None:
+        join = call_join_credentials(call=call, participant=participant)
+    return CallSeat(
+        call=call,
+        participant=participant,
+        present=list(call.participants.filter(left_at__isnull=True)),
+        join=join,
+    )

@@ -8,7 +8,6 @@ as state changes of their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import TransitionNotAllowed
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, AnyActor, audit_record
@@ -30,18 +28,21 @@ from apps.calls.integrations.janus import (
     UnknownJanusServer,
     janus_server,
     janus_servers,
-    janus_session_token,
-    janus_token,
 )
 from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
+from apps.calls.selectors import participant_for
 from apps.calls.signals import call_ended
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
+from apps.common.fsm import fsm_step
+from apps.common.locking import lock_object
+from apps.common.transactions import enqueue_on_commit
 from apps.queueing import events
 from apps.queueing.models import AgentPresence, AgentState, QueueEntry, ServiceQueue
 from apps.queueing.services.agents import agent_assist_start, agent_service_end
 from apps.queueing.services.entries import queue_entry_enqueue
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
+from apps.staff.selectors import staff_profile_for
 
 MEDIA = Actor.system("media")
 LIVE_CALL_STATES = (CallState.CONNECTING, CallState.CONNECTED)
@@ -49,18 +50,18 @@ LIVE_CALL_STATES = (CallState.CONNECTING, CallState.CONNECTED)
 FAILED_CALL_REASONS = (CallEndReason.MEDIA_SERVER_FAILED, CallEndReason.REJOIN_GRACE_EXPIRED)
 
 
-def _apply(call: Call, transition_name: str, *args: Any) -> None:
-    try:
-        getattr(call, transition_name)(*args)
-    except TransitionNotAllowed as exc:
-        raise NotAllowed(_("The call is already over."), code="call_ended", extra={"state": call.state}) from exc
+def _call_over(call: Call) -> NotAllowed:
+    """The answer to a call transition the state machine refuses: the call has ended."""
+    return NotAllowed(_("The call is already over."), code="call_ended", extra={"state": call.state})
 
 
-def _locked(call_id: int) -> Call:
-    try:
-        return Call.objects.select_for_update(of=("self",)).select_related("visit").get(pk=call_id)
-    except Call.DoesNotExist as exc:
-        raise NotFound(_("This call does not exist."), code="call_not_found") from exc
+def _call_not_found() -> NotFound:
+    return NotFound(_("This call does not exist."), code="call_not_found")
+
+
+def _lock(call_id: int) -> Call:
+    """Lock the call's row (its visit joined, not locked) for the rest of the transaction."""
+    return lock_object(Call.objects, not_found=_call_not_found, related=("visit",), pk=call_id)
 
 
 def _notify(call: Call, event: str, **extra: Any) -> None:
@@ -104,8 +105,7 @@ def call_create_for_entry(*, entry: QueueEntry, staff: StaffProfile) -> Call:
     )
     from apps.calls.tasks import call_room_open_task
 
-    call_pk = call.pk
-    transaction.on_commit(lambda: call_room_open_task.delay(call_pk))
+    enqueue_on_commit(call_room_open_task, call.pk)
     return call
 
 
@@ -127,17 +127,17 @@ def call_room_open(*, call_id: int) -> Call:
             # A retried task whose first attempt created the room before
             # failing to record it: the room is ours (ids are random, 52-bit).
             return _room_opened(call_id)
-        with transaction.atomic():
-            call = _locked(call_id)
+        with transaction.atomic(durable=True):
+            call = _lock(call_id)
             if call.state != CallState.ENDED:
                 _end(call, reason=CallEndReason.MEDIA_SERVER_FAILED, actor=MEDIA, detail=str(failure))
         return call
     return _room_opened(call_id)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def _room_opened(call_id: int) -> Call:
-    call = _locked(call_id)
+    call = _lock(call_id)
     if call.room_open:
         return call
     call.room_open = True
@@ -145,39 +145,6 @@ def _room_opened(call_id: int) -> Call:
     audit_record(actor=MEDIA, action=AuditAction.CALL_ROOM_OPENED, target=call, data={"room": call.room_id})
     _notify(call, "room_ready")
     return call
-
-
-@dataclass(frozen=True)
-class JoinCredentials:
-    """Janus checks two tokens: ``session_token`` on every request of the
-    browser's Janus session, ``room_token`` in the videoroom join (bound to
-    this one room). See docs/janus.md."""
-
-    server_url: str
-    room_id: int
-    session_token: str
-    room_token: str
-    handle: str
-    role: str
-
-
-def call_join_credentials(*, call: Call, participant: CallParticipant) -> JoinCredentials:
-    """What one participant's browser needs to join the room: a token bound to this room."""
-    if call.state == CallState.ENDED:
-        raise NotAllowed(_("The call is already over."), code="call_ended")
-    if not call.room_open:
-        raise NotAllowed(_("The video room is being prepared. Please wait a moment."), code="room_not_ready")
-    if participant.left_at is not None:
-        raise PermissionDenied(_("You have left this call."), code="left_call")
-    server = janus_server(call.janus_server)
-    return JoinCredentials(
-        server_url=server.public_ws_url,
-        room_id=call.room_id,
-        session_token=janus_session_token(server, valid_seconds=settings.JANUS_TOKEN_SECONDS),
-        room_token=janus_token(server, room_id=call.room_id, valid_seconds=settings.JANUS_TOKEN_SECONDS),
-        handle=participant.handle,
-        role=participant.role,
-    )
 
 
 def call_participant_event(
@@ -196,7 +163,7 @@ def call_participant_event(
     forged event that passed the shared secret but names nobody).
     """
     at = at or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         candidates = CallParticipant.objects.select_for_update().select_related("call")
         if handle:
             participant = candidates.filter(handle=handle).first()
@@ -206,7 +173,7 @@ def call_participant_event(
             participant = None
         if participant is None:
             return None
-        call = _locked(participant.call_id)
+        call = _lock(participant.call_id)
         if call.state == CallState.ENDED:
             return call
         if event == "joined":
@@ -232,7 +199,7 @@ def call_participant_event(
             CallParticipant.objects.filter(call=call, publishing_since__isnull=False).values_list("role", flat=True)
         )
         if call.state == CallState.CONNECTING and {ParticipantRole.CUSTOMER, ParticipantRole.AGENT} <= publishing:
-            _apply(call, "connect", at)
+            fsm_step(call.connect, at, error=_call_over)
             call.save()
             audit_record(actor=MEDIA, action=AuditAction.CALL_CONNECTED, target=call)
             _notify(call, "connected")
@@ -243,7 +210,7 @@ def call_participant_event(
 
 def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = "", now: datetime | None = None) -> None:
     now = now or timezone.now()
-    _apply(call, "end", now, reason)
+    fsm_step(call.end, now, reason, error=_call_over)
     call.save()
     CallParticipant.objects.filter(call=call, left_at__isnull=True).update(left_at=now)
     audit_record(
@@ -260,8 +227,7 @@ def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = ""
     if call.room_open:
         from apps.calls.tasks import call_room_close_task
 
-        call_pk = call.pk
-        transaction.on_commit(lambda: call_room_close_task.delay(call_pk))
+        enqueue_on_commit(call_room_close_task, call.pk)
     call_ended.send(sender=Call, call=call)
 
 
@@ -269,8 +235,8 @@ def call_live_for_staff(*, actor: User, call_id: int) -> Call:
     """The connected call in which ``actor`` is a staff participant still present."""
     call = Call.objects.select_related("visit").filter(pk=call_id).first()
     if call is None:
-        raise NotFound(_("This call does not exist."), code="call_not_found")
-    staff = StaffProfile.objects.filter(user=actor).first()
+        raise _call_not_found()
+    staff = staff_profile_for(actor)
     present = (
         staff is not None
         and CallParticipant.objects.filter(call=call, staff=staff, left_at__isnull=True)
@@ -292,7 +258,7 @@ def call_notify(call: Call, event: str, **extra: Any) -> None:
 @transaction.atomic
 def call_end(*, call_id: int, actor: AnyActor, reason: CallEndReason, detail: str = "") -> Call:
     """End a live call for a reason decided by the server (a failed gate). Idempotent."""
-    call = _locked(call_id)
+    call = _lock(call_id)
     if call.state != CallState.ENDED:
         _end(call, reason=reason, actor=actor, detail=detail)
     return call
@@ -313,29 +279,15 @@ def call_room_close(*, call_id: int) -> None:
     room = JanusVideoRoom(janus_server(call.janus_server))
     if room.exists(room_id=call.room_id):
         room.destroy_room(room_id=call.room_id, secret=call.room_secret)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         Call.objects.filter(pk=call_id).update(room_open=False)
         audit_record(actor=MEDIA, action=AuditAction.CALL_ROOM_CLOSED, target=call)
 
 
-def participant_for(*, call: Call, staff: StaffProfile | None = None, visit_id: int | None = None) -> CallParticipant:
-    """The participant row of this person in this call, or PermissionDenied."""
-    query = CallParticipant.objects.filter(call=call)
-    if staff is not None:
-        participant = query.filter(staff=staff).exclude(role=ParticipantRole.CUSTOMER).first()
-    elif visit_id is not None and call.visit_id == visit_id:
-        participant = query.filter(role=ParticipantRole.CUSTOMER).first()
-    else:
-        participant = None
-    if participant is None:
-        raise PermissionDenied(_("You are not a participant of this call."), code="not_a_participant")
-    return participant
-
-
-@transaction.atomic
+@transaction.atomic(durable=True)
 def call_hang_up(*, call_id: int, actor: AnyActor, participant: CallParticipant) -> Call:
     """Customer or agent ends the call; an expert hanging up only leaves it."""
-    call = _locked(call_id)
+    call = _lock(call_id)
     if participant.role == ParticipantRole.EXPERT:
         CallParticipant.objects.filter(pk=participant.pk).update(left_at=timezone.now())
         if participant.staff is not None:
@@ -355,12 +307,12 @@ def call_hang_up(*, call_id: int, actor: AnyActor, participant: CallParticipant)
     return call
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def call_invite(
     *, call_id: int, actor: AnyActor, inviter: StaffProfile, invitee: StaffProfile | None = None
 ) -> CallParticipant:
     """Bring an expert or another agent into the call (R1.2): a named person, or the longest-idle available expert."""
-    call = _locked(call_id)
+    call = _lock(call_id)
     participant_for(call=call, staff=inviter)
     if call.state == CallState.ENDED:
         raise NotAllowed(_("The call is already over."), code="call_ended")
@@ -402,10 +354,10 @@ def call_invite(
     return participant
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def call_transfer(*, call_id: int, actor: AnyActor, staff: StaffProfile, queue_id: int) -> QueueEntry:
     """Send the customer to another queue, keeping the gate results (R1.2)."""
-    call = _locked(call_id)
+    call = _lock(call_id)
     participant = participant_for(call=call, staff=staff)
     if participant.role != ParticipantRole.AGENT:
         raise PermissionDenied(_("Only the serving agent can transfer the customer."), code="not_serving_agent")

@@ -7,6 +7,7 @@ endpoints act on the visit bound to the browser's session only.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.http import FileResponse
@@ -22,7 +23,16 @@ from apps.calls.models import Call
 from apps.calls.selectors import call_for_staff_participant
 from apps.common.api import request_staff_user, require_permission
 from apps.common.errors import NotFound
-from apps.gates.selectors import gate_progress_for_visit, gates_status_for_customer, gates_status_for_staff
+from apps.gates.models import AttemptStatus, Gate, GateAttempt
+from apps.gates.selectors import (
+    CustomerGatesStatus,
+    GatesStatus,
+    GateStatus,
+    gate_attempt_result_message,
+    gate_progress_for_visit,
+    gates_status_for_customer,
+    gates_status_for_staff,
+)
 from apps.gates.services import (
     gate_face_verify_start,
     gate_identity_check_start,
@@ -40,14 +50,71 @@ def _call_for_staff(request: Request, public_id: Any) -> Call:
     )
 
 
+class GatesStaffOutputSerializer(serializers.Serializer[GatesStatus]):
+    """Gates 2–4 of the call's service as the agent's console shows them: every attempt, score and time."""
+
+    class GateOutputSerializer(serializers.Serializer[GateStatus]):
+        class AttemptOutputSerializer(serializers.Serializer[GateAttempt]):
+            number = serializers.IntegerField()
+            status = serializers.CharField()
+            result = serializers.CharField(source="result_code")
+            message = serializers.SerializerMethodField()
+            started_at = serializers.DateTimeField(default_timezone=UTC)
+            finished_at = serializers.DateTimeField(default_timezone=UTC)
+            reference = serializers.CharField()
+            scores = serializers.JSONField(help_text="Gate 3 only.")
+            snapshot = serializers.SerializerMethodField(help_text="Gate 3 only.")
+            asked = serializers.SerializerMethodField(help_text="Gate 4 only.")
+
+            _ONLY_FOR = {"scores": Gate.FACE, "snapshot": Gate.FACE, "asked": Gate.QUESTIONS}
+
+            def get_message(self, attempt: GateAttempt) -> str:
+                return gate_attempt_result_message(attempt)
+
+            def get_snapshot(self, attempt: GateAttempt) -> str | None:
+                return str(attempt.snapshot.public_id) if attempt.snapshot else None
+
+            def get_asked(self, attempt: GateAttempt) -> Any:
+                # Pass or fail only: never which answer was right, nor the customer's answers.
+                return attempt.scores.get("asked")
+
+            def to_representation(self, instance: GateAttempt) -> dict[str, Any]:
+                data = super().to_representation(instance)
+                return {
+                    key: value for key, value in data.items() if self._ONLY_FOR.get(key, instance.gate) == instance.gate
+                }
+
+        gate = serializers.CharField()
+        label = serializers.CharField(source="gate.label")  # type: ignore[assignment]  # a field, not Field.label
+        status = serializers.CharField()
+        passed_at = serializers.DateTimeField(default_timezone=UTC)
+        attempts = AttemptOutputSerializer(many=True)
+
+    state = serializers.CharField()
+    all_passed = serializers.BooleanField()
+    failed_gate = serializers.CharField()
+    failure_reason = serializers.CharField()
+    has_registry_photo = serializers.BooleanField()
+    gates = GateOutputSerializer(many=True)
+
+
+class GatesCustomerOutputSerializer(serializers.Serializer[CustomerGatesStatus]):
+    """The customer's page: which checks passed, and the questions to answer, if any (never the answers)."""
+
+    state = serializers.CharField()
+    failed_gate = serializers.CharField()
+    questions = serializers.ListField(child=serializers.DictField())
+
+
 class CallGatesApi(APIView):
     """``GET``: gates 2–4 of the call's service, with every attempt, score and time."""
 
     permission_classes = (_SERVE,)
 
+    @extend_schema(responses=GatesStaffOutputSerializer)
     def get(self, request: Request, public_id: str) -> Response:
         call = _call_for_staff(request, public_id)
-        return Response(gates_status_for_staff(visit=call.visit))
+        return Response(GatesStaffOutputSerializer(gates_status_for_staff(visit=call.visit)).data)
 
 
 class GateIdentityApi(APIView):
@@ -55,10 +122,11 @@ class GateIdentityApi(APIView):
 
     permission_classes = (_SERVE,)
 
+    @extend_schema(request=None, responses={202: GatesStaffOutputSerializer})
     def post(self, request: Request, public_id: str) -> Response:
         call = _call_for_staff(request, public_id)
         gate_identity_check_start(actor=request_staff_user(request), call_id=call.pk)
-        return Response(gates_status_for_staff(visit=call.visit), status=202)
+        return Response(GatesStaffOutputSerializer(gates_status_for_staff(visit=call.visit)).data, status=202)
 
 
 class GateFaceApi(APIView):
@@ -70,7 +138,7 @@ class GateFaceApi(APIView):
     class GateFaceInputSerializer(serializers.Serializer[Any]):
         snapshot = serializers.UUIDField()
 
-    @extend_schema(request=GateFaceInputSerializer)
+    @extend_schema(request=GateFaceInputSerializer, responses={202: GatesStaffOutputSerializer})
     def post(self, request: Request, public_id: str) -> Response:
         call = _call_for_staff(request, public_id)
         data = self.GateFaceInputSerializer(data=request.data)
@@ -78,7 +146,7 @@ class GateFaceApi(APIView):
         gate_face_verify_start(
             actor=request_staff_user(request), call_id=call.pk, snapshot_public_id=str(data.validated_data["snapshot"])
         )
-        return Response(gates_status_for_staff(visit=call.visit), status=202)
+        return Response(GatesStaffOutputSerializer(gates_status_for_staff(visit=call.visit)).data, status=202)
 
 
 class GateQuestionsApi(APIView):
@@ -86,10 +154,11 @@ class GateQuestionsApi(APIView):
 
     permission_classes = (_SERVE,)
 
+    @extend_schema(request=None, responses={201: GatesStaffOutputSerializer})
     def post(self, request: Request, public_id: str) -> Response:
         call = _call_for_staff(request, public_id)
         gate_questions_draw(actor=request_staff_user(request), call_id=call.pk)
-        return Response(gates_status_for_staff(visit=call.visit), status=201)
+        return Response(GatesStaffOutputSerializer(gates_status_for_staff(visit=call.visit)).data, status=201)
 
 
 class GateRegistryPhotoApi(APIView):
@@ -110,8 +179,9 @@ class GateRegistryPhotoApi(APIView):
 class VisitGatesApi(CustomerApi):
     """The customer's own page: ``GET`` the checks' progress and any questions to answer."""
 
+    @extend_schema(responses=GatesCustomerOutputSerializer)
     def get(self, request: Request) -> Response:
-        return Response(gates_status_for_customer(visit=request_visit(request)))
+        return Response(GatesCustomerOutputSerializer(gates_status_for_customer(visit=request_visit(request))).data)
 
 
 class VisitGateAnswersApi(CustomerApi):
@@ -122,10 +192,19 @@ class VisitGateAnswersApi(CustomerApi):
     class GateAnswersInputSerializer(serializers.Serializer[Any]):
         answers = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=20), max_length=20)
 
-    @extend_schema(request=GateAnswersInputSerializer)
+    class OutputSerializer(serializers.Serializer[Any]):
+        passed = serializers.BooleanField()
+        state = serializers.CharField(source="status.state")
+        failed_gate = serializers.CharField(source="status.failed_gate")
+        questions = serializers.ListField(child=serializers.DictField(), source="status.questions")
+
+    @extend_schema(request=GateAnswersInputSerializer, responses=OutputSerializer)
     def post(self, request: Request) -> Response:
         visit = request_visit(request)
         data = self.GateAnswersInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         attempt = gate_questions_answer(visit_id=visit.pk, answers=data.validated_data["answers"])
-        return Response({"passed": attempt.status == "passed", **gates_status_for_customer(visit=visit)})
+        status = gates_status_for_customer(visit=visit)
+        return Response(
+            self.OutputSerializer({"passed": attempt.status == AttemptStatus.PASSED, "status": status}).data
+        )

@@ -68,10 +68,6 @@ class GateProgress(ConcurrentTransitionMixin, models.Model):
     def __str__(self) -> str:
         return f"gates of visit {self.visit_id}: {self.state}"
 
-    @property
-    def all_passed(self) -> bool:
-        return self.state == GateState.PASSED
-
     # Transitions only change fields; services lock, save, audit and notify.
 
     @transition(field=state, source=GateState.IDENTITY, target=GateState.FACE)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.utils.translation import gettext as _
 
@@ -20,7 +21,7 @@ def gate_progress_for_visit(*, visit: Visit) -> GateProgress | None:
     return GateProgress.objects.filter(visit=visit).first()
 
 
-def _result_message(attempt: GateAttempt) -> str:  # noqa: PLR0911 - one line per result
+def gate_attempt_result_message(attempt: GateAttempt) -> str:  # noqa: PLR0911 - one line per result
     """The line shown for a finished attempt (staff side), in the active language."""
     if attempt.status == AttemptStatus.RUNNING:
         return _("Checking…")
@@ -48,26 +49,42 @@ def _result_message(attempt: GateAttempt) -> str:  # noqa: PLR0911 - one line pe
     return attempt.result_code
 
 
-def _attempt_for_staff(attempt: GateAttempt) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "number": attempt.number,
-        "status": attempt.status,
-        "result": attempt.result_code,
-        "message": _result_message(attempt),
-        "started_at": attempt.started_at,
-        "finished_at": attempt.finished_at,
-        "reference": attempt.reference,
-    }
-    if attempt.gate == Gate.FACE:
-        data["scores"] = attempt.scores
-        data["snapshot"] = str(attempt.snapshot.public_id) if attempt.snapshot else None
-    elif attempt.gate == Gate.QUESTIONS:
-        # Pass or fail only: never which answer was right, nor the customer's answers.
-        data["asked"] = attempt.scores.get("asked")
-    return data
+@dataclass(frozen=True)
+class GateStatus:
+    """One gate as the agent's console shows it: passed, failed, current or waiting, with every attempt."""
+
+    gate: Gate
+    status: str
+    passed_at: datetime | None
+    attempts: list[GateAttempt]
 
 
-def gates_status_for_staff(*, visit: Visit) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GatesStatus:
+    """Gates 2–4 of a visit; ``progress`` is None until the first check starts."""
+
+    progress: GateProgress | None
+    state: str
+    gates: list[GateStatus]
+
+    @property
+    def all_passed(self) -> bool:
+        return self.state == GateState.PASSED
+
+    @property
+    def failed_gate(self) -> str:
+        return self.progress.failed_gate if self.progress else ""
+
+    @property
+    def failure_reason(self) -> str:
+        return self.progress.failure_reason if self.progress else ""
+
+    @property
+    def has_registry_photo(self) -> bool:
+        return bool(self.progress and self.progress.registry_photo)
+
+
+def gates_status_for_staff(*, visit: Visit) -> GatesStatus:
     progress = gate_progress_for_visit(visit=visit)
     attempts: dict[str, list[GateAttempt]] = {gate.value: [] for gate in GATE_ORDER}
     if progress is not None:
@@ -85,29 +102,22 @@ def gates_status_for_staff(*, visit: Visit) -> dict[str, Any]:
             status = "current"
         else:
             status = "waiting"
-        gates.append(
-            {
-                "gate": gate.value,
-                "label": str(gate.label),
-                "status": status,
-                "passed_at": passed_at,
-                "attempts": [_attempt_for_staff(attempt) for attempt in attempts[gate.value]],
-            }
-        )
-    return {
-        "state": state,
-        "all_passed": state == GateState.PASSED,
-        "failed_gate": progress.failed_gate if progress else "",
-        "failure_reason": progress.failure_reason if progress else "",
-        "has_registry_photo": bool(progress and progress.registry_photo),
-        "gates": gates,
-    }
+        gates.append(GateStatus(gate=gate, status=status, passed_at=passed_at, attempts=attempts[gate.value]))
+    return GatesStatus(progress=progress, state=state, gates=gates)
 
 
-def gates_status_for_customer(*, visit: Visit) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CustomerGatesStatus:
     """The customer's page: which checks passed, and the questions to answer, if any (never the answers)."""
+
+    state: str
+    failed_gate: str
+    questions: list[dict[str, object]]
+
+
+def gates_status_for_customer(*, visit: Visit) -> CustomerGatesStatus:
     progress = gate_progress_for_visit(visit=visit)
-    questions: list[dict[str, Any]] = []
+    questions: list[dict[str, object]] = []
     if progress is not None and progress.state == GateState.QUESTIONS:
         attempt = (
             progress.attempts.filter(gate=Gate.QUESTIONS, status=AttemptStatus.RUNNING)
@@ -116,11 +126,11 @@ def gates_status_for_customer(*, visit: Visit) -> dict[str, Any]:
         )
         if attempt is not None:
             questions = [question_render(**question) for question in attempt.question_draw.questions]
-    return {
-        "state": progress.state if progress else GateState.IDENTITY,
-        "failed_gate": progress.failed_gate if progress else "",
-        "questions": questions,
-    }
+    return CustomerGatesStatus(
+        state=progress.state if progress else GateState.IDENTITY,
+        failed_gate=progress.failed_gate if progress else "",
+        questions=questions,
+    )
 
 
 def citizen_on_file(id_number: str) -> Citizen | None:

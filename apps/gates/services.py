@@ -13,6 +13,7 @@ anyone override or edit a result.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,15 +23,17 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import TransitionNotAllowed
 from PIL import Image
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, AnyActor, audit_record
 from apps.calls.models import Call, CallEndReason, CallState
 from apps.calls.services import call_end, call_live_for_staff, call_notify
-from apps.common.errors import NotAllowed, ValidationFailed
+from apps.common.errors import NotAllowed, NotFound, ValidationFailed
+from apps.common.fsm import fsm_step
 from apps.common.images import ImageRejected, load_untrusted_image
+from apps.common.locking import lock_object
+from apps.common.transactions import enqueue_on_commit
 from apps.gates.integrations.face import FaceError, FaceModelUnavailable, get_face_engine
 from apps.gates.integrations.identity_registry import RegistryError, get_identity_registry
 from apps.gates.models import AttemptStatus, Gate, GateAttempt, GateProgress, GateState, QuestionDraw
@@ -57,22 +60,45 @@ def _attempt_limit(gate: Gate) -> int:
 # --- Locks and checks ---------------------------------------------------------------------
 
 
+def _no_questions() -> NotAllowed:
+    return NotAllowed(_("There are no questions to answer now."), code="no_questions")
+
+
+def _visit_not_found() -> NotFound:
+    return NotFound(_("This visit does not exist."), code="visit_not_found")
+
+
 def _progress_locked(visit: Visit, *, actor: AnyActor) -> GateProgress:
     """The visit's progress, created on first use, locked for the rest of the transaction."""
     progress, created = GateProgress.objects.get_or_create(visit=visit, defaults={"started_at": timezone.now()})
     if created:
         audit_record(actor=actor, action=AuditAction.GATES_STARTED, target=visit, data={"visit": visit.pk})
-    return GateProgress.objects.select_for_update(of=("self",)).select_related("visit").get(pk=progress.pk)
+    return lock_object(GateProgress.objects, not_found=_visit_not_found, related=("visit",), pk=progress.pk)
 
 
-def _out_of_order(progress: GateProgress, gate: Gate) -> NotAllowed:
+def _out_of_order(progress: GateProgress, gate: str) -> NotAllowed:
     if progress.state == GateState.FAILED:
         return NotAllowed(_("A check has failed; this service has ended."), code="gate_failed")
     return NotAllowed(
         _("This check is not available now. The checks must be passed in order."),
         code="out_of_order",
-        extra={"state": progress.state, "gate": gate.value},
+        extra={"state": progress.state, "gate": str(gate)},
     )
+
+
+def _step_refused(progress: GateProgress) -> NotAllowed:
+    """The answer to a gate transition the state machine refuses (callers check the state first)."""
+    return _out_of_order(progress, progress.state)
+
+
+def _pass_transition(progress: GateProgress, gate: Gate) -> Callable[..., None]:
+    """The transition that passes ``gate``, named here so every transition is visible to grep and mypy."""
+    transitions: dict[Gate, Callable[..., None]] = {
+        Gate.IDENTITY: progress.identity_passed,
+        Gate.FACE: progress.face_passed,
+        Gate.QUESTIONS: progress.questions_passed,
+    }
+    return transitions[gate]
 
 
 def _start_attempt(
@@ -84,7 +110,7 @@ def _start_attempt(
     snapshot: Snapshot | None = None,
 ) -> GateAttempt:
     if progress.state != gate:
-        raise _out_of_order(progress, gate)
+        raise _out_of_order(progress, gate.value)
     attempts = progress.attempts.filter(gate=gate)
     if attempts.filter(status=AttemptStatus.RUNNING).exists():
         raise NotAllowed(_("This check is already running. Please wait for its result."), code="gate_check_running")
@@ -142,16 +168,9 @@ def _finish_attempt(
     )
 
 
-def _transition(progress: GateProgress, name: str, **kwargs: Any) -> None:
-    try:
-        getattr(progress, name)(**kwargs)
-    except TransitionNotAllowed as exc:  # pragma: no cover - callers check the state first
-        raise _out_of_order(progress, Gate(progress.state)) from exc
-
-
 def _gate_passed(progress: GateProgress, gate: Gate, *, actor: AnyActor, call: Call | None) -> None:
     now = timezone.now()
-    _transition(progress, f"{gate.value}_passed", now=now)
+    fsm_step(_pass_transition(progress, gate), now=now, error=_step_refused)
     progress.save()
     audit_record(actor=actor, action=AuditAction.GATE_PASSED, target=progress.visit, data={"gate": gate.value})
     if progress.state == GateState.PASSED:
@@ -162,7 +181,7 @@ def _gate_passed(progress: GateProgress, gate: Gate, *, actor: AnyActor, call: C
 
 def _gate_failed(progress: GateProgress, gate: Gate, *, reason: str, actor: AnyActor, call: Call | None) -> None:
     """A definite failure ends the service (R6.2, R6.3): record, close the visit, end the call."""
-    _transition(progress, "fail", gate=gate, reason=reason, now=timezone.now())
+    fsm_step(progress.fail, gate=gate, reason=reason, now=timezone.now(), error=_step_refused)
     progress.save()
     audit_record(
         actor=actor,
@@ -179,13 +198,17 @@ def _gate_failed(progress: GateProgress, gate: Gate, *, reason: str, actor: AnyA
         call_end(call_id=live.pk, actor=actor, reason=CallEndReason.GATE_FAILED, detail=f"{gate.value}:{reason}")
 
 
+def _attempt_not_found() -> NotFound:
+    return NotFound(_("This check does not exist."), code="gate_attempt_not_found")
+
+
 def _running_attempt_locked(attempt_id: int) -> tuple[GateProgress, GateAttempt] | None:
     """Lock progress then attempt (always in that order); None if the attempt is no longer running."""
     progress_id = GateAttempt.objects.filter(pk=attempt_id).values_list("progress_id", flat=True).first()
     if progress_id is None:
         return None
-    progress = GateProgress.objects.select_for_update(of=("self",)).select_related("visit").get(pk=progress_id)
-    attempt = GateAttempt.objects.select_for_update(of=("self",)).select_related("call").get(pk=attempt_id)
+    progress = lock_object(GateProgress.objects, not_found=_visit_not_found, related=("visit",), pk=progress_id)
+    attempt = lock_object(GateAttempt.objects, not_found=_attempt_not_found, related=("call",), pk=attempt_id)
     if attempt.status != AttemptStatus.RUNNING:
         return None
     attempt.progress = progress
@@ -207,7 +230,7 @@ def _error_or_exhausted(
 # --- Gate 2: networked identity check ------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def gate_identity_check_start(*, actor: User, call_id: int) -> GateAttempt:
     """The agent asks the registry (联网核查); the answer fills in by itself (Celery)."""
     from apps.gates.tasks import gate_identity_check_task
@@ -215,8 +238,7 @@ def gate_identity_check_start(*, actor: User, call_id: int) -> GateAttempt:
     call = call_live_for_staff(actor=actor, call_id=call_id)
     progress = _progress_locked(call.visit, actor=actor)
     attempt = _start_attempt(progress, Gate.IDENTITY, call=call, actor=actor)
-    attempt_pk = attempt.pk
-    transaction.on_commit(lambda: gate_identity_check_task.delay(attempt_pk))
+    enqueue_on_commit(gate_identity_check_task, attempt.pk)
     return attempt
 
 
@@ -233,7 +255,7 @@ def gate_identity_check_run(*, attempt_id: int) -> GateAttempt | None:
         result = get_identity_registry(lookup=citizen_on_file).verify(name=customer.name, id_number=customer.id_number)
     except RegistryError as error:
         failure = error
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked = _running_attempt_locked(attempt_id)
         if locked is None:
             return GateAttempt.objects.get(pk=attempt_id)
@@ -265,7 +287,7 @@ def gate_identity_check_run(*, attempt_id: int) -> GateAttempt | None:
 # --- Gate 3: face verification -------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def gate_face_verify_start(*, actor: User, call_id: int, snapshot_public_id: str) -> GateAttempt:
     """Compare a snapshot of this service's customer with the ID-card portrait and the registry photo (Celery)."""
     from apps.gates.tasks import gate_face_verify_task
@@ -284,8 +306,7 @@ def gate_face_verify_start(*, actor: User, call_id: int, snapshot_public_id: str
         target=snapshot,
         data={"snapshot": str(snapshot.public_id), "sha256": snapshot.sha256, "attempt": attempt.number},
     )
-    attempt_pk = attempt.pk
-    transaction.on_commit(lambda: gate_face_verify_task.delay(attempt_pk))
+    enqueue_on_commit(gate_face_verify_task, attempt.pk)
     return attempt
 
 
@@ -342,7 +363,7 @@ def gate_face_verify_run(*, attempt_id: int) -> GateAttempt | None:
         # ends as an error so the agent is not left waiting forever.
         logger.exception("face model unavailable for gate attempt %s", attempt_id)
         outcome = _FaceOutcome(AttemptStatus.ERROR, "face_model_unavailable", {})
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked = _running_attempt_locked(attempt_id)
         if locked is None:
             return GateAttempt.objects.get(pk=attempt_id)
@@ -363,7 +384,7 @@ def gate_face_verify_run(*, attempt_id: int) -> GateAttempt | None:
 # --- Gate 4: private questions ---------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def gate_questions_draw(*, actor: User, call_id: int) -> GateAttempt:
     """Draw the questions; they appear on the customer's own page (never the answers on the agent's)."""
     call = call_live_for_staff(actor=actor, call_id=call_id)
@@ -389,23 +410,20 @@ def gate_questions_draw(*, actor: User, call_id: int) -> GateAttempt:
 
 def gate_questions_answer(*, visit_id: int, answers: list[int]) -> GateAttempt:
     """The customer's answers, from their own page: checked here, pass or fail per policy."""
-    with transaction.atomic():
-        progress = (
-            GateProgress.objects.select_for_update(of=("self",))
-            .select_related("visit__customer")
-            .filter(visit_id=visit_id)
-            .first()
+    with transaction.atomic(durable=True):
+        progress = lock_object(
+            GateProgress.objects, not_found=_no_questions, related=("visit__customer",), visit_id=visit_id
         )
-        if progress is None or progress.state != GateState.QUESTIONS:
-            raise NotAllowed(_("There are no questions to answer now."), code="no_questions")
-        attempt = (
-            GateAttempt.objects.select_for_update(of=("self",))
-            .select_related("call", "question_draw")
-            .filter(progress=progress, gate=Gate.QUESTIONS, status=AttemptStatus.RUNNING)
-            .first()
+        if progress.state != GateState.QUESTIONS:
+            raise _no_questions()
+        attempt = lock_object(
+            GateAttempt.objects,
+            not_found=_no_questions,
+            related=("call", "question_draw"),
+            progress=progress,
+            gate=Gate.QUESTIONS,
+            status=AttemptStatus.RUNNING,
         )
-        if attempt is None:
-            raise NotAllowed(_("There are no questions to answer now."), code="no_questions")
         attempt.progress = progress
         draw = attempt.question_draw
         if not isinstance(answers, list) or len(answers) != len(draw.questions):
@@ -447,7 +465,7 @@ def gates_require_passed(*, visit_id: int, actor: AnyActor, operation: str) -> G
     progress = GateProgress.objects.filter(visit_id=visit_id).first()
     if progress is not None and progress.state == GateState.PASSED:
         return progress
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         audit_record(
             actor=actor,
             action=AuditAction.GATES_OUT_OF_ORDER,

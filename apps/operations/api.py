@@ -7,6 +7,7 @@ header: a double submission returns the same operation.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.http import FileResponse
@@ -18,18 +19,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.audit.actions import AuditAction
-from apps.audit.services import audit_record
-from apps.calls.models import Call
 from apps.calls.selectors import call_for_staff_participant
 from apps.common.api import request_staff_user, require_permission
-from apps.common.errors import NotFound
-from apps.gates.services import gates_require_passed
+from apps.operations.handlers import INTENT_SCRIPT, masked_for_agent
 from apps.operations.models import Operation
-from apps.operations.selectors import operation_for_agent, operation_for_customer, operations_for_visit
+from apps.operations.selectors import (
+    operation_for_staff_participant,
+    operation_waiting_for_customer,
+    operations_for_visit,
+)
 from apps.operations.services import (
     operation_agent_confirm,
     operation_cancel,
+    operation_certificate_download,
     operation_customer_confirm,
     operation_customer_pin,
     operation_start,
@@ -37,6 +39,7 @@ from apps.operations.services import (
 from apps.visits.authentication import CustomerApi, request_visit
 
 _SERVE = require_permission("queueing.serve_customers")
+_DENIED = _("Only staff in this call can see its operations.")
 
 _START_BODY = {
     "application/json": {
@@ -68,46 +71,93 @@ _CONFIRM_BODY = {
 }
 
 
-def _call_for_staff(request: Request, public_id: Any) -> Call:
-    return call_for_staff_participant(
-        public_id=public_id,
-        user=request_staff_user(request),
-        denied=_("Only staff in this call can see its operations."),
-    )
+class OperationAgentOutputSerializer(serializers.Serializer[Operation]):
+    """What the agent's console shows: states, before/after (mobile masked), the loss date; never a PIN."""
+
+    id = serializers.CharField(source="public_id")
+    business = serializers.CharField(source="business_code")
+    state = serializers.CharField()
+    confirm_by = serializers.CharField()
+    result = serializers.CharField(source="result_code")
+    before = serializers.SerializerMethodField()
+    after = serializers.SerializerMethodField()
+    details = serializers.SerializerMethodField()
+    certificate_sha256 = serializers.CharField()
+    has_certificate = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(default_timezone=UTC)
+    finished_at = serializers.DateTimeField(default_timezone=UTC)
+    script = serializers.SerializerMethodField(help_text="Intent verification only: the script the agent reads.")
+
+    def get_before(self, operation: Operation) -> dict[str, str]:
+        return {name: masked_for_agent(name, str(value)) for name, value in operation.before.items()}
+
+    def get_after(self, operation: Operation) -> dict[str, str]:
+        return {name: masked_for_agent(name, str(value)) for name, value in operation.after.items()}
+
+    def get_details(self, operation: Operation) -> dict[str, Any]:
+        return {key: value for key, value in operation.details.items() if key != "certificate_sha256"}
+
+    def get_has_certificate(self, operation: Operation) -> bool:
+        return bool(operation.certificate)
+
+    def get_script(self, operation: Operation) -> list[dict[str, str]] | None:
+        if operation.business_code != "corporate_intent":
+            return None
+        company = operation.details.get("company", "")
+        return [{"key": key, "text": str(text) % {"company": company}} for key, text in INTENT_SCRIPT]
+
+    def to_representation(self, instance: Operation) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if data["script"] is None:  # absent, not null, for the businesses without a script
+            del data["script"]
+        return dict(data)
+
+
+class OperationResultOutputSerializer(serializers.Serializer[Operation]):
+    """What the customer's page learns after a PIN or a confirmation: the state and result, nothing else."""
+
+    class ResultSerializer(serializers.Serializer[Operation]):
+        id = serializers.CharField(source="public_id")
+        state = serializers.CharField()
+        result = serializers.CharField(source="result_code")
+
+    operation = ResultSerializer(source="*")
 
 
 class CallOperationsApi(APIView):
-    """``GET``: the service's operations; ``POST`` (with ``Idempotency-Key``): start the service's business."""
+    """``GET``: the service's operations."""
+
+    permission_classes = (_SERVE,)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        operations = OperationAgentOutputSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request: Request, public_id: str) -> Response:
+        call = call_for_staff_participant(public_id=public_id, user=request_staff_user(request), denied=_DENIED)
+        return Response(self.OutputSerializer({"operations": operations_for_visit(visit=call.visit)}).data)
+
+
+class CallOperationStartApi(APIView):
+    """``POST`` (with ``Idempotency-Key``): start the service's business."""
 
     permission_classes = (_SERVE,)
     parser_classes = (JSONParser,)
 
-    def get(self, request: Request, public_id: str) -> Response:
-        call = _call_for_staff(request, public_id)
-        return Response({"operations": [operation_for_agent(item) for item in operations_for_visit(visit=call.visit)]})
-
     @extend_schema(
         request=_START_BODY,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        responses={201: OperationAgentOutputSerializer},
     )
     def post(self, request: Request, public_id: str) -> Response:
-        call = _call_for_staff(request, public_id)
-        data = request.data if isinstance(request.data, dict) else {}
+        call = call_for_staff_participant(public_id=public_id, user=request_staff_user(request), denied=_DENIED)
         operation = operation_start(
             actor=request_staff_user(request),
             call_id=call.pk,
             idempotency_key=request.headers.get("Idempotency-Key", ""),
-            data=data,
+            data=request.data if isinstance(request.data, dict) else {},
         )
-        return Response(operation_for_agent(operation), status=201)
-
-
-def _operation_for_staff(request: Request, operation_id: Any) -> Operation:
-    operation = Operation.objects.select_related("call", "visit").filter(public_id=operation_id).first()
-    if operation is None or operation.call is None:
-        raise NotFound(_("This operation does not exist."), code="operation_not_found")
-    _call_for_staff(request, operation.call.public_id)
-    return operation
+        return Response(OperationAgentOutputSerializer(operation).data, status=201)
 
 
 class OperationConfirmApi(APIView):
@@ -117,20 +167,26 @@ class OperationConfirmApi(APIView):
     # A confirmation without answers may come as an empty form post.
     parser_classes = (JSONParser, FormParser, MultiPartParser)
 
-    @extend_schema(request=_CONFIRM_BODY)
+    @extend_schema(request=_CONFIRM_BODY, responses=OperationAgentOutputSerializer)
     def post(self, request: Request, operation_id: str) -> Response:
         # The service checks the operation and that the agent is in its live call.
-        data = request.data if isinstance(request.data, dict) else {}
-        operation = operation_agent_confirm(actor=request_staff_user(request), public_id=operation_id, data=data)
-        return Response(operation_for_agent(operation))
+        operation = operation_agent_confirm(
+            actor=request_staff_user(request),
+            public_id=operation_id,
+            data=request.data if isinstance(request.data, dict) else {},
+        )
+        return Response(OperationAgentOutputSerializer(operation).data)
 
 
 class OperationCancelApi(APIView):
+    """``POST``: the agent withdraws an operation still waiting for confirmation."""
+
     permission_classes = (_SERVE,)
 
+    @extend_schema(request=None, responses=OperationAgentOutputSerializer)
     def post(self, request: Request, operation_id: str) -> Response:
         operation = operation_cancel(actor=request_staff_user(request), public_id=operation_id)
-        return Response(operation_for_agent(operation))
+        return Response(OperationAgentOutputSerializer(operation).data)
 
 
 class OperationCertificateApi(APIView):
@@ -139,17 +195,9 @@ class OperationCertificateApi(APIView):
     permission_classes = (_SERVE,)
 
     def get(self, request: Request, operation_id: str) -> FileResponse:
-        operation = _operation_for_staff(request, operation_id)
         user = request_staff_user(request)
-        gates_require_passed(visit_id=operation.visit_id, actor=user, operation="certificate")
-        if not operation.certificate:
-            raise NotFound(_("This operation has no certificate."), code="no_certificate")
-        audit_record(
-            actor=user,
-            action=AuditAction.OPERATION_CERTIFICATE_DOWNLOADED,
-            target=operation.visit,
-            data={"operation": str(operation.public_id), "sha256": operation.certificate_sha256},
-        )
+        operation = operation_for_staff_participant(public_id=operation_id, user=user, denied=_DENIED)
+        operation = operation_certificate_download(actor=user, operation=operation)
         response = FileResponse(
             operation.certificate.open("rb"),
             content_type="application/pdf",
@@ -160,16 +208,26 @@ class OperationCertificateApi(APIView):
         return response
 
 
-def _answer_to_customer(operation: Operation) -> dict[str, Any]:
-    """What the customer's page learns after a PIN or a confirmation: the state and result, nothing else."""
-    return {"operation": {"id": str(operation.public_id), "state": operation.state, "result": operation.result_code}}
-
-
 class VisitOperationApi(CustomerApi):
     """The customer's page: ``GET`` the operation waiting for their PIN or confirmation, if any."""
 
+    class OutputSerializer(serializers.Serializer[Any]):
+        class WaitingSerializer(serializers.Serializer[Operation]):
+            id = serializers.CharField(source="public_id")
+            business = serializers.CharField(source="business_code")
+            state = serializers.CharField()
+            confirm_by = serializers.CharField()
+            result = serializers.CharField(source="result_code")
+            # The customer's own values, in full: they are confirming them.
+            before = serializers.DictField()
+            after = serializers.DictField()
+
+        operation = WaitingSerializer(allow_null=True)
+
+    @extend_schema(responses=OutputSerializer)
     def get(self, request: Request) -> Response:
-        return Response({"operation": operation_for_customer(visit=request_visit(request))})
+        operation = operation_waiting_for_customer(visit=request_visit(request))
+        return Response(self.OutputSerializer({"operation": operation}).data)
 
 
 class VisitOperationPinApi(CustomerApi):
@@ -182,7 +240,7 @@ class VisitOperationPinApi(CustomerApi):
         pin = serializers.CharField(max_length=12, trim_whitespace=False)
         pin_repeat = serializers.CharField(max_length=12, trim_whitespace=False)
 
-    @extend_schema(request=OperationPinInputSerializer)
+    @extend_schema(request=OperationPinInputSerializer, responses=OperationResultOutputSerializer)
     def post(self, request: Request, operation_id: str) -> Response:
         visit = request_visit(request)
         data = self.OperationPinInputSerializer(data=request.data)
@@ -193,7 +251,7 @@ class VisitOperationPinApi(CustomerApi):
             pin=data.validated_data["pin"],
             repeat=data.validated_data["pin_repeat"],
         )
-        return Response(_answer_to_customer(operation))
+        return Response(OperationResultOutputSerializer(operation).data)
 
 
 class VisitOperationConfirmApi(CustomerApi):
@@ -204,7 +262,7 @@ class VisitOperationConfirmApi(CustomerApi):
     class OperationCustomerConfirmInputSerializer(serializers.Serializer[Any]):
         accept = serializers.BooleanField()
 
-    @extend_schema(request=OperationCustomerConfirmInputSerializer)
+    @extend_schema(request=OperationCustomerConfirmInputSerializer, responses=OperationResultOutputSerializer)
     def post(self, request: Request, operation_id: str) -> Response:
         visit = request_visit(request)
         data = self.OperationCustomerConfirmInputSerializer(data=request.data)
@@ -212,4 +270,4 @@ class VisitOperationConfirmApi(CustomerApi):
         operation = operation_customer_confirm(
             visit_id=visit.pk, public_id=operation_id, accept=data.validated_data["accept"]
         )
-        return Response(_answer_to_customer(operation))
+        return Response(OperationResultOutputSerializer(operation).data)

@@ -1,13 +1,17 @@
-"""Reads of operations: the agent's view, the customer's view, the evidence of an intent verification."""
+"""Reads of operations: the agent's list, the one waiting for the customer, the evidence of an intent verification."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from apps.calls.models import Call
-from apps.operations.handlers import INTENT_SCRIPT, masked_for_agent
+from apps.calls.selectors import call_for_staff_participant
+from apps.common.errors import NotFound
 from apps.operations.models import OPEN_STATES, ConfirmBy, Operation
 from apps.recordings.models import Snapshot
 from apps.visits.models import Visit
@@ -17,48 +21,23 @@ def operations_for_visit(*, visit: Visit) -> QuerySet[Operation]:
     return Operation.objects.filter(visit=visit).select_related("call").order_by("created_at", "pk")
 
 
-def operation_for_agent(operation: Operation) -> dict[str, Any]:
-    """What the agent's console shows: states, before/after (mobile masked), the loss date; never a PIN."""
-    data: dict[str, Any] = {
-        "id": str(operation.public_id),
-        "business": operation.business_code,
-        "state": operation.state,
-        "confirm_by": operation.confirm_by,
-        "result": operation.result_code,
-        "before": {name: masked_for_agent(name, str(value)) for name, value in operation.before.items()},
-        "after": {name: masked_for_agent(name, str(value)) for name, value in operation.after.items()},
-        "details": {key: value for key, value in operation.details.items() if key != "certificate_sha256"},
-        "certificate_sha256": operation.certificate_sha256,
-        "has_certificate": bool(operation.certificate),
-        "created_at": operation.created_at,
-        "finished_at": operation.finished_at,
-    }
-    if operation.business_code == "corporate_intent":
-        company = operation.details.get("company", "")
-        data["script"] = [{"key": key, "text": str(text) % {"company": company}} for key, text in INTENT_SCRIPT]
-    return data
-
-
-def operation_for_customer(*, visit: Visit) -> dict[str, Any] | None:
+def operation_waiting_for_customer(*, visit: Visit) -> Operation | None:
     """The open operation that waits for the customer's PIN or confirmation, if any."""
-    operation = (
+    return (
         Operation.objects.filter(visit=visit, state__in=OPEN_STATES)
         .exclude(confirm_by=ConfirmBy.AGENT)
         .order_by("-created_at")
         .first()
     )
-    if operation is None:
-        return None
-    return {
-        "id": str(operation.public_id),
-        "business": operation.business_code,
-        "state": operation.state,
-        "confirm_by": operation.confirm_by,
-        "result": operation.result_code,
-        # The customer's own values, in full: they are confirming them.
-        "before": operation.before,
-        "after": operation.after,
-    }
+
+
+def operation_for_staff_participant(*, public_id: Any, user: User, denied: str | Promise) -> Operation:
+    """The operation with this public id, if ``user`` took part as staff in its call; else NotFound / PermissionDenied."""
+    operation = Operation.objects.select_related("call", "visit").filter(public_id=public_id).first()
+    if operation is None or operation.call is None:
+        raise NotFound(_("This operation does not exist."), code="operation_not_found")
+    call_for_staff_participant(public_id=operation.call.public_id, user=user, denied=denied)
+    return operation
 
 
 def _seconds_into_call(call: Call | None, moment: Any) -> float | None:

@@ -25,7 +25,6 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import TransitionNotAllowed
 
 from apps.audit.actions import AuditAction
 from apps.audit.models import ActorKind
@@ -33,6 +32,8 @@ from apps.audit.services import Actor, AnyActor, audit_record
 from apps.businesses.registry import business_get
 from apps.calls.services import MEDIA, call_live_for_staff, call_notify
 from apps.common.errors import NotAllowed, NotFound, ValidationFailed
+from apps.common.fsm import fsm_step
+from apps.common.locking import lock_object
 from apps.gates.services import gates_require_passed
 from apps.operations.handlers import HANDLERS, intent_answers_clean
 from apps.operations.integrations.core_banking import (
@@ -43,7 +44,7 @@ from apps.operations.integrations.core_banking import (
 from apps.operations.models import ConfirmBy, Operation, OperationState
 from apps.operations.pins import pin_check
 from apps.visits.models import Visit, VisitOutcome
-from apps.visits.services import visit_close
+from apps.visits.services import visit_close, visit_lock
 
 MAX_IDEMPOTENCY_KEY = 64
 
@@ -53,27 +54,28 @@ def _notify(operation: Operation, event: str) -> None:
         call_notify(operation.call, "operation", operation=str(operation.public_id), state=event)
 
 
-def _transition(operation: Operation, name: str, **kwargs: Any) -> None:
-    try:
-        getattr(operation, name)(**kwargs)
-    except TransitionNotAllowed as exc:
-        raise NotAllowed(
-            _("This step is not available for this operation now."),
-            code="operation_out_of_order",
-            extra={"state": operation.state},
-        ) from exc
-
-
-def _locked(public_id: Any, *, visit_id: int | None = None) -> Operation:
-    query = Operation.objects.select_for_update(of=("self",)).select_related(
-        "visit__customer", "visit__account", "call"
+def _out_of_order(operation: Operation) -> NotAllowed:
+    """The answer to an operation transition the state machine refuses."""
+    return NotAllowed(
+        _("This step is not available for this operation now."),
+        code="operation_out_of_order",
+        extra={"state": operation.state},
     )
-    if visit_id is not None:
-        query = query.filter(visit_id=visit_id)
-    operation = query.filter(public_id=public_id).first()
-    if operation is None:
-        raise NotFound(_("This operation does not exist."), code="operation_not_found")
-    return operation
+
+
+def _operation_not_found() -> NotFound:
+    return NotFound(_("This operation does not exist."), code="operation_not_found")
+
+
+def _lock(public_id: Any, *, visit_id: int | None = None) -> Operation:
+    """Lock the operation (of this visit, when given) for the rest of the transaction."""
+    scope = Operation.objects.filter(visit_id=visit_id) if visit_id is not None else Operation.objects.all()
+    return lock_object(
+        scope,
+        not_found=_operation_not_found,
+        related=("visit__customer", "visit__account", "call"),
+        public_id=public_id,
+    )
 
 
 def _audit(operation: Operation, action: AuditAction, actor: AnyActor, **data: Any) -> None:
@@ -104,9 +106,9 @@ def operation_start(*, actor: User, call_id: int, idempotency_key: str, data: di
     business = business_get(visit.business_code)
     handler = HANDLERS[business.handler]
     try:
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             # The visit's row lock serialises starts of one service.
-            visit = Visit.objects.select_for_update(of=("self",)).select_related("customer", "account").get(pk=visit.pk)
+            visit = visit_lock(visit_id=visit.pk)
             if visit.outcome:
                 raise NotAllowed(_("This service has already ended."), code="service_closed")
             assert visit.customer is not None and visit.account is not None
@@ -148,13 +150,13 @@ def _birth_date(operation: Operation) -> date | None:
 def _confirm_and_process(
     *, public_id: Any, actor: AnyActor, confirm_by: ConfirmBy, visit_id: int | None = None, pin: str | None = None
 ) -> Operation:
-    with transaction.atomic():
-        operation = _locked(public_id, visit_id=visit_id)
+    with transaction.atomic(durable=True):
+        operation = _lock(public_id, visit_id=visit_id)
         if operation.state == OperationState.SUCCEEDED:
             return operation  # a double submit of a confirmation that already went through
         if operation.confirm_by != confirm_by:
             raise NotAllowed(_("This operation is confirmed by someone else."), code="wrong_confirmer")
-        _transition(operation, "confirm", now=timezone.now())
+        fsm_step(operation.confirm, now=timezone.now(), error=_out_of_order)
         operation.save()
         _audit(operation, AuditAction.OPERATION_CONFIRMED, actor, attempt=operation.core_attempts)
         _notify(operation, OperationState.PROCESSING)
@@ -169,15 +171,15 @@ def _confirm_and_process(
 
 
 def _apply_result(operation_id: int, *, actor: AnyActor, result: str, failure: CoreBankingError | None) -> Operation:
-    with transaction.atomic():
-        operation = (
-            Operation.objects.select_for_update(of=("self",)).select_related("visit", "call").get(pk=operation_id)
+    with transaction.atomic(durable=True):
+        operation = lock_object(
+            Operation.objects, not_found=_operation_not_found, related=("visit", "call"), pk=operation_id
         )
         if operation.state != OperationState.PROCESSING:
             return operation
         now = timezone.now()
         if failure is None:
-            _transition(operation, "succeed", now=now, code=result)
+            fsm_step(operation.succeed, now=now, code=result, error=_out_of_order)
             if operation.business_code == "corporate_intent":
                 _attach_certificate(operation)
             operation.save()
@@ -186,13 +188,13 @@ def _apply_result(operation_id: int, *, actor: AnyActor, result: str, failure: C
         elif (
             isinstance(failure, CoreBankingRejected) or operation.core_attempts >= settings.OPERATION_MAX_CORE_ATTEMPTS
         ):
-            _transition(operation, "fail", now=now, code=failure.code)
+            fsm_step(operation.fail, now=now, code=failure.code, error=_out_of_order)
             operation.save()
             _audit(operation, AuditAction.OPERATION_FAILED, actor, result=failure.code, detail=str(failure))
         else:
             # Unknown outcome or refused before doing anything: confirm again,
             # same reference; core banking will not apply it twice.
-            _transition(operation, "core_unanswered", code=failure.code)
+            fsm_step(operation.core_unanswered, code=failure.code, error=_out_of_order)
             operation.save()
             _audit(operation, AuditAction.OPERATION_CORE_UNANSWERED, actor, result=failure.code)
         _notify(operation, operation.state)
@@ -215,7 +217,7 @@ def operation_customer_pin(*, visit_id: int, public_id: Any, pin: str, repeat: s
         Operation.objects.select_related("visit__customer").filter(public_id=public_id, visit_id=visit_id).first()
     )
     if operation is None:
-        raise NotFound(_("This operation does not exist."), code="operation_not_found")
+        raise _operation_not_found()
     if operation.state == OperationState.SUCCEEDED:
         return operation
     if operation.confirm_by != ConfirmBy.CUSTOMER_PIN:
@@ -232,11 +234,11 @@ def operation_customer_confirm(*, visit_id: int, public_id: Any, accept: bool) -
     gates_require_passed(visit_id=visit_id, actor=actor, operation="confirm")
     if accept:
         return _confirm_and_process(public_id=public_id, actor=actor, confirm_by=ConfirmBy.CUSTOMER, visit_id=visit_id)
-    with transaction.atomic():
-        operation = _locked(public_id, visit_id=visit_id)
+    with transaction.atomic(durable=True):
+        operation = _lock(public_id, visit_id=visit_id)
         if operation.confirm_by != ConfirmBy.CUSTOMER:
             raise NotAllowed(_("This operation is confirmed by someone else."), code="wrong_confirmer")
-        _transition(operation, "cancel", now=timezone.now(), code="customer_declined")
+        fsm_step(operation.cancel, now=timezone.now(), code="customer_declined", error=_out_of_order)
         operation.save()
         _audit(operation, AuditAction.OPERATION_CANCELLED, actor, result="customer_declined")
         _notify(operation, OperationState.CANCELLED)
@@ -246,7 +248,7 @@ def operation_customer_confirm(*, visit_id: int, public_id: Any, accept: bool) -
 def _staff_operation(actor: User, public_id: Any) -> Operation:
     operation = Operation.objects.select_related("call", "visit").filter(public_id=public_id).first()
     if operation is None or operation.call is None:
-        raise NotFound(_("This operation does not exist."), code="operation_not_found")
+        raise _operation_not_found()
     call_live_for_staff(actor=actor, call_id=operation.call.pk)
     gates_require_passed(visit_id=operation.visit_id, actor=actor, operation=f"{operation.business_code}.agent")
     return operation
@@ -257,8 +259,8 @@ def operation_agent_confirm(*, actor: User, public_id: Any, data: dict[str, Any]
     operation = _staff_operation(actor, public_id)
     if operation.business_code == "corporate_intent" and operation.state == OperationState.AWAITING_CONFIRMATION:
         answers = intent_answers_clean(data)
-        with transaction.atomic():
-            locked = _locked(public_id)
+        with transaction.atomic(durable=True):
+            locked = _lock(public_id)
             if locked.state == OperationState.AWAITING_CONFIRMATION:
                 locked.details = {**locked.details, "answers": answers}
                 locked.save(update_fields=["details"])
@@ -268,9 +270,9 @@ def operation_agent_confirm(*, actor: User, public_id: Any, data: dict[str, Any]
 def operation_cancel(*, actor: User, public_id: Any) -> Operation:
     """The agent withdraws an operation still waiting for confirmation."""
     operation = _staff_operation(actor, public_id)
-    with transaction.atomic():
-        operation = _locked(public_id)
-        _transition(operation, "cancel", now=timezone.now(), code="agent_cancelled")
+    with transaction.atomic(durable=True):
+        operation = _lock(public_id)
+        fsm_step(operation.cancel, now=timezone.now(), code="agent_cancelled", error=_out_of_order)
         operation.save()
         _audit(operation, AuditAction.OPERATION_CANCELLED, actor, result="agent_cancelled")
         _notify(operation, OperationState.CANCELLED)
@@ -278,6 +280,21 @@ def operation_cancel(*, actor: User, public_id: Any) -> Operation:
 
 
 # --- The intent verification certificate (R7.5) ------------------------------------------------
+
+
+def operation_certificate_download(*, actor: User, operation: Operation) -> Operation:
+    """A staff participant opens the intent verification certificate: only after every gate passed, and audited."""
+    gates_require_passed(visit_id=operation.visit_id, actor=actor, operation="certificate")
+    if not operation.certificate:
+        raise NotFound(_("This operation has no certificate."), code="no_certificate")
+    with transaction.atomic(durable=True):
+        audit_record(
+            actor=actor,
+            action=AuditAction.OPERATION_CERTIFICATE_DOWNLOADED,
+            target=operation.visit,
+            data={"operation": str(operation.public_id), "sha256": operation.certificate_sha256},
+        )
+    return operation
 
 
 def _attach_certificate(operation: Operation) -> None:
@@ -313,7 +330,7 @@ def service_close_after_call(*, call: Any) -> None:
     for operation in Operation.objects.select_for_update(of=("self",)).filter(
         visit_id=call.visit_id, state=OperationState.AWAITING_CONFIRMATION
     ):
-        operation.cancel(now=timezone.now(), code="call_ended")
+        fsm_step(operation.cancel, now=timezone.now(), code="call_ended", error=_out_of_order)
         operation.save()
         _audit(operation, AuditAction.OPERATION_CANCELLED, MEDIA, result="call_ended")
     if outcome is not None:
@@ -349,11 +366,11 @@ def operations_stuck_release(*, now: Any = None) -> int:
             if operation is None:
                 continue
             if operation.core_attempts >= settings.OPERATION_MAX_CORE_ATTEMPTS:
-                _transition(operation, "fail", now=now, code="interrupted")
+                fsm_step(operation.fail, now=now, code="interrupted", error=_out_of_order)
                 operation.save()
                 _audit(operation, AuditAction.OPERATION_FAILED, MEDIA, result="interrupted")
             else:
-                _transition(operation, "core_unanswered", code="interrupted")
+                fsm_step(operation.core_unanswered, code="interrupted", error=_out_of_order)
                 operation.save()
                 _audit(operation, AuditAction.OPERATION_CORE_UNANSWERED, MEDIA, result="interrupted")
             _notify(operation, operation.state)

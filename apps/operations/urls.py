@@ -8,6 +8,7 @@ app_name = "operations"
 
 urlpatterns = [
     path("calls/<uuid:public_id>/", api.CallOperationsApi.as_view(), name="call-operations"),
+    path("calls/<uuid:public_id>/start/", api.CallOperationStartApi.as_view(), name="call-operation-start"),
     path("<uuid:operation_id>/confirm/", api.OperationConfirmApi.as_view(), name="operation-confirm"),
     path("<uuid:operation_id>/cancel/", api.OperationCancelApi.as_view(), name="operation-cancel"),
     path("<uuid:operation_id>/certificate/", api.OperationCertificateApi.as_view(), name="operation-certificate"),

@@ -210,7 +210,7 @@ def test_the_customer_hangs_up_and_the_room_is_closed(
 ) -> None:
     call, _agent, browser = answered
     with on_commit():
-        response = browser.delete(reverse("calls:customer-call"))
+        response = browser.post(reverse("calls:customer-call-hang-up"))
     assert response.status_code == 200 and response.json()["state"] == "ended"
     call.refresh_from_db()
     assert call.end_reason == "customer_hung_up"

@@ -75,7 +75,7 @@ GOOD_PIN = "739215"
 
 def _start(in_call: InCall, key: str = "key-00000001", **body: Any) -> Any:
     return in_call.staff_client.post(
-        reverse("operations:call-operations", args=[in_call.call.public_id]),
+        reverse("operations:call-operation-start", args=[in_call.call.public_id]),
         body,
         content_type="application/json",
         headers={"idempotency-key": key},

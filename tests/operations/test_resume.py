@@ -104,7 +104,7 @@ def test_a_service_cut_off_after_gate_two_resumes_in_a_new_call_without_repeatin
         )
     assert GateProgress.objects.get(visit=in_call.visit).state == GateState.PASSED
     started = in_call.staff_client.post(
-        reverse("operations:call-operations", args=[second.public_id]),
+        reverse("operations:call-operation-start", args=[second.public_id]),
         {},
         content_type="application/json",
         headers={"idempotency-key": "resume-0001"},

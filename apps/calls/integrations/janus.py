@@ -47,10 +47,8 @@ SESSION_REALM = "janus"
 
 # Janus error codes worth naming (core: apierror.h; videoroom: janus_videoroom.c).
 JANUS_ERROR_UNAUTHORIZED = 403
-JANUS_ERROR_UNAUTHORIZED_PLUGIN = 405
 VIDEOROOM_ERROR_NO_SUCH_ROOM = 426
 VIDEOROOM_ERROR_ROOM_EXISTS = 427
-VIDEOROOM_ERROR_NO_SUCH_FEED = 428
 VIDEOROOM_ERROR_UNAUTHORIZED = 433
 
 logger = logging.getLogger(__name__)

@@ -126,7 +126,7 @@
     }
   }
 
-  byId("call-hangup").addEventListener("click", () => current && act(callUrl(), "DELETE"));
+  byId("call-hangup").addEventListener("click", () => current && act(callUrl("hang-up/"), "POST", {}));
   byId("call-invite").addEventListener("click", () => {
     if (!current) return;
     const chosen = byId("call-invitee").value;

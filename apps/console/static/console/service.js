@@ -159,7 +159,7 @@
       const changes = {};
       for (const input of form.querySelectorAll("input")) if (input.value.trim()) changes[input.name] = input.value.trim();
       pendingKey = pendingKey || window.crypto.randomUUID();
-      act(operationsUrl(), config.business === "info_maintenance" ? { changes } : {}, { "Idempotency-Key": pendingKey }, true);
+      act(`${operationsUrl()}start/`, config.business === "info_maintenance" ? { changes } : {}, { "Idempotency-Key": pendingKey }, true);
     }, true);
     panel.appendChild(form);
   }
