@@ -218,7 +218,7 @@ def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = ""
     )
     # The serving agent and any expert still busy with this call go to wrap-up.
     # A call that broke down (rather than ended) lets the customer queue again
-    # with priority (queueing.services.queue_entry_rejoin).
+    # with priority (queueing.services.entries.queue_entry_rejoin).
     failed = reason in FAILED_CALL_REASONS
     for member in CallParticipant.objects.filter(call=call, staff__isnull=False).select_related("staff"):
         assert member.staff is not None
@@ -418,8 +418,8 @@ def calls_media_servers_check(*, now: datetime | None = None) -> int:
     dispatcher asks: each server with open rooms is pinged at most every
     ``CALL_MEDIA_SERVER_CHECK_SECONDS``; once it has not answered for
     ``CALL_MEDIA_SERVER_FAILURE_SECONDS``, its live calls end. Their partial
-    recordings are post-processed as they are (recordings.services), and the
-    customers may queue again at the front (queueing.services.queue_entry_rejoin).
+    recordings are post-processed as they are (recordings.services.processing), and the
+    customers may queue again at the front (queueing.services.entries.queue_entry_rejoin).
     Returns the number of calls ended.
     """
     now = now or timezone.now()
