@@ -929,7 +929,7 @@ async def serve(run: Run, http: Http, entry: int, live_photos: dict[str, Path], 
     photo = live_photos[customer_name]
     form = aiohttp.FormData()
     form.add_field("image", photo.read_bytes(), filename=photo.name, content_type="image/jpeg")
-    _s, snapshot = await http.call("POST", f"/api/recordings/calls/{call_id}/snapshots/", data=form)
+    _s, snapshot = await http.call("POST", f"/api/recordings/calls/{call_id}/snapshots/capture/", data=form)
     await _run_gate(
         run,
         http,

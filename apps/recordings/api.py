@@ -18,7 +18,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import MultiPartParser
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -73,30 +72,29 @@ class _SnapshotOutput(serializers.ModelSerializer[Snapshot]):
         return reverse("recordings:snapshot-image", args=[snapshot.public_id])
 
 
-class CallSnapshotsApi(APIView):
-    """``POST`` (multipart ``image``): capture, by staff in the live call; ``GET``: the call's snapshots.
+class CallSnapshotListApi(APIView):
+    """``GET``: the call's snapshots, for anyone with ``recordings.view_snapshot``
+    whose services (visits_visible_to) include the call's."""
 
-    ``GET`` is for anyone with ``recordings.view_snapshot`` whose services
-    (visits_visible_to) include the call's. (Listing and capturing stay one
-    class because they share this URL, which the agent console and the API
-    schema already use.)
-    """
+    permission_classes = (_VIEW_SNAPSHOTS,)
 
-    parser_classes = (MultiPartParser,)
-
-    OutputSerializer = _SnapshotOutput
-
-    class ListOutputSerializer(serializers.Serializer[Any]):
+    class OutputSerializer(serializers.Serializer[Any]):
         snapshots = _SnapshotOutput(many=True)
-
-    def get_permissions(self) -> list[BasePermission]:
-        return [_VIEW_SNAPSHOTS()] if self.request.method == "GET" else [_SERVE()]
 
     def get(self, request: Request, public_id: str) -> Response:
         call = call_get(public_id=public_id)
         if not staff_may_see_call(user=request_staff_user(request), call=call):
             raise NotFound(_("This call does not exist."), code="call_not_found")
-        return Response(self.ListOutputSerializer({"snapshots": snapshots_for_call(call=call)}).data)
+        return Response(self.OutputSerializer({"snapshots": snapshots_for_call(call=call)}).data)
+
+
+class CallSnapshotCaptureApi(APIView):
+    """``POST`` (multipart ``image``): capture the customer's image, by staff in the live call (R5)."""
+
+    permission_classes = (_SERVE,)
+    parser_classes = (MultiPartParser,)
+
+    OutputSerializer = _SnapshotOutput
 
     @extend_schema(
         request={

@@ -92,7 +92,7 @@ STAFF_POSTS = [
     (Role.AGENT, f"/api/calls/{uuid.uuid4()}/"),
     (Role.AGENT, f"/api/calls/{uuid.uuid4()}/invite/"),
     (Role.AGENT, f"/api/calls/{uuid.uuid4()}/transfer/"),
-    (Role.AGENT, f"/api/recordings/calls/{uuid.uuid4()}/snapshots/"),
+    (Role.AGENT, f"/api/recordings/calls/{uuid.uuid4()}/snapshots/capture/"),
     (Role.ADMINISTRATOR, "/console/auth/user/add/"),
     (Role.ADMINISTRATOR, "/console/logout/"),
 ]

@@ -31,7 +31,7 @@ def _jpeg(size: tuple[int, int] = (320, 240)) -> bytes:
 
 def _post(client: Client, call: Call, data: bytes, name: str = "frame.jpg") -> Any:
     return client.post(
-        reverse("recordings:call-snapshots", args=[call.public_id]),
+        reverse("recordings:call-snapshot-capture", args=[call.public_id]),
         {"image": SimpleUploadedFile(name, data, content_type="image/jpeg")},
     )
 

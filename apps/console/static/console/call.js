@@ -102,6 +102,8 @@
 
   const callUrl = (suffix = "") => `${config.urls.calls}${current.call}/${suffix}`;
   const snapshotsUrl = () => byId("call-snapshot").dataset.url.replace("00000000-0000-0000-0000-000000000000", current.call);
+  const captureUrl = () =>
+    byId("call-snapshot").dataset.captureUrl.replace("00000000-0000-0000-0000-000000000000", current.call);
 
   // The call's stored snapshots, newest last; <img> elements built without parsing server text as HTML.
   async function showSnapshots() {
@@ -145,7 +147,7 @@
       const blob = await video.snapshot(customer.handle);
       const form = new FormData();
       form.append("image", blob, "snapshot.jpg");
-      const response = await fetch(snapshotsUrl(), {
+      const response = await fetch(captureUrl(), {
         method: "POST",
         body: form,
         credentials: "same-origin",
