@@ -6,17 +6,20 @@ reach the database through services/selectors via ``database_sync_to_async``.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from apps.queueing import events
 from apps.queueing.models import QueueEntry
 from apps.queueing.selectors import entry_position, seconds_per_position
 from apps.queueing.services.agents import agent_presence_ensure
-from apps.queueing.services.entries import queue_entry_disconnect, queue_entry_reconnect
+from apps.queueing.services.entries import queue_entry_disconnect, queue_entry_heartbeat, queue_entry_reconnect
 from apps.staff.selectors import staff_profile_for
 
 logger = logging.getLogger(__name__)
@@ -24,6 +27,17 @@ logger = logging.getLogger(__name__)
 # WebSocket close codes (4000–4999 are the application's).
 CLOSE_NO_VISIT = 4401
 CLOSE_NOT_ALLOWED = 4403
+
+
+HEARTBEAT = {"type": "heartbeat"}
+
+
+def _is_heartbeat(text_data: str) -> bool:
+    """Exactly ``{"type": "heartbeat"}``: nothing else a page sends is taken."""
+    try:
+        return json.loads(text_data) == HEARTBEAT
+    except ValueError:
+        return False
 
 
 class _ListenOnlyConsumer(AsyncJsonWebsocketConsumer):
@@ -41,7 +55,13 @@ class _ListenOnlyConsumer(AsyncJsonWebsocketConsumer):
 
 
 class VisitConsumer(_ListenOnlyConsumer):
-    """``/ws/visit/``: the waiting customer's position, estimated wait and offers."""
+    """``/ws/visit/``: the waiting customer's position, estimated wait and offers.
+
+    The page may send exactly one message, ``{"type": "heartbeat"}``, every
+    ``VISIT_HEARTBEAT_SECONDS``; anything else is refused. Heartbeats are not
+    answered, and reach the database at most once per interval (checked here
+    in memory first, then by the service's conditional UPDATE).
+    """
 
     entry_id: int
     queue_id: int
@@ -49,6 +69,18 @@ class VisitConsumer(_ListenOnlyConsumer):
     my_key: float
     position: int
     seconds_each: float
+    # time.monotonic() of the last heartbeat passed on to the service.
+    heard_at: float = 0.0
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if text_data is None or not hasattr(self, "entry_id") or not _is_heartbeat(text_data):
+            await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
+            return
+        monotonic_now = time.monotonic()
+        if monotonic_now - self.heard_at < settings.VISIT_HEARTBEAT_SECONDS:
+            return
+        self.heard_at = monotonic_now
+        await database_sync_to_async(queue_entry_heartbeat)(entry_id=self.entry_id)
 
     async def connect(self) -> None:
         # The session's visit, put on the scope by apps.visits.authentication.VisitSessionMiddleware.
@@ -61,6 +93,9 @@ class VisitConsumer(_ListenOnlyConsumer):
         self.entry_id = entry.pk
         await self.accept()
         await database_sync_to_async(queue_entry_reconnect)(entry_id=entry.pk)
+        # Connecting is hearing from the customer too (a reload after a silence).
+        self.heard_at = time.monotonic()
+        await database_sync_to_async(queue_entry_heartbeat)(entry_id=entry.pk)
         await self.channel_layer.group_add(events.visit_group(visit_id), self.channel_name)
         await self._follow_queue(entry.queue_id)
 

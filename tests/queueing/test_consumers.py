@@ -11,9 +11,11 @@ the in-memory channel layer and, under CI, on Redis.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 
 from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
@@ -322,6 +325,50 @@ async def test_customer_cannot_forge_messages_over_the_socket(
     after = await db(_entry)(mine.pk)
     assert (after.state, after.priority_key, after.disconnected_at) == (before.state, before.priority_key, None)
     assert await db(_audit_count)() == audit_before
+
+
+async def test_heartbeat_is_taken_silently_and_records_when_the_customer_was_last_heard(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry], settings: Any
+) -> None:
+    settings.VISIT_HEARTBEAT_SECONDS = 1
+    await db(_queue)()
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    await socket.receive_json_from(timeout=WAIT)
+    await asyncio.sleep(1.1)  # connecting counted as hearing from the page; one interval later
+    # As if the page had last been heard from long ago.
+    long_ago = timezone.now() - timedelta(hours=1)
+    await db(QueueEntry.objects.filter(pk=mine.pk).update)(last_seen_at=long_ago)
+    audit_before = await db(_audit_count)()
+
+    await socket.send_json_to({"type": "heartbeat"})
+
+    assert await socket.receive_nothing(timeout=QUIET)  # no answer: a heartbeat costs one frame
+    heard = (await db(_entry)(mine.pk)).last_seen_at
+    assert heard is not None and heard > long_ago + timedelta(minutes=59)
+    # A second heartbeat right after writes nothing.
+    await socket.send_json_to({"type": "heartbeat"})
+    assert await socket.receive_nothing(timeout=QUIET)
+    assert (await db(_entry)(mine.pk)).last_seen_at == heard
+    assert await db(_audit_count)() == audit_before  # not a state change: not audited
+
+
+async def test_heartbeat_with_anything_else_in_it_is_refused(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry]
+) -> None:
+    await db(_queue)()
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    await socket.receive_json_from(timeout=WAIT)
+    long_ago = timezone.now() - timedelta(hours=1)
+    await db(QueueEntry.objects.filter(pk=mine.pk).update)(last_seen_at=long_ago)
+
+    for forged in ({"type": "heartbeat", "position": 1}, {"type": "Heartbeat"}, ["heartbeat"], "heartbeat"):
+        await socket.send_json_to(forged)
+        reply = await socket.receive_json_from(timeout=WAIT)
+        assert (reply["type"], reply["code"]) == ("error", "not_accepted"), forged
+
+    assert (await db(_entry)(mine.pk)).last_seen_at == long_ago
 
 
 async def test_frame_that_is_not_json_is_answered_with_an_error_not_a_crash(
