@@ -17,6 +17,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from apps.visits.authentication import VisitSessionMiddleware  # noqa: E402
 from remotebank.routing import websocket_urlpatterns  # noqa: E402
+from remotebank.warm_up import warm_up  # noqa: E402
+
+# Daphne talks to Janus (hang-ups close rooms; the embedded default's eager
+# tasks open them): load the client before the first request, not inside its
+# 5 s timeout.
+warm_up(["janus"])
 
 application = ProtocolTypeRouter(
     {

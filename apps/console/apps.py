@@ -9,3 +9,8 @@ class ConsoleConfig(AppConfig):
 
     name = "apps.console"
     verbose_name = _("Staff console")
+
+    def ready(self) -> None:
+        from apps.console import receivers
+
+        receivers.connect()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.utils import timezone
 from django.utils.functional import Promise
 
 from apps.businesses.registry import business_choices
+from apps.calls.models import CallParticipant, CallState
 from apps.customers.models import CustomerLevel
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, QueueSnapshot, ServiceQueue
 from apps.queueing.selectors import pending_reason
@@ -144,3 +146,28 @@ def waiting_points_today(*, now: datetime | None = None) -> dict[int, list[tuple
         local = timezone.localtime(taken_at)
         points[queue_id].append((local.hour + local.minute / 60 + local.second / 3600, float(waiting)))
     return dict(points)
+
+
+def agent_current_call(*, staff: StaffProfile) -> dict[str, Any] | None:
+    """The call the staff member is in (or invited to) right now, for the agent page's snapshot; None if none.
+
+    The call's identity and state only: the page asks ``/api/calls/<call>/``
+    for its join credentials (fresh tokens) once, when it joins the room.
+    """
+    participant = (
+        CallParticipant.objects.filter(staff=staff, left_at__isnull=True)
+        .exclude(call__state=CallState.ENDED)
+        .select_related("call__visit")
+        .order_by("-invited_at")
+        .first()
+    )
+    if participant is None:
+        return None
+    call = participant.call
+    return {
+        "call": str(call.public_id),
+        "state": call.state,
+        "role": participant.role,
+        "room_ready": call.room_open,
+        "business": call.visit.business_code,
+    }

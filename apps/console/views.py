@@ -138,14 +138,12 @@ def agent_workspace(request: HttpRequest) -> HttpResponse:
     staff = staff_profile_for(request.user)
     config = {
         "urls": {
-            "me": reverse("queueing:agent-me"),
             "state": reverse("queueing:agent-state"),
             "service_end": reverse("queueing:agent-service-end"),
             # The entry id is filled in by the page.
             "accept": reverse("queueing:offer-accept", kwargs={"entry_id": 0}),
             "decline": reverse("queueing:offer-decline", kwargs={"entry_id": 0}),
             "socket": "/ws/agent/",
-            "call_mine": reverse("calls:staff-my-call"),
             "calls": "/api/calls/",
             "gates": "/api/gates/",
             "operations": "/api/operations/",

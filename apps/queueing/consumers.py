@@ -6,17 +6,23 @@ reach the database through services/selectors via ``database_sync_to_async``.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import time
+from datetime import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
 
 from apps.queueing import events
 from apps.queueing.models import QueueEntry
-from apps.queueing.selectors import entry_position, seconds_per_position
+from apps.queueing.selectors import agent_snapshot, entry_position, seconds_per_position
 from apps.queueing.services.agents import agent_presence_ensure
-from apps.queueing.services.entries import queue_entry_disconnect, queue_entry_reconnect
+from apps.queueing.services.entries import queue_entry_disconnect, queue_entry_heartbeat, queue_entry_reconnect
 from apps.staff.selectors import staff_profile_for
 
 logger = logging.getLogger(__name__)
@@ -24,6 +30,17 @@ logger = logging.getLogger(__name__)
 # WebSocket close codes (4000–4999 are the application's).
 CLOSE_NO_VISIT = 4401
 CLOSE_NOT_ALLOWED = 4403
+
+
+HEARTBEAT = {"type": "heartbeat"}
+
+
+def _is_heartbeat(text_data: str) -> bool:
+    """Exactly ``{"type": "heartbeat"}``: nothing else a page sends is taken."""
+    try:
+        return json.loads(text_data) == HEARTBEAT
+    except ValueError:
+        return False
 
 
 class _ListenOnlyConsumer(AsyncJsonWebsocketConsumer):
@@ -41,7 +58,13 @@ class _ListenOnlyConsumer(AsyncJsonWebsocketConsumer):
 
 
 class VisitConsumer(_ListenOnlyConsumer):
-    """``/ws/visit/``: the waiting customer's position, estimated wait and offers."""
+    """``/ws/visit/``: the waiting customer's position, estimated wait and offers.
+
+    The page may send exactly one message, ``{"type": "heartbeat"}``, every
+    ``VISIT_HEARTBEAT_SECONDS``; anything else is refused. Heartbeats are not
+    answered, and reach the database at most once per interval (checked here
+    in memory first, then by the service's conditional UPDATE).
+    """
 
     entry_id: int
     queue_id: int
@@ -49,6 +72,18 @@ class VisitConsumer(_ListenOnlyConsumer):
     my_key: float
     position: int
     seconds_each: float
+    # time.monotonic() of the last heartbeat passed on to the service.
+    heard_at: float = 0.0
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if text_data is None or not hasattr(self, "entry_id") or not _is_heartbeat(text_data):
+            await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
+            return
+        monotonic_now = time.monotonic()
+        if monotonic_now - self.heard_at < settings.VISIT_HEARTBEAT_SECONDS:
+            return
+        self.heard_at = monotonic_now
+        await database_sync_to_async(queue_entry_heartbeat)(entry_id=self.entry_id)
 
     async def connect(self) -> None:
         # The session's visit, put on the scope by apps.visits.authentication.VisitSessionMiddleware.
@@ -61,6 +96,9 @@ class VisitConsumer(_ListenOnlyConsumer):
         self.entry_id = entry.pk
         await self.accept()
         await database_sync_to_async(queue_entry_reconnect)(entry_id=entry.pk)
+        # Connecting is hearing from the customer too (a reload after a silence).
+        self.heard_at = time.monotonic()
+        await database_sync_to_async(queue_entry_heartbeat)(entry_id=entry.pk)
         await self.channel_layer.group_add(events.visit_group(visit_id), self.channel_name)
         await self._follow_queue(entry.queue_id)
 
@@ -135,9 +173,29 @@ class VisitConsumer(_ListenOnlyConsumer):
 
 
 class AgentConsumer(_ListenOnlyConsumer):
-    """``/ws/agent/``: offers ringing at this agent and live queue figures."""
+    """``/ws/agent/``: everything the agent's page shows, pushed; the page never polls.
+
+    The first message is a full snapshot (``selectors.agent_snapshot``): state,
+    the entry ringing or in the call, the call (added by the console) and the
+    queue figures, so a reload shows exactly what the server holds. Each
+    agent event is forwarded (the page's notices) and followed by a fresh
+    snapshot. Figures also come every 2 s from the dispatcher.
+
+    The dispatcher ends wrap-ups and takes unanswered offers back from its
+    own process; with the embedded default's in-memory channel layer its
+    events never reach this one. So a snapshot with a deadline (wrap-up end,
+    offer expiry) is taken again, here, just after it (then every few seconds
+    while the dispatcher has not acted, for at most ``DEADLINE_FOLLOW_SECONDS``).
+    """
 
     presence_id: int
+    last_snapshot: dict[str, Any] | None = None
+    deadline_check: asyncio.Task[None] | None = None
+
+    # After a deadline, how soon to look, how often to look again, and for how long.
+    DEADLINE_MARGIN_SECONDS = 0.5
+    DEADLINE_RECHECK_SECONDS = 2.0
+    DEADLINE_FOLLOW_SECONDS = 30.0
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -153,8 +211,11 @@ class AgentConsumer(_ListenOnlyConsumer):
             return
         self.presence_id = presence_id
         await self.accept()
+        # Join first, then read: an event committed in between is followed by
+        # a snapshot of its own, so nothing falls between the two.
         await self.channel_layer.group_add(events.agent_group(presence_id), self.channel_name)
         await self.channel_layer.group_add(events.FIGURES_GROUP, self.channel_name)
+        await self._push_snapshot()
 
     @staticmethod
     def _presence_for(user: Any) -> int | None:
@@ -167,12 +228,51 @@ class AgentConsumer(_ListenOnlyConsumer):
     refusal = "Use the HTTP API to act."
 
     async def disconnect(self, code: int) -> None:
+        if self.deadline_check is not None:
+            self.deadline_check.cancel()
         if hasattr(self, "presence_id"):
             await self.channel_layer.group_discard(events.agent_group(self.presence_id), self.channel_name)
             await self.channel_layer.group_discard(events.FIGURES_GROUP, self.channel_name)
 
+    async def _push_snapshot(self, *, only_if_changed: bool = False) -> dict[str, Any]:
+        snapshot = await database_sync_to_async(agent_snapshot)(presence_id=self.presence_id)
+        if not (only_if_changed and _desk(snapshot) == _desk(self.last_snapshot)):
+            await self.send_json(snapshot)
+        self.last_snapshot = snapshot
+        self._follow_deadline(snapshot)
+        return snapshot
+
+    def _follow_deadline(self, snapshot: dict[str, Any]) -> None:
+        checking = self.deadline_check
+        if checking is not None and checking is not asyncio.current_task():
+            checking.cancel()
+        self.deadline_check = None
+        entry = snapshot.get("entry") or {}
+        deadline = snapshot.get("wrap_up_until") or (
+            entry.get("expires_at") if entry.get("state") == "offered" else None
+        )
+        if deadline is not None:
+            self.deadline_check = asyncio.create_task(self._check_after(datetime.fromisoformat(deadline)))
+
+    async def _check_after(self, deadline: datetime) -> None:
+        wait = (deadline - timezone.now()).total_seconds() + self.DEADLINE_MARGIN_SECONDS
+        if wait < -self.DEADLINE_FOLLOW_SECONDS:
+            return  # the dispatcher is not running; the snapshot already says so
+        # Past the deadline already (the dispatcher has not acted yet): look again a little later.
+        await asyncio.sleep(wait if wait > 0 else self.DEADLINE_RECHECK_SECONDS)
+        try:
+            await self._push_snapshot(only_if_changed=True)
+        except Exception:
+            logger.warning("Could not re-read the agent's desk after a deadline", exc_info=True)
+
     async def agent_update(self, event: dict[str, Any]) -> None:
         await self.send_json({key: value for key, value in event.items() if key != "type"} | {"type": "agent"})
+        await self._push_snapshot()
 
     async def figures_update(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "figures", "queues": event["queues"]})
+
+
+def _desk(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A snapshot without its figures (which change every second): what a deadline check compares."""
+    return None if snapshot is None else {key: value for key, value in snapshot.items() if key != "queues"}

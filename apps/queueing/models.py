@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
@@ -225,6 +226,12 @@ class QueueEntry(ConcurrentTransitionMixin, models.Model):
     offers_made = models.PositiveSmallIntegerField(default=0)
     # Set while the customer's page is gone; cleared when it comes back.
     disconnected_at = models.DateTimeField(null=True, blank=True)
+    # When the customer was last heard from: joining, the page's WebSocket
+    # connecting, its heartbeats (written at most once per heartbeat
+    # interval). A page silent for VISIT_HEARTBEAT_SILENCE_SECONDS is marked
+    # disconnected by the dispatcher, e.g. after its Daphne died without
+    # running ``disconnect`` (docs/queueing.md, "Dropped pages").
+    last_seen_at = models.DateTimeField(_("last heard from"), default=timezone.now)
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)

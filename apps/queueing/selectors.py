@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db.models import Avg, Count, F, Q
 from django.utils import timezone
@@ -9,6 +10,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
+from apps.queueing.signals import agent_snapshot_requested
 from apps.staff.models import AgentSkill, StaffProfile
 
 # Used until a queue has served anyone today.
@@ -153,6 +155,46 @@ def agent_desk(*, staff: StaffProfile) -> AgentDesk:
         .first()
     )
     return AgentDesk(state=presence.state, entry=entry)
+
+
+def agent_snapshot(*, presence_id: int) -> dict[str, Any]:
+    """Everything the agent's page shows, JSON-ready: the first message of ``/ws/agent/`` and each push after it.
+
+    Keys: ``state``, ``wrap_up_until``, ``entry`` (ringing at the agent or in
+    their call, else None), ``queues`` (the figures of every queue), and what
+    higher apps add through ``signals.agent_snapshot_requested`` (``call``).
+    """
+    presence = AgentPresence.objects.select_related("staff").get(pk=presence_id)
+    entry = (
+        QueueEntry.objects.filter(agent=presence, state__in=(EntryState.OFFERED, EntryState.CONNECTED))
+        .select_related("visit__customer")
+        .first()
+    )
+    snapshot: dict[str, Any] = {
+        "type": "snapshot",
+        "state": presence.state,
+        "wrap_up_until": _instant(presence.wrap_up_until if presence.state == AgentState.WRAP_UP else None),
+        "entry": None
+        if entry is None
+        else {
+            "id": entry.pk,
+            "state": entry.state,
+            "business": entry.business_code,
+            "level": entry.level,
+            "expires_at": _instant(entry.offer_expires_at),
+            "customer": entry.visit.customer.name if entry.visit.customer else "",
+        },
+    }
+    for _receiver, extra in agent_snapshot_requested.send(sender=AgentPresence, staff=presence.staff):
+        if isinstance(extra, dict):
+            snapshot.update(extra)
+    snapshot["queues"] = [asdict(figures) for figures in queue_figures()]
+    return snapshot
+
+
+def _instant(moment: datetime | None) -> str | None:
+    """An instant as the queueing API writes it: ISO 8601 in UTC, ``…Z``."""
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # The supervisors' list of waiting customers stops here (the page shows the front of each queue).

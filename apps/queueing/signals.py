@@ -17,3 +17,10 @@ queue_entry_connected = Signal()
 # ``now``: the place for higher apps' time-based housekeeping (e.g. calls
 # whose participants did not come back in time).
 dispatcher_ticked = Signal()
+
+# Sent (synchronously, outside any transaction) whenever the agent's WebSocket
+# builds the snapshot of what the agent's page shows, with ``staff`` (the
+# StaffProfile). Each receiver returns a dict of JSON-ready keys to add: how a
+# higher app puts its part on the page without queueing importing it (the
+# console adds the call the agent is in, under "call"). Receivers only read.
+agent_snapshot_requested = Signal()

@@ -26,6 +26,11 @@ CELERY_TIMEZONE = "Asia/Shanghai"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A new worker process loads what its queues need before taking a task
+# (remotebank/warm_up.py: 2–3 s per model set on an idle machine, several
+# times that under load); Celery's 4 s default wait for a child to start
+# would kill such a child and start another, over and over.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_int("REMOTEBANK_CELERY_PROCESS_START_SECONDS", 60)
 # The visibility timeout must be longer than the longest run of any task this
 # pool takes *plus* the longest countdown of its retries (a retry waiting for
 # its ETA is held unacknowledged: recordings wait up to 300 s), or a task still

@@ -1,6 +1,8 @@
-"""Channel layer: in-memory by default, Redis when REDIS_URL is set."""
+"""Channel layer (in-memory by default, Redis when REDIS_URL is set) and the live sockets' timing."""
 
 from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
 
 from remotebank.settings.environment import env_int, env_optional
 
@@ -30,3 +32,18 @@ if REDIS_URL:
 else:
     # Only valid for a single process: the embedded default runs one Daphne.
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# The waiting customer's page sends a heartbeat over its WebSocket every
+# VISIT_HEARTBEAT_SECONDS; an entry not heard from for
+# VISIT_HEARTBEAT_SILENCE_SECONDS is marked disconnected by the dispatcher (the
+# reconnect grace then applies). That catches a page whose Daphne died without
+# running ``disconnect``. The stored time is written at most once per interval,
+# so it can lag by up to two intervals: the silence limit must leave room for
+# that and for one lost heartbeat (docs/queueing.md).
+VISIT_HEARTBEAT_SECONDS = env_int("REMOTEBANK_VISIT_HEARTBEAT_SECONDS", 15)
+VISIT_HEARTBEAT_SILENCE_SECONDS = env_int("REMOTEBANK_VISIT_HEARTBEAT_SILENCE_SECONDS", 60)
+if VISIT_HEARTBEAT_SECONDS < 1 or VISIT_HEARTBEAT_SILENCE_SECONDS < 3 * VISIT_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "REMOTEBANK_VISIT_HEARTBEAT_SILENCE_SECONDS must be at least three times "
+        "REMOTEBANK_VISIT_HEARTBEAT_SECONDS (and the interval at least 1 s)."
+    )

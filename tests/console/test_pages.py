@@ -69,7 +69,6 @@ def test_an_agent_opens_the_agent_workspace_wired_to_the_queueing_api_and_socket
     assert 'id="offer-accept"' in html
     assert 'id="service-end"' in html
     config = response.context["config"]
-    assert config["urls"]["me"] == "/api/queueing/agent/"
     assert config["urls"]["state"] == "/api/queueing/agent/state/"
     assert config["urls"]["accept"] == "/api/queueing/offers/0/accept/"
     assert config["urls"]["decline"] == "/api/queueing/offers/0/decline/"

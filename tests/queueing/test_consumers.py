@@ -11,10 +11,13 @@ the in-memory channel layer and, under CI, on Redis.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from channels.db import database_sync_to_async
@@ -25,15 +28,18 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 
 from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
 from apps.customers.models import CustomerLevel
+from apps.queueing import events
 from apps.queueing.consumers import CLOSE_NO_VISIT, CLOSE_NOT_ALLOWED
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
 from apps.queueing.selectors import DEFAULT_HANDLE_SECONDS
-from apps.queueing.services.agents import agent_state_set
+from apps.queueing.services.agents import agent_service_end, agent_state_set
 from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.housekeeping import wrap_ups_finish
 from apps.queueing.services.offers import dispatch_queue, offer_accept
 from apps.queueing.signals import queue_entry_connected
 from apps.staff.models import StaffProfile
@@ -324,6 +330,50 @@ async def test_customer_cannot_forge_messages_over_the_socket(
     assert await db(_audit_count)() == audit_before
 
 
+async def test_heartbeat_is_taken_silently_and_records_when_the_customer_was_last_heard(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry], settings: Any
+) -> None:
+    settings.VISIT_HEARTBEAT_SECONDS = 1
+    await db(_queue)()
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    await socket.receive_json_from(timeout=WAIT)
+    await asyncio.sleep(1.1)  # connecting counted as hearing from the page; one interval later
+    # As if the page had last been heard from long ago.
+    long_ago = timezone.now() - timedelta(hours=1)
+    await db(QueueEntry.objects.filter(pk=mine.pk).update)(last_seen_at=long_ago)
+    audit_before = await db(_audit_count)()
+
+    await socket.send_json_to({"type": "heartbeat"})
+
+    assert await socket.receive_nothing(timeout=QUIET)  # no answer: a heartbeat costs one frame
+    heard = (await db(_entry)(mine.pk)).last_seen_at
+    assert heard is not None and heard > long_ago + timedelta(minutes=59)
+    # A second heartbeat right after writes nothing.
+    await socket.send_json_to({"type": "heartbeat"})
+    assert await socket.receive_nothing(timeout=QUIET)
+    assert (await db(_entry)(mine.pk)).last_seen_at == heard
+    assert await db(_audit_count)() == audit_before  # not a state change: not audited
+
+
+async def test_heartbeat_with_anything_else_in_it_is_refused(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry]
+) -> None:
+    await db(_queue)()
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    await socket.receive_json_from(timeout=WAIT)
+    long_ago = timezone.now() - timedelta(hours=1)
+    await db(QueueEntry.objects.filter(pk=mine.pk).update)(last_seen_at=long_ago)
+
+    for forged in ({"type": "heartbeat", "position": 1}, {"type": "Heartbeat"}, ["heartbeat"], "heartbeat"):
+        await socket.send_json_to(forged)
+        reply = await socket.receive_json_from(timeout=WAIT)
+        assert (reply["type"], reply["code"]) == ("error", "not_accepted"), forged
+
+    assert (await db(_entry)(mine.pk)).last_seen_at == long_ago
+
+
 async def test_frame_that_is_not_json_is_answered_with_an_error_not_a_crash(
     sockets: Sockets, make_queued_customer: Callable[..., QueueEntry]
 ) -> None:
@@ -386,9 +436,11 @@ async def test_agent_is_rung_when_a_customer_is_dispatched_to_them(
     staff = await db(make_skilled_staff)()
     socket, connected, _ = await sockets.connect("/ws/agent/", cookie=await db(_staff_cookie)(staff.user))
     assert connected
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "snapshot"
 
     await db(agent_state_set)(actor=SYSTEM, staff=staff, state=AgentState.AVAILABLE)
     assert await socket.receive_json_from(timeout=WAIT) == {"type": "agent", "event": "state", "state": "available"}
+    assert (await socket.receive_json_from(timeout=WAIT))["state"] == "available"  # the snapshot that follows
     # Joining the queue schedules a dispatch after commit, which rings the only agent.
     entry = await db(make_queued_customer)()
 
@@ -415,6 +467,7 @@ async def test_agent_cannot_answer_an_offer_over_the_socket(
     entry = await db(make_queued_customer)()
     assert (await db(_entry)(entry.pk)).state == EntryState.OFFERED
     socket, _, _ = await sockets.connect("/ws/agent/", cookie=await db(_staff_cookie)(staff.user))
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "snapshot"
     audit_before = await db(_audit_count)()
 
     for forged in ({"action": "accept", "entry": entry.pk}, {"type": "agent.update", "event": "connected"}):
@@ -425,3 +478,99 @@ async def test_agent_cannot_answer_an_offer_over_the_socket(
     assert await socket.receive_nothing(timeout=QUIET)
     assert (await db(_entry)(entry.pk)).state == EntryState.OFFERED
     assert await db(_audit_count)() == audit_before
+
+
+def _figures_row(queue: ServiceQueue, *, waiting: int) -> dict[str, Any]:
+    return {
+        "queue_id": queue.pk,
+        "code": "activation",
+        "name": "激活",
+        "waiting": waiting,
+        "offered": 0,
+        "longest_wait_seconds": ANY,
+        "average_wait_seconds": ANY,
+        "service_level": None,
+        "abandon_rate": None,
+        "paused": queue.paused,
+    }
+
+
+async def test_the_agent_socket_first_sends_everything_the_page_shows(
+    sockets: Sockets,
+    make_queued_customer: Callable[..., QueueEntry],
+    make_skilled_staff: Callable[..., StaffProfile],
+) -> None:
+    staff = await _agent_ready_behind_paused_queue(make_skilled_staff)
+    await db(make_queued_customer)()
+    queue = await db(_queue)(paused=True)
+
+    socket, _, _ = await sockets.connect("/ws/agent/", cookie=await db(_staff_cookie)(staff.user))
+
+    assert await socket.receive_json_from(timeout=WAIT) == {
+        "type": "snapshot",
+        "state": "available",
+        "wrap_up_until": None,
+        "entry": None,
+        "call": None,
+        "queues": [_figures_row(queue, waiting=1)],
+    }
+    assert await socket.receive_nothing(timeout=QUIET)
+
+
+async def test_an_offer_and_its_answer_are_pushed_as_fresh_snapshots(
+    sockets: Sockets,
+    make_queued_customer: Callable[..., QueueEntry],
+    make_skilled_staff: Callable[..., StaffProfile],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(queue_entry_connected, "send", lambda *args, **kwargs: [])  # no Janus room here
+    staff = await _agent_ready_behind_paused_queue(make_skilled_staff)
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/agent/", cookie=await db(_staff_cookie)(staff.user))
+    assert (await socket.receive_json_from(timeout=WAIT))["entry"] is None
+
+    queue = await db(_queue)(paused=False)
+    await db(dispatch_queue)(queue_id=queue.pk)
+    assert (await socket.receive_json_from(timeout=WAIT))["event"] == "offer"
+    ringing = await socket.receive_json_from(timeout=WAIT)
+    assert ringing["type"] == "snapshot" and ringing["state"] == "offered"
+    assert {key: ringing["entry"][key] for key in ("id", "state", "business")} == {
+        "id": mine.pk,
+        "state": "offered",
+        "business": "activation",
+    }
+    assert ringing["entry"]["expires_at"]
+
+    await db(offer_accept)(actor=staff.user, staff=staff, entry_id=mine.pk)
+    assert (await socket.receive_json_from(timeout=WAIT))["event"] == "connected"
+    serving = await socket.receive_json_from(timeout=WAIT)
+    assert (serving["state"], serving["entry"]["state"]) == ("busy", "connected")
+
+
+async def test_the_page_leaves_wrap_up_even_when_the_dispatchers_event_never_arrives(
+    sockets: Sockets, make_skilled_staff: Callable[..., StaffProfile], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dispatcher ends wrap-ups from its own process: with the embedded in-memory
+    channel layer its events never reach Daphne. The agent's socket knows the deadline
+    and asks the database itself."""
+    staff = await _agent_ready_behind_paused_queue(make_skilled_staff)
+    await db(service_queue_upsert)(
+        actor=SYSTEM, code="activation", name="激活", businesses=["activation"], paused=True, wrap_up_seconds=1
+    )
+
+    def serving_then_wrap_up() -> None:
+        AgentPresence.objects.filter(staff=staff).update(state=AgentState.BUSY)
+        agent_service_end(actor=SYSTEM, staff=staff)
+
+    await db(serving_then_wrap_up)()
+    socket, _, _ = await sockets.connect("/ws/agent/", cookie=await db(_staff_cookie)(staff.user))
+    first = await socket.receive_json_from(timeout=WAIT)
+    assert first["state"] == "wrap_up" and first["wrap_up_until"]
+
+    # The dispatcher, in another process: its broadcast goes nowhere.
+    monkeypatch.setattr(events, "broadcast_now", lambda group, event: None)
+    await asyncio.sleep(1.1)
+    assert await db(wrap_ups_finish)() == 1
+
+    pushed = await socket.receive_json_from(timeout=WAIT)
+    assert (pushed["type"], pushed["state"], pushed["wrap_up_until"]) == ("snapshot", "available", None)

@@ -34,6 +34,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -77,6 +78,36 @@ def _import_janus_client() -> Any:
         root.setLevel(level)
     logging.getLogger("janus_client").setLevel(logging.WARNING)
     return janus_client
+
+
+# The janus-client module once loaded; see janus_client_load().
+_janus_client: Any = None
+_janus_client_lock = threading.Lock()
+
+
+def janus_client_load() -> Any:
+    """janus-client, imported once per process and outside any exchange's timeout.
+
+    Importing it (websockets and its own modules) takes about 0.5 s on an idle
+    machine and was measured at 3.6–5.9 s under load: inside the 5 s bound of
+    an exchange it made the first call after a worker started fail
+    ``media_server_failed``. Processes that talk to Janus load it when they
+    start (``remotebank.warm_up``: Celery's ``worker_process_init``, Daphne's
+    ASGI module); anything else still loads it here, before the exchange's
+    clock starts. It is not imported at this module's import, so management
+    commands and tests that never reach Janus do not pay for it.
+    """
+    global _janus_client  # noqa: PLW0603 - a deliberate per-process cache
+    if _janus_client is None:
+        with _janus_client_lock:
+            if _janus_client is None:
+                _janus_client = _import_janus_client()
+    return _janus_client
+
+
+def janus_client_warm_up() -> None:
+    """Load janus-client now (a process start-up hook, ``remotebank.warm_up``)."""
+    janus_client_load()
 
 
 @dataclass(frozen=True)
@@ -192,7 +223,7 @@ class _JanusApi:
     """
 
     def __init__(self, url: str, *, api_secret: str | None, admin: bool = False) -> None:
-        janus_client = _import_janus_client()
+        janus_client = janus_client_load()
         config = {"subprotocol": "janus-admin-protocol"} if admin else {}
         self.transport = janus_client.JanusTransport.create_transport(
             base_url=url, api_secret=api_secret, config=config
@@ -271,6 +302,9 @@ def _run_sync(factory: Callable[[], Awaitable[T]], *, timeout: float, what: str)
         # Blocking a running loop (Daphne's) for seconds would stall every
         # other connection it serves: call through sync_to_async instead.
         raise RuntimeError("JanusVideoRoom is synchronous; call it through sync_to_async or from a task")
+
+    # Loaded before the clock starts: the import alone could use up the bound.
+    janus_client_load()
 
     async def bounded() -> T:
         try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -72,6 +73,7 @@ def queue_entry_enqueue(
         level=level,
         enqueued_at=now,
         priority_key=_key_for(queue, enqueued_at=now, level=level, business_code=visit.business_code),
+        last_seen_at=now,
     )
     audit_record(
         actor=visit.customer.as_audit_actor(),
@@ -125,6 +127,7 @@ def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEn
         level=visit.customer.level,
         enqueued_at=enqueued_at,
         priority_key=key,
+        last_seen_at=now,
     )
     audit_record(
         actor=visit.customer.as_audit_actor(),
@@ -157,6 +160,27 @@ def queue_entry_reconnect(*, entry_id: int) -> QueueEntry:
         audit_record(actor=DISPATCHER, action=AuditAction.QUEUE_RECONNECTED, target=entry)
         _schedule_dispatch(entry.queue_id)
     return entry
+
+
+def queue_entry_heartbeat(*, entry_id: int, now: datetime | None = None) -> bool:
+    """The customer's page is still there (its WebSocket's heartbeat). Returns whether it wrote anything.
+
+    Cheap on purpose, since every waiting page sends one every
+    ``VISIT_HEARTBEAT_SECONDS``: one conditional UPDATE, which writes only when
+    the stored time is older than that interval; no row lock and no audit (it
+    changes no state). The silence sweeper
+    (``housekeeping.entries_silence_expire``) re-checks the time under its
+    lock, so a heartbeat racing it is never lost. A page that the sweeper
+    marked disconnected and that turns out to be alive is reconnected (audited).
+    """
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.VISIT_HEARTBEAT_SECONDS)
+    written = QueueEntry.objects.filter(pk=entry_id, state__in=LIVE_STATES, last_seen_at__lt=stale_before).update(
+        last_seen_at=now
+    )
+    if written and QueueEntry.objects.filter(pk=entry_id, disconnected_at__isnull=False).exists():
+        queue_entry_reconnect(entry_id=entry_id)
+    return bool(written)
 
 
 def _abandon(entry: QueueEntry, *, now: datetime, reason: EndReason, actor: AnyActor) -> None:

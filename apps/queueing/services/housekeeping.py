@@ -1,10 +1,11 @@
-"""What only time triggers (the ``run_dispatcher`` loop): offer timeouts, wrap-up ends, reconnect grace,
-overflow, one dispatcher round, and the minute snapshots of the figures."""
+"""What only time triggers (the ``run_dispatcher`` loop): offer timeouts, wrap-up ends, silent pages,
+reconnect grace, overflow, one dispatcher round, and the minute snapshots of the figures."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -86,6 +87,44 @@ def wrap_ups_finish(*, now: datetime | None = None) -> int:
                 actor=DISPATCHER, action=AuditAction.AGENT_STATE_CHANGED, target=presence, data={"to": "available"}
             )
             _agent_event(presence, "state")
+            count += 1
+    return count
+
+
+def entries_silence_expire(*, now: datetime | None = None) -> int:
+    """Customers whose page went silent (no heartbeat) are marked disconnected; the grace period then applies.
+
+    The page's WebSocket refreshes ``last_seen_at`` (``queue_entry_heartbeat``).
+    A Daphne that dies (SIGKILL, a lost machine) runs no ``disconnect``, so
+    without this its customers would stay waiting, and be offered, for good.
+    The grace runs from now, when the silence was noticed: a customer whose
+    page comes back meanwhile keeps the place (the heartbeat or the socket's
+    ``connect`` reconnects them).
+    """
+    now = now or timezone.now()
+    silent_before = now - timedelta(seconds=settings.VISIT_HEARTBEAT_SILENCE_SECONDS)
+    silent = QueueEntry.objects.filter(
+        state__in=(EntryState.WAITING, EntryState.OFFERED), disconnected_at__isnull=True, last_seen_at__lt=silent_before
+    )
+    count = 0
+    for entry_id in silent.values_list("pk", flat=True):
+        with transaction.atomic():
+            # Checked again under the lock: a heartbeat may have come in since.
+            entry = silent.select_for_update(skip_locked=True, of=("self",)).filter(pk=entry_id).first()
+            if entry is None:
+                continue
+            entry.disconnected_at = now
+            entry.save(update_fields=["disconnected_at"])
+            audit_record(
+                actor=DISPATCHER,
+                action=AuditAction.QUEUE_DISCONNECTED,
+                target=entry,
+                data={
+                    "reason": "silent",
+                    "last_seen_at": entry.last_seen_at.isoformat(),
+                    "silent_seconds": round((now - entry.last_seen_at).total_seconds()),
+                },
+            )
             count += 1
     return count
 
@@ -184,6 +223,7 @@ def dispatcher_tick(*, now: datetime | None = None) -> dict[str, int]:
     done = {
         "expired_offers": offers_expire(now=now),
         "wrap_ups_finished": wrap_ups_finish(now=now),
+        "silent": entries_silence_expire(now=now),
         "grace_expired": entries_grace_expire(now=now),
         "overflowed": sum(
             queue_overflow(queue_id=queue_id, now=now)

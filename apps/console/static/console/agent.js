@@ -1,8 +1,12 @@
 /* Agent workspace: my state, offers ringing (with countdown), the service in progress, queue figures.
  *
- * The WebSocket only tells us that something changed; GET /api/queueing/agent/
- * is the truth, fetched at load, after every action, on every agent event and
- * after every reconnection (events sent while the socket was down are lost).
+ * The page shows what the agent socket pushes and asks nothing by itself:
+ * the socket's first message is a full snapshot (state, the entry ringing or
+ * in the call, the call, the queue figures), and every change on the server
+ * is followed by a fresh one, including the dispatcher's (wrap-up over, offer
+ * taken back). A reconnection starts with a snapshot again, so events lost
+ * while the socket was down do not matter. Actions are HTTP POSTs; their
+ * effect arrives as a snapshot.
  */
 (() => {
   "use strict";
@@ -23,7 +27,6 @@
   let entry = null;
   let acting = false;
   let countdownTimer = null;
-  let expiryRefreshScheduled = false;
   let socket = null;
   let failedConnections = 0;
   let retryTimer = null;
@@ -80,25 +83,7 @@
     line.textContent = messages.expired;
     byId("offer-accept").disabled = true;
     byId("offer-decline").disabled = true;
-    // The dispatcher takes the offer back within a tick; then ask what became of it.
-    if (!expiryRefreshScheduled) {
-      expiryRefreshScheduled = true;
-      setTimeout(() => {
-        expiryRefreshScheduled = false;
-        refresh();
-      }, 2000);
-    }
-  }
-
-  async function refresh() {
-    try {
-      const me = await ui.api(config.urls.me);
-      state = me.state;
-      entry = me.entry;
-    } catch (error) {
-      ui.showError(error.message);
-    }
-    render();
+    // The dispatcher takes the offer back within a tick; the socket then pushes what became of it.
   }
 
   async function act(url, body) {
@@ -113,7 +98,7 @@
     } finally {
       acting = false;
     }
-    await refresh();
+    render();
   }
 
   function renderFigures(queues) {
@@ -135,8 +120,16 @@
   }
 
   function onMessage(message) {
-    // The call panel (call.js) follows the same events.
+    // The call panel (call.js) and the service panel (service.js) follow the same messages.
     window.dispatchEvent(new CustomEvent("remotebank:agent-event", { detail: message }));
+    if (message.type === "snapshot") {
+      state = message.state;
+      entry = message.entry;
+      if (Array.isArray(message.queues)) renderFigures(message.queues);
+      window.dispatchEvent(new CustomEvent("remotebank:snapshot", { detail: message }));
+      render();
+      return;
+    }
     if (message.type === "figures" && Array.isArray(message.queues)) {
       renderFigures(message.queues);
       return;
@@ -148,20 +141,14 @@
     if (message.type !== "agent") {
       return;
     }
-    if (message.state) {
-      state = message.state;
-    }
+    // Events only bring notices; the snapshot right behind each one brings the state.
     if (message.event === "offer") {
-      // Ring at once with what the event carries; the level follows from the API.
-      entry = { id: message.entry, state: "offered", business: message.business, level: null, expires_at: message.expires_at };
       ui.showNotice("");
-      render();
     } else if (message.event === "offer_withdrawn") {
       ui.showNotice(messages.offer_withdrawn);
     } else if (message.event === "offer_missed") {
       ui.showNotice(messages.offer_missed);
     }
-    refresh();
   }
 
   function connect() {
@@ -172,7 +159,6 @@
     socket.addEventListener("open", () => {
       failedConnections = 0;
       ui.setStatus(messages.live, "live");
-      refresh();
     });
     socket.addEventListener("message", (event) => {
       let message;
@@ -211,6 +197,6 @@
   byId("offer-decline").addEventListener("click", () => entry && act(entryUrl(config.urls.decline, entry.id)));
   byId("service-end").addEventListener("click", () => act(config.urls.service_end));
 
-  refresh();
+  render();
   connect();
 })();

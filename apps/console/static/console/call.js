@@ -1,9 +1,11 @@
 /* The agent's (or expert's) side of the video call: join through Janus when
  * a call is ours, invite an expert, transfer, hang up.
  *
- * GET /api/calls/mine/ is the truth (the call we are in or invited to);
- * it is fetched on agent events and every few seconds while idle, so an
- * invitation or a reload (rejoin within the grace period, R1.4) is picked up.
+ * The agent socket's snapshots say which call we are in (agent.js passes
+ * each on as "remotebank:snapshot"); nothing here polls. When a call we have
+ * not joined has its room ready, GET /api/calls/<call>/ gives the join
+ * credentials, once. A reload gets the same snapshot first, so it rejoins
+ * within the grace period (R1.4).
  */
 (() => {
   "use strict";
@@ -51,15 +53,38 @@
     if (text) ui.showNotice(text);
   }
 
-  async function refresh() {
-    let call;
-    try {
-      call = await ui.api(config.urls.call_mine);
-    } catch (error) {
-      if (error.code === "no_call" && video) leave(messages.call_ended);
-      if (error.code === "no_call") announce(null);
+  // The snapshot's call: {call, state, role, room_ready, business}, or null.
+  function follow(summary) {
+    if (!summary || summary.state === "ended") {
+      if (current || video) leave(messages.call_ended);
+      announce(null);
       return;
     }
+    if (current && current.call === summary.call && (video || !summary.room_ready)) {
+      current = { ...current, state: summary.state };
+      announce(current);
+      return;
+    }
+    load(summary.call);
+  }
+
+  let loading = null;
+  async function load(callId) {
+    if (loading === callId) return;
+    loading = callId;
+    let call;
+    try {
+      call = await ui.api(`${config.urls.calls}${encodeURIComponent(callId)}/`);
+    } catch (error) {
+      ui.showError(error.message);
+      return;
+    } finally {
+      loading = null;
+    }
+    show(call);
+  }
+
+  function show(call) {
     current = call;
     announce(call);
     roles = Object.fromEntries(call.participants.map((p) => [p.handle, p.role]));
@@ -89,15 +114,16 @@
     }
   }
 
+  // The call's own answer is shown at once; the snapshot that follows the change confirms it.
   async function act(url, method, body, done) {
     try {
       ui.showError("");
-      await ui.api(url, { method, body });
+      const answer = await ui.api(url, { method, body });
       if (done) ui.showNotice(done);
+      if (answer && answer.call && answer.participants) show(answer);
     } catch (error) {
       ui.showError(error.message);
     }
-    refresh();
   }
 
   const callUrl = (suffix = "") => `${config.urls.calls}${current.call}/${suffix}`;
@@ -171,9 +197,7 @@
   window.addEventListener("remotebank:agent-event", (event) => {
     const message = event.detail || {};
     if (message.event === "call_invite") ui.showNotice(ui.format(messages.invite_from, { name: message.by || "" }));
-    if (message.type === "agent" && /^(connected|call_)/.test(message.event || "")) refresh();
   });
-  window.setInterval(() => { if (!video) refresh(); }, 3000);
+  window.addEventListener("remotebank:snapshot", (event) => follow((event.detail || {}).call || null));
   fill();
-  refresh();
 })();
