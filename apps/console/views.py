@@ -33,7 +33,7 @@ from apps.console.selectors import (
     waiting_points_today,
 )
 from apps.queueing.models import AgentState, EntryState, ServiceQueue
-from apps.queueing.selectors import agents_by_state, queue_figures
+from apps.queueing.selectors import agent_snapshot_for_staff, agents_by_state, queue_figures
 from apps.recordings.models import RecordingFileKind, RecordingState
 from apps.recordings.selectors import (
     evidence_file,
@@ -156,6 +156,9 @@ def agent_workspace(request: HttpRequest) -> HttpResponse:
             )
         ],
         "queues": [{"id": queue.pk, "name": queue.name} for queue in ServiceQueue.objects.order_by("code")],
+        # What the server holds now, for the first paint (and for a page whose
+        # socket cannot connect); the socket then pushes every change.
+        "snapshot": agent_snapshot_for_staff(staff=staff),
         "states": _state_labels(),
         "businesses": business_labels(),
         "levels": level_labels(),

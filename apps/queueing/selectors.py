@@ -192,6 +192,12 @@ def agent_snapshot(*, presence_id: int) -> dict[str, Any]:
     return snapshot
 
 
+def agent_snapshot_for_staff(*, staff: StaffProfile | None) -> dict[str, Any] | None:
+    """The same snapshot for the page's first paint, or None before the agent ever connected (no presence yet)."""
+    presence_id = AgentPresence.objects.filter(staff=staff).values_list("pk", flat=True).first() if staff else None
+    return None if presence_id is None else agent_snapshot(presence_id=presence_id)
+
+
 def _instant(moment: datetime | None) -> str | None:
     """An instant as the queueing API writes it: ISO 8601 in UTC, ``…Z``."""
     return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

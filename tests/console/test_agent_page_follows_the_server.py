@@ -75,3 +75,26 @@ def test_nothing_on_the_agent_page_polls_the_server(agent: User) -> None:
     # The page renders what the socket pushes.
     assert 'message.type === "snapshot"' in scripts["agent.js"]
     assert '"remotebank:snapshot"' in scripts["call.js"]
+
+
+def test_the_page_is_rendered_with_what_the_server_holds_before_its_socket_connects(
+    agent: User,
+    make_live_call: Callable[..., Call],  # noqa: F811 - the imported fixture
+) -> None:
+    """A reload shows the call at once, also where the socket cannot connect (a proxy without WebSockets)."""
+    call = make_live_call()
+    _presence_id(agent)
+    client = Client()
+    force_login_verified(client, agent)
+
+    snapshot = client.get(AGENT_PAGE).context["config"]["snapshot"]
+
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["call"]["call"] == str(call.public_id)
+    assert "onMessage(config.snapshot)" in (SCRIPTS / "agent.js").read_text()
+
+
+def test_an_agent_who_never_connected_gets_no_snapshot_in_the_page(agent: User) -> None:
+    client = Client()
+    force_login_verified(client, agent)
+    assert client.get(AGENT_PAGE).context["config"]["snapshot"] is None

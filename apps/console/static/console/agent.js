@@ -151,6 +151,17 @@
     }
   }
 
+  // The server's snapshot rendered into the page: shown before the socket's first one arrives.
+  // After every script of the page has run, so call.js and service.js hear it too.
+  function showInitialSnapshot() {
+    if (config.snapshot) onMessage(config.snapshot);
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", showInitialSnapshot);
+  } else {
+    window.setTimeout(showInitialSnapshot, 0);
+  }
+
   function connect() {
     retryTimer = null;
     ui.setStatus(messages.connecting, "connecting");
