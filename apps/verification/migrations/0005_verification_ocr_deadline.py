@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('verification', '0004_delete_servicesession'),
+        ("verification", "0004_delete_servicesession"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='verification',
-            name='id_card_ocr_requeued_at',
+            model_name="verification",
+            name="id_card_ocr_requeued_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='verification',
-            name='id_card_ocr_timeouts',
+            model_name="verification",
+            name="id_card_ocr_timeouts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
     ]
