@@ -37,6 +37,12 @@ class AuditAction(models.TextChoices):
     VISIT_ID_CARD_READ = "verification.visit.id_card_read", _("ID card read")
     VISIT_ID_CARD_UNREADABLE = "verification.visit.id_card_unreadable", _("ID card unreadable")
     VISIT_ID_CARD_RETAKE = "verification.visit.id_card_retake", _("ID card photo to be retaken")
+    # The sweeper (GATE1_OCR_DEADLINE_SECONDS): an upload still being read past
+    # the deadline has its OCR queued again, once (data: attempt, waited
+    # seconds); still unread past a second deadline, the customer is asked to
+    # upload again, not counted as one of their uploads (data: attempt).
+    VISIT_ID_CARD_OCR_REQUEUED = "verification.visit.id_card_ocr_requeued", _("ID card reading queued again")
+    VISIT_ID_CARD_OCR_TIMED_OUT = "verification.visit.id_card_ocr_timed_out", _("ID card not read in time")
     VISIT_IDENTITY_MATCHED = "verification.visit.identity_matched", _("Name, ID number and mobile matched")
     VISIT_ACCOUNT_NOT_FOUND = "verification.visit.account_not_found", _("Account number not found")
     VISIT_ACCOUNT_ACCEPTED = "verification.visit.account_accepted", _("Account accepted")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.queueing.signals import dispatcher_ticked, queue_entry_connected
+from apps.common.signals import housekeeping_due
+from apps.queueing.signals import queue_entry_connected
 
 
 def on_entry_connected(sender: Any, entry: Any, staff: Any, **kwargs: Any) -> None:
@@ -13,7 +14,7 @@ def on_entry_connected(sender: Any, entry: Any, staff: Any, **kwargs: Any) -> No
     call_create_for_entry(entry=entry, staff=staff)
 
 
-def on_dispatcher_tick(sender: Any, now: Any, **kwargs: Any) -> None:
+def on_housekeeping_due(sender: Any, now: Any, **kwargs: Any) -> None:
     from apps.calls.services import calls_expire, calls_media_servers_check
 
     calls_expire(now=now)
@@ -22,4 +23,4 @@ def on_dispatcher_tick(sender: Any, now: Any, **kwargs: Any) -> None:
 
 def connect() -> None:
     queue_entry_connected.connect(on_entry_connected, dispatch_uid="calls_create_on_answer")
-    dispatcher_ticked.connect(on_dispatcher_tick, dispatch_uid="calls_expire_on_tick")
+    housekeeping_due.connect(on_housekeeping_due, dispatch_uid="calls_expire_on_tick")

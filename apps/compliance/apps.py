@@ -7,3 +7,8 @@ from django.utils.translation import gettext_lazy as _
 class ComplianceConfig(AppConfig):
     name = "apps.compliance"
     verbose_name = _("Compliance")
+
+    def ready(self) -> None:
+        from apps.compliance import receivers
+
+        receivers.connect()

@@ -59,6 +59,9 @@ class AuditExport(ConcurrentTransitionMixin, models.Model):
     size_bytes = models.PositiveBigIntegerField(_("size (bytes)"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    # When the running attempt last wrote rows: an export without progress for
+    # COMPLIANCE_EXPORT_STALL_SECONDS lost its worker (audit_exports_expire).
+    progress_at = models.DateTimeField(_("progress at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
@@ -89,6 +92,7 @@ class AuditExport(ConcurrentTransitionMixin, models.Model):
     def start(self, *, now: Any, up_to_sequence: int, rows_matching: int, rows_total: int) -> None:
         self.attempt += 1
         self.started_at = now
+        self.progress_at = now
         self.up_to_sequence = up_to_sequence
         self.rows_matching = rows_matching
         self.rows_total = rows_total

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ EXPORT_PERMISSION = "compliance.export_audit_trail"
 UNMASK_PERMISSION = "compliance.unmask_personal_data"
 # Who the audit trail names for work the Celery worker does on someone's behalf.
 EXPORT_WORKER = Actor.system("compliance export")
+# Who fails an export whose worker is gone (audit_exports_expire).
+EXPORT_DEADLINE = Actor.system("compliance export deadline")
 
 
 def pdf_limit_note(*, shown: int, matching: int) -> str:
@@ -200,7 +203,7 @@ def _export_progress_save(*, export_id: int, attempt: int, rows_written: int) ->
     """Record progress. Committed at once (no transaction is open during a run), so
     the status API sees it; guarded by the attempt so a superseded run stops reporting."""
     AuditExport.objects.filter(pk=export_id, attempt=attempt, state=ExportState.RUNNING).update(
-        rows_written=rows_written
+        rows_written=rows_written, progress_at=timezone.now()
     )
 
 
@@ -293,6 +296,59 @@ def _export_fail(export_id: int, attempt: int, exc: BaseException) -> None:
     except Exception:
         # The database itself may be what failed; the original error is re-raised by the caller.
         logger.exception("Could not record the failure of audit export %s", export_id)
+
+
+def audit_exports_expire(*, now: datetime | None = None) -> int:
+    """Fail the exports whose worker is gone, with the reason; returns how many.
+
+    Running with no progress for COMPLIANCE_EXPORT_STALL_SECONDS (its worker
+    died: the broker only hands the message on after its visibility timeout),
+    or pending that long (the message was lost). The requester sees the
+    reason on the export and may request it again; should the message be
+    delivered after all, the task starts a new attempt and completes it.
+    Called on every dispatcher round (``apps.common.signals.housekeeping_due``).
+    """
+    now = now or timezone.now()
+    limit = now - timedelta(seconds=settings.COMPLIANCE_EXPORT_STALL_SECONDS)
+    # progress_at is empty only on exports started before it existed.
+    stalled = models.Q(state=ExportState.RUNNING) & (
+        models.Q(progress_at__lt=limit) | models.Q(progress_at__isnull=True, started_at__lt=limit)
+    )
+    never_started = models.Q(state=ExportState.PENDING, requested_at__lt=limit)
+    failed = 0
+    for export_id in list(AuditExport.objects.filter(stalled | never_started).values_list("pk", flat=True)):
+        with transaction.atomic(durable=True):
+            export = (
+                AuditExport.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(models.Q(pk=export_id) & (stalled | never_started))
+                .first()
+            )
+            if export is None:
+                continue  # progressed or finished meanwhile, or another dispatcher has it
+            minutes = round(settings.COMPLIANCE_EXPORT_STALL_SECONDS / 60)
+            with translation.override(export.language or settings.LANGUAGE_CODE):
+                if export.state == ExportState.RUNNING:
+                    reason = "stalled"
+                    error = _(
+                        "The export stopped: no progress for %(minutes)s minutes (its worker stopped). "
+                        "Please request it again."
+                    ) % {"minutes": minutes}
+                else:
+                    reason = "not_started"
+                    error = _(
+                        "The export did not start within %(minutes)s minutes (no worker took it). "
+                        "Please request it again."
+                    ) % {"minutes": minutes}
+            export.fail(now=now, error=error)
+            export.save()
+            audit_record(
+                actor=EXPORT_DEADLINE,
+                action=AuditAction.COMPLIANCE_EXPORT_FAILED,
+                target=export,
+                data={"reason": reason, "attempt": export.attempt, "rows_written": export.rows_written},
+            )
+            failed += 1
+    return failed
 
 
 @transaction.atomic(durable=True)

@@ -7,3 +7,8 @@ from django.utils.translation import gettext_lazy as _
 class GatesConfig(AppConfig):
     name = "apps.gates"
     verbose_name = _("In-call gates")
+
+    def ready(self) -> None:
+        from apps.gates import receivers
+
+        receivers.connect()

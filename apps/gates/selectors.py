@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.customers.selectors import customer_get_by_id_number
 from apps.gates.integrations.identity_registry import Citizen
@@ -21,19 +22,31 @@ def gate_progress_for_visit(*, visit: Visit) -> GateProgress | None:
     return GateProgress.objects.filter(visit=visit).first()
 
 
+# Errors of the platform itself, not of the check (apps.gates.tasks, gate_attempts_expire).
+_CHECK_ERRORS = {
+    "check_timed_out": gettext_lazy("The check did not finish in time. Please try again."),
+    "internal_error": gettext_lazy("The check could not be completed because of an internal error. Please try again."),
+}
+
+
 def gate_attempt_result_message(attempt: GateAttempt) -> str:  # noqa: PLR0911 - one line per result
     """The line shown for a finished attempt (staff side), in the active language."""
     if attempt.status == AttemptStatus.RUNNING:
         return _("Checking…")
     if attempt.gate == Gate.IDENTITY:
-        return {
-            "match": _("Identity confirmed by the registry."),
-            "mismatch": _("The name does not match the registry."),
-            "not_found": _("The ID number is not in the registry."),
-            "registry_timeout": _("The registry did not answer in time."),
-            "registry_unavailable": _("The registry is unavailable."),
-        }.get(attempt.result_code, attempt.result_code)
+        return str(
+            {
+                "match": _("Identity confirmed by the registry."),
+                "mismatch": _("The name does not match the registry."),
+                "not_found": _("The ID number is not in the registry."),
+                "registry_timeout": _("The registry did not answer in time."),
+                "registry_unavailable": _("The registry is unavailable."),
+                **_CHECK_ERRORS,
+            }.get(attempt.result_code, attempt.result_code)
+        )
     if attempt.gate == Gate.FACE:
+        if attempt.result_code in _CHECK_ERRORS:
+            return str(_CHECK_ERRORS[attempt.result_code])
         if attempt.status == AttemptStatus.PASSED:
             return _("Face verification passed.")
         if attempt.status == AttemptStatus.FAILED:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 REGISTRY = Actor.system("identity_registry")
 FACE_ENGINE = Actor.system("face_engine")
+GATE_DEADLINE = Actor.system("gate_check_deadline")
 
 
 def _attempt_limit(gate: Gate) -> int:
@@ -225,6 +227,44 @@ def _error_or_exhausted(
         _gate_failed(progress, gate, reason="attempts_exhausted", actor=actor, call=attempt.call)
     elif attempt.call is not None:
         call_notify(attempt.call, "gates", gate=gate.value, status=AttemptStatus.ERROR.value, reason=code)
+
+
+def gate_attempt_error(*, attempt_id: int, actor: AnyActor, code: str) -> GateAttempt | None:
+    """End a check that is still running as an error (``code``): its task broke, or it passed its deadline.
+
+    Like any error it counts as an attempt, so the agent may try again within
+    the gate's limit, and the last attempt allowed fails the gate. Does
+    nothing to an attempt that has finished meanwhile.
+    """
+    with transaction.atomic():
+        locked = _running_attempt_locked(attempt_id)
+        if locked is None:
+            return GateAttempt.objects.filter(pk=attempt_id).first()
+        progress, attempt = locked
+        _error_or_exhausted(progress, attempt, actor=actor, code=code)
+        return attempt
+
+
+def gate_attempts_expire(*, now: datetime | None = None) -> int:
+    """End the registry and face checks still running past GATE_CHECK_DEADLINE_SECONDS (``check_timed_out``).
+
+    Their worker died or their message was lost; the broker may still
+    deliver it, and then the check finds the attempt finished and changes
+    nothing. Gate 4's questions wait for the customer, not a worker, and
+    are left to the call's own deadlines. Called on every dispatcher round
+    (``apps.common.signals.housekeeping_due``); returns how many ended.
+    """
+    now = now or timezone.now()
+    overdue = GateAttempt.objects.filter(
+        status=AttemptStatus.RUNNING,
+        gate__in=(Gate.IDENTITY, Gate.FACE),
+        started_at__lt=now - timedelta(seconds=settings.GATE_CHECK_DEADLINE_SECONDS),
+    ).values_list("pk", flat=True)
+    ended = 0
+    for attempt_id in list(overdue):
+        attempt = gate_attempt_error(attempt_id=attempt_id, actor=GATE_DEADLINE, code="check_timed_out")
+        ended += int(attempt is not None and attempt.result_code == "check_timed_out")
+    return ended
 
 
 # --- Gate 2: networked identity check ------------------------------------------------------

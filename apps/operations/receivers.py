@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.calls.signals import call_ended
-from apps.queueing.signals import dispatcher_ticked
+from apps.common.signals import housekeeping_due
 
 
 def on_call_ended(sender: Any, call: Any, **kwargs: Any) -> None:
@@ -14,7 +14,7 @@ def on_call_ended(sender: Any, call: Any, **kwargs: Any) -> None:
     service_close_after_call(call=call)
 
 
-def on_dispatcher_tick(sender: Any, now: Any, **kwargs: Any) -> None:
+def on_housekeeping_due(sender: Any, now: Any, **kwargs: Any) -> None:
     from apps.operations.services import operations_stuck_release
 
     operations_stuck_release(now=now)
@@ -22,4 +22,4 @@ def on_dispatcher_tick(sender: Any, now: Any, **kwargs: Any) -> None:
 
 def connect() -> None:
     call_ended.connect(on_call_ended, dispatch_uid="operations_close_service_on_call_end")
-    dispatcher_ticked.connect(on_dispatcher_tick, dispatch_uid="operations_release_stuck_on_tick")
+    housekeeping_due.connect(on_housekeeping_due, dispatch_uid="operations_release_stuck_on_tick")

@@ -348,7 +348,7 @@ def operations_stuck_release(*, now: Any = None) -> int:
 
     Its core-banking request may or may not have been applied; confirming
     again sends the same reference, which core banking applies at most once.
-    Called on every dispatcher tick (``queueing.signals.dispatcher_ticked``).
+    Called on every dispatcher tick (``common.signals.housekeeping_due``).
     """
     now = now or timezone.now()
     released = 0

@@ -13,10 +13,8 @@ from django.dispatch import Signal
 
 queue_entry_connected = Signal()
 
-# Sent by the dispatcher loop after each round, outside any transaction, with
-# ``now``: the place for higher apps' time-based housekeeping (e.g. calls
-# whose participants did not come back in time).
-dispatcher_ticked = Signal()
+# Time-based housekeeping (the dispatcher loop's round) is announced by
+# ``apps.common.signals.housekeeping_due``, which every app can hear.
 
 # Sent (synchronously, outside any transaction) whenever the agent's WebSocket
 # builds the snapshot of what the agent's page shows, with ``staff`` (the

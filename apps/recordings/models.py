@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
@@ -50,6 +51,12 @@ class Recording(ConcurrentTransitionMixin, models.Model):
     error = models.TextField(_("error"), blank=True)
     duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # Pending (waiting for Janus to close the files): since when, how many
+    # times the sweeper queued it again and when it looks next (backoff,
+    # RECORDINGS_PENDING_RETRY_SECONDS / RECORDINGS_PENDING_MAX_WAIT_SECONDS).
+    pending_since = models.DateTimeField(_("pending since"), default=timezone.now)
+    pending_checks = models.PositiveSmallIntegerField(default=0)
+    next_check_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
@@ -89,8 +96,11 @@ class Recording(ConcurrentTransitionMixin, models.Model):
         self.finished_at = now
 
     @transition(field=state, source=RecordingState.FAILED, target=RecordingState.PENDING)
-    def retry(self) -> None:
+    def retry(self, *, now: Any) -> None:
         self.progress = 0
+        self.pending_since = now
+        self.pending_checks = 0
+        self.next_check_at = None
 
 
 class RecordingFile(models.Model):

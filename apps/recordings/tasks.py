@@ -39,10 +39,10 @@ def recording_process_task(self: Any, call_id: int) -> str:
         if self.request.is_eager:
             # Embedded mode (no broker): an eager retry would run again at
             # once, in the request that ended the call. The recording stays
-            # pending; `manage.py recordings_process_pending` picks it up.
+            # pending; the dispatcher's sweeper (recordings_pending_sweep) picks it up.
             return "not_ready"
         if self.request.retries >= NOT_READY_MAX_RETRIES:
-            return "not_ready"  # still pending: recordings_process_pending is the safety net
+            return "not_ready"  # still pending: the sweeper (recordings_pending_sweep) queues it again
         raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
 
 

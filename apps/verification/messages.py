@@ -33,6 +33,11 @@ MESSAGES: dict[str, str | Promise] = {
     "inconsistent": _("The birth date or sex printed on the card does not match the ID number. Retake the photo."),
     "card_number_unreadable": _("The card number could not be read. Retake the photo or type the number."),
     "barcode_unreadable": _("No barcode could be read. Retake the photo or type the account number."),
+    # Our side: the read did not finish in time (GATE1_OCR_DEADLINE_SECONDS).
+    "ocr_timeout": _(
+        "Reading your ID card took too long on our side. Please upload the photo again; "
+        "this does not count as one of your attempts."
+    ),
     # Refusals.
     RefusalCode.NO_MATCHING_CUSTOMER: _(
         "The name, ID number and mobile number do not match our records, so we cannot serve you remotely. "

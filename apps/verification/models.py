@@ -8,7 +8,7 @@ transitions below, each called by a service that locks the rows and audits.
 
     business_chosen ──upload──▶ id_card_processing ──read──▶ id_card_read
          ▲   ▲                        │                          │ confirm
-         │   └──────unreadable────────┘                          ▼
+         │   └──unreadable / ocr timed out──┘                    ▼
          │                                                 identity_matched
          └─────────────(retake from id_card_read)                │ account
                                                                  ▼
@@ -68,8 +68,13 @@ class Verification(ConcurrentTransitionMixin, models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     # ID card: the photo, its portrait (for face verification, Gate 3) and
-    # what OCR read. ``id_card_attempts`` counts uploads (rate limit).
+    # what OCR read. ``id_card_attempts`` numbers uploads (the OCR task's
+    # idempotency key); uploads whose read the platform lost
+    # (``id_card_ocr_timeouts``) do not count against the rate limit.
     id_card_attempts = models.PositiveSmallIntegerField(default=0)
+    id_card_ocr_timeouts = models.PositiveSmallIntegerField(default=0)
+    # When the sweeper queued the current upload's OCR again (once per upload).
+    id_card_ocr_requeued_at = models.DateTimeField(null=True, blank=True)
     id_card_last_upload_at = models.DateTimeField(null=True, blank=True)
     id_card_photo = models.FileField(upload_to="visits/id_cards/", blank=True)
     id_card_portrait = models.FileField(upload_to="visits/portraits/", blank=True)
@@ -91,6 +96,11 @@ class Verification(ConcurrentTransitionMixin, models.Model):
         return f"Gate 1 of visit {self.visit_id}"
 
     @property
+    def id_card_uploads_counted(self) -> int:
+        """Uploads that count against GATE1_MAX_ID_CARD_UPLOADS: not those whose read the platform lost."""
+        return self.id_card_attempts - self.id_card_ocr_timeouts
+
+    @property
     def passed(self) -> bool:
         return self.state == VerificationState.QUEUE_READY
 
@@ -99,6 +109,7 @@ class Verification(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=VerificationState.BUSINESS_CHOSEN, target=VerificationState.ID_CARD_PROCESSING)
     def id_card_uploaded(self) -> None:
         self.id_card_failure_code = ""
+        self.id_card_ocr_requeued_at = None
 
     @transition(field=state, source=VerificationState.ID_CARD_PROCESSING, target=VerificationState.ID_CARD_READ)
     def id_card_read(self) -> None:
@@ -107,6 +118,11 @@ class Verification(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=VerificationState.ID_CARD_PROCESSING, target=VerificationState.BUSINESS_CHOSEN)
     def id_card_unreadable(self, code: str) -> None:
         self.id_card_failure_code = code
+
+    @transition(field=state, source=VerificationState.ID_CARD_PROCESSING, target=VerificationState.BUSINESS_CHOSEN)
+    def id_card_ocr_timed_out(self) -> None:
+        self.id_card_failure_code = "ocr_timeout"
+        self.id_card_ocr_timeouts += 1
 
     @transition(field=state, source=VerificationState.ID_CARD_READ, target=VerificationState.BUSINESS_CHOSEN)
     def id_card_retake(self) -> None:

@@ -9,7 +9,7 @@ refused by the state machine (``out_of_order``), whatever the client sends.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit.actions import AuditAction
-from apps.audit.services import audit_record
+from apps.audit.services import Actor, audit_record
 from apps.businesses.registry import BusinessType, business_get
 from apps.common.errors import ApplicationError, NotAllowed, NotFound
 from apps.common.fsm import fsm_step
@@ -107,7 +107,7 @@ def verification_id_card_upload(*, visit_id: int, data: bytes) -> Verification:
         if verification.state != VerificationState.BUSINESS_CHOSEN:
             fsm_step(verification.id_card_uploaded)  # raises out_of_order, naming the current state
         now = timezone.now()
-        if verification.id_card_attempts >= settings.GATE1_MAX_ID_CARD_UPLOADS:
+        if verification.id_card_uploads_counted >= settings.GATE1_MAX_ID_CARD_UPLOADS:
             return _refuse(verification, RefusalCode.TOO_MANY_ATTEMPTS, {"uploads": verification.id_card_attempts})
         cooldown = timedelta(seconds=settings.GATE1_UPLOAD_COOLDOWN_SECONDS)
         if verification.id_card_last_upload_at and now - verification.id_card_last_upload_at < cooldown:
@@ -206,6 +206,71 @@ def verification_id_card_process(*, visit_id: int, attempt: int) -> Verification
             data={"attempt": attempt, "id_number": mask_id_number(front.id_number), "name": front.name},
         )
         return verification
+
+
+# Who the audit trail names for what the dispatcher's clock moves on.
+OCR_DEADLINE = Actor.system("gate1_ocr_deadline")
+
+
+def verifications_ocr_expire(*, now: datetime | None = None) -> int:
+    """Move on ID cards still being read past GATE1_OCR_DEADLINE_SECONDS; returns how many moved.
+
+    The read is lost when the OCR worker died or its message was lost (a
+    whole worker gone leaves its message to the broker's visibility timeout).
+    Past the deadline after the upload, the read is queued again, once (the
+    task is idempotent per upload attempt: a late first delivery and the new
+    one apply one result). Past the deadline again, Gate 1 goes back to
+    ``business_chosen`` with ``ocr_timeout`` so the customer can upload again;
+    the lost upload does not count against their limit. Called on every
+    dispatcher round (``apps.common.signals.housekeeping_due``).
+    """
+    from apps.verification.tasks import ocr_read_id_card
+
+    now = now or timezone.now()
+    deadline = timedelta(seconds=settings.GATE1_OCR_DEADLINE_SECONDS)
+    overdue = list(
+        Verification.objects.filter(
+            state=VerificationState.ID_CARD_PROCESSING, id_card_last_upload_at__lt=now - deadline
+        ).values_list("visit_id", flat=True)
+    )
+    moved = 0
+    for visit_id in overdue:
+        with transaction.atomic(durable=True):
+            verification = (
+                Verification.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("visit")
+                .filter(visit_id=visit_id, state=VerificationState.ID_CARD_PROCESSING)
+                .first()
+            )
+            if verification is None or verification.id_card_last_upload_at is None:
+                continue  # read meanwhile, or another dispatcher has it
+            visit = verification.visit
+            attempt = verification.id_card_attempts
+            requeued_at = verification.id_card_ocr_requeued_at
+            if requeued_at is None:
+                verification.id_card_ocr_requeued_at = now
+                verification.save(update_fields=["id_card_ocr_requeued_at", "updated_at"])
+                waited = (now - verification.id_card_last_upload_at).total_seconds()
+                audit_record(
+                    actor=OCR_DEADLINE,
+                    action=AuditAction.VISIT_ID_CARD_OCR_REQUEUED,
+                    target=visit,
+                    data={"attempt": attempt, "waited_seconds": round(waited, 1)},
+                )
+                enqueue_on_commit(ocr_read_id_card, visit_id, attempt)
+            elif now - requeued_at > deadline:
+                fsm_step(verification.id_card_ocr_timed_out)
+                verification.save()
+                audit_record(
+                    actor=OCR_DEADLINE,
+                    action=AuditAction.VISIT_ID_CARD_OCR_TIMED_OUT,
+                    target=visit,
+                    data={"attempt": attempt},
+                )
+            else:
+                continue
+            moved += 1
+    return moved
 
 
 @transaction.atomic(durable=True)

@@ -3,16 +3,18 @@ reconnect grace, overflow, one dispatcher round, and the minute snapshots of the
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import audit_record
 from apps.common.fsm import fsm_step
+from apps.common.signals import housekeeping_due
 from apps.queueing.models import (
     AgentPresence,
     AgentState,
@@ -33,8 +35,9 @@ from apps.queueing.services._common import (
 )
 from apps.queueing.services.entries import _abandon
 from apps.queueing.services.offers import _return_offer, dispatch_all
-from apps.queueing.signals import dispatcher_ticked
 from apps.staff.models import AgentSkill
+
+logger = logging.getLogger(__name__)
 
 
 def offers_expire(*, now: datetime | None = None) -> int:
@@ -233,8 +236,26 @@ def dispatcher_tick(*, now: datetime | None = None) -> dict[str, int]:
         ),
     }
     done["offers"] = dispatch_all(now=now)
-    dispatcher_ticked.send(sender=ServiceQueue, now=now)
+    housekeeping_send(now=now)
     return done
+
+
+def housekeeping_send(*, now: datetime) -> None:
+    """Let every app's sweepers move on what is past its deadline (``apps.common.signals.housekeeping_due``).
+
+    One app's failure must stop neither the other apps' sweepers nor the
+    dispatcher loop: it is logged with its traceback. A lost database
+    connection is raised again once every receiver has run, so that the loop
+    reconnects (``run_dispatcher``).
+    """
+    lost: Exception | None = None
+    for receiver, result in housekeeping_due.send_robust(sender=ServiceQueue, now=now):
+        if isinstance(result, OperationalError | InterfaceError):
+            lost = lost or result
+        elif isinstance(result, Exception):
+            logger.error("Housekeeping receiver %s failed", receiver, exc_info=result)
+    if lost is not None:
+        raise lost
 
 
 def queue_snapshots_take(*, now: datetime | None = None) -> int:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -92,7 +94,7 @@ def _enqueue_processing(call_id: int) -> None:
 def recording_reprocess(*, actor: AnyActor, recording_id: int) -> Recording:
     """Put a failed recording back to pending and queue its post-processing again."""
     recording = _locked(recording_id)
-    fsm_step(recording.retry, error=_not_failed)
+    fsm_step(recording.retry, now=timezone.now(), error=_not_failed)
     recording.save()
     audit_record(
         actor=actor,
@@ -411,15 +413,81 @@ def _fail(recording_id: int, attempt: int, *, error: str) -> Recording:
     return recording
 
 
+def _pending_of_ended_calls() -> models.QuerySet[Recording]:
+    """Pending recordings whose call ended and whose Janus room is closed: ready to be tried."""
+    return Recording.objects.filter(state=RecordingState.PENDING, call__state=CallState.ENDED, call__room_open=False)
+
+
 def recordings_pending_enqueue() -> int:
     """Queue the task for every pending recording of an ended call whose room is closed; returns how many."""
     from apps.recordings.tasks import recording_process_task
 
-    call_ids = list(
-        Recording.objects.filter(
-            state=RecordingState.PENDING, call__state=CallState.ENDED, call__room_open=False
-        ).values_list("call_id", flat=True)
-    )
+    call_ids = list(_pending_of_ended_calls().values_list("call_id", flat=True))
     for call_id in call_ids:
         recording_process_task.delay(call_id)
     return len(call_ids)
+
+
+# The longest interval between two looks at a pending recording (the task's own backoff cap).
+PENDING_RETRY_MAX_SECONDS = 300
+RECORDINGS_DEADLINE = Actor.system("recordings_deadline")
+
+
+def recordings_pending_sweep(*, now: datetime | None = None) -> int:
+    """Move on recordings left pending (``recordings_pending_enqueue`` on the dispatcher's clock).
+
+    A recording stays pending when its task found Janus still writing the
+    files and nothing retried it (eager Celery in embedded mode, or the
+    task's own retries used up). Each one is queued again
+    RECORDINGS_PENDING_RETRY_SECONDS after it became pending, then at
+    doubling intervals (at most PENDING_RETRY_MAX_SECONDS apart); once it has
+    waited RECORDINGS_PENDING_MAX_WAIT_SECONDS it fails with the reason
+    (``files_not_ready``), for a person to re-run it. Called on every
+    dispatcher round (``apps.common.signals.housekeeping_due``); returns how
+    many were queued or failed.
+    """
+    now = now or timezone.now()
+    first = timedelta(seconds=settings.RECORDINGS_PENDING_RETRY_SECONDS)
+    max_wait = timedelta(seconds=settings.RECORDINGS_PENDING_MAX_WAIT_SECONDS)
+    pending = Recording.objects.filter(state=RecordingState.PENDING, call__state=CallState.ENDED)
+    # Past the maximum wait, whether or not Janus ever closed the room.
+    overdue = list(pending.filter(pending_since__lt=now - max_wait).values_list("pk", flat=True))
+    due = list(
+        _pending_of_ended_calls()
+        .filter(pending_since__gte=now - max_wait)
+        .filter(models.Q(next_check_at__lte=now) | models.Q(next_check_at__isnull=True, pending_since__lte=now - first))
+        .values_list("pk", flat=True)
+    )
+    moved = 0
+    for recording_id in overdue + due:
+        with transaction.atomic(durable=True):
+            recording = (
+                Recording.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk=recording_id, state=RecordingState.PENDING)
+                .first()
+            )
+            if recording is None:
+                continue  # started meanwhile, or another dispatcher has it
+            waited = now - recording.pending_since
+            if waited > max_wait:
+                minutes = round(waited.total_seconds() / 60)
+                recording.fail(
+                    now=now,
+                    error=f"Not post-processed: the call's recording files were still not ready after "
+                    f"{minutes} minutes (Janus did not close them). Re-run it once they are complete.",
+                )
+                recording.save()
+                audit_record(
+                    actor=RECORDINGS_DEADLINE,
+                    action=AuditAction.RECORDING_FAILED,
+                    target=recording,
+                    data={"reason": "files_not_ready", "waited_seconds": round(waited.total_seconds())},
+                )
+            else:
+                interval = min(first.total_seconds() * 2 ** (recording.pending_checks + 1), PENDING_RETRY_MAX_SECONDS)
+                recording.pending_checks += 1
+                recording.next_check_at = now + timedelta(seconds=interval)
+                recording.save(update_fields=["pending_checks", "next_check_at"])
+                _enqueue_processing(recording.call_id)
+            moved += 1
+    return moved
