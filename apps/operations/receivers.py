@@ -15,9 +15,10 @@ def on_call_ended(sender: Any, call: Any, **kwargs: Any) -> None:
 
 
 def on_housekeeping_due(sender: Any, now: Any, **kwargs: Any) -> None:
-    from apps.operations.services import operations_stuck_release
+    from apps.operations.services import operations_stuck_release, visits_idle_close
 
     operations_stuck_release(now=now)
+    visits_idle_close(now=now)
 
 
 def connect() -> None:

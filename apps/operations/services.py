@@ -30,7 +30,7 @@ from apps.audit.actions import AuditAction
 from apps.audit.models import ActorKind
 from apps.audit.services import Actor, AnyActor, audit_record
 from apps.businesses.registry import business_get
-from apps.calls.services import MEDIA, call_live_for_staff, call_notify
+from apps.calls.services import LIVE_CALL_STATES, MEDIA, call_live_for_staff, call_notify
 from apps.common.errors import NotAllowed, NotFound, ValidationFailed
 from apps.common.fsm import fsm_step
 from apps.common.locking import lock_object
@@ -43,6 +43,7 @@ from apps.operations.integrations.core_banking import (
 )
 from apps.operations.models import ConfirmBy, Operation, OperationState
 from apps.operations.pins import pin_check
+from apps.queueing.models import EntryState
 from apps.visits.models import Visit, VisitOutcome
 from apps.visits.services import visit_close, visit_lock
 
@@ -335,6 +336,49 @@ def service_close_after_call(*, call: Any) -> None:
         _audit(operation, AuditAction.OPERATION_CANCELLED, MEDIA, result="call_ended")
     if outcome is not None:
         visit_close(visit_id=call.visit_id, actor=MEDIA, outcome=outcome, reason=call.end_reason)
+
+
+# --- Visits nobody moves on any more ----------------------------------------------------------------
+
+IDLE_CLOSE_BATCH = 200
+LIVE_ENTRY_STATES = (EntryState.WAITING, EntryState.OFFERED, EntryState.CONNECTED)
+
+
+def visits_idle_close(*, now: Any = None) -> int:
+    """Close as abandoned (``idle_timeout``) every open visit left with nothing to move it on.
+
+    Open, no live queue entry or call, none ended, and neither the visit nor
+    its Gate 1 row written for ``VISIT_IDLE_CLOSE_SECONDS``: the customer left
+    during Gate 1, or never rejoined after an interrupted call. Called on
+    every dispatcher round (``common.signals.housekeeping_due``). Each visit
+    is its own transaction; ``SKIP LOCKED`` lets several dispatchers run, and
+    the conditions are read again under the lock.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.VISIT_IDLE_CLOSE_SECONDS)
+    idle = (
+        Visit.objects.filter(outcome="", updated_at__lt=cutoff)
+        .exclude(verification__updated_at__gte=cutoff)
+        .exclude(queue_entries__state__in=LIVE_ENTRY_STATES)
+        .exclude(calls__state__in=LIVE_CALL_STATES)
+        # A call that broke down lately: its customer may still rejoin (R4.2).
+        .exclude(queue_entries__ended_at__gte=cutoff)
+        .exclude(calls__ended_at__gte=cutoff)
+    )
+    closed = 0
+    for visit_id in list(idle.values_list("pk", flat=True)[:IDLE_CLOSE_BATCH]):
+        with transaction.atomic():
+            visit = Visit.objects.select_for_update(skip_locked=True, of=("self",)).filter(pk=visit_id).first()
+            if visit is None or visit.outcome or not idle.filter(pk=visit_id).exists():
+                continue
+            visit_close(
+                visit_id=visit.pk,
+                actor=Actor.system("housekeeping"),
+                outcome=VisitOutcome.ABANDONED,
+                reason="idle_timeout",
+            )
+            closed += 1
+    return closed
 
 
 # --- Operations left processing by a request that died ---------------------------------------------

@@ -54,9 +54,16 @@ class TooManyRequests(ApplicationError):
     default_code = "too_many_requests"
 
 
-def _lock(visit_id: int) -> Verification:
-    """Lock the visit, then its Gate 1 row (the lock order of ``apps.visits.services``)."""
+def _lock(visit_id: int, *, refuse_closed: bool = True) -> Verification:
+    """Lock the visit, then its Gate 1 row (the lock order of ``apps.visits.services``).
+
+    A visit closed by something other than Gate 1 itself (idle for too long:
+    ``visits_idle_close``) goes no further: ``visit_closed``. One that Gate 1
+    refused answers ``out_of_order`` from its state machine, as before.
+    """
     visit = visit_lock(visit_id=visit_id)
+    if refuse_closed and visit.outcome and visit.outcome != VisitOutcome.REFUSED:
+        raise NotAllowed(_("This visit has ended. Please start again."), code="visit_closed")
     verification = lock_object(
         Verification.objects,
         visit_id=visit_id,
@@ -170,9 +177,10 @@ def verification_id_card_process(*, visit_id: int, attempt: int) -> Verification
         failure = unreadable
 
     with transaction.atomic(durable=True):
-        verification = _lock(visit_id)
+        verification = _lock(visit_id, refuse_closed=False)
         visit = verification.visit
-        if verification.state != VerificationState.ID_CARD_PROCESSING or verification.id_card_attempts != attempt:
+        stale = verification.state != VerificationState.ID_CARD_PROCESSING or verification.id_card_attempts != attempt
+        if stale or visit.outcome:
             return verification
         if failure is not None:
             fsm_step(verification.id_card_unreadable, failure.code)

@@ -18,6 +18,7 @@ __all__ = [
     "GATE_CHECK_DEADLINE_SECONDS",
     "RECORDINGS_PENDING_MAX_WAIT_SECONDS",
     "RECORDINGS_PENDING_RETRY_SECONDS",
+    "VISIT_IDLE_CLOSE_SECONDS",
 ]
 
 # Gate 1: an ID card still being read this long after its upload (the OCR
@@ -45,6 +46,12 @@ RECORDINGS_PENDING_MAX_WAIT_SECONDS = env_int("REMOTEBANK_RECORDINGS_PENDING_MAX
 # worker died) or has waited this long without starting (its message was
 # lost) fails with the reason; the officer may request it again.
 COMPLIANCE_EXPORT_STALL_SECONDS = env_int("REMOTEBANK_COMPLIANCE_EXPORT_STALL_SECONDS", 15 * 60)
+
+# Visits: an open visit that nothing moves on any more (the customer left
+# during Gate 1, or never came back after an interrupted call: no live queue
+# entry, no live call, nothing written to it or its Gate 1) is closed as
+# abandoned (``idle_timeout``) after this long, so the service record ends.
+VISIT_IDLE_CLOSE_SECONDS = env_int("REMOTEBANK_VISIT_IDLE_CLOSE_SECONDS", 30 * 60)
 
 for _name in __all__:
     if globals()[_name] < 1:
