@@ -17,3 +17,11 @@ queue_entry_connected = Signal()
 # ``now``: the place for higher apps' time-based housekeeping (e.g. calls
 # whose participants did not come back in time).
 dispatcher_ticked = Signal()
+
+# Sent INSIDE the transaction of the agent's "End service" (``agent_service_close``),
+# before anything is locked, with ``staff`` (StaffProfile) and ``actor``: the
+# staff member's live call must end (or, for a staff member assisting someone
+# else's call, be left) in that same transaction, so that "end service" and
+# "hang up" are one action. A receiver returns True when it ended or left a
+# call; that call's end puts the agent in wrap-up itself.
+agent_service_closing = Signal()
