@@ -149,3 +149,17 @@ def test_overflow_never_sends_a_customer_back_to_the_queue_they_came_from(
     entry.refresh_from_db()
     assert entry.queue == shared and entry.overflowed_from == queue
     assert AuditRecord.objects.filter(action=AuditAction.QUEUE_OVERFLOWED).count() == 1
+
+
+def test_an_older_visit_cannot_join_while_a_newer_one_of_the_customer_is_open(
+    queue: ServiceQueue, customer: Customer, new_visit: Callable[[Customer], Visit]
+) -> None:
+    older, newer = new_visit(customer), new_visit(customer)
+    with pytest.raises(NotAllowed) as refused:
+        queue_entry_enqueue(visit_id=older.pk)
+    assert refused.value.code == "visit_superseded"
+
+    queue_entry_enqueue(visit_id=newer.pk)
+
+    assert Visit.objects.get(pk=older.pk).outcome_reason == "superseded"
+    assert not QueueEntry.objects.filter(visit=older).exists()

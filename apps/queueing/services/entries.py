@@ -115,9 +115,11 @@ def _supersede_other_visits(visit: Visit, *, now: datetime) -> None:
 
     An older visit still waiting (or ringing at an agent) leaves the queue
     ``superseded`` and closes as abandoned; an older visit with no live entry
-    closes the same way. An older visit in a live call is not touched: the new
-    one is refused (``customer_in_call``) until that call ends. Called with
-    the customer locked (``_customer_lock``).
+    closes the same way. A visit in a live call is not touched: the joining
+    one is refused (``customer_in_call``) until that call ends. An older visit
+    joining while a newer one is open is refused (``visit_superseded``); the
+    newer one closes it when it joins. "Older" is the visit's id (the order in
+    which they were started). Called with the customer locked (``_customer_lock``).
     """
     assert visit.customer is not None
     actor = visit.customer.as_audit_actor()
@@ -126,12 +128,14 @@ def _supersede_other_visits(visit: Visit, *, now: datetime) -> None:
         raise NotAllowed(
             _("You are already in a video call with us. Please finish that call first."), code="customer_in_call"
         )
+    if Visit.objects.filter(customer=visit.customer, outcome="", pk__gt=visit.pk).exists():
+        raise NotAllowed(_("You have started a newer visit. Please continue there."), code="visit_superseded")
     for entry_id in others.order_by("pk").values_list("pk", flat=True):
         entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
         if entry.state in (EntryState.WAITING, EntryState.OFFERED):
             _abandon(entry, now=now, reason=EndReason.SUPERSEDED, actor=actor)
-    for older_id in (
-        Visit.objects.filter(customer=visit.customer, outcome="").exclude(pk=visit.pk).values_list("pk", flat=True)
+    for older_id in Visit.objects.filter(customer=visit.customer, outcome="", pk__lt=visit.pk).values_list(
+        "pk", flat=True
     ):
         visit_close(visit_id=older_id, actor=actor, outcome=VisitOutcome.ABANDONED, reason=EndReason.SUPERSEDED.value)
 
