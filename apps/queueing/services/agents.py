@@ -121,6 +121,10 @@ def agent_service_end(
 ) -> AgentPresence:
     """The agent's service ended: wrap-up (after-call work) for the queue's configured time.
 
+    Called by calls once the agent's call has ended (``_release``); the
+    agent's own "End service" goes through ``agent_service_close``, which
+    hangs the call up first, so that no agent is released from a live call.
+
     ``call_failed``: the call broke down (video server failed, a participant
     never came back) rather than ended; the customer may queue again with
     priority (``queue_entry_rejoin``).
