@@ -172,7 +172,10 @@ class CallTransferApi(APIView):
     permission_classes = (_SERVE,)
 
     class InputSerializer(serializers.Serializer[Any]):
-        queue = serializers.IntegerField()
+        queue = serializers.IntegerField(required=False, help_text="Another queue; or name a colleague instead.")
+        staff = serializers.IntegerField(
+            required=False, help_text="A named available colleague skilled for the business."
+        )
 
     class OutputSerializer(serializers.Serializer[Any]):
         entry = serializers.IntegerField(source="pk")
@@ -183,12 +186,16 @@ class CallTransferApi(APIView):
     def post(self, request: Request, public_id: str) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        agent = None
+        if "staff" in payload.validated_data:
+            agent = call_invitee_get(staff_id=payload.validated_data["staff"])
         call = call_get(public_id=public_id)
         entry = call_transfer(
             call_id=call.pk,
             actor=request_staff_user(request),
             staff=_staff(request),
-            queue_id=payload.validated_data["queue"],
+            queue_id=payload.validated_data.get("queue"),
+            agent=agent,
         )
         return Response(self.OutputSerializer(entry).data)
 

@@ -90,7 +90,14 @@ class Call(ConcurrentTransitionMixin, models.Model):
 class ParticipantRole(models.TextChoices):
     CUSTOMER = "customer", _("Customer")
     AGENT = "agent", _("Agent")
-    EXPERT = "expert", _("Expert or second agent")
+    EXPERT = "expert", _("Expert")
+    # Another agent brought in to help (R1.2): the role says who they really are.
+    ASSISTING_AGENT = "assisting_agent", _("Second agent")
+
+
+# Staff brought into someone else's call: hanging up only leaves it, and their
+# dropping out alone does not end it.
+ASSISTING_ROLES = (ParticipantRole.EXPERT, ParticipantRole.ASSISTING_AGENT)
 
 
 class CallParticipant(models.Model):
@@ -117,6 +124,14 @@ class CallParticipant(models.Model):
                 fields=("call", "role"),
                 condition=models.Q(role__in=("customer", "agent")),
                 name="one_customer_and_one_agent_per_call",
+            ),
+            # A staff member is present (not left) in at most one call: an agent
+            # never serves two live calls, an expert is never pulled into a
+            # second one (issue 16). Ending a call sets every seat's left_at.
+            models.UniqueConstraint(
+                fields=("staff",),
+                condition=models.Q(left_at__isnull=True, staff__isnull=False),
+                name="one_live_seat_per_staff",
             ),
         )
 

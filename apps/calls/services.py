@@ -29,7 +29,7 @@ from apps.calls.integrations.janus import (
     janus_server,
     janus_servers,
 )
-from apps.calls.models import Call, CallEndReason, CallParticipant, CallState, ParticipantRole
+from apps.calls.models import ASSISTING_ROLES, Call, CallEndReason, CallParticipant, CallState, ParticipantRole
 from apps.calls.selectors import participant_for
 from apps.calls.signals import call_ended
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
@@ -39,8 +39,10 @@ from apps.common.transactions import enqueue_on_commit
 from apps.queueing import events
 from apps.queueing.models import AgentPresence, AgentState, QueueEntry, ServiceQueue
 from apps.queueing.services.agents import agent_assist_start, agent_service_end
+from apps.queueing.services.configuration import queue_for_business
 from apps.queueing.services.entries import queue_entry_enqueue
-from apps.staff.models import StaffProfile
+from apps.queueing.services.offers import queue_entry_offer_to
+from apps.staff.models import AgentSkill, StaffProfile
 from apps.staff.roles import Role
 from apps.staff.selectors import staff_profile_for
 
@@ -286,9 +288,14 @@ def call_room_close(*, call_id: int) -> None:
 
 @transaction.atomic(durable=True)
 def call_hang_up(*, call_id: int, actor: AnyActor, participant: CallParticipant) -> Call:
-    """Customer or agent ends the call; an expert hanging up only leaves it."""
+    """Customer or agent ends the call; an expert or assisting agent hanging up only leaves it."""
     call = _lock(call_id)
-    if participant.role == ParticipantRole.EXPERT:
+    _hang_up(call, actor=actor, participant=participant)
+    return call
+
+
+def _hang_up(call: Call, *, actor: AnyActor, participant: CallParticipant) -> None:
+    if participant.role in ASSISTING_ROLES:
         CallParticipant.objects.filter(pk=participant.pk).update(left_at=timezone.now())
         if participant.staff is not None:
             _release(participant.staff, actor=actor, now=timezone.now())
@@ -296,22 +303,45 @@ def call_hang_up(*, call_id: int, actor: AnyActor, participant: CallParticipant)
             actor=actor,
             action=AuditAction.CALL_PARTICIPANT_EVENT,
             target=call,
-            data={"role": "expert", "event": "left"},
+            data={"role": participant.role, "event": "left"},
         )
         _notify(call, "expert_left")
-        return call
+        return
     reason = (
         CallEndReason.CUSTOMER_HUNG_UP if participant.role == ParticipantRole.CUSTOMER else CallEndReason.AGENT_HUNG_UP
     )
     _end(call, reason=reason, actor=actor)
-    return call
+
+
+# Not durable: runs inside queueing's agent_service_close (the agent's "End service").
+@transaction.atomic
+def call_staff_hang_up(*, staff: StaffProfile, actor: AnyActor) -> bool:
+    """The staff member hangs up every live call they are present in ("End service" is "hang up", issue 16).
+
+    The serving agent ends the call (``agent_hung_up``); an expert or
+    assisting agent leaves it. Returns whether there was a call to hang up.
+    """
+    seats = CallParticipant.objects.filter(staff=staff, left_at__isnull=True, call__state__in=LIVE_CALL_STATES)
+    hung_up = False
+    for call_id in sorted(set(seats.values_list("call_id", flat=True))):
+        call = _lock(call_id)
+        participant = CallParticipant.objects.filter(call=call, staff=staff, left_at__isnull=True).first()
+        if call.state == CallState.ENDED or participant is None:
+            continue
+        _hang_up(call, actor=actor, participant=participant)
+        hung_up = True
+    return hung_up
 
 
 @transaction.atomic(durable=True)
 def call_invite(
     *, call_id: int, actor: AnyActor, inviter: StaffProfile, invitee: StaffProfile | None = None
 ) -> CallParticipant:
-    """Bring an expert or another agent into the call (R1.2): a named person, or the longest-idle available expert."""
+    """Bring an expert or another agent into the call (R1.2): a named person, or the longest-idle available expert.
+
+    Only staff available right now and skilled for the business can be
+    invited; their seat says who they are (``expert`` or ``assisting_agent``).
+    """
     call = _lock(call_id)
     participant_for(call=call, staff=inviter)
     if call.state == CallState.ENDED:
@@ -332,13 +362,31 @@ def call_invite(
         invitee = presence.staff
     if invitee.role not in (Role.EXPERT, Role.AGENT) or invitee.pk == inviter.pk:
         raise ValidationFailed(_("Only another agent or an expert can be invited."), code="invalid_invitee")
-    participant, created = CallParticipant.objects.get_or_create(
-        call=call, staff=invitee, defaults={"role": ParticipantRole.EXPERT}
-    )
+    # Only someone free right now: never pull in a colleague who is serving
+    # another customer, ringing, away or logged out (issue 16). The presence is
+    # locked (call, then presence: the lock order of _end) until the invitee is busy.
+    presence = AgentPresence.objects.select_for_update().filter(staff=invitee).first()
+    if presence is None or presence.state != AgentState.AVAILABLE:
+        raise NotAllowed(
+            _("This colleague is not available right now."),
+            code="invitee_unavailable",
+            extra={"state": presence.state if presence else AgentState.OFFLINE},
+        )
+    if not AgentSkill.objects.filter(staff=invitee, business_code=call.visit.business_code).exists():
+        raise ValidationFailed(
+            _("This colleague is not skilled for the customer's business."), code="invitee_not_skilled"
+        )
+    role = ParticipantRole.EXPERT if invitee.role == Role.EXPERT else ParticipantRole.ASSISTING_AGENT
+    participant, created = CallParticipant.objects.get_or_create(call=call, staff=invitee, defaults={"role": role})
     if not created and participant.left_at is not None:
         participant.left_at = None
         participant.save(update_fields=["left_at"])
-    audit_record(actor=actor, action=AuditAction.CALL_INVITED, target=call, data={"invitee": invitee.employee_number})
+    audit_record(
+        actor=actor,
+        action=AuditAction.CALL_INVITED,
+        target=call,
+        data={"invitee": invitee.employee_number, "role": participant.role},
+    )
     agent_assist_start(actor=actor, staff=invitee)
     presence_id = AgentPresence.objects.filter(staff=invitee).values_list("pk", flat=True).first()
     if presence_id is not None:
@@ -355,17 +403,39 @@ def call_invite(
 
 
 @transaction.atomic(durable=True)
-def call_transfer(*, call_id: int, actor: AnyActor, staff: StaffProfile, queue_id: int) -> QueueEntry:
-    """Send the customer to another queue, keeping the gate results (R1.2)."""
+def call_transfer(
+    *,
+    call_id: int,
+    actor: AnyActor,
+    staff: StaffProfile,
+    queue_id: int | None = None,
+    agent: StaffProfile | None = None,
+) -> QueueEntry:
+    """Send the customer to another queue or to a named available colleague, keeping the gates (R1.2).
+
+    To a colleague: the visit queues again in its business's queue and rings
+    that colleague at once (``queue_entry_offer_to``); if they decline or miss
+    it the customer is at the front of that queue. A closed visit is refused
+    (``visit_closed``) and the call goes on: all of it is one transaction.
+    """
+    if (queue_id is None) == (agent is None):
+        raise ValidationFailed(_("Choose either a queue or a colleague."), code="transfer_target_required")
     call = _lock(call_id)
     participant = participant_for(call=call, staff=staff)
     if participant.role != ParticipantRole.AGENT:
         raise PermissionDenied(_("Only the serving agent can transfer the customer."), code="not_serving_agent")
-    queue = ServiceQueue.objects.filter(pk=queue_id).first()
-    if queue is None:
-        raise NotFound(_("This queue does not exist."), code="queue_not_found")
-    _end(call, reason=CallEndReason.TRANSFERRED, actor=actor, detail=queue.code)
-    return queue_entry_enqueue(visit_id=call.visit_id, queue=queue, after_service=True)
+    if queue_id is None:
+        queue = queue_for_business(business_code=call.visit.business_code)
+    else:
+        found = ServiceQueue.objects.filter(pk=queue_id).first()
+        if found is None:
+            raise NotFound(_("This queue does not exist."), code="queue_not_found")
+        queue = found
+    _end(call, reason=CallEndReason.TRANSFERRED, actor=actor, detail=agent.employee_number if agent else queue.code)
+    entry = queue_entry_enqueue(visit_id=call.visit_id, queue=queue, after_service=True)
+    if agent is not None:
+        entry = queue_entry_offer_to(actor=actor, entry_id=entry.pk, staff=agent, transferred_by=staff.employee_number)
+    return entry
 
 
 def calls_expire(*, now: datetime | None = None) -> int:
@@ -382,7 +452,7 @@ def calls_expire(*, now: datetime | None = None) -> int:
             disconnected_at__lt=now - grace,
             left_at__isnull=True,
         )
-        .exclude(role=ParticipantRole.EXPERT)
+        .exclude(role__in=ASSISTING_ROLES)
         .values_list("call_id", flat=True)
     )
     stalled = set(

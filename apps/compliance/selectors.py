@@ -352,7 +352,8 @@ def services_search(*, user: Any, search: ServiceSearch) -> QuerySet[Any]:
         # A subquery, not a join: a join through the participants would repeat
         # a service once per matching participant.
         served_by = CallParticipant.objects.filter(
-            staff__employee_number=search.agent, role__in=(ParticipantRole.AGENT, ParticipantRole.EXPERT)
+            staff__employee_number=search.agent,
+            role__in=(ParticipantRole.AGENT, ParticipantRole.EXPERT, ParticipantRole.ASSISTING_AGENT),
         ).values("call__visit_id")
         queryset = queryset.filter(pk__in=served_by)
     if search.business:

@@ -31,7 +31,7 @@ from apps.queueing.selectors import (
     supervisor_figures,
     visit_latest_entry,
 )
-from apps.queueing.services.agents import agent_service_end, agent_state_set
+from apps.queueing.services.agents import agent_service_close, agent_state_set
 from apps.queueing.services.entries import queue_entry_enqueue, queue_entry_leave, queue_entry_move
 from apps.queueing.services.offers import offer_accept, offer_decline
 from apps.staff.models import StaffProfile
@@ -139,13 +139,13 @@ class OfferDeclineApi(APIView):
 
 
 class AgentServiceEndApi(APIView):
-    """``POST``: the agent's service ended; wrap-up starts."""
+    """``POST``: the agent ends the service: their live call is hung up and wrap-up starts."""
 
     permission_classes = (_SERVE,)
 
     @extend_schema(request=None, responses=AgentStateApi.AgentStateOutputSerializer)
     def post(self, request: Request) -> Response:
-        presence = agent_service_end(actor=request_staff_user(request), staff=_staff(request))
+        presence = agent_service_close(actor=request_staff_user(request), staff=_staff(request))
         return Response(AgentStateApi.AgentStateOutputSerializer(presence).data)
 
 

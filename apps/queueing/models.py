@@ -7,9 +7,10 @@ level, business and time waited"; because the bonus is bounded, a customer
 who has waited longer than the largest bonus is ahead of every newcomer:
 nobody starves. The key never needs recomputing, so the queue is an index scan.
 
-Invariants (R2.5), held by row locks in the dispatcher *and* by the database:
-an entry offered or connected names exactly one agent (a column), and a
-partial unique index allows an agent at most one such entry.
+Invariants (R2.5, issue 16), held by row locks in the services *and* by the
+database: an entry offered or connected names exactly one agent (a column), and
+partial unique indexes allow an agent at most one such entry, a visit and a
+customer at most one live (waiting, offered, connected) entry.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from apps.businesses.registry import business_choices
-from apps.customers.models import CustomerLevel
+from apps.customers.models import Customer, CustomerLevel
 from apps.staff.models import StaffProfile
 from apps.visits.models import Visit
 
@@ -206,6 +207,8 @@ class EndReason(models.TextChoices):
     # The call of an answered entry failed (video server down, a participant
     # never came back): the customer may queue again with priority.
     CALL_FAILED = "call_failed", _("The call failed")
+    # The customer started a newer visit while this one waited (one live entry per customer).
+    SUPERSEDED = "superseded", _("Superseded by a newer visit")
 
 
 class QueueEntry(ConcurrentTransitionMixin, models.Model):
@@ -214,6 +217,12 @@ class QueueEntry(ConcurrentTransitionMixin, models.Model):
     # One visit may queue more than once (a transfer, a dropped call coming
     # back), but has at most one live entry (constraint below).
     visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="queue_entries")
+    # The visit's customer, copied at enqueue so that the database can hold
+    # "one live entry per customer" (constraint below); null only on rows
+    # older than the column whose visit had no customer.
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="queue_entries"
+    )
     queue = models.ForeignKey(ServiceQueue, on_delete=models.PROTECT, related_name="entries")
     business_code = models.CharField(max_length=32, choices=business_choices())
     level = models.CharField(max_length=16, choices=CustomerLevel.choices)
@@ -258,6 +267,12 @@ class QueueEntry(ConcurrentTransitionMixin, models.Model):
                 fields=("visit",),
                 condition=models.Q(state__in=("waiting", "offered", "connected")),
                 name="one_live_entry_per_visit",
+            ),
+            # A customer is in at most one queue at a time, whatever visit they come with.
+            models.UniqueConstraint(
+                fields=("customer",),
+                condition=models.Q(state__in=("waiting", "offered", "connected")),
+                name="one_live_entry_per_customer",
             ),
         )
 

@@ -22,3 +22,11 @@ queue_entry_connected = Signal()
 # higher app puts its part on the page without queueing importing it (the
 # console adds the call the agent is in, under "call"). Receivers only read.
 agent_snapshot_requested = Signal()
+
+# Sent INSIDE the transaction of the agent's "End service" (``agent_service_close``),
+# before anything is locked, with ``staff`` (StaffProfile) and ``actor``: the
+# staff member's live call must end (or, for a staff member assisting someone
+# else's call, be left) in that same transaction, so that "end service" and
+# "hang up" are one action. A receiver returns True when it ended or left a
+# call; that call's end puts the agent in wrap-up itself.
+agent_service_closing = Signal()

@@ -222,7 +222,7 @@ def test_the_agent_invites_a_named_expert_or_any_available_one(
     answered: tuple[Call, StaffProfile, Client], make_member: Callable[..., StaffProfile]
 ) -> None:
     call, agent, _browser = answered
-    named = make_member(Role.EXPERT, available=False)
+    named = make_member(Role.EXPERT)
     staff_browser = Client()
     staff_browser.force_login(agent.user)
     invited = staff_browser.post(
@@ -385,3 +385,161 @@ def test_a_call_that_never_connects_ends_after_the_connect_timeout(
         assert calls_expire(now=timezone.now() + timedelta(seconds=settings.CALL_CONNECT_TIMEOUT_SECONDS + 1)) == 1
     call.refresh_from_db()
     assert call.end_reason == "connect_timeout"
+
+
+def test_ending_the_service_hangs_up_the_live_call(
+    answered: tuple[Call, StaffProfile, Client], janus_settings: JanusServer, on_commit: Callable[..., Any]
+) -> None:
+    call, agent, _browser = answered
+    staff_browser = Client()
+    staff_browser.force_login(agent.user)
+    with on_commit():
+        ended = staff_browser.post(reverse("queueing:agent-service-end"))
+    assert ended.status_code == 200, ended.content
+    assert ended.json()["state"] == AgentState.WRAP_UP
+    call.refresh_from_db()
+    assert (call.state, call.end_reason) == (CallState.ENDED, "agent_hung_up")
+    assert not JanusVideoRoom(janus_settings).exists(room_id=call.room_id)
+    assert QueueEntry.objects.get(pk=call.entry_id).state == EntryState.SERVED
+    assert not CallParticipant.objects.filter(staff=agent, left_at__isnull=True).exists()
+    actions = list(
+        AuditRecord.objects.filter(target_type="calls.call", target_id=str(call.pk)).values_list("action", flat=True)
+    )
+    assert "calls.call.ended" in actions
+
+
+def test_an_agent_who_ended_the_service_and_took_another_customer_is_not_disturbed_by_the_first_call(
+    answered: tuple[Call, StaffProfile, Client],
+    make_customer: Callable[..., Customer],
+    on_commit: Callable[..., Any],
+) -> None:
+    first_call, agent, first_browser = answered
+    staff_browser = Client()
+    staff_browser.force_login(agent.user)
+    with on_commit():
+        staff_browser.post(reverse("queueing:agent-service-end"))
+    with on_commit():
+        agent_state_set(actor=SYSTEM, staff=agent, state=AgentState.AVAILABLE)  # wrap-up over
+    customer = make_customer()
+    visit = visit_with_gate1(business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready")
+    with on_commit():
+        entry = queue_entry_enqueue(visit_id=visit.pk)
+    with on_commit():
+        offer_accept(actor=agent.user, staff=agent, entry_id=entry.pk)
+    # The first customer's hang-up finds their call already over.
+    assert first_browser.post(reverse("calls:customer-call-hang-up")).status_code in (200, 404, 409)
+    entry.refresh_from_db()
+    assert entry.state == EntryState.CONNECTED
+    assert AgentPresence.objects.get(staff=agent).state == AgentState.BUSY
+    assert Call.objects.get(entry=entry).state == CallState.CONNECTING
+    first_call.refresh_from_db()
+    assert first_call.state == CallState.ENDED
+
+
+def test_a_completed_visit_cannot_be_transferred_back_into_a_queue(
+    answered: tuple[Call, StaffProfile, Client], on_commit: Callable[..., Any]
+) -> None:
+    from apps.visits.models import VisitOutcome
+    from apps.visits.services import visit_close
+
+    call, agent, _browser = answered
+    other = service_queue_upsert(actor=SYSTEM, code="shared", name="综合", businesses=["activation"])
+    visit_close(visit_id=call.visit_id, actor=SYSTEM, outcome=VisitOutcome.COMPLETED)
+    staff_browser = Client()
+    staff_browser.force_login(agent.user)
+    with on_commit():
+        refused = staff_browser.post(
+            reverse("calls:transfer", args=[call.public_id]), {"queue": other.pk}, content_type="application/json"
+        )
+    assert refused.status_code == 409 and refused.json()["code"] == "visit_closed"
+    assert not QueueEntry.objects.filter(queue=other).exists()
+    call.refresh_from_db()
+    assert call.state == CallState.CONNECTING  # nothing happened
+
+
+def test_only_available_skilled_staff_can_be_invited_and_an_invited_agent_stays_an_agent(
+    answered: tuple[Call, StaffProfile, Client],
+    make_member: Callable[..., StaffProfile],
+    make_customer: Callable[..., Customer],
+    on_commit: Callable[..., Any],
+) -> None:
+    call, agent, _browser = answered
+    staff_browser = Client()
+    staff_browser.force_login(agent.user)
+
+    def invite(staff: StaffProfile) -> Any:
+        return staff_browser.post(
+            reverse("calls:invite", args=[call.public_id]), {"staff": staff.pk}, content_type="application/json"
+        )
+
+    offline_expert = make_member(Role.EXPERT, available=False)
+    assert invite(offline_expert).json()["code"] == "invitee_unavailable"
+    # An agent serving another customer is busy: they cannot be pulled in.
+    serving = make_member()
+    customer = make_customer()
+    visit = visit_with_gate1(business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready")
+    with on_commit():
+        other_entry = queue_entry_enqueue(visit_id=visit.pk)
+    with on_commit():
+        offer_accept(actor=serving.user, staff=serving, entry_id=other_entry.pk)
+    assert invite(serving).json()["code"] == "invitee_unavailable"
+    unskilled = make_member(Role.EXPERT)
+    unskilled.skills.all().delete()
+    assert invite(unskilled).json()["code"] == "invitee_not_skilled"
+    assert set(call.participants.values_list("role", flat=True)) == {"customer", "agent"}
+
+    colleague = make_member()
+    assert invite(colleague).status_code == 201
+    seat = call.participants.get(staff=colleague)
+    assert seat.role == ParticipantRole.ASSISTING_AGENT
+    assert AgentPresence.objects.get(staff=colleague).state == AgentState.BUSY
+
+
+def test_a_transfer_to_a_named_available_agent_rings_them_keeping_the_gates(
+    answered: tuple[Call, StaffProfile, Client],
+    make_member: Callable[..., StaffProfile],
+    on_commit: Callable[..., Any],
+) -> None:
+    call, agent, _browser = answered
+    staff_browser = Client()
+    staff_browser.force_login(agent.user)
+    away = make_member(available=False)
+
+    def transfer(staff: StaffProfile) -> Any:
+        with on_commit():
+            return staff_browser.post(
+                reverse("calls:transfer", args=[call.public_id]), {"staff": staff.pk}, content_type="application/json"
+            )
+
+    assert transfer(away).json()["code"] == "transfer_target_unavailable"
+    call.refresh_from_db()
+    assert call.state == CallState.CONNECTING
+    colleague = make_member()
+    moved = transfer(colleague)
+    assert moved.status_code == 200, moved.content
+    call.refresh_from_db()
+    assert call.end_reason == "transferred"
+    entry = QueueEntry.objects.get(pk=moved.json()["entry"])
+    assert entry.visit_id == call.visit_id and entry.state == EntryState.OFFERED
+    assert entry.agent == AgentPresence.objects.get(staff=colleague)
+    assert AgentPresence.objects.get(staff=colleague).state == AgentState.OFFERED
+    assert Visit.objects.get(pk=call.visit_id).verification.state == "queue_ready"
+    offered = AuditRecord.objects.filter(action="queueing.entry.offered", target_id=str(entry.pk)).get()
+    assert offered.data["transferred_by"] == agent.employee_number
+
+
+def test_the_database_seats_a_staff_member_in_at_most_one_live_call(
+    answered: tuple[Call, StaffProfile, Client], make_customer: Callable[..., Customer]
+) -> None:
+    from django.db import IntegrityError, transaction
+
+    call, agent, _browser = answered
+    customer = make_customer()
+    visit = visit_with_gate1(business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready")
+    entry = QueueEntry.objects.create(
+        visit=visit, queue=call.entry.queue, business_code="activation", level="ordinary",
+        enqueued_at=timezone.now(), priority_key=0.0,
+    )  # fmt: skip
+    second = Call.objects.create(visit=visit, entry=entry, janus_server=call.janus_server)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CallParticipant.objects.create(call=second, role=ParticipantRole.AGENT, staff=agent)

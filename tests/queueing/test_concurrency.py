@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -44,7 +44,7 @@ from apps.customers.models import CustomerLevel
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
 from apps.queueing.services.agents import agent_service_end, agent_state_set
 from apps.queueing.services.configuration import service_queue_upsert
-from apps.queueing.services.entries import queue_entry_leave
+from apps.queueing.services.entries import queue_entry_enqueue, queue_entry_leave
 from apps.queueing.services.housekeeping import offers_expire, wrap_ups_finish
 from apps.queueing.services.offers import dispatch_queue, offer_accept, offer_decline
 from apps.queueing.signals import queue_entry_connected
@@ -459,3 +459,101 @@ def test_customer_leaving_while_the_agent_ends_the_service_is_not_a_deadlock(
     entry.refresh_from_db()
     assert entry.state == EntryState.SERVED
     assert AgentPresence.objects.get(staff=staff).state == AgentState.WRAP_UP
+
+
+# --- One live entry per customer (issue 16) --------------------------------------------
+
+
+def _second_visit_of(entry: QueueEntry) -> Any:
+    from tests.factories import visit_with_gate1
+
+    customer = entry.visit.customer
+    assert customer is not None
+    return visit_with_gate1(business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready")
+
+
+def test_the_database_lets_only_one_of_two_simultaneous_live_entries_of_a_customer_commit(
+    make_queued_customer: Callable[..., QueueEntry], settings: Any
+) -> None:
+    # Below the services (whose customer lock serializes this), straight at the
+    # partial unique index: the second insert waits for the first transaction
+    # and fails once it commits.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    service_queue_upsert(actor=SYSTEM, code="activation", name="激活", businesses=["activation"], paused=True)
+    first = make_queued_customer()
+    queue_entry_leave(entry_id=first.pk)  # the customer is in no queue now
+    visits = [_second_visit_of(first), _second_visit_of(first)]
+    inserted, release = threading.Event(), threading.Event()
+    outcomes: dict[int, str] = {}
+
+    def insert(number: int) -> None:
+        try:
+            if number == 1:
+                assert inserted.wait(timeout=10)
+            with transaction.atomic():
+                QueueEntry.objects.create(
+                    visit=visits[number], customer=first.customer, queue=first.queue, business_code="activation",
+                    level=first.level, enqueued_at=timezone.now(), priority_key=float(number),
+                )  # fmt: skip
+                if number == 0:
+                    inserted.set()
+                    assert release.wait(timeout=10)
+            outcomes[number] = "committed"
+        except IntegrityError as exc:
+            outcomes[number] = f"refused: {exc}"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=insert, args=(number,)) for number in (0, 1)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert inserted.wait(timeout=10)
+        _wait_for_lock_waiters(1)  # the second insert waits on the index entry of the first
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+    assert outcomes[0] == "committed"
+    assert outcomes[1].startswith("refused") and "one_live_entry_per_customer" in outcomes[1]
+    live = QueueEntry.objects.filter(customer=first.customer, state__in=("waiting", "offered", "connected"))
+    assert list(live.values_list("visit_id", flat=True)) == [visits[0].pk]
+
+
+def test_two_visits_of_one_customer_joining_at_once_leave_the_newest_in_the_queue_and_no_deadlock(
+    make_queued_customer: Callable[..., QueueEntry], settings: Any
+) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    service_queue_upsert(actor=SYSTEM, code="activation", name="激活", businesses=["activation"], paused=True)
+    first = make_queued_customer()
+    visits = [_second_visit_of(first), _second_visit_of(first)]
+    start = threading.Barrier(2)
+    outcomes: dict[int, Any] = {}
+
+    def join(number: int) -> None:
+        try:
+            start.wait(timeout=10)
+            outcomes[number] = queue_entry_enqueue(visit_id=visits[number].pk).pk
+        except Exception as exc:  # any failure is reported by the assertion below
+            outcomes[number] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=join, args=(number,)) for number in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # Whichever order the customer's lock gave them, the newest visit wins:
+    # the older one is refused, either because the newer one is open
+    # (visit_superseded) or because the newer one joined first and closed it.
+    newer = visits[1]
+    assert isinstance(outcomes[1], int), outcomes
+    assert getattr(outcomes[0], "code", None) in ("visit_superseded", "visit_closed"), outcomes
+    live = QueueEntry.objects.filter(customer=first.customer, state__in=("waiting", "offered", "connected"))
+    assert list(live.values_list("visit_id", flat=True)) == [newer.pk]
+    open_visits = newer.customer.visits.filter(outcome="")
+    assert list(open_visits.values_list("pk", flat=True)) == [newer.pk]
+    assert audit_chain_verify().intact

@@ -25,6 +25,7 @@ from apps.queueing.services._common import (
     _schedule_dispatch,
     step_refused,
 )
+from apps.queueing.signals import agent_service_closing
 from apps.staff.models import AgentSkill, StaffProfile
 
 
@@ -120,6 +121,10 @@ def agent_service_end(
 ) -> AgentPresence:
     """The agent's service ended: wrap-up (after-call work) for the queue's configured time.
 
+    Called by calls once the agent's call has ended (``_release``); the
+    agent's own "End service" goes through ``agent_service_close``, which
+    hangs the call up first, so that no agent is released from a live call.
+
     ``call_failed``: the call broke down (video server failed, a participant
     never came back) rather than ended; the customer may queue again with
     priority (``queue_entry_rejoin``).
@@ -143,3 +148,21 @@ def agent_service_end(
     audit_record(actor=actor, action=AuditAction.AGENT_STATE_CHANGED, target=presence, data={"to": "wrap_up"})
     _agent_event(presence, "wrap_up")
     return presence
+
+
+@transaction.atomic(durable=True)
+def agent_service_close(*, actor: AnyActor, staff: StaffProfile, now: datetime | None = None) -> AgentPresence:
+    """The agent's "End service": hang up the live call and start wrap-up, as one action (issue 16).
+
+    Ending the service used to release the agent while the call stayed
+    connected; the next customer could then be offered to an agent still in a
+    call. Now the calls app ends the staff member's live call in this
+    transaction (``agent_service_closing``; audited as an agent hang-up),
+    and that call's end starts the wrap-up. Only a busy agent with no call
+    left (nothing to hang up) is put in wrap-up here directly. Nothing is
+    locked before the signal: calls locks the call, then the presence.
+    """
+    responses = agent_service_closing.send(sender=AgentPresence, staff=staff, actor=actor)
+    if any(ended for _receiver, ended in responses):
+        return AgentPresence.objects.get(staff=staff)
+    return agent_service_end(actor=actor, staff=staff, now=now)

@@ -14,6 +14,7 @@ from apps.audit.services import AnyActor, audit_record
 from apps.common.errors import NotAllowed, NotFound, ValidationFailed
 from apps.common.fsm import fsm_step
 from apps.common.locking import lock_object
+from apps.customers.models import Customer
 from apps.queueing.models import (
     AgentPresence,
     EndReason,
@@ -51,10 +52,12 @@ def queue_entry_enqueue(
     (a transfer to another queue keeps the gate results, R1.2).
     """
     now = now or timezone.now()
+    _customer_lock(visit_id=visit_id)
     visit = visit_lock(visit_id=visit_id)
     existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_STATES).first()
     if existing is not None:
         return existing
+    _refuse_closed(visit)
     if not verification_passed(visit=visit):
         raise NotAllowed(_("Please complete the checks before joining the queue."), code="out_of_order")
     if not after_service and _failed_call_entry(visit) is not None:
@@ -65,9 +68,11 @@ def queue_entry_enqueue(
     queue = queue or queue_for_business(business_code=visit.business_code)
     if visit.business_code not in queue.businesses:
         raise ValidationFailed(_("That queue does not serve this customer's business."), code="business_not_served")
+    _supersede_other_visits(visit, now=now)
     level = visit.customer.level
     entry = QueueEntry.objects.create(
         visit=visit,
+        customer=visit.customer,
         queue=queue,
         business_code=visit.business_code,
         level=level,
@@ -84,6 +89,57 @@ def queue_entry_enqueue(
     _queue_event(queue.pk, inserted_key=entry.priority_key)
     _schedule_dispatch(queue.pk)
     return entry
+
+
+def _customer_lock(*, visit_id: int) -> None:
+    """Lock the visit's customer (if Gate 1 named one) before the visit: one customer's enqueues run one at a time.
+
+    Lock order: customer, this visit, then another visit's live entry and that
+    visit (``_abandon``'s own order, entry before visit), so that two visits of
+    one customer joining at once, or one joining while the other leaves,
+    cannot wait on each other. The customer never changes once bound.
+    """
+    customer_id = Visit.objects.filter(pk=visit_id).values_list("customer_id", flat=True).first()
+    if customer_id is not None:
+        list(Customer.objects.select_for_update().filter(pk=customer_id).values_list("pk", flat=True))
+
+
+def _refuse_closed(visit: Visit) -> None:
+    """A closed visit never enters a queue (issue 16): the customer left, was refused, or was served."""
+    if visit.outcome:
+        raise NotAllowed(
+            _("This visit has ended. Please start a new one."), code="visit_closed", extra={"outcome": visit.outcome}
+        )
+
+
+def _supersede_other_visits(visit: Visit, *, now: datetime) -> None:
+    """A customer has one live visit and one live entry: a newer visit joining closes the older ones.
+
+    An older visit still waiting (or ringing at an agent) leaves the queue
+    ``superseded`` and closes as abandoned; an older visit with no live entry
+    closes the same way. A visit in a live call is not touched: the joining
+    one is refused (``customer_in_call``) until that call ends. An older visit
+    joining while a newer one is open is refused (``visit_superseded``); the
+    newer one closes it when it joins. "Older" is the visit's id (the order in
+    which they were started). Called with the customer locked (``_customer_lock``).
+    """
+    assert visit.customer is not None
+    actor = visit.customer.as_audit_actor()
+    others = QueueEntry.objects.filter(visit__customer=visit.customer, state__in=LIVE_STATES).exclude(visit=visit)
+    if others.filter(state=EntryState.CONNECTED).exists():
+        raise NotAllowed(
+            _("You are already in a video call with us. Please finish that call first."), code="customer_in_call"
+        )
+    if Visit.objects.filter(customer=visit.customer, outcome="", pk__gt=visit.pk).exists():
+        raise NotAllowed(_("You have started a newer visit. Please continue there."), code="visit_superseded")
+    for entry_id in others.order_by("pk").values_list("pk", flat=True):
+        entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
+        if entry.state in (EntryState.WAITING, EntryState.OFFERED):
+            _abandon(entry, now=now, reason=EndReason.SUPERSEDED, actor=actor)
+    for older_id in Visit.objects.filter(customer=visit.customer, outcome="", pk__lt=visit.pk).values_list(
+        "pk", flat=True
+    ):
+        visit_close(visit_id=older_id, actor=actor, outcome=VisitOutcome.ABANDONED, reason=EndReason.SUPERSEDED.value)
 
 
 def _failed_call_entry(visit: Visit) -> QueueEntry | None:
@@ -104,6 +160,7 @@ def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEn
     does (R2.4). Idempotent: a visit with a live entry gets it back.
     """
     now = now or timezone.now()
+    _customer_lock(visit_id=visit_id)
     visit = visit_lock(visit_id=visit_id)
     existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_STATES).first()
     if existing is not None:
@@ -114,6 +171,7 @@ def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEn
             _("Only a visit whose call failed before it was concluded can queue again."), code="rejoin_not_allowed"
         )
     assert visit.customer is not None
+    _supersede_other_visits(visit, now=now)
     queue = previous.queue
     first = QueueEntry.objects.filter(visit=visit).order_by("pk").first()
     enqueued_at = first.enqueued_at if first is not None else now
@@ -122,6 +180,7 @@ def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEn
     )
     entry = QueueEntry.objects.create(
         visit=visit,
+        customer=visit.customer,
         queue=queue,
         business_code=previous.business_code,
         level=visit.customer.level,

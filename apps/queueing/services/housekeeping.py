@@ -162,7 +162,9 @@ def queue_overflow(*, queue_id: int, now: datetime | None = None) -> int:
 
     By length: the newest entries beyond ``overflow_max_waiting`` move. By
     wait: entries waiting longer than ``overflow_max_wait_seconds`` move. A
-    target must serve the business and have a skilled agent logged in.
+    target must serve the business and have a skilled agent logged in, and is
+    never the queue the entry overflowed from (no ping-pong between queues that
+    are each other's targets).
     """
     now = now or timezone.now()
     queue = ServiceQueue.objects.get(pk=queue_id)
@@ -186,7 +188,11 @@ def queue_overflow(*, queue_id: int, now: datetime | None = None) -> int:
             )
             if entry is None:
                 continue
-            target = next((t for t in targets if _can_take(t, entry.business_code)), None)
+            # Never back to the queue the customer overflowed from: two queues
+            # that are each other's targets would otherwise pass them to and fro.
+            target = next(
+                (t for t in targets if t.pk != entry.overflowed_from_id and _can_take(t, entry.business_code)), None
+            )
             if target is None:
                 continue
             old_key = entry.priority_key

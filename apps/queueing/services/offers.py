@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import AnyActor, audit_record
-from apps.common.errors import NotAllowed, PermissionDenied
+from apps.common.errors import NotAllowed, PermissionDenied, ValidationFailed
 from apps.common.fsm import fsm_step
 from apps.common.locking import lock_object
 from apps.queueing.models import (
@@ -102,6 +102,47 @@ def offer_decline(*, actor: AnyActor, staff: StaffProfile, entry_id: int, now: d
     audit_record(
         actor=actor, action=AuditAction.QUEUE_OFFER_DECLINED, target=entry, data={"agent": staff.employee_number}
     )
+    return entry
+
+
+@transaction.atomic
+def queue_entry_offer_to(
+    *, actor: AnyActor, entry_id: int, staff: StaffProfile, now: datetime | None = None, transferred_by: str = ""
+) -> QueueEntry:
+    """Ring one named agent with a waiting entry (a transfer to a named colleague, R1.2).
+
+    The agent must be available and skilled for the business; otherwise 409
+    ``transfer_target_unavailable`` or 400 ``transfer_target_not_skilled``.
+    Declining or missing it puts the customer back at the FRONT of the queue,
+    as any offer. Lock order as the dispatcher's: entry, then presence.
+    """
+    now = now or timezone.now()
+    entry = lock_object(QueueEntry.objects, not_found=entry_not_found, related=("queue",), pk=entry_id)
+    presence = AgentPresence.objects.select_for_update().filter(staff=staff).first()
+    if presence is None or presence.state != AgentState.AVAILABLE:
+        raise NotAllowed(
+            _("This colleague is not available right now."),
+            code="transfer_target_unavailable",
+            extra={"state": presence.state if presence else AgentState.OFFLINE},
+        )
+    if not AgentSkill.objects.filter(staff=staff, business_code=entry.business_code).exists():
+        raise ValidationFailed(
+            _("This colleague is not skilled for the customer's business."), code="transfer_target_not_skilled"
+        )
+    expires = now + timedelta(seconds=entry.queue.offer_timeout_seconds)
+    fsm_step(entry.offer, presence, expires, error=step_refused)
+    fsm_step(presence.ring, now, error=step_refused)
+    entry.save()
+    presence.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.QUEUE_OFFERED,
+        target=entry,
+        data={"agent": staff.employee_number, "offer": entry.offers_made, "transferred_by": transferred_by},
+    )
+    _queue_event(entry.queue_id, removed_key=entry.priority_key)
+    _entry_event(entry, "offered")
+    _agent_event(presence, "offer", entry=entry.pk, expires_at=expires.isoformat(), business=entry.business_code)
     return entry
 
 

@@ -62,6 +62,9 @@
       byId("service-level").textContent = levelLabel(entry.level);
     }
     byId("service-end").disabled = acting || !connected;
+    // One action for the serving agent: "End service" hangs up the call too
+    // (the server ends it), so the call panel's own hang-up is not shown.
+    byId("call-hangup").hidden = connected;
   }
 
   function tickCountdown() {

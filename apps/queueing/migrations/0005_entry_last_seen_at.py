@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("queueing", "0003_alter_queueentry_visit"),
+        ("queueing", "0004_entry_customer_one_live_entry_per_customer"),
     ]
 
     operations = [
