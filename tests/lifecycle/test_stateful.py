@@ -87,8 +87,8 @@ pytestmark = pytest.mark.django_db
 # The budget: fixed, derandomized, no example database. About 1–2 minutes on
 # PostgreSQL on two cores when every invariant holds (a failure adds the
 # shrinking, which Hypothesis bounds).
-EXAMPLES = 30
-STEPS = 50
+EXAMPLES = 60
+STEPS = 40
 
 LIVE_CALL_STATES = (CallState.CONNECTING, CallState.CONNECTED)
 LIVE_ENTRY_STATES = (EntryState.WAITING, EntryState.OFFERED, EntryState.CONNECTED)
@@ -206,13 +206,16 @@ class LifecycleMachine(RuleBasedStateMachine):
     @initialize(
         businesses=st.lists(st.sampled_from(["activation", "activation", "password_reset"]), min_size=3, max_size=3),
         available=st.sets(staff_members, min_size=1),
+        queued=st.lists(st.booleans(), min_size=3, max_size=3),
     )
-    def customers_and_agents_arrive(self, businesses: list[str], available: set[int]) -> None:
-        """Every customer has passed Gate 1 for a visit; some agents are available."""
-        for person, business in zip(self.cast.customers, businesses, strict=True):
-            visit_with_gate1(
+    def customers_and_agents_arrive(self, businesses: list[str], available: set[int], queued: list[bool]) -> None:
+        """Every customer has passed Gate 1 for a visit, some have joined the queue; some agents are available."""
+        for person, business, joins in zip(self.cast.customers, businesses, queued, strict=True):
+            visit = visit_with_gate1(
                 business_code=business, mobile=person.mobile, customer=person, state=VerificationState.QUEUE_READY
             )
+            if joins:
+                self.attempt(queue_entry_enqueue, visit_id=visit.pk, now=self.now)
         for index in sorted(available):
             member = self.staff(index)
             self.attempt(agent_state_set, actor=member.user, staff=member, state=AgentState.AVAILABLE, now=self.now)
@@ -239,15 +242,9 @@ class LifecycleMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.present.queued)
     @rule(pick=picks)
     def customer_leaves_the_queue(self, pick: int) -> None:
+        """The leave button (the page may show it late: a ringing entry can be left too)."""
         entry = nth(QueueEntry.objects.filter(state__in=QUEUED_STATES).order_by("pk"), pick)
         self.attempt(queue_entry_leave, entry_id=entry.pk, now=self.now)
-
-    @rule(customer=customers)
-    def customer_leaves_whatever_their_state(self, customer: int) -> None:
-        """The leave button of the customer's page, whatever the latest entry's state (refused unless queued)."""
-        entry = self.latest_entry(customer)
-        if entry is not None:
-            self.attempt(queue_entry_leave, entry_id=entry.pk, now=self.now)
 
     @precondition(lambda self: self.present.queued)
     @rule(pick=picks, back=st.booleans())
@@ -279,27 +276,25 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.attempt(agent_state_set, actor=actor, staff=member, state=state, now=self.now)
 
     @precondition(lambda self: self.present.offer)
-    @rule(pick=picks, accept=st.sampled_from([True, True, True, False]))
-    def agent_answers_the_offer(self, pick: int, accept: bool) -> None:
-        """The ringing agent accepts (mostly) or declines."""
+    @rule(pick=picks, accept=st.sampled_from([True, True, True, False]), stale_console=st.none() | staff_members)
+    def agent_answers_the_offer(self, pick: int, accept: bool, stale_console: int | None) -> None:
+        """The ringing agent accepts (mostly) or declines; or another console answers an offer it showed earlier."""
         entry = nth(QueueEntry.objects.filter(state=EntryState.OFFERED).order_by("pk"), pick)
-        member = StaffProfile.objects.select_related("user").get(presence=entry.agent_id)
+        if stale_console is None:
+            member = StaffProfile.objects.select_related("user").get(presence=entry.agent_id)
+        else:
+            member = self.staff(stale_console)
         service = offer_accept if accept else offer_decline
         self.attempt(service, actor=member.user, staff=member, entry_id=entry.pk, now=self.now)
 
-    @rule(staff=staff_members, customer=customers, accept=st.booleans())
-    def agent_answers_a_stale_offer(self, staff: int, customer: int, accept: bool) -> None:
-        """A console answers an offer it showed earlier: a customer's latest entry, whoever holds it now."""
-        member = self.staff(staff)
-        entry = self.latest_entry(customer)
-        if entry is not None:
-            service = offer_accept if accept else offer_decline
-            self.attempt(service, actor=member.user, staff=member, entry_id=entry.pk, now=self.now)
-
-    @rule(staff=staff_members)
-    def agent_presses_end_service(self, staff: int) -> None:
-        """The console's "end service" (queueing/api.py), whether or not the call is still live."""
-        member = self.staff(staff)
+    @rule(pick=picks, in_a_call=st.booleans())
+    def agent_presses_end_service(self, pick: int, in_a_call: bool) -> None:
+        """The console's "end service" (queueing/api.py): by someone in a live call, or by anyone."""
+        seated = list(self.staff_seats().order_by("pk").values_list("staff_id", flat=True))
+        if in_a_call and seated:
+            member = StaffProfile.objects.select_related("user").get(pk=nth(seated, pick))
+        else:
+            member = self.staff(pick)
         self.attempt(agent_service_end, actor=member.user, staff=member, now=self.now)
 
     @precondition(lambda self: self.present.staff_seat)
@@ -394,28 +389,20 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # --- processes and time ------------------------------------------------------------
 
-    @rule()
-    def dispatcher_ticks(self) -> None:
-        self.attempt(dispatcher_tick, now=self.now)
-
-    @rule()
-    def dispatcher_matches(self) -> None:
-        self.attempt(dispatch_all, now=self.now)
-
-    @precondition(lambda self: bool(self.broker.pending))
-    @rule(pick=picks, dies_before_ack=st.booleans())
-    def worker_runs_a_task(self, pick: int, dies_before_ack: bool) -> None:
-        """A worker takes a task; dying before the acknowledgement, the broker delivers it again later."""
-        sent = nth(self.broker.pending, pick)
-        done = self.run_task(sent)
-        if done and not dies_before_ack:
-            self.broker.pending.remove(sent)
+    @rule(full_round=st.booleans())
+    def dispatcher_runs(self, full_round: bool) -> None:
+        """A round of the dispatcher loop (timeouts, wrap-ups, grace, overflow, calls, matching) or matching alone."""
+        if full_round:
+            self.attempt(dispatcher_tick, now=self.now)
+        else:
+            self.attempt(dispatch_all, now=self.now)
 
     @precondition(lambda self: bool(self.broker.pending))
-    @rule()
-    def workers_drain_the_queue(self) -> None:
-        for sent in list(self.broker.pending):
-            if self.run_task(sent):
+    @rule(pick=picks, how=st.sampled_from(["acknowledges", "dies_before_ack", "drains_the_queue"]))
+    def worker_runs_tasks(self, pick: int, how: str) -> None:
+        """A worker takes a task; if it dies before the acknowledgement, the broker delivers the task again later."""
+        for sent in list(self.broker.pending) if how == "drains_the_queue" else [nth(self.broker.pending, pick)]:
+            if self.run_task(sent) and how != "dies_before_ack":
                 self.broker.pending.remove(sent)
 
     @rule(seconds=st.sampled_from([1, 6, 11, 16, 31, 46, 61, 121]))
