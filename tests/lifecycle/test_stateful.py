@@ -520,6 +520,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         visits = list(Visit.objects.filter(outcome="").values("customer").annotate(n=Count("pk")).filter(n__gt=1))
         assert not visits, f"customers with more than one open visit: {visits}"
 
+    # FAILS ON MAIN, related to the listed invite defect but not named in issue 16: call_invite does not
+    # check a named invitee's skills (an agent skilled only for password resets joins an activation call).
     def check_invited_staff_are_agents_or_experts_skilled_for_the_business(self) -> None:
         skilled = AgentSkill.objects.filter(
             staff=OuterRef("staff"), business_code=OuterRef("call__visit__business_code")
