@@ -96,7 +96,10 @@ def seed_service(
                 call.end(answered + timedelta(seconds=handling_seconds), CallEndReason.AGENT_HUNG_UP)
             call.save()
             CallParticipant.objects.create(call=call, role=ParticipantRole.CUSTOMER)
-            CallParticipant.objects.create(call=call, role=ParticipantRole.AGENT, staff=agent, joined_at=answered)
+            # Ending a call sets every seat's left_at (one live seat per staff member).
+            CallParticipant.objects.create(
+                call=call, role=ParticipantRole.AGENT, staff=agent, joined_at=answered, left_at=call.ended_at
+            )
         else:
             assert abandoned_after is not None
             entry = QueueEntry.objects.create(

@@ -23,9 +23,10 @@ Isolation: each example runs in a savepoint that is rolled back at its end
 it). Nothing is deleted, so the append-only audit table is never touched;
 every example starts from the same committed cast and the same audit chain.
 
-Known failures on main (issue 16 item 2; another change fixes them): the
-invariants marked ``KNOWN DEFECT`` below fail on main, each for the defect
-named beside it. Confirm them with this test after that fix is merged.
+Each invariant marked "Issue 16 defect, fixed since" failed, with a short
+shrunk sequence, before the lifecycle fixes of issue 16 item 2 (a closed visit
+queuing again, invites of busy, offline or unskilled staff, "end service"
+while the call is live, overflow back to the source queue).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ from apps.calls.services import (
 )
 from apps.common.errors import ApplicationError
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry
-from apps.queueing.services.agents import agent_presence_ensure, agent_service_end, agent_state_set
+from apps.queueing.services.agents import agent_presence_ensure, agent_service_close, agent_state_set
 from apps.queueing.services.entries import (
     queue_entry_disconnect,
     queue_entry_enqueue,
@@ -289,13 +290,13 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(pick=picks, in_a_call=st.booleans())
     def agent_presses_end_service(self, pick: int, in_a_call: bool) -> None:
-        """The console's "end service" (queueing/api.py): by someone in a live call, or by anyone."""
+        """The console's "End service" (queueing/api.py, agent_service_close): by someone in a live call, or by anyone."""
         seated = list(self.staff_seats().order_by("pk").values_list("staff_id", flat=True))
         if in_a_call and seated:
             member = StaffProfile.objects.select_related("user").get(pk=nth(seated, pick))
         else:
             member = self.staff(pick)
-        self.attempt(agent_service_end, actor=member.user, staff=member, now=self.now)
+        self.attempt(agent_service_close, actor=member.user, staff=member, now=self.now)
 
     @precondition(lambda self: self.present.staff_seat)
     @rule(pick=picks)
@@ -437,7 +438,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             call__state__in=LIVE_CALL_STATES, left_at__isnull=True, staff__isnull=False
         ).exclude(role=ParticipantRole.CUSTOMER)
 
-    # KNOWN DEFECT "invite offers busy staff": call_invite seats someone serving another customer.
+    # Issue 16 defect, fixed since: "invite offers busy staff": call_invite seats someone serving another customer.
     def check_an_agent_is_in_at_most_one_live_call(self) -> None:
         doubled = list(
             self.staff_seats().values("staff").annotate(calls=Count("call", distinct=True)).filter(calls__gt=1)
@@ -456,9 +457,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         ringing = set(AgentPresence.objects.filter(state=AgentState.OFFERED).values_list("pk", flat=True))
         assert offered == ringing, f"offered entries' agents {offered} != agents ringing {ringing}"
 
-    # KNOWN DEFECT "end service while the call is live": agent_service_end puts the agent in
+    # Issue 16 defect, fixed since: "end service while the call is live": agent_service_end puts the agent in
     # wrap-up (then available) while still a participant of the connected call.
-    # KNOWN DEFECT "invite offers offline staff": call_invite seats an offline or away colleague.
+    # Issue 16 defect, fixed since: "invite offers offline staff": call_invite seats an offline or away colleague.
     def check_end_service_and_hang_up_are_one_action(self) -> None:
         """Whoever still sits in a live call is busy: never available, ringing, in wrap-up, away or offline."""
         not_busy = list(
@@ -477,7 +478,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         assert not stuck, f"busy agents in no live call: {stuck}"
 
-    # KNOWN DEFECT "end service while the call is live": the entry is served while its call goes on;
+    # Issue 16 defect, fixed since: "end service while the call is live": the entry is served while its call goes on;
     # then the agent's next customer's entry is the one a hang-up of the first call finishes.
     def check_a_connected_entry_and_its_call_live_and_end_together(self) -> None:
         orphans = list(
@@ -495,7 +496,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             f"live calls whose entry is no longer connected (call, entry state, reason): {ended_early}"
         )
 
-    # KNOWN DEFECT "a closed visit queues again": queue_entry_enqueue checks Gate 1's state, not the
+    # Issue 16 defect, fixed since: "a closed visit queues again": queue_entry_enqueue checks Gate 1's state, not the
     # visit's outcome (an abandoned visit joins again); call_transfer re-queues a completed visit.
     def check_a_closed_visit_never_waits_in_a_queue(self) -> None:
         # Waiting or ringing only: a connected entry of a visit whose business was just done is
@@ -507,7 +508,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         assert not queued, f"entries of closed visits in a queue (entry, state, outcome): {queued}"
 
-    # KNOWN DEFECT "one customer held two live queue entries": a closed visit queuing again next to
+    # Issue 16 defect, fixed since: "one customer held two live queue entries": a closed visit queuing again next to
     # the customer's new one.
     def check_a_customer_has_at_most_one_live_visit_and_entry(self) -> None:
         entries = list(
@@ -520,7 +521,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         visits = list(Visit.objects.filter(outcome="").values("customer").annotate(n=Count("pk")).filter(n__gt=1))
         assert not visits, f"customers with more than one open visit: {visits}"
 
-    # FAILS ON MAIN, related to the listed invite defect but not named in issue 16: call_invite does not
+    # Found by this machine (fixed since), related to the listed invite defect: call_invite does not
     # check a named invitee's skills (an agent skilled only for password resets joins an activation call).
     def check_invited_staff_are_agents_or_experts_skilled_for_the_business(self) -> None:
         skilled = AgentSkill.objects.filter(
@@ -534,7 +535,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         assert not wrong, f"invitees who are not skilled agents or experts (call, staff, role): {wrong}"
 
-    # KNOWN DEFECT "overflow to the source queue": two queues that overflow into each other send a
+    # Issue 16 defect, fixed since: "overflow to the source queue": two queues that overflow into each other send a
     # customer back and forth (ping-pong).
     def check_overflow_never_sends_a_customer_back_where_they_came_from(self) -> None:
         came_from: dict[str, str | None] = {}

@@ -253,13 +253,17 @@ def make_recorded_service(
         call.save()
         Call.objects.filter(pk=call.pk).update(created_at=started_at)  # auto_now_add: set the past explicitly
         call.refresh_from_db()
-        CallParticipant.objects.create(call=call, role=ParticipantRole.CUSTOMER)
+        # The call has ended, and ending a call sets every seat's left_at (one live seat per staff member).
+        CallParticipant.objects.create(call=call, role=ParticipantRole.CUSTOMER, left_at=call.ended_at)
         CallParticipant.objects.create(
-            call=call, role=ParticipantRole.AGENT, staff=StaffProfile.objects.get(user=agent)
+            call=call, role=ParticipantRole.AGENT, staff=StaffProfile.objects.get(user=agent), left_at=call.ended_at
         )
         if expert is not None:
             CallParticipant.objects.create(
-                call=call, role=ParticipantRole.EXPERT, staff=StaffProfile.objects.get(user=expert)
+                call=call,
+                role=ParticipantRole.EXPERT,
+                staff=StaffProfile.objects.get(user=expert),
+                left_at=call.ended_at,
             )
         recording = Recording.objects.create(
             call=call,
