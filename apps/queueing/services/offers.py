@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Case, F, IntegerField, QuerySet, Value, When
@@ -129,6 +130,14 @@ def queue_entry_offer_to(
         raise ValidationFailed(
             _("This colleague is not skilled for the customer's business."), code="transfer_target_not_skilled"
         )
+    _ring(entry, presence, now=now, actor=actor, audit_data={"transferred_by": transferred_by})
+    return entry
+
+
+def _ring(
+    entry: QueueEntry, presence: AgentPresence, *, now: datetime, actor: AnyActor, audit_data: dict[str, Any]
+) -> None:
+    """Offer ``entry`` to ``presence`` (both locked by the caller): steps, saves, audit and after-commit events."""
     expires = now + timedelta(seconds=entry.queue.offer_timeout_seconds)
     fsm_step(entry.offer, presence, expires, error=step_refused)
     fsm_step(presence.ring, now, error=step_refused)
@@ -138,12 +147,11 @@ def queue_entry_offer_to(
         actor=actor,
         action=AuditAction.QUEUE_OFFERED,
         target=entry,
-        data={"agent": staff.employee_number, "offer": entry.offers_made, "transferred_by": transferred_by},
+        data={"agent": presence.staff.employee_number, "offer": entry.offers_made, **audit_data},
     )
     _queue_event(entry.queue_id, removed_key=entry.priority_key)
     _entry_event(entry, "offered")
     _agent_event(presence, "offer", entry=entry.pk, expires_at=expires.isoformat(), business=entry.business_code)
-    return entry
 
 
 # --- The dispatcher ----------------------------------------------------------------
@@ -208,20 +216,7 @@ def dispatch_queue(*, queue_id: int, now: datetime | None = None) -> Offer | Non
         )
         if agent is None:
             return None
-        expires = now + timedelta(seconds=queue.offer_timeout_seconds)
-        fsm_step(entry.offer, agent, expires, error=step_refused)
-        fsm_step(agent.ring, now, error=step_refused)
-        entry.save()
-        agent.save()
-        audit_record(
-            actor=DISPATCHER,
-            action=AuditAction.QUEUE_OFFERED,
-            target=entry,
-            data={"agent": agent.staff.employee_number, "strategy": queue.agent_strategy, "offer": entry.offers_made},
-        )
-        _queue_event(queue.pk, removed_key=entry.priority_key)
-        _entry_event(entry, "offered")
-        _agent_event(agent, "offer", entry=entry.pk, expires_at=expires.isoformat(), business=entry.business_code)
+        _ring(entry, agent, now=now, actor=DISPATCHER, audit_data={"strategy": queue.agent_strategy})
         return Offer(entry.pk, agent.pk, queue.pk)
 
 
