@@ -3,8 +3,7 @@
 Services lock the rows they change with ``SELECT … FOR UPDATE`` inside their
 transaction. ``of=("self",)`` because PostgreSQL refuses to lock the nullable
 side of an outer join that ``select_related`` adds, and only the row itself
-needs the lock. Several rows of one kind are locked in primary-key order, so
-two transactions locking overlapping sets cannot deadlock.
+needs the lock.
 """
 
 from __future__ import annotations
@@ -37,8 +36,3 @@ def lock_object(
     if found is None:
         raise not_found()
     return found
-
-
-def lock_objects(queryset: models.Manager[M] | models.QuerySet[M]) -> list[M]:
-    """Lock every row of ``queryset`` in primary-key order and return them."""
-    return list(queryset.all().select_for_update(of=("self",)).order_by("pk"))
