@@ -43,7 +43,7 @@ from apps.operations.integrations.core_banking import (
 )
 from apps.operations.models import ConfirmBy, Operation, OperationState
 from apps.operations.pins import pin_check
-from apps.queueing.models import EntryState
+from apps.queueing.models import LIVE_ENTRY_STATES
 from apps.visits.models import Visit, VisitOutcome
 from apps.visits.services import visit_close, visit_lock
 
@@ -341,7 +341,6 @@ def service_close_after_call(*, call: Any) -> None:
 # --- Visits nobody moves on any more ----------------------------------------------------------------
 
 IDLE_CLOSE_BATCH = 200
-LIVE_ENTRY_STATES = (EntryState.WAITING, EntryState.OFFERED, EntryState.CONNECTED)
 
 
 def visits_idle_close(*, now: Any = None) -> int:

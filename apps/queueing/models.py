@@ -200,6 +200,11 @@ class EntryState(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+# An entry in one of these states holds the customer's place (and, offered or
+# connected, an agent); the others are final.
+LIVE_ENTRY_STATES = (EntryState.WAITING, EntryState.OFFERED, EntryState.CONNECTED)
+
+
 class EndReason(models.TextChoices):
     ANSWERED = "answered", _("Answered")
     CUSTOMER_LEFT = "customer_left", _("Customer left")

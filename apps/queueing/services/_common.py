@@ -20,7 +20,6 @@ from apps.queueing.models import (
 )
 
 DISPATCHER = Actor.system("dispatcher")
-LIVE_STATES = (EntryState.WAITING, EntryState.OFFERED, EntryState.CONNECTED)
 
 
 def step_refused(instance: Any) -> ApplicationError:

@@ -16,6 +16,7 @@ from apps.common.fsm import fsm_step
 from apps.common.locking import lock_object
 from apps.customers.models import Customer
 from apps.queueing.models import (
+    LIVE_ENTRY_STATES,
     AgentPresence,
     EndReason,
     EntryState,
@@ -24,7 +25,6 @@ from apps.queueing.models import (
 )
 from apps.queueing.services._common import (
     DISPATCHER,
-    LIVE_STATES,
     _agent_event,
     _entry_event,
     _front_key,
@@ -54,7 +54,7 @@ def queue_entry_enqueue(
     now = now or timezone.now()
     _customer_lock(visit_id=visit_id)
     visit = visit_lock(visit_id=visit_id)
-    existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_STATES).first()
+    existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_ENTRY_STATES).first()
     if existing is not None:
         return existing
     _refuse_closed(visit)
@@ -125,7 +125,7 @@ def _supersede_other_visits(visit: Visit, *, now: datetime) -> None:
     """
     assert visit.customer is not None
     actor = visit.customer.as_audit_actor()
-    others = QueueEntry.objects.filter(visit__customer=visit.customer, state__in=LIVE_STATES).exclude(visit=visit)
+    others = QueueEntry.objects.filter(visit__customer=visit.customer, state__in=LIVE_ENTRY_STATES).exclude(visit=visit)
     if others.filter(state=EntryState.CONNECTED).exists():
         raise NotAllowed(
             _("You are already in a video call with us. Please finish that call first."), code="customer_in_call"
@@ -162,7 +162,7 @@ def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEn
     now = now or timezone.now()
     _customer_lock(visit_id=visit_id)
     visit = visit_lock(visit_id=visit_id)
-    existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_STATES).first()
+    existing = QueueEntry.objects.filter(visit=visit, state__in=LIVE_ENTRY_STATES).first()
     if existing is not None:
         return existing
     previous = _failed_call_entry(visit)
@@ -234,7 +234,7 @@ def queue_entry_heartbeat(*, entry_id: int, now: datetime | None = None) -> bool
     """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.VISIT_HEARTBEAT_SECONDS)
-    written = QueueEntry.objects.filter(pk=entry_id, state__in=LIVE_STATES, last_seen_at__lt=stale_before).update(
+    written = QueueEntry.objects.filter(pk=entry_id, state__in=LIVE_ENTRY_STATES, last_seen_at__lt=stale_before).update(
         last_seen_at=now
     )
     if written and QueueEntry.objects.filter(pk=entry_id, disconnected_at__isnull=False).exists():
