@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/customers/", include("apps.customers.urls")),
     path("api/audit/", include("apps.audit.urls")),
     path("api/visits/", include("apps.verification.urls")),
+    path("api/visits/", include("apps.visits.urls")),
     path("api/queueing/", include("apps.queueing.urls")),
     path("api/calls/", include("apps.calls.urls")),
     path("api/recordings/", include("apps.recordings.urls")),

@@ -144,6 +144,17 @@ def administrator(make_staff: Callable[[Role], User]) -> User:
     return make_staff(Role.ADMINISTRATOR)
 
 
+@pytest.fixture
+def question_bank(db: None) -> int:
+    """Gate 4's starting questions (migration 0003 installs them, but a transactional test's flush removes them)."""
+    from apps.gates.services import question_bank_install_defaults
+
+    question_bank_install_defaults(actor=SYSTEM)
+    from apps.gates.models import QuestionTemplate
+
+    return QuestionTemplate.objects.filter(active=True).count()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_leftover_connections_before_teardown(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Let the test database be dropped at the end, whatever threads left connected.

@@ -32,6 +32,7 @@ class AuditAction(models.TextChoices):
     BLACKLIST_ENTRY_UPDATED = "customers.blacklist.updated", _("Blacklist entry updated")
     # Gate 1 (apps.verification): a customer's visit before the queue.
     VISIT_STARTED = "verification.visit.started", _("Visit started")
+    VISIT_LOCATION_REPORTED = "visits.location.reported", _("Customer's location recorded")
     VISIT_ID_CARD_UPLOADED = "verification.visit.id_card_uploaded", _("ID card photo uploaded")
     VISIT_ID_CARD_REJECTED = "verification.visit.id_card_rejected", _("ID card upload rejected")
     VISIT_ID_CARD_READ = "verification.visit.id_card_read", _("ID card read")
@@ -122,6 +123,8 @@ class AuditAction(models.TextChoices):
     GATE_FAILED = "gates.gate.failed", _("Gate failed; service ended")
     GATES_ALL_PASSED = "gates.progress.all_passed", _("All four gates passed")
     GATES_OUT_OF_ORDER = "gates.request.out_of_order", _("Business operation refused: gates not passed")
+    QUESTION_TEMPLATE_SAVED = "gates.question_template.saved", _("Gate 4 question added or changed")
+    QUESTION_POLICY_SAVED = "gates.question_policy.saved", _("Gate 4 question policy set for a business")
     SNAPSHOT_CHOSEN_FOR_FACE = "recordings.snapshot.chosen_for_face", _("Snapshot chosen as the live image")
     # Business operations in the call (apps.operations), R7.
     OPERATION_STARTED = "operations.operation.started", _("Business operation started")

@@ -26,7 +26,7 @@ from apps.gates.models import Gate, GateAttempt, GateProgress, GateState
 from apps.recordings.models import Recording, Snapshot
 from apps.verification.models import VerificationState
 from apps.verification.selectors import verification_for_visit
-from apps.visits.models import VISIT_AUDIT_TARGET_TYPES, Visit, VisitOutcome
+from apps.visits.models import VISIT_AUDIT_TARGET_TYPES, Visit, VisitLocation, VisitOutcome
 
 # The refusal reason Gate 1 records when screening finds the customer or the
 # account on a blacklist (apps.verification.models.RefusalCode.BLACKLISTED;
@@ -432,6 +432,8 @@ class ServiceRecord:
     snapshots: list[Any]
     recordings: list[Any]
     operations: list[ServiceOperation]
+    # Where the customer was: "" when the page never reported it (see docs/gates.md, "Location").
+    location: str = ""
 
 
 def service_operations_for(*, visit: Any) -> list[ServiceOperation]:
@@ -533,7 +535,28 @@ def service_record_get(*, user: Any, public_id: Any, unmask: bool = False) -> Se
             Recording.objects.filter(call__visit=visit).prefetch_related("files__participant").order_by("created_at")
         ),
         operations=service_operations_for(visit=visit),
+        location=_location_summary(visit, unmask=unmask),
     )
+
+
+def _location_summary(visit: Any, *, unmask: bool) -> str:
+    """The customer's location in one line: consent, where (to ~10 km unless unmasked), accuracy, IP country."""
+    location = VisitLocation.objects.filter(visit=visit).first()
+    if location is None:
+        return ""
+    parts = [str(location.get_consent_display())]
+    if location.coordinates:
+        lat, lon = (float(value) for value in location.coordinates.split(","))
+        parts.append(f"{lat:.5f}, {lon:.5f}" if unmask else f"≈{lat:.1f}, {lon:.1f}")
+        if location.accuracy_m is not None:
+            parts.append(str(_("accuracy %(metres)d m") % {"metres": location.accuracy_m}))
+    if location.ip_country:
+        parts.append(str(_("IP in %(country)s") % {"country": location.ip_country}))
+    elif location.ip_private:
+        parts.append(str(_("IP on a private network")))
+    if unmask and location.ip_address:
+        parts.append(location.ip_address)
+    return " · ".join(parts)
 
 
 def snapshot_get_visible(*, user: Any, public_id: Any) -> Any:

@@ -27,6 +27,8 @@ class Branch(models.Model):
     code = models.CharField(_("code"), max_length=16, unique=True)
     name = models.CharField(_("name"), max_length=100)
     city = models.CharField(_("city"), max_length=50)
+    # Gate 4 draws plausible wrong cities and branches from the same province.
+    province = models.CharField(_("province"), max_length=20, blank=True)
     address = models.CharField(_("address"), max_length=200, blank=True)
 
     class Meta:

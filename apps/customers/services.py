@@ -91,12 +91,12 @@ def _upsert(
 
 
 @transaction.atomic
-def branch_upsert(*, actor: AnyActor, code: str, name: str, city: str, address: str = "") -> Branch:
+def branch_upsert(*, actor: AnyActor, code: str, name: str, city: str, address: str = "", province: str = "") -> Branch:
     return _upsert(
         actor=actor,
         instance=Branch.objects.select_for_update().filter(code=code).first(),
         model=Branch,
-        values={"code": code, "name": name, "city": city, "address": address},
+        values={"code": code, "name": name, "city": city, "address": address, "province": province},
         created_action=AuditAction.BRANCH_CREATED,
         updated_action=AuditAction.BRANCH_UPDATED,
     )
@@ -219,7 +219,7 @@ def blacklist_entry_upsert(
 
 
 # --- Core banking's side of the businesses (R7) --------------------------------------------
-# Called by the core-banking sandbox (apps/operations/integrations/core_banking.py),
+# Called by the core-banking sandbox (apps/customers/integrations/core_banking.py),
 # which stands in for the bank's core system over these tables. ``reference``
 # makes each call idempotent: a replay of an applied request returns False.
 

@@ -25,6 +25,7 @@ from apps.customers.models import (
     CustomerLevel,
 )
 from apps.customers.services import account_upsert, blacklist_entry_upsert, branch_upsert, customer_upsert
+from apps.gates.services import question_bank_install_defaults
 from apps.queueing.models import AgentStrategy
 from apps.queueing.services.configuration import overflow_target_set, service_queue_upsert
 from apps.staff.models import StaffProfile
@@ -36,6 +37,9 @@ CUSTOMER_COUNT = 200
 # "Today" of the demo bank, so that dates do not move between runs.
 DEMO_TODAY = date(2026, 11, 1)
 
+# The demo bank is a city commercial bank of one province (Gate 4 draws its
+# plausible wrong cities from there).
+BRANCH_PROVINCE = "山东"
 BRANCHES = (
     ("0100", "滨海分行营业部", "滨海", "滨海市中山路1号"),
     ("0101", "市南支行", "滨海", "滨海市香港中路36号"),
@@ -112,9 +116,10 @@ def seed_demo(*, password: str) -> SeedSummary:
     actor = Actor.system("seed_demo")
     summary = SeedSummary()
     role_permissions_sync(actor=actor)
+    question_bank_install_defaults(actor=actor)
 
     branches = [
-        branch_upsert(actor=actor, code=code, name=name, city=city, address=address)
+        branch_upsert(actor=actor, code=code, name=name, city=city, address=address, province=BRANCH_PROVINCE)
         for code, name, city, address in BRANCHES
     ]
     summary.branches = len(branches)

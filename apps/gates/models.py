@@ -156,6 +156,8 @@ class QuestionDraw(models.Model):
     questions = models.JSONField(default=list)
     # The index of the right option per question; never leaves the server.
     correct = models.JSONField(default=list)
+    # The business's policy when drawn: a later policy change never moves a running attempt.
+    allowed_wrong = models.PositiveSmallIntegerField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -164,3 +166,62 @@ class QuestionDraw(models.Model):
 
     def __str__(self) -> str:
         return f"questions of attempt {self.attempt_id}"
+
+
+class AnswerSource(models.TextChoices):
+    """Where a question's right answer comes from (apps/gates/questions.py knows how to read each)."""
+
+    OPENING_BRANCH = "account.opening_branch", _("The branch where the account was opened")
+    OPENING_YEAR = "account.opening_year", _("The year the account was opened")
+    HOME_BRANCH = "customer.home_branch", _("The customer's home branch")
+    HOME_CITY = "customer.home_city", _("The city of the customer's home branch")
+    RECENT_COUNTERPARTY = "transactions.recent_counterparty", _("A payee of a recent payment (core banking)")
+    RECENT_AMOUNT = "transactions.recent_amount", _("The amount band of the latest payment (core banking)")
+
+
+class QuestionTemplate(models.Model):
+    """One question of Gate 4's bank, maintained by the bank in the back office (R6.4).
+
+    The text is the bank's own words, so it is stored (Chinese and English)
+    rather than translated by gettext. What is asked is snapshotted into each
+    ``QuestionDraw``: editing or retiring a template never changes evidence.
+    """
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    text = models.CharField(_("question (Chinese)"), max_length=200)
+    text_en = models.CharField(_("question (English)"), max_length=200)
+    answer_source = models.CharField(_("answer source"), max_length=40, choices=AnswerSource.choices)
+    # Relative chance of being drawn among the usable active templates.
+    weight = models.PositiveSmallIntegerField(_("weight"), default=1)
+    active = models.BooleanField(_("active"), default=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("question template")
+        verbose_name_plural = _("question templates")
+        ordering = ("code",)
+        constraints = [models.CheckConstraint(condition=models.Q(weight__gte=1), name="question_weight_positive")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class QuestionPolicy(models.Model):
+    """Per business: how many questions Gate 4 asks and how many may be answered wrong."""
+
+    business_code = models.CharField(_("business"), max_length=32, unique=True)
+    count = models.PositiveSmallIntegerField(_("questions asked"))
+    max_wrong = models.PositiveSmallIntegerField(_("wrong answers allowed"), default=0)
+
+    class Meta:
+        verbose_name = _("question policy")
+        verbose_name_plural = _("question policies")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(count__gte=1, count__lte=10), name="question_policy_count_range"),
+            models.CheckConstraint(
+                condition=models.Q(max_wrong__lt=models.F("count")), name="question_policy_wrong_lt_count"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.business_code}: {self.count}/{self.max_wrong}"

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.customers.selectors import customer_get_by_id_number
 from apps.gates.integrations.identity_registry import Citizen
-from apps.gates.models import AttemptStatus, Gate, GateAttempt, GateProgress, GateState
-from apps.gates.questions import question_render
+from apps.gates.models import (
+    AttemptStatus,
+    Gate,
+    GateAttempt,
+    GateProgress,
+    GateState,
+    QuestionPolicy,
+    QuestionTemplate,
+)
+from apps.gates.questions import TemplateRow, question_render
+from apps.verification.selectors import verification_for_visit
 from apps.visits.models import Visit
 
 GATE_ORDER = (Gate.IDENTITY, Gate.FACE, Gate.QUESTIONS)
@@ -138,12 +149,65 @@ def gates_status_for_customer(*, visit: Visit) -> CustomerGatesStatus:
             .first()
         )
         if attempt is not None:
-            questions = [question_render(**question) for question in attempt.question_draw.questions]
+            questions = [question_render(**_stored_question(question)) for question in attempt.question_draw.questions]
     return CustomerGatesStatus(
         state=progress.state if progress else GateState.IDENTITY,
         failed_gate=progress.failed_gate if progress else "",
         questions=questions,
     )
+
+
+# Draws made before the bank maintained its own questions stored only the kind.
+_LEGACY_TEXTS = {
+    "opening_branch": (
+        "这个账户是在哪个网点开立的？",
+        "At which branch was this account opened?",
+        "account.opening_branch",
+    ),
+    "home_branch": ("您在本行的归属网点是哪个？", "Which is your home branch at our bank?", "customer.home_branch"),
+    "home_city": (
+        "您在本行登记的城市是哪里？",
+        "In which city are you registered with our bank?",
+        "customer.home_city",
+    ),
+    "opening_year": ("这个账户是哪一年开立的？", "In which year was this account opened?", "account.opening_year"),
+    "account_kind": ("这个账户是什么类型？", "What kind of account is this?", ""),
+}
+
+
+def _stored_question(question: dict[str, Any]) -> dict[str, Any]:
+    if "code" in question:
+        return {key: question[key] for key in ("code", "text", "text_en", "source", "options")}
+    kind = str(question.get("kind", ""))
+    text, text_en, source = _LEGACY_TEXTS.get(kind, (kind, kind, ""))
+    return {"code": kind, "text": text, "text_en": text_en, "source": source, "options": question.get("options", [])}
+
+
+def question_templates_active() -> list[TemplateRow]:
+    """The bank's active Gate 4 questions, as the draw needs them."""
+    return [
+        TemplateRow(code=t.code, text=t.text, text_en=t.text_en, answer_source=t.answer_source, weight=t.weight)
+        for t in QuestionTemplate.objects.filter(active=True).order_by("code")
+    ]
+
+
+def question_policy_for(*, business_code: str) -> tuple[int, int]:
+    """(questions asked, wrong answers allowed) for a business: its own policy, else the settings' default."""
+    policy = QuestionPolicy.objects.filter(business_code=business_code).first()
+    if policy is not None:
+        return policy.count, policy.max_wrong
+    return int(settings.GATE_QUESTIONS_COUNT), int(settings.GATE_QUESTIONS_MAX_WRONG)
+
+
+def visible_to_customer(*, visit: Visit) -> tuple[str, ...]:
+    """What the customer has in front of them: their card as read at Gate 1 and the account number."""
+    texts: list[str] = []
+    verification = verification_for_visit(visit=visit)
+    if verification is not None:
+        texts += [verification.read_name or "", verification.read_address or "", verification.read_ethnicity or ""]
+    if visit.account is not None:
+        texts.append(visit.account.number)
+    return tuple(text for text in texts if text)
 
 
 def citizen_on_file(id_number: str) -> Citizen | None:

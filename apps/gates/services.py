@@ -35,11 +35,27 @@ from apps.common.fsm import fsm_step
 from apps.common.images import ImageRejected, load_untrusted_image
 from apps.common.locking import lock_object
 from apps.common.transactions import enqueue_on_commit
+from apps.customers.integrations.core_banking import CoreBankingError, Transaction, get_core_banking
 from apps.gates.integrations.face import FaceError, FaceModelUnavailable, get_face_engine
 from apps.gates.integrations.identity_registry import RegistryError, get_identity_registry
-from apps.gates.models import AttemptStatus, Gate, GateAttempt, GateProgress, GateState, QuestionDraw
-from apps.gates.questions import questions_draw
-from apps.gates.selectors import citizen_on_file
+from apps.gates.models import (
+    AnswerSource,
+    AttemptStatus,
+    Gate,
+    GateAttempt,
+    GateProgress,
+    GateState,
+    QuestionDraw,
+    QuestionPolicy,
+    QuestionTemplate,
+)
+from apps.gates.questions import DEFAULT_TEMPLATES, STATEMENT_DAYS, AskContext, QuestionBankTooSmall, questions_draw
+from apps.gates.selectors import (
+    citizen_on_file,
+    question_policy_for,
+    question_templates_active,
+    visible_to_customer,
+)
 from apps.recordings.models import Snapshot
 from apps.visits.models import Visit, VisitOutcome
 from apps.visits.services import visit_close
@@ -424,28 +440,58 @@ def gate_face_verify_run(*, attempt_id: int) -> GateAttempt | None:
 # --- Gate 4: private questions ---------------------------------------------------------------
 
 
-@transaction.atomic(durable=True)
+def _statement_for(account_number: str) -> list[Transaction] | None:
+    """The account's recent statement from core banking, or None if it cannot be had now.
+
+    Asked before any lock is taken (core banking may take seconds); without it
+    the draw simply uses the questions that need no transactions.
+    """
+    try:
+        return get_core_banking().account_transactions(account_number=account_number, days=STATEMENT_DAYS)
+    except CoreBankingError as exc:
+        logger.warning("Gate 4: no statement for the draw (%s); drawing without transaction questions", exc.code)
+        return None
+
+
 def gate_questions_draw(*, actor: User, call_id: int) -> GateAttempt:
     """Draw the questions; they appear on the customer's own page (never the answers on the agent's)."""
-    call = call_live_for_staff(actor=actor, call_id=call_id)
-    progress = _progress_locked(call.visit, actor=actor)
-    visit = progress.visit
-    if progress.state == Gate.QUESTIONS and (visit.customer is None or visit.account is None):
-        raise NotAllowed(_("This service has no customer account to ask about."), code="no_account")
-    attempt = _start_attempt(progress, Gate.QUESTIONS, call=call, actor=actor)
-    assert visit.customer is not None and visit.account is not None
-    drawn = questions_draw(
-        customer=visit.customer,
-        account=visit.account,
-        kinds=settings.GATE_QUESTIONS_KINDS,
-        count=int(settings.GATE_QUESTIONS_COUNT),
-    )
-    QuestionDraw.objects.create(
-        attempt=attempt,
-        questions=[{"kind": question.kind, "options": question.options} for question in drawn],
-        correct=[question.correct for question in drawn],
-    )
-    return attempt
+    visit = call_live_for_staff(actor=actor, call_id=call_id).visit
+    statement = _statement_for(visit.account.number) if visit.account is not None else None
+    with transaction.atomic(durable=True):
+        call = call_live_for_staff(actor=actor, call_id=call_id)
+        progress = _progress_locked(call.visit, actor=actor)
+        visit = progress.visit
+        if progress.state == Gate.QUESTIONS and (visit.customer is None or visit.account is None):
+            raise NotAllowed(_("This service has no customer account to ask about."), code="no_account")
+        count, allowed_wrong = question_policy_for(business_code=visit.business_code)
+        attempt = _start_attempt(progress, Gate.QUESTIONS, call=call, actor=actor)
+        assert visit.customer is not None and visit.account is not None
+        context = AskContext(
+            customer=visit.customer,
+            account=visit.account,
+            statement=statement,
+            visible=visible_to_customer(visit=visit),
+        )
+        try:
+            drawn = questions_draw(templates=question_templates_active(), context=context, count=count)
+        except QuestionBankTooSmall as exc:
+            # Nothing is written: the agent hears why, the bank must add questions.
+            transaction.set_rollback(True)
+            raise NotAllowed(
+                _("The question bank has too few questions for this customer (%(usable)d of %(needed)d).")
+                % {"usable": exc.usable, "needed": exc.needed},
+                code="question_bank_too_small",
+            ) from exc
+        QuestionDraw.objects.create(
+            attempt=attempt,
+            questions=[
+                {"code": q.code, "text": q.text, "text_en": q.text_en, "source": q.source, "options": q.options}
+                for q in drawn
+            ],
+            correct=[question.correct for question in drawn],
+            allowed_wrong=allowed_wrong,
+        )
+        return attempt
 
 
 def gate_questions_answer(*, visit_id: int, answers: list[int]) -> GateAttempt:
@@ -472,7 +518,8 @@ def gate_questions_answer(*, visit_id: int, answers: list[int]) -> GateAttempt:
             if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(question["options"]):
                 raise ValidationFailed(_("Please choose one of the options for every question."), code="answer")
         wrong = sum(1 for answer, right in zip(answers, draw.correct, strict=True) if answer != right)
-        passed = wrong <= int(settings.GATE_QUESTIONS_MAX_WRONG)
+        allowed_wrong = draw.allowed_wrong if draw.allowed_wrong is not None else int(settings.GATE_QUESTIONS_MAX_WRONG)
+        passed = wrong <= allowed_wrong
         customer = progress.visit.customer
         actor: AnyActor = customer.as_audit_actor() if customer is not None else Actor.system("customer")
         draw.answered_at = timezone.now()
@@ -482,7 +529,7 @@ def gate_questions_answer(*, visit_id: int, answers: list[int]) -> GateAttempt:
             actor=actor,
             status=AttemptStatus.PASSED if passed else AttemptStatus.FAILED,
             result_code="answers_right" if passed else "wrong_answers",
-            scores={"asked": len(draw.correct), "wrong": wrong, "allowed_wrong": settings.GATE_QUESTIONS_MAX_WRONG},
+            scores={"asked": len(draw.correct), "wrong": wrong, "allowed_wrong": allowed_wrong},
         )
         if passed:
             _gate_passed(progress, Gate.QUESTIONS, actor=actor, call=attempt.call)
@@ -517,3 +564,74 @@ def gates_require_passed(*, visit_id: int, actor: AnyActor, operation: str) -> G
         code="gates_not_passed",
         extra={"state": progress.state if progress else "not_started"},
     )
+
+
+# --- Gate 4's question bank, maintained by the bank --------------------------------------
+
+
+@transaction.atomic
+def question_template_save(
+    *,
+    actor: AnyActor,
+    code: str,
+    text: str,
+    text_en: str,
+    answer_source: str,
+    weight: int = 1,
+    active: bool = True,
+) -> QuestionTemplate:
+    """Add or change one question of the bank (retiring is ``active=False``; rows are never deleted)."""
+    if answer_source not in AnswerSource.values:
+        raise ValidationFailed(_("Unknown answer source."), code="unknown_answer_source")
+    template = QuestionTemplate.objects.select_for_update().filter(code=code).first()
+    created = template is None
+    template = template or QuestionTemplate(code=code)
+    values = {"text": text.strip(), "text_en": text_en.strip(), "answer_source": answer_source, "weight": weight}
+    values["active"] = active
+    changed = sorted(field for field, value in values.items() if getattr(template, field) != value)
+    if not created and not changed:
+        return template
+    for field, value in values.items():
+        setattr(template, field, value)
+    template.full_clean()
+    template.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.QUESTION_TEMPLATE_SAVED,
+        target=template,
+        data={"code": code, "created": created, "changed": changed, "active": active, "source": answer_source},
+    )
+    return template
+
+
+def question_bank_install_defaults(*, actor: AnyActor) -> int:
+    """Add the starting questions the bank does not have yet (by code); retired ones stay retired."""
+    have = set(QuestionTemplate.objects.values_list("code", flat=True))
+    added = 0
+    for code, text, text_en, source in DEFAULT_TEMPLATES:
+        if code not in have:
+            question_template_save(actor=actor, code=code, text=text, text_en=text_en, answer_source=source)
+            added += 1
+    return added
+
+
+@transaction.atomic
+def question_policy_set(*, actor: AnyActor, business_code: str, count: int, max_wrong: int) -> QuestionPolicy:
+    """How many questions Gate 4 asks for a business, and how many may be wrong."""
+    if not 1 <= count <= 10 or not 0 <= max_wrong < count:
+        raise ValidationFailed(
+            _("Ask between 1 and 10 questions, and allow fewer wrong answers than questions."), code="question_policy"
+        )
+    policy = QuestionPolicy.objects.select_for_update().filter(business_code=business_code).first()
+    policy = policy or QuestionPolicy(business_code=business_code, count=count)
+    before = (policy.count, policy.max_wrong) if policy.pk else None
+    policy.count, policy.max_wrong = count, max_wrong
+    policy.full_clean()
+    policy.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.QUESTION_POLICY_SAVED,
+        target=policy,
+        data={"business": business_code, "count": count, "max_wrong": max_wrong, "before": before},
+    )
+    return policy

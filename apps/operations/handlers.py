@@ -19,8 +19,8 @@ from django.utils.translation import gettext_lazy as _
 from apps.common.crypto import normalize_mobile
 from apps.common.errors import NotAllowed, ValidationFailed
 from apps.common.masking import mask_mobile
+from apps.customers.integrations.core_banking import CoreBanking
 from apps.customers.models import Account, AccountStatus, Customer
-from apps.operations.integrations.core_banking import CoreBanking
 from apps.operations.models import ConfirmBy, Operation
 from apps.operations.pins import pin_block
 

@@ -34,13 +34,13 @@ from apps.calls.services import LIVE_CALL_STATES, MEDIA, call_live_for_staff, ca
 from apps.common.errors import NotAllowed, NotFound, ValidationFailed
 from apps.common.fsm import fsm_step
 from apps.common.locking import lock_object
-from apps.gates.services import gates_require_passed
-from apps.operations.handlers import HANDLERS, intent_answers_clean
-from apps.operations.integrations.core_banking import (
+from apps.customers.integrations.core_banking import (
     CoreBankingError,
     CoreBankingRejected,
     get_core_banking,
 )
+from apps.gates.services import gates_require_passed
+from apps.operations.handlers import HANDLERS, intent_answers_clean
 from apps.operations.models import ConfirmBy, Operation, OperationState
 from apps.operations.pins import pin_check
 from apps.queueing.models import LIVE_ENTRY_STATES

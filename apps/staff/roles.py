@@ -106,6 +106,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "queueing.add_overflowtarget",
             "queueing.change_overflowtarget",
             "queueing.delete_overflowtarget",
+            # Gate 4's question bank and per-business policy (retired, never deleted).
+            "gates.view_questiontemplate",
+            "gates.add_questiontemplate",
+            "gates.change_questiontemplate",
+            "gates.view_questionpolicy",
+            "gates.add_questionpolicy",
+            "gates.change_questionpolicy",
         }
     ),
 }

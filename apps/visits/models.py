@@ -67,3 +67,35 @@ class Visit(models.Model):
     @property
     def is_open(self) -> bool:
         return not self.outcome
+
+
+class LocationConsent(models.TextChoices):
+    GRANTED = "granted", _("Shared by the customer")
+    DENIED = "denied", _("Refused by the customer")
+    UNAVAILABLE = "unavailable", _("Not available on the customer's device")
+
+
+class VisitLocation(models.Model):
+    """Where the customer was during the visit: the browser's location (with consent) and the IP's country.
+
+    Personal data: the coordinates and address are stored encrypted and shown
+    masked unless unmasked (and the unmasking audited), like the ID number.
+    """
+
+    visit = models.OneToOneField(Visit, on_delete=models.PROTECT, related_name="location")
+    consent = models.CharField(_("location consent"), max_length=16, choices=LocationConsent.choices)
+    # "lat,lon" to 5 decimals (about 1 m), encrypted at rest; None unless granted.
+    coordinates = EncryptedCharField(max_length=40, null=True, blank=True)
+    accuracy_m = models.PositiveIntegerField(_("accuracy (m)"), null=True, blank=True)
+    reported_at = models.DateTimeField(_("reported at"))
+    ip_address = EncryptedCharField(max_length=45, null=True, blank=True)
+    # ISO 3166-1 alpha-2; blank when private, reserved or unknown.
+    ip_country = models.CharField(_("IP country"), max_length=2, blank=True)
+    ip_private = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("visit location")
+        verbose_name_plural = _("visit locations")
+
+    def __str__(self) -> str:
+        return f"location of visit {self.visit_id}: {self.consent}"

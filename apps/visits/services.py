@@ -7,6 +7,7 @@ visit cannot deadlock.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -16,11 +17,12 @@ from apps.audit.models import ActorKind
 from apps.audit.services import Actor, AnyActor, audit_record
 from apps.businesses.registry import business_get
 from apps.common.crypto import normalize_mobile
-from apps.common.errors import NotFound, ValidationFailed
+from apps.common.errors import NotAllowed, NotFound, ValidationFailed
 from apps.common.locking import lock_object
 from apps.common.masking import mask_mobile
 from apps.customers.models import Account, Customer
-from apps.visits.models import Visit, VisitOutcome
+from apps.visits.integrations.geoip import IpCountry, ip_country
+from apps.visits.models import LocationConsent, Visit, VisitLocation, VisitOutcome
 
 
 def visit_actor(visit: Visit) -> Actor:
@@ -105,3 +107,109 @@ def visit_close(*, visit_id: int, actor: AnyActor, outcome: VisitOutcome, reason
             data={"outcome": outcome.value, "reason": reason},
         )
         return visit
+
+
+# --- Where the customer is ---------------------------------------------------------------
+
+
+def _coordinate(value: object, *, limit: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -limit <= float(value) <= limit:
+        raise ValidationFailed(_("The location sent is not valid."), code="invalid_location", extra={"field": name})
+    return float(value)
+
+
+@transaction.atomic(durable=True)
+def visit_location_record(
+    *,
+    visit_id: int,
+    consent: str,
+    client_ip: str,
+    latitude: object = None,
+    longitude: object = None,
+    accuracy_m: object = None,
+) -> VisitLocation:
+    """Record what the customer's page reported about their location, and the country of their address.
+
+    The latest report wins (a customer who refused may change their mind);
+    every report is in the audit trail, with the coordinates masked there.
+    """
+    if consent not in LocationConsent.values:
+        raise ValidationFailed(
+            _("The location sent is not valid."), code="invalid_location", extra={"field": "consent"}
+        )
+    coordinates = None
+    accuracy = None
+    if consent == LocationConsent.GRANTED:
+        lat = _coordinate(latitude, limit=90, name="latitude")
+        lon = _coordinate(longitude, limit=180, name="longitude")
+        coordinates = f"{lat:.5f},{lon:.5f}"
+        if accuracy_m is not None:
+            accuracy = int(_coordinate(accuracy_m, limit=1_000_000, name="accuracy_m"))
+            accuracy = max(accuracy, 0)
+    try:
+        country = ip_country(client_ip)
+    except ValueError:
+        country = IpCountry(country="", private=False)
+    visit = visit_lock(visit_id=visit_id)
+    if visit.outcome:
+        raise NotAllowed(_("This visit has ended. Please start a new one."), code="visit_closed")
+    location, _created = VisitLocation.objects.update_or_create(
+        visit=visit,
+        defaults={
+            "consent": consent,
+            "coordinates": coordinates,
+            "accuracy_m": accuracy,
+            "reported_at": timezone.now(),
+            "ip_address": client_ip or None,
+            "ip_country": country.country,
+            "ip_private": country.private,
+        },
+    )
+    audit_record(
+        actor=visit_actor(visit),
+        action=AuditAction.VISIT_LOCATION_REPORTED,
+        target=visit,
+        data={
+            "consent": consent,
+            # Where to within about 10 km: enough for the trail, not a home address.
+            "area": f"{float(latitude):.1f},{float(longitude):.1f}" if coordinates else "",  # type: ignore[arg-type]
+            "accuracy_m": accuracy,
+            "ip_country": country.country or ("private" if country.private else "unknown"),
+        },
+    )
+    return location
+
+
+def visit_location_problem(*, visit: Visit) -> NotAllowed | None:
+    """Why this visit may not join the queue under the location policy (None: it may).
+
+    Called by the queue when the customer asks to join: the page reports the
+    location (or its refusal) first. Without a report, the visit may join
+    only if neither its business needs the location nor the bank restricts
+    the region (whose check needs the reported address).
+    """
+    location = VisitLocation.objects.filter(visit=visit).first()
+    required = visit.business_code in settings.LOCATION_REQUIRED_BUSINESSES
+    if location is None:
+        if not required and not settings.LOCATION_ALLOWED_COUNTRIES:
+            return None
+        return NotAllowed(_("Please answer the location request before joining the queue."), code="location_missing")
+    if location.consent != LocationConsent.GRANTED and required:
+        return NotAllowed(
+            _(
+                "This business can only be done remotely if you share your location. Please allow it and try again, or visit a branch."
+            ),
+            code="location_required",
+        )
+    allowed = settings.LOCATION_ALLOWED_COUNTRIES
+    if allowed:
+        if location.ip_private:
+            if not settings.LOCATION_ALLOW_PRIVATE_IP:
+                return NotAllowed(_("We could not tell where you are connecting from."), code="location_ip_unknown")
+        elif location.ip_country not in allowed:
+            return NotAllowed(
+                _("This service is only available when connecting from within mainland China."),
+                code="location_region",
+                extra={"country": location.ip_country},
+            )
+    return None

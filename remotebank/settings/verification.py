@@ -22,7 +22,6 @@ __all__ = [
     "GATE_FACE_MAX_ATTEMPTS",
     "GATE_IDENTITY_MAX_ATTEMPTS",
     "GATE_QUESTIONS_COUNT",
-    "GATE_QUESTIONS_KINDS",
     "GATE_QUESTIONS_MAX_WRONG",
     "IDENTITY_REGISTRY_ADAPTER",
     "IDENTITY_REGISTRY_SANDBOX",
@@ -76,19 +75,13 @@ GATE_IDENTITY_MAX_ATTEMPTS = env_int("REMOTEBANK_GATE_IDENTITY_MAX_ATTEMPTS", 3)
 # Gate 3: snapshots in which no single face was found may be retaken this
 # many times in all; a comparison below the threshold ends the service at once.
 GATE_FACE_MAX_ATTEMPTS = env_int("REMOTEBANK_GATE_FACE_MAX_ATTEMPTS", 3)
-# Gate 4: questions drawn per service, wrong answers tolerated, and which
-# kinds of the question bank (apps/gates/questions.py) may be drawn.
+# Gate 4: the default number of questions per service and of wrong answers
+# tolerated, for businesses without a policy of their own (the questions
+# themselves are the bank's, maintained in the back office).
 GATE_QUESTIONS_COUNT = env_int("REMOTEBANK_GATE_QUESTIONS_COUNT", 3)
 GATE_QUESTIONS_MAX_WRONG = env_int("REMOTEBANK_GATE_QUESTIONS_MAX_WRONG", 0)
-GATE_QUESTIONS_KINDS = tuple(
-    kind.strip()
-    for kind in env_str(
-        "REMOTEBANK_GATE_QUESTIONS_KINDS", "opening_branch,account_kind,opening_year,home_city,branch_city"
-    ).split(",")
-    if kind.strip()
-)
 
-# Core banking (apps/operations/integrations/core_banking.py): "sandbox" is the
+# Core banking (apps/customers/integrations/core_banking.py): "sandbox" is the
 # stand-in over the project's own accounts, with the real system's latency
 # and failures.
 CORE_BANKING_ADAPTER = env_str("REMOTEBANK_CORE_BANKING_ADAPTER", "sandbox")

@@ -94,6 +94,7 @@ def on_commit(django_capture_on_commit_callbacks: Callable[..., Any]) -> Callabl
 @pytest.fixture
 def make_in_call(
     janus_settings: JanusServer,  # noqa: F811 - the fixture re-exported above
+    question_bank: int,
     make_customer: Callable[..., Customer],
     branch: Any,
     on_commit: Callable[..., Any],

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
+from apps.customers.integrations import core_banking
+from apps.customers.integrations.core_banking import SandboxCoreBanking
 from apps.gates.models import GateProgress, GateState
-from apps.operations.integrations import core_banking
-from apps.operations.integrations.core_banking import SandboxCoreBanking
 from tests.gates.conftest import (  # noqa: F401 - fixtures re-exported
     InCall,
     capture,

@@ -37,7 +37,7 @@ from apps.queueing.services._common import (
 from apps.queueing.services.configuration import queue_for_business
 from apps.verification.selectors import verification_passed
 from apps.visits.models import Visit, VisitOutcome
-from apps.visits.services import visit_close, visit_lock
+from apps.visits.services import visit_close, visit_location_problem, visit_lock
 
 
 # Not durable: calls' call_transfer queues the customer again inside its own transaction.
@@ -60,6 +60,8 @@ def queue_entry_enqueue(
     _refuse_closed(visit)
     if not verification_passed(visit=visit):
         raise NotAllowed(_("Please complete the checks before joining the queue."), code="out_of_order")
+    if not after_service and (problem := visit_location_problem(visit=visit)) is not None:
+        raise problem
     if not after_service and _failed_call_entry(visit) is not None:
         return queue_entry_rejoin(visit_id=visit.pk, now=now)
     if not after_service and QueueEntry.objects.filter(visit=visit, state=EntryState.SERVED).exists():

@@ -19,17 +19,21 @@ change was applied.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
 from django.utils import timezone
 
 from apps.audit.services import Actor
 
 CORE = Actor.system("core_banking")
+_T = TypeVar("_T")
 
 
 class CoreBankingError(Exception):
@@ -61,7 +65,34 @@ class CoreResult:
     applied_now: bool
 
 
+@dataclass(frozen=True)
+class Transaction:
+    """One posted movement on an account, as core banking's statement enquiry returns it."""
+
+    posted_at: datetime
+    # In fen (0.01 yuan); positive.
+    amount_fen: int
+    # "debit" (money out) or "credit" (money in).
+    direction: str
+    counterparty: str
+    # The merchant category of the counterparty (supermarket, dining, utilities, ...).
+    category: str
+
+
+# Counterparties of the sandbox's statements, by category: Gate 4 draws its
+# wrong payees from the same category so that no option stands out.
+SANDBOX_COUNTERPARTIES: dict[str, tuple[str, ...]] = {
+    "supermarket": ("华润万家", "永辉超市", "物美超市", "家乐福", "大润发", "沃尔玛", "利群商厦", "银座超市"),
+    "dining": ("肯德基", "麦当劳", "星巴克", "海底捞", "瑞幸咖啡", "必胜客", "喜茶", "真功夫"),
+    "utilities": ("国家电网", "中国移动", "中国联通", "中国电信", "市自来水公司", "港华燃气", "市热力公司"),
+    "transport": ("中国铁路12306", "滴滴出行", "中国石化", "中国石油", "东方航空", "南方航空", "山东航空"),
+    "online": ("京东", "淘宝", "拼多多", "唯品会", "苏宁易购", "美团", "饿了么", "抖音商城"),
+}
+
+
 class CoreBanking(Protocol):
+    def account_transactions(self, *, account_number: str, days: int) -> list[Transaction]: ...
+
     def account_activate(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult: ...
 
     def account_pin_reset(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult: ...
@@ -111,7 +142,7 @@ class SandboxCoreBanking:
         self._random = random.Random(seed)  # noqa: S311 - simulation draws, not secrets
         self._lock = threading.Lock()
 
-    def _call(self, apply: Any) -> CoreResult:
+    def _call(self, apply: Callable[[], _T]) -> _T:
         with self._lock:
             latency = self._random.uniform(self.latency_min_ms, self.latency_max_ms) / 1000
             draw = self._random.random()
@@ -143,6 +174,23 @@ class SandboxCoreBanking:
 
         return self._call(apply)
 
+    def account_transactions(self, *, account_number: str, days: int) -> list[Transaction]:
+        """The account's statement for the last ``days`` days, newest first.
+
+        The history is made up but stable: drawn from a generator seeded by
+        the account number, so the same account shows the same payments on
+        every enquiry (as a real statement would) until they age out.
+        """
+        from apps.customers.models import Account
+
+        def read() -> list[Transaction]:
+            account = Account.objects.filter(number=account_number).only("opened_on").first()
+            if account is None:
+                raise CoreBankingRejected("no such account")
+            return _sandbox_statement(account_number, since=account.opened_on, days=days, now=timezone.now())
+
+        return self._call(read)
+
     def account_activate(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult:
         from apps.customers.models import AccountStatus
 
@@ -168,6 +216,29 @@ class SandboxCoreBanking:
             return CoreResult(reference=reference, applied_now=applied)
 
         return self._call(apply)
+
+
+def _sandbox_statement(account_number: str, *, since: Any, days: int, now: datetime) -> list[Transaction]:
+    digest = hashlib.sha256(f"sandbox-statement:{account_number}".encode()).digest()
+    rng = random.Random(int.from_bytes(digest[:8], "big"))  # noqa: S311 - made-up statements, not secrets
+    # Each account pays a handful of regular payees: who, from its own seed.
+    payees = [(category, rng.choice(names)) for category, names in SANDBOX_COUNTERPARTIES.items()]
+    payees = rng.sample(payees, k=rng.randint(2, len(payees)))
+    # Payments land on a day grid anchored to the epoch so the history slides with time.
+    day_index = int(now.timestamp() // 86400)
+    statement = []
+    for back in range(days):
+        day = day_index - back
+        day_rng = random.Random(int.from_bytes(digest[8:16], "big") ^ day)  # noqa: S311
+        if day_rng.random() > 0.35:
+            continue
+        category, payee = day_rng.choice(payees)
+        amount = int(day_rng.lognormvariate(10.3, 1.1))  # median about 300 yuan, in fen
+        posted = datetime.fromtimestamp(day * 86400, tz=now.tzinfo) + timedelta(hours=day_rng.uniform(8, 22))
+        if posted > now or posted.date() < since:
+            continue
+        statement.append(Transaction(posted, max(amount, 100), "debit", payee, category))
+    return statement
 
 
 def build_core_banking(adapter: str, options: dict[str, Any]) -> CoreBanking:
