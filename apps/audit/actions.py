@@ -128,6 +128,10 @@ class AuditAction(models.TextChoices):
     SNAPSHOT_CHOSEN_FOR_FACE = "recordings.snapshot.chosen_for_face", _("Snapshot chosen as the live image")
     # Business operations in the call (apps.operations), R7.
     OPERATION_STARTED = "operations.operation.started", _("Business operation started")
+    OPERATION_REFUSED = (
+        "operations.operation.refused",
+        _("Business operation refused (core banking's record does not match)"),
+    )
     OPERATION_CONFIRMED = "operations.operation.confirmed", _("Business operation confirmed; sent to core banking")
     OPERATION_CORE_UNANSWERED = (
         "operations.operation.core_unanswered",

@@ -51,3 +51,22 @@ def luhn_check_digit(partial: str) -> str:
 
 def luhn_is_valid(number: str) -> bool:
     return len(number) >= 2 and number.isdigit() and luhn_check_digit(number[:-1]) == number[-1]
+
+
+# The unified social credit code of an organisation (GB 32100-2015): 18
+# characters from this alphabet (no I, O, S, V, Z); the last is a check
+# character over the first 17 with these weights, modulo 31.
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def uscc_check_char(first_seventeen: str) -> str:
+    total = sum(USCC_ALPHABET.index(char) * weight for char, weight in zip(first_seventeen, _USCC_WEIGHTS, strict=True))
+    return USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def uscc_is_valid(code: str) -> bool:
+    """True for an 18-character unified social credit code whose check character is right."""
+    if len(code) != 18 or any(char not in USCC_ALPHABET for char in code):
+        return False
+    return uscc_check_char(code[:17]) == code[17]

@@ -124,9 +124,8 @@ def _service_messages() -> dict[str, Any]:
         "start": _("Start the business"),
         "waiting_pin": _("The customer is setting the PIN on their phone."),
         "waiting_confirm": _("The customer is confirming the change on their phone."),
-        "record_answers": _("Record the answers"),
-        "yes": _("Yes"),
-        "no": _("No"),
+        "waiting_intent": _("The legal representative is answering the intent questions on their phone."),
+        "application": _("Application %(application)s · %(company)s · credit code %(credit_code)s"),
         "certificate": _("Download the verification certificate (PDF)"),
     }
 

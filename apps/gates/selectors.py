@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from apps.customers.models import AccountKind
 from apps.customers.selectors import customer_get_by_id_number
 from apps.gates.integrations.identity_registry import Citizen
 from apps.gates.models import (
@@ -180,7 +181,11 @@ def _stored_question(question: dict[str, Any]) -> dict[str, Any]:
         return {key: question[key] for key in ("code", "text", "text_en", "source", "options")}
     kind = str(question.get("kind", ""))
     text, text_en, source = _LEGACY_TEXTS.get(kind, (kind, kind, ""))
-    return {"code": kind, "text": text, "text_en": text_en, "source": source, "options": question.get("options", [])}
+    options = [str(option) for option in question.get("options", [])]
+    if kind == "account_kind":
+        labels = dict(AccountKind.choices)
+        options = [str(labels.get(option, option)) for option in options]
+    return {"code": kind, "text": text, "text_en": text_en, "source": source, "options": options}
 
 
 def question_templates_active() -> list[TemplateRow]:

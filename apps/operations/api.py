@@ -33,6 +33,7 @@ from apps.operations.services import (
     operation_cancel,
     operation_certificate_download,
     operation_customer_confirm,
+    operation_customer_intent,
     operation_customer_pin,
     operation_start,
 )
@@ -101,10 +102,7 @@ class OperationAgentOutputSerializer(serializers.Serializer[Operation]):
         return bool(operation.certificate)
 
     def get_script(self, operation: Operation) -> list[dict[str, str]] | None:
-        if operation.business_code != "corporate_intent":
-            return None
-        company = operation.details.get("company", "")
-        return [{"key": key, "text": str(text) % {"company": company}} for key, text in INTENT_SCRIPT]
+        return intent_script(operation)
 
     def to_representation(self, instance: Operation) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -122,6 +120,13 @@ class OperationResultOutputSerializer(serializers.Serializer[Operation]):
         result = serializers.CharField(source="result_code")
 
     operation = ResultSerializer(source="*")
+
+
+def intent_script(operation: Operation) -> list[dict[str, str]] | None:
+    if operation.business_code != "corporate_intent":
+        return None
+    company = operation.details.get("company", "")
+    return [{"key": key, "text": str(text) % {"company": company}} for key, text in INTENT_SCRIPT]
 
 
 class CallOperationsApi(APIView):
@@ -221,6 +226,10 @@ class VisitOperationApi(CustomerApi):
             # The customer's own values, in full: they are confirming them.
             before = serializers.DictField()
             after = serializers.DictField()
+            script = serializers.SerializerMethodField(help_text="Intent verification only: the questions to answer.")
+
+            def get_script(self, operation: Operation) -> list[dict[str, str]] | None:
+                return intent_script(operation)
 
         operation = WaitingSerializer(allow_null=True)
 
@@ -270,4 +279,21 @@ class VisitOperationConfirmApi(CustomerApi):
         operation = operation_customer_confirm(
             visit_id=visit.pk, public_id=operation_id, accept=data.validated_data["accept"]
         )
+        return Response(OperationResultOutputSerializer(operation).data)
+
+
+class VisitOperationIntentApi(CustomerApi):
+    """``POST {"answers": {"company_confirmed", "purpose", "intent"}}``: the legal representative's own answers."""
+
+    parser_classes = (JSONParser,)
+
+    class OperationIntentInputSerializer(serializers.Serializer[Any]):
+        answers = serializers.DictField()
+
+    @extend_schema(request=OperationIntentInputSerializer, responses=OperationResultOutputSerializer)
+    def post(self, request: Request, operation_id: str) -> Response:
+        visit = request_visit(request)
+        data = self.OperationIntentInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        operation = operation_customer_intent(visit_id=visit.pk, public_id=operation_id, data=data.validated_data)
         return Response(OperationResultOutputSerializer(operation).data)

@@ -41,6 +41,8 @@ def _lines(operation: Operation, evidence: dict[str, Any]) -> list[tuple[str, st
         ("field", f"服务编号 / Service number: {visit.public_id}"),
         ("field", f"核实编号 / Verification number: {operation.public_id}"),
         ("field", f"企业名称 / Company: {company}"),
+        ("field", f"统一社会信用代码 / Unified social credit code: {operation.details.get('credit_code', '')}"),
+        ("field", f"开户申请编号 / Account-opening application: {operation.details.get('application', '')}"),
         ("field", f"对公账户 / Account: {mask_account_number(account.number)}"),
         ("field", f"法定代表人 / Legal representative: {customer.name}  {mask_id_number(customer.id_number)}"),
         (

@@ -16,10 +16,11 @@ from typing import Any, Protocol
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.common.checksums import uscc_is_valid
 from apps.common.crypto import normalize_mobile
 from apps.common.errors import NotAllowed, ValidationFailed
 from apps.common.masking import mask_mobile
-from apps.customers.integrations.core_banking import CoreBanking
+from apps.customers.integrations.core_banking import AccountOpeningApplication, CoreBanking
 from apps.customers.models import Account, AccountStatus, Customer
 from apps.operations.models import ConfirmBy, Operation
 from apps.operations.pins import pin_block
@@ -34,13 +35,22 @@ class Prepared:
 
 
 class OperationHandler(Protocol):
-    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any]) -> Prepared:
+    def look_up(self, *, core: CoreBanking, account: Account) -> Any:
+        """What core banking must say before the start (asked outside any lock); None if nothing."""
+        ...
+
+    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any], looked_up: Any = None) -> Prepared:
         """Check the agent's request and say what will change; raise ApplicationError if it cannot."""
         ...
 
     def perform(self, *, core: CoreBanking, operation: Operation, pin: str | None) -> str:
         """Ask core banking; return the result code. Raises CoreBankingError."""
         ...
+
+
+class _NothingToLookUp:
+    def look_up(self, *, core: CoreBanking, account: Account) -> Any:
+        return None
 
 
 def _account_number(operation: Operation) -> str:
@@ -64,8 +74,8 @@ def _require_status(account: Account, *statuses: AccountStatus) -> None:
         )
 
 
-class Activation:
-    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any]) -> Prepared:
+class Activation(_NothingToLookUp):
+    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any], looked_up: Any = None) -> Prepared:
         _require_status(account, AccountStatus.INACTIVE)
         return Prepared(ConfirmBy.CUSTOMER_PIN, before={"status": account.status}, after={"status": "normal"})
 
@@ -77,8 +87,8 @@ class Activation:
         return "activated"
 
 
-class PasswordReset:
-    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any]) -> Prepared:
+class PasswordReset(_NothingToLookUp):
+    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any], looked_up: Any = None) -> Prepared:
         _require_status(account, AccountStatus.NORMAL, AccountStatus.DORMANT)
         return Prepared(ConfirmBy.CUSTOMER_PIN)
 
@@ -90,8 +100,8 @@ class PasswordReset:
         return "pin_reset"
 
 
-class LostReportRelease:
-    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any]) -> Prepared:
+class LostReportRelease(_NothingToLookUp):
+    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any], looked_up: Any = None) -> Prepared:
         _require_status(account, AccountStatus.REPORTED_LOST)
         # The agent sees when the loss was reported before releasing it (R7.3).
         return Prepared(
@@ -139,8 +149,8 @@ def _current(customer: Customer, name: str) -> str:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
-class InfoMaintenance:
-    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any]) -> Prepared:
+class InfoMaintenance(_NothingToLookUp):
+    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any], looked_up: Any = None) -> Prepared:
         changes = data.get("changes")
         if not isinstance(changes, dict) or not changes or set(changes) - set(MAINTAINABLE):
             raise ValidationFailed(
@@ -165,7 +175,8 @@ class InfoMaintenance:
         return "updated"
 
 
-# The fixed script of the legal representative's intent verification (R7.5).
+# The fixed script of the legal representative's intent verification (R7.5),
+# read and answered on the legal representative's own phone.
 INTENT_SCRIPT = (
     ("company_confirmed", _("Do you confirm that you are the legal representative of %(company)s?")),
     ("purpose", _("What will the account be used for?")),
@@ -174,21 +185,76 @@ INTENT_SCRIPT = (
 
 
 class CorporateIntent:
-    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any]) -> Prepared:
+    """The legal representative's intent, checked against the company's application in core banking.
+
+    Before the start, core banking is asked for the pending account-opening
+    application behind the account: the company, its unified social credit
+    code (its check character must hold) and its legal representative, whose
+    name, ID number and mobile must be the person Gate 1 identified and
+    Gate 2 verified. The customer then answers the script on their phone.
+    """
+
+    def look_up(self, *, core: CoreBanking, account: Account) -> Any:
+        return core.account_opening_application(account_number=account.number)
+
+    def prepare(self, *, customer: Customer, account: Account, data: dict[str, Any], looked_up: Any = None) -> Prepared:
         _require_status(account, AccountStatus.INACTIVE)
-        return Prepared(ConfirmBy.AGENT, details={"company": account.company_name})
+        application: AccountOpeningApplication | None = looked_up
+        if application is None or application.status != "pending":
+            raise NotAllowed(
+                _("Core banking has no pending account-opening application for this account."),
+                code="no_pending_application",
+            )
+        if not uscc_is_valid(application.credit_code):
+            raise NotAllowed(
+                _("The company's unified social credit code on the application is not valid."),
+                code="company_record_invalid",
+            )
+        if mismatched := legal_rep_mismatches(customer, application):
+            raise NotAllowed(
+                _("The person verified in this call is not the legal representative named on the application."),
+                code="legal_rep_mismatch",
+                extra={"mismatched": mismatched},
+            )
+        return Prepared(
+            ConfirmBy.CUSTOMER_INTENT,
+            details={
+                "company": application.company_name,
+                "credit_code": application.credit_code,
+                "application": application.number,
+            },
+        )
 
     def perform(self, *, core: CoreBanking, operation: Operation, pin: str | None) -> str:
         answers = operation.details.get("answers", {})
-        confirmed = answers.get("company_confirmed") is True and answers.get("intent") is True
+        confirmed = intent_confirmed(answers)
+        core.account_opening_intent_record(
+            application_number=operation.details["application"],
+            confirmed=confirmed,
+            reference=str(operation.public_id),
+        )
         return "intent_confirmed" if confirmed else "intent_refused"
 
 
+def legal_rep_mismatches(customer: Customer, application: AccountOpeningApplication) -> list[str]:
+    """Which of the three elements (name, ID number, mobile) differ between the customer and the application."""
+    pairs = {
+        "name": (customer.name, application.legal_rep_name),
+        "id_number": (customer.id_number.upper(), application.legal_rep_id_number.strip().upper()),
+        "mobile": (normalize_mobile(customer.mobile), normalize_mobile(application.legal_rep_mobile)),
+    }
+    return [element for element, (ours, theirs) in pairs.items() if ours != theirs]
+
+
+def intent_confirmed(answers: dict[str, Any]) -> bool:
+    return answers.get("company_confirmed") is True and answers.get("intent") is True
+
+
 def intent_answers_clean(data: dict[str, Any]) -> dict[str, Any]:
-    """The agent's record of the answers to the script: two yes/no and the stated purpose."""
+    """The legal representative's answers to the script: two yes/no and the stated purpose."""
     answers = data.get("answers")
     if not isinstance(answers, dict):
-        raise ValidationFailed(_("Record the answers to every question of the script."), code="invalid_answers")
+        raise ValidationFailed(_("Answer every question of the script."), code="invalid_answers")
     purpose = answers.get("purpose")
     if (
         not isinstance(answers.get("company_confirmed"), bool)
@@ -196,7 +262,7 @@ def intent_answers_clean(data: dict[str, Any]) -> dict[str, Any]:
         or not isinstance(purpose, str)
         or not 1 <= len(purpose.strip()) <= 200
     ):
-        raise ValidationFailed(_("Record the answers to every question of the script."), code="invalid_answers")
+        raise ValidationFailed(_("Answer every question of the script."), code="invalid_answers")
     return {"company_confirmed": answers["company_confirmed"], "purpose": purpose.strip(), "intent": answers["intent"]}
 
 

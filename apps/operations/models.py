@@ -48,6 +48,7 @@ class ConfirmBy(models.TextChoices):
     CUSTOMER_PIN = "customer_pin", _("The customer sets a PIN on their phone")
     CUSTOMER = "customer", _("The customer confirms on their phone")
     AGENT = "agent", _("The agent confirms")
+    CUSTOMER_INTENT = "customer_intent", _("The legal representative answers the intent script on their phone")
 
 
 class Operation(ConcurrentTransitionMixin, models.Model):

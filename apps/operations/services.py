@@ -106,6 +106,7 @@ def operation_start(*, actor: User, call_id: int, idempotency_key: str, data: di
     gates_require_passed(visit_id=visit.pk, actor=actor, operation=f"{visit.business_code}.start")
     business = business_get(visit.business_code)
     handler = HANDLERS[business.handler]
+    looked_up = _look_up(handler, visit=visit, actor=actor)
     try:
         with transaction.atomic(durable=True):
             # The visit's row lock serialises starts of one service.
@@ -113,7 +114,7 @@ def operation_start(*, actor: User, call_id: int, idempotency_key: str, data: di
             if visit.outcome:
                 raise NotAllowed(_("This service has already ended."), code="service_closed")
             assert visit.customer is not None and visit.account is not None
-            prepared = handler.prepare(customer=visit.customer, account=visit.account, data=data)
+            prepared = handler.prepare(customer=visit.customer, account=visit.account, data=data, looked_up=looked_up)
             operation = Operation.objects.create(
                 visit=visit,
                 call=call,
@@ -128,6 +129,10 @@ def operation_start(*, actor: User, call_id: int, idempotency_key: str, data: di
             _audit(operation, AuditAction.OPERATION_STARTED, actor, confirm_by=prepared.confirm_by)
             _notify(operation, OperationState.AWAITING_CONFIRMATION)
             return operation
+    except NotAllowed as refusal:
+        if refusal.code in RECORDED_REFUSALS:
+            _record_refusal(visit, actor, refusal)
+        raise
     except IntegrityError as exc:
         # Another start won the race: the same key (a double submit) or a
         # different operation still open for this service.
@@ -135,6 +140,34 @@ def operation_start(*, actor: User, call_id: int, idempotency_key: str, data: di
         if same is not None:
             return same
         raise NotAllowed(_("Another operation of this service is still open."), code="operation_already_open") from exc
+
+
+def _look_up(handler: Any, *, visit: Visit, actor: User) -> Any:
+    """What the handler must learn from core banking before the start: asked outside any lock."""
+    if visit.account is None:
+        return None
+    try:
+        return handler.look_up(core=get_core_banking(), account=visit.account)
+    except CoreBankingError as exc:
+        raise NotAllowed(
+            _("Core banking did not answer. Please try again in a moment."), code="core_banking_unavailable"
+        ) from exc
+
+
+# Refusals of a start that matter for the record: the person in the call is
+# not who the company's application names, or the application is wrong.
+RECORDED_REFUSALS = frozenset({"legal_rep_mismatch", "company_record_invalid", "no_pending_application"})
+
+
+def _record_refusal(visit: Visit, actor: User, refusal: NotAllowed) -> None:
+    """Keep the refusal in the audit trail, in a transaction of its own (the start's was rolled back)."""
+    with transaction.atomic(durable=True):
+        audit_record(
+            actor=actor,
+            action=AuditAction.OPERATION_REFUSED,
+            target=visit,
+            data={"business": visit.business_code, "code": refusal.code, **(refusal.extra or {})},
+        )
 
 
 # --- Confirmation and core banking -----------------------------------------------------------
@@ -185,7 +218,9 @@ def _apply_result(operation_id: int, *, actor: AnyActor, result: str, failure: C
                 _attach_certificate(operation)
             operation.save()
             _audit(operation, AuditAction.OPERATION_SUCCEEDED, actor, result=result)
-            visit_close(visit_id=operation.visit_id, actor=actor, outcome=VisitOutcome.COMPLETED, reason=result)
+            # A legal representative who does not confirm is an outcome of its own, not a completed service.
+            outcome = VisitOutcome.INTENT_REFUSED if result == "intent_refused" else VisitOutcome.COMPLETED
+            visit_close(visit_id=operation.visit_id, actor=actor, outcome=outcome, reason=result)
         elif (
             isinstance(failure, CoreBankingRejected) or operation.core_attempts >= settings.OPERATION_MAX_CORE_ATTEMPTS
         ):
@@ -256,16 +291,29 @@ def _staff_operation(actor: User, public_id: Any) -> Operation:
 
 
 def operation_agent_confirm(*, actor: User, public_id: Any, data: dict[str, Any]) -> Operation:
-    """The agent confirms: the lost-report release after seeing the report's date, or the intent script's answers."""
-    operation = _staff_operation(actor, public_id)
-    if operation.business_code == "corporate_intent" and operation.state == OperationState.AWAITING_CONFIRMATION:
-        answers = intent_answers_clean(data)
-        with transaction.atomic(durable=True):
-            locked = _lock(public_id)
-            if locked.state == OperationState.AWAITING_CONFIRMATION:
-                locked.details = {**locked.details, "answers": answers}
-                locked.save(update_fields=["details"])
+    """The agent confirms: the lost-report release after seeing the report's date."""
+    _staff_operation(actor, public_id)
     return _confirm_and_process(public_id=public_id, actor=actor, confirm_by=ConfirmBy.AGENT)
+
+
+def operation_customer_intent(*, visit_id: int, public_id: Any, data: dict[str, Any]) -> Operation:
+    """The legal representative's answers to the intent script, given on their own phone (R7.5)."""
+    actor = _customer_actor(visit_id)
+    gates_require_passed(visit_id=visit_id, actor=actor, operation="intent")
+    answers = intent_answers_clean(data)
+    with transaction.atomic(durable=True):
+        operation = _lock(public_id, visit_id=visit_id)
+        if operation.state == OperationState.SUCCEEDED:
+            return operation  # a double submit of answers that already went through
+        if operation.confirm_by != ConfirmBy.CUSTOMER_INTENT:
+            raise NotAllowed(_("This operation is confirmed by someone else."), code="wrong_confirmer")
+        if operation.state == OperationState.AWAITING_CONFIRMATION:
+            # Kept once: a retry after core banking did not answer re-sends the same answers.
+            operation.details = {**operation.details, "answers": operation.details.get("answers") or answers}
+            operation.save(update_fields=["details"])
+    return _confirm_and_process(
+        public_id=public_id, actor=actor, confirm_by=ConfirmBy.CUSTOMER_INTENT, visit_id=visit_id
+    )
 
 
 def operation_cancel(*, actor: User, public_id: Any) -> Operation:

@@ -15,4 +15,5 @@ urlpatterns = [
     path("visit/", api.VisitOperationApi.as_view(), name="visit-operation"),
     path("visit/<uuid:operation_id>/pin/", api.VisitOperationPinApi.as_view(), name="visit-operation-pin"),
     path("visit/<uuid:operation_id>/confirm/", api.VisitOperationConfirmApi.as_view(), name="visit-operation-confirm"),
+    path("visit/<uuid:operation_id>/intent/", api.VisitOperationIntentApi.as_view(), name="visit-operation-intent"),
 ]

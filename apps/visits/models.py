@@ -35,6 +35,7 @@ class VisitOutcome(models.TextChoices):
     GATE_FAILED = "gate_failed", _("Failed an in-call gate")
     ABANDONED = "abandoned", _("Abandoned")
     CANCELLED = "cancelled", _("Ended without the business done")
+    INTENT_REFUSED = "intent_refused", _("The legal representative did not confirm the intent")
 
 
 class Visit(models.Model):

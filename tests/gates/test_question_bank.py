@@ -255,3 +255,12 @@ def test_a_business_policy_sets_how_many_are_asked_and_may_be_wrong(settings: An
     with pytest.raises(ValidationFailed):
         question_policy_set(actor=SYSTEM, business_code="password_reset", count=2, max_wrong=2)
     assert QuestionPolicy.objects.get(business_code="password_reset").count == 4
+
+
+def test_a_draw_made_before_the_bank_kept_its_own_questions_still_renders_readably() -> None:
+    from apps.gates.questions import question_render
+    from apps.gates.selectors import _stored_question
+
+    shown = question_render(**_stored_question({"kind": "account_kind", "options": ["debit_card", "passbook"]}))
+    assert shown["text"] == "这个账户是什么类型？"
+    assert "debit_card" not in shown["options"] and len(shown["options"]) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -17,9 +18,12 @@ from pypdf import PdfReader
 
 from apps.audit.models import AuditRecord
 from apps.audit.selectors import audit_chain_verify
+from apps.common.checksums import uscc_is_valid
+from apps.customers.integrations.core_banking import SandboxCoreBanking, get_core_banking
 from apps.customers.models import Account, AccountKind, AccountStatus, Customer
 from apps.operations.models import Operation, OperationState
 from apps.visits.models import VisitOutcome
+from tests.conftest import make_id_number
 from tests.operations.conftest import GOOD_PIN, KIT, InCall, _pin, _start, capture, pass_gates, person_photos
 
 pytestmark = pytest.mark.django_db
@@ -177,57 +181,116 @@ def test_invalid_changes_are_refused_with_a_clear_error(
     assert not Operation.objects.filter(visit=in_call.visit).exists()
 
 
-def test_corporate_intent_verification_produces_a_certificate_with_its_evidence(
-    make_in_call: Callable[..., InCall], on_commit: Callable[..., Any], core: Any
-) -> None:
-    in_call = make_in_call(
+def _corporate(make_in_call: Callable[..., InCall], company: str = "滨海远帆贸易有限公司") -> InCall:
+    return make_in_call(
         person=KIT,
         business="corporate_intent",
         account_kind=AccountKind.CORPORATE,
         account_status=AccountStatus.INACTIVE,
-        company_name="滨海远帆贸易有限公司",
+        company_name=company,
     )
-    pass_gates(in_call, on_commit)
-    started = _start(in_call).json()
-    assert [line["key"] for line in started["script"]] == ["company_confirmed", "purpose", "intent"]
-    assert "滨海远帆贸易有限公司" in started["script"][0]["text"]
-    capture(in_call, person_photos(KIT)[0])
-    answers = {"company_confirmed": True, "purpose": "日常经营结算", "intent": True}
-    done = in_call.staff_client.post(
-        reverse("operations:operation-confirm", args=[started["id"]]),
+
+
+def _intent(in_call: InCall, operation_id: str, answers: dict[str, Any]) -> Any:
+    return in_call.customer_client.post(
+        reverse("operations:visit-operation-intent", args=[operation_id]),
         {"answers": answers},
         content_type="application/json",
-    ).json()
-    assert done["state"] == "succeeded" and done["result"] == "intent_confirmed" and done["has_certificate"]
+    )
+
+
+def test_corporate_intent_is_checked_against_core_banking_and_answered_on_the_phone(
+    make_in_call: Callable[..., InCall], on_commit: Callable[..., Any], core: Any
+) -> None:
+    in_call = _corporate(make_in_call)
+    pass_gates(in_call, on_commit)
+    started = _start(in_call).json()
+    application = get_core_banking().account_opening_application(account_number=in_call.visit.account.number)
+    assert started["confirm_by"] == "customer_intent"
+    assert started["details"]["application"] == application.number
+    assert started["details"]["credit_code"] == application.credit_code and uscc_is_valid(application.credit_code)
+    assert [line["key"] for line in started["script"]] == ["company_confirmed", "purpose", "intent"]
+    # The questions are on the legal representative's phone; the agent cannot answer for them.
+    waiting = in_call.customer_client.get(reverse("operations:visit-operation")).json()["operation"]
+    assert "滨海远帆贸易有限公司" in waiting["script"][0]["text"]
+    agent = in_call.staff_client.post(
+        reverse("operations:operation-confirm", args=[started["id"]]), {}, content_type="application/json"
+    )
+    assert (agent.status_code, agent.json()["code"]) == (409, "wrong_confirmer")
+    capture(in_call, person_photos(KIT)[0])
+    answers = {"company_confirmed": True, "purpose": "日常经营结算", "intent": True}
+    with on_commit():
+        answered = _intent(in_call, started["id"], answers)
+    assert answered.status_code == 200 and answered.json()["operation"]["result"] == "intent_confirmed"
+    done = Operation.objects.get(public_id=started["id"])
+    assert done.state == "succeeded" and done.certificate
+    in_call.visit.refresh_from_db()
+    assert in_call.visit.outcome == VisitOutcome.COMPLETED
+    assert get_core_banking().account_opening_application(account_number=in_call.visit.account.number).status == (
+        "intent_confirmed"
+    )
     pdf = in_call.staff_client.get(reverse("operations:operation-certificate", args=[started["id"]]))
     content = b"".join(pdf.streaming_content)
-    assert hashlib.sha256(content).hexdigest() == done["certificate_sha256"]
+    assert hashlib.sha256(content).hexdigest() == done.certificate_sha256
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
-    for expected in ("滨海远帆贸易有限公司", "日常经营结算", "Intent confirmed", str(in_call.visit.public_id)):
+    for expected in (
+        "滨海远帆贸易有限公司", "日常经营结算", "Intent confirmed", str(in_call.visit.public_id),
+        application.number, application.credit_code,
+    ):  # fmt: skip
         assert expected in text
     snapshots = list(in_call.visit.calls.get().snapshots.values_list("sha256", flat=True))
     assert len(snapshots) == 2 and all(f"SHA-256 {sha256}" in text for sha256 in snapshots)
     assert AuditRecord.objects.filter(action="operations.certificate.downloaded").count() == 1
 
 
+def test_a_legal_representative_who_refuses_ends_the_service_as_refused_not_completed(
+    make_in_call: Callable[..., InCall], on_commit: Callable[..., Any], core: Any
+) -> None:
+    in_call = _corporate(make_in_call)
+    pass_gates(in_call, on_commit)
+    started = _start(in_call).json()
+    with on_commit():
+        answered = _intent(in_call, started["id"], {"company_confirmed": True, "purpose": "结算", "intent": False})
+    assert answered.json()["operation"]["result"] == "intent_refused"
+    in_call.visit.refresh_from_db()
+    assert (in_call.visit.outcome, in_call.visit.outcome_reason) == (VisitOutcome.INTENT_REFUSED, "intent_refused")
+    assert get_core_banking().account_opening_application(account_number=in_call.visit.account.number).status == (
+        "intent_refused"
+    )
+
+
+def test_a_legal_representative_other_than_the_verified_person_is_refused_and_recorded(
+    make_in_call: Callable[..., InCall], on_commit: Callable[..., Any], core: Any
+) -> None:
+    in_call = _corporate(make_in_call)
+    pass_gates(in_call, on_commit)
+    sandbox = get_core_banking()
+    assert isinstance(sandbox, SandboxCoreBanking)
+    own = sandbox.account_opening_application(account_number=in_call.visit.account.number)
+    someone_else = dataclasses.replace(own, legal_rep_name="李四", legal_rep_id_number=make_id_number(order=777))
+    sandbox.application_register(someone_else)
+    refused = _start(in_call)
+    assert (refused.status_code, refused.json()["code"]) == (409, "legal_rep_mismatch")
+    assert refused.json()["details"]["mismatched"] == ["name", "id_number"]
+    assert not Operation.objects.filter(visit=in_call.visit).exists()
+    record = AuditRecord.objects.get(action="operations.operation.refused", target_id=str(in_call.visit.pk))
+    assert record.data["code"] == "legal_rep_mismatch"
+    # A company record whose credit code fails its check is refused too.
+    broken = dataclasses.replace(own, credit_code=own.credit_code[:17] + ("0" if own.credit_code[17] != "0" else "1"))
+    sandbox.application_register(broken)
+    assert _start(in_call).json()["code"] == "company_record_invalid"
+    assert audit_chain_verify().intact
+
+
 def test_incomplete_script_answers_are_refused(
     make_in_call: Callable[..., InCall], on_commit: Callable[..., Any], core: Any
 ) -> None:
-    in_call = make_in_call(
-        person=KIT,
-        business="corporate_intent",
-        account_kind=AccountKind.CORPORATE,
-        account_status=AccountStatus.INACTIVE,
-        company_name="甲公司",
-    )
+    in_call = _corporate(make_in_call, company="甲公司")
     pass_gates(in_call, on_commit)
     started = _start(in_call).json()
-    response = in_call.staff_client.post(
-        reverse("operations:operation-confirm", args=[started["id"]]),
-        {"answers": {"company_confirmed": True}},
-        content_type="application/json",
-    )
-    assert response.status_code == 400 and response.json()["code"] == "invalid_answers"
+    for answers in ({"company_confirmed": True}, {"company_confirmed": True, "purpose": " ", "intent": True}):
+        response = _intent(in_call, started["id"], answers)
+        assert response.status_code == 400 and response.json()["code"] == "invalid_answers"
     assert Operation.objects.get(public_id=started["id"]).state == OperationState.AWAITING_CONFIRMATION
 
 

@@ -90,7 +90,29 @@ SANDBOX_COUNTERPARTIES: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class AccountOpeningApplication:
+    """A company's pending application to open an account, as core banking holds it (R7.5)."""
+
+    number: str
+    account_number: str
+    # "pending" until the legal representative's intent is recorded, then "intent_confirmed" or "intent_refused".
+    status: str
+    company_name: str
+    # The unified social credit code (GB 32100-2015).
+    credit_code: str
+    legal_rep_name: str
+    legal_rep_id_number: str
+    legal_rep_mobile: str
+
+
 class CoreBanking(Protocol):
+    def account_opening_application(self, *, account_number: str) -> AccountOpeningApplication | None: ...
+
+    def account_opening_intent_record(
+        self, *, application_number: str, confirmed: bool, reference: str
+    ) -> CoreResult: ...
+
     def account_transactions(self, *, account_number: str, days: int) -> list[Transaction]: ...
 
     def account_activate(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult: ...
@@ -141,6 +163,10 @@ class SandboxCoreBanking:
         self.timeout_after_apply_share = timeout_after_apply_share
         self._random = random.Random(seed)  # noqa: S311 - simulation draws, not secrets
         self._lock = threading.Lock()
+        # Applications registered explicitly (a test's "the company named someone else"),
+        # and intents recorded, by application number.
+        self._applications: dict[str, AccountOpeningApplication] = {}
+        self._intents: dict[str, tuple[bool, str]] = {}
 
     def _call(self, apply: Callable[[], _T]) -> _T:
         with self._lock:
@@ -191,6 +217,52 @@ class SandboxCoreBanking:
 
         return self._call(read)
 
+    def application_register(self, application: AccountOpeningApplication) -> None:
+        """Put an application into the sandbox's books (what the branch would have keyed in)."""
+        with self._lock:
+            self._applications[application.account_number] = application
+
+    def account_opening_application(self, *, account_number: str) -> AccountOpeningApplication | None:
+        """The company's application behind an inactive corporate account, or None if there is none.
+
+        Unless one was registered, the sandbox derives it from the account:
+        the company named on it and its owner as the legal representative,
+        with a stable application number and a valid credit code.
+        """
+        from apps.customers.models import Account, AccountKind, AccountStatus
+
+        def read() -> AccountOpeningApplication | None:
+            with self._lock:
+                registered = self._applications.get(account_number)
+            application = registered or _derived_application(
+                Account.objects.select_related("owner")
+                .filter(number=account_number, kind=AccountKind.CORPORATE, status=AccountStatus.INACTIVE)
+                .first()
+            )
+            if application is None:
+                return None
+            with self._lock:
+                recorded = self._intents.get(application.number)
+            if recorded is not None:
+                status = "intent_confirmed" if recorded[0] else "intent_refused"
+                application = AccountOpeningApplication(**{**application.__dict__, "status": status})
+            return application
+
+        return self._call(read)
+
+    def account_opening_intent_record(self, *, application_number: str, confirmed: bool, reference: str) -> CoreResult:
+        """Record the legal representative's answer on the application (once per reference)."""
+
+        def apply() -> CoreResult:
+            with self._lock:
+                previous = self._intents.get(application_number)
+                if previous is not None and previous[1] != reference:
+                    raise CoreBankingRejected("the intent of this application is already recorded")
+                self._intents[application_number] = (confirmed, reference)
+            return CoreResult(reference=reference, applied_now=previous is None)
+
+        return self._call(apply)
+
     def account_activate(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult:
         from apps.customers.models import AccountStatus
 
@@ -216,6 +288,26 @@ class SandboxCoreBanking:
             return CoreResult(reference=reference, applied_now=applied)
 
         return self._call(apply)
+
+
+def _derived_application(account: Any) -> AccountOpeningApplication | None:
+    if account is None or not account.company_name:
+        return None
+    from apps.common.checksums import USCC_ALPHABET, uscc_check_char
+
+    digest = hashlib.sha256(f"sandbox-application:{account.number}".encode()).digest()
+    body = "91" + "370200" + "".join(USCC_ALPHABET[byte % 31] for byte in digest[:9])
+    owner = account.owner
+    return AccountOpeningApplication(
+        number=f"KH{account.opened_on:%Y%m%d}{int.from_bytes(digest[9:12], 'big') % 1_000_000:06d}",
+        account_number=account.number,
+        status="pending",
+        company_name=account.company_name,
+        credit_code=body + uscc_check_char(body),
+        legal_rep_name=owner.name,
+        legal_rep_id_number=owner.id_number,
+        legal_rep_mobile=owner.mobile,
+    )
 
 
 def _sandbox_statement(account_number: str, *, since: Any, days: int, now: datetime) -> list[Transaction]:

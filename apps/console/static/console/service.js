@@ -119,16 +119,23 @@
         }
         block.appendChild(table);
       }
+      if (operation.details && operation.details.application) {
+        text(block, "p", ui.format(messages.application, operation.details));
+      }
       if (operation.details && operation.details.reported_lost_on) {
         text(block, "p", ui.format(messages.reported_lost_on, { date: operation.details.reported_lost_on }));
       }
       if (operation.state === "awaiting_confirmation") {
-        if (operation.confirm_by === "agent" && operation.script) {
-          scriptForm(block, operation);
-        } else if (operation.confirm_by === "agent") {
+        if (operation.confirm_by === "agent") {
           button(block, messages.confirm, () => act(operationUrl(operation.id, "confirm/"), {}), true);
         } else {
-          text(block, "p", operation.confirm_by === "customer_pin" ? messages.waiting_pin : messages.waiting_confirm, "help");
+          const waiting = { customer_pin: messages.waiting_pin, customer_intent: messages.waiting_intent };
+          text(block, "p", waiting[operation.confirm_by] || messages.waiting_confirm, "help");
+        }
+        if (operation.script) {
+          // The agent reads along while the legal representative answers on their phone.
+          const list = text(block, "ol", "");
+          for (const line of operation.script) text(list, "li", line.text);
         }
         button(block, messages.cancel, () => act(operationUrl(operation.id, "cancel/"), {}));
       }
@@ -162,34 +169,6 @@
       act(`${operationsUrl()}start/`, config.business === "info_maintenance" ? { changes } : {}, { "Idempotency-Key": pendingKey }, true);
     }, true);
     panel.appendChild(form);
-  }
-
-  function scriptForm(block, operation) {
-    const form = document.createElement("form");
-    for (const line of operation.script) {
-      const label = text(form, "label", `${line.text} `);
-      const input = document.createElement(line.key === "purpose" ? "input" : "select");
-      input.name = line.key;
-      if (line.key !== "purpose") {
-        for (const [value, caption] of [["", "—"], ["yes", messages.yes], ["no", messages.no]]) {
-          const option = text(input, "option", caption);
-          option.value = value;
-        }
-      }
-      label.appendChild(input);
-      text(form, "br", "");
-    }
-    button(form, messages.record_answers, () => {
-      const value = (name) => form.elements[name].value;
-      act(operationUrl(operation.id, "confirm/"), {
-        answers: {
-          company_confirmed: value("company_confirmed") === "yes" ? true : value("company_confirmed") === "no" ? false : null,
-          purpose: value("purpose"),
-          intent: value("intent") === "yes" ? true : value("intent") === "no" ? false : null,
-        },
-      });
-    }, true);
-    block.appendChild(form);
   }
 
   async function act(url, body, extraHeaders, isStart) {
