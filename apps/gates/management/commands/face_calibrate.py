@@ -167,6 +167,8 @@ class Command(BaseCommand):
         self.stdout.write("\n== held-out fold, per comparison")
         for name in COMPARISONS:
             pairs = held_out[name]
+            self.stdout.write(f"{name} held-out genuine  {distances_summary(pairs.genuine)}")
+            self.stdout.write(f"{name} held-out impostor {distances_summary(pairs.impostor)}")
             points: list[tuple[str, float | None]] = [
                 ("recommended", recommended.get(name)),
                 ("shipped", getattr(shipped, name)),
