@@ -14,8 +14,10 @@ service) beside ``services.py``, which calls it.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.utils import timezone
 
 from apps.gates.integrations.face import DlibFaceEngine, FaceEmbedding, FaceError
@@ -38,6 +40,20 @@ def id_portrait_scope(*, visit_id: int) -> str:
     return f"id_portrait:visit:{visit_id}"
 
 
+def _oldest_usable(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(days=int(settings.FACE_EMBEDDING_CACHE_DAYS))
+
+
+def face_embedding_cache_purge(*, now: datetime | None = None) -> int:
+    """Delete cached embeddings older than FACE_EMBEDDING_CACHE_DAYS (housekeeping); returns how many.
+
+    They are biometric data derived from the photos, kept no longer than they
+    save work; an expired entry is never used even before it is purged.
+    """
+    deleted, _per_model = FaceEmbeddingCacheEntry.objects.filter(computed_at__lt=_oldest_usable(now)).delete()
+    return deleted
+
+
 def face_embedding_get_or_compute(
     *,
     scope: str,
@@ -53,7 +69,7 @@ def face_embedding_get_or_compute(
     corrected photo is looked at again.
     """
     sha256 = hashlib.sha256(photo_bytes).hexdigest()
-    entry = FaceEmbeddingCacheEntry.objects.filter(scope=scope).first()
+    entry = FaceEmbeddingCacheEntry.objects.filter(scope=scope, computed_at__gte=_oldest_usable()).first()
     if entry is not None and entry.content_sha256 == sha256 and entry.pipeline == engine.pipeline:
         return FaceEmbedding(
             vector=tuple(float(value) for value in entry.vector),

@@ -120,7 +120,8 @@ class FaceEmbeddingCacheEntry(models.Model):
     vector = models.JSONField(_("embedding"))
     # The face box in the photo's pixels: [x, y, width, height].
     box = models.JSONField(_("face box"))
-    computed_at = models.DateTimeField(_("computed at"))
+    # Indexed: the housekeeping round purges entries older than FACE_EMBEDDING_CACHE_DAYS.
+    computed_at = models.DateTimeField(_("computed at"), db_index=True)
 
     class Meta:
         verbose_name = _("cached face embedding")

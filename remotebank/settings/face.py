@@ -13,6 +13,7 @@ from remotebank.settings.environment import env_int
 
 __all__ = [
     "FACE_DETECT_MAX_SIDE",
+    "FACE_EMBEDDING_CACHE_DAYS",
     "FACE_SECONDARY_FACE_RATIO",
     "FACE_THRESHOLD_ID_VS_REGISTRY",
     "FACE_THRESHOLD_LIVE_VS_ID",
@@ -53,3 +54,10 @@ FACE_SECONDARY_FACE_RATIO = _env_fraction("REMOTEBANK_FACE_SECONDARY_FACE_RATIO"
 FACE_DETECT_MAX_SIDE = env_int("REMOTEBANK_FACE_DETECT_MAX_SIDE", 640)
 if FACE_DETECT_MAX_SIDE < 200:
     raise ImproperlyConfigured("REMOTEBANK_FACE_DETECT_MAX_SIDE must be at least 200.")
+
+# Cached embeddings of registry photos and ID-card portraits (biometric data
+# derived from them) are used for this many days, then purged by the
+# housekeeping round; a customer back after that is embedded afresh.
+FACE_EMBEDDING_CACHE_DAYS = env_int("REMOTEBANK_FACE_EMBEDDING_CACHE_DAYS", 30)
+if FACE_EMBEDDING_CACHE_DAYS < 1:
+    raise ImproperlyConfigured("REMOTEBANK_FACE_EMBEDDING_CACHE_DAYS must be at least 1.")

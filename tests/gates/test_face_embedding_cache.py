@@ -155,3 +155,31 @@ def test_gate3_caches_the_portrait_per_visit_and_the_registry_photo_per_customer
     assert registry.content_sha256 == registry_sha256
     assert portrait.content_sha256 == portrait_sha256
     assert registry.pipeline == portrait.pipeline == "dlib-chip-v1"
+
+
+def test_an_expired_entry_is_not_used_and_the_housekeeping_round_purges_it(
+    engine: CountingEngine, settings: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.common.signals import housekeeping_due
+
+    data = (FACES / "biden/2.jpg").read_bytes()
+    old_scope = registry_photo_scope(customer_id=44, visit_id=12)
+    fresh_scope = registry_photo_scope(customer_id=45, visit_id=13)
+    get(engine, old_scope, data)
+    get(engine, fresh_scope, data)
+    expired_at = timezone.now() - timedelta(days=settings.FACE_EMBEDDING_CACHE_DAYS, minutes=1)
+    FaceEmbeddingCacheEntry.objects.filter(scope=old_scope).update(computed_at=expired_at, vector=[0.0] * 128)
+    before = engine.embeds
+
+    assert get(engine, old_scope, data) == engine.embed(load_untrusted_image(data))  # not the stale vector
+    assert engine.embeds == before + 2  # the miss, and the check's own embed
+    FaceEmbeddingCacheEntry.objects.filter(scope=old_scope).update(computed_at=expired_at)
+    housekeeping_due.send(sender=None, now=timezone.now())
+
+    assert set(
+        FaceEmbeddingCacheEntry.objects.filter(scope__in=[old_scope, fresh_scope]).values_list("scope", flat=True)
+    ) == {fresh_scope}
