@@ -49,9 +49,6 @@ from apps.gates.integrations.face import COMPARISONS, FaceThresholds, get_face_e
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-SKIPPED_FOLDERS = {"multi"}
-
 
 @dataclass(frozen=True)
 class ErrorRates:
@@ -105,12 +102,7 @@ def recommend_threshold(
 
 def dataset_photos(faces_dir: Path, people: Sequence[str] | None = None) -> list[tuple[str, Path]]:
     """(person, photo) for every photo, in a stable order; ``multi/`` skipped."""
-    photos = []
-    for folder in sorted(path for path in faces_dir.iterdir() if path.is_dir()):
-        if folder.name in SKIPPED_FOLDERS or (people and folder.name not in people):
-            continue
-        photos += [(folder.name, p) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-    return photos
+    return [(photo.person, photo.path) for photo in labelled_photos(faces_dir, people)]
 
 
 class Command(BaseCommand):
