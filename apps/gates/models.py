@@ -102,6 +102,35 @@ class FinishedAttemptIsImmutable(Exception):
     pass
 
 
+class FaceEmbeddingCacheEntry(models.Model):
+    """Gate 3's embedding of a photo that comes back unchanged, kept so it is not embedded again.
+
+    A cache, never evidence: the gate attempt keeps the scores. One row per
+    ``scope``: ``registry_photo:customer:<pk>`` (a customer's photo on file at
+    the registry, the same across their visits) or ``id_portrait:visit:<pk>``
+    (the ID-card portrait of one visit, the same across live retakes). A row
+    answers only for the photo whose content SHA-256 it holds, made by the
+    pipeline it names: a changed photo (or engine) is a miss, and the new
+    embedding replaces the row (apps/gates/face_embeddings.py).
+    """
+
+    scope = models.CharField(_("scope"), max_length=64, unique=True)
+    content_sha256 = models.CharField(_("photo SHA-256"), max_length=64)
+    pipeline = models.CharField(_("face pipeline"), max_length=32)
+    vector = models.JSONField(_("embedding"))
+    # The face box in the photo's pixels: [x, y, width, height].
+    box = models.JSONField(_("face box"))
+    # Indexed: the housekeeping round purges entries older than FACE_EMBEDDING_CACHE_DAYS.
+    computed_at = models.DateTimeField(_("computed at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("cached face embedding")
+        verbose_name_plural = _("cached face embeddings")
+
+    def __str__(self) -> str:
+        return f"face embedding of {self.scope}"
+
+
 class GateAttempt(models.Model):
     """One try at one gate, with what the check returned. Immutable once finished."""
 

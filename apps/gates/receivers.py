@@ -8,9 +8,11 @@ from apps.common.signals import housekeeping_due
 
 
 def on_housekeeping_due(sender: Any, now: Any, **kwargs: Any) -> None:
+    from apps.gates.face_embeddings import face_embedding_cache_purge
     from apps.gates.services import gate_attempts_expire
 
     gate_attempts_expire(now=now)
+    face_embedding_cache_purge(now=now)
 
 
 def connect() -> None:

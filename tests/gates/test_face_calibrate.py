@@ -84,14 +84,17 @@ def test_the_command_prints_a_table_and_a_recommendation_on_a_subset() -> None:
         pytest.skip(message)
     out = StringIO()
 
-    call_command("face_calibrate", "--people", "biden", "rose_leslie", "--target-far", "0", stdout=out)
+    call_command("face_calibrate", "--people", "biden", "kit_harington", "rose_leslie", stdout=out)
 
     text = out.getvalue()
-    assert "photos: 4 (4 embedded), people: 2, genuine pairs: 2, impostor pairs: 4" in text
-    assert "threshold" in text
-    assert "FAR" in text
-    assert "FRR" in text
-    recommendation = text.split("recommended FACE_MATCH_THRESHOLD for FAR <= 0.0:")[1].split()
-    assert float(recommendation[0]) > 0
-    assert recommendation[1] == "0.00%"  # FAR
-    assert recommendation[3] == "0.00%"  # FRR: these two people separate cleanly
+    assert "photos: 7 (calibration fold 4, held-out fold 3), people: 3, card portraits per photo: 2" in text
+    for name in ("live_vs_id", "live_vs_registry", "id_vs_registry"):
+        assert f"== {name}, calibration fold:" in text
+        recommendation = text.split(f"recommended {name} threshold for FAR <= 0.0:")[1].split()
+        assert 0 < float(recommendation[0]) < 0.2
+        assert recommendation[1] == "0.00%"  # FAR on the calibration fold
+    # Held-out fold and the three comparisons together are reported for the shipped thresholds.
+    assert "live_vs_id shipped:" in text
+    sets = [line for line in text.splitlines() if line.startswith("shipped {") and "held-out fold:" in line]
+    assert len(sets) == 1
+    assert "impostor accepted 0/" in sets[0]

@@ -54,23 +54,28 @@ def test_the_contrib_build_of_opencv_is_the_one_imported() -> None:
     assert_opencv_variant()
 
 
-def test_engine_uses_the_calibrated_threshold(engine: DlibFaceEngine) -> None:
-    assert engine.threshold == pytest.approx(float(settings.FACE_MATCH_THRESHOLD))
-    assert 0.03 < engine.threshold < 0.12
+def test_engine_uses_the_calibrated_thresholds(engine: DlibFaceEngine) -> None:
+    assert engine.thresholds.as_dict() == {
+        "live_vs_id": pytest.approx(float(settings.FACE_THRESHOLD_LIVE_VS_ID)),
+        "live_vs_registry": pytest.approx(float(settings.FACE_THRESHOLD_LIVE_VS_REGISTRY)),
+        "id_vs_registry": pytest.approx(float(settings.FACE_THRESHOLD_ID_VS_REGISTRY)),
+    }
+    assert engine.threshold == engine.thresholds.live_vs_registry
+    assert all(0.03 < value < 0.12 for value in engine.thresholds.as_dict().values())
 
 
 def test_same_person_on_all_three_photos_passes(engine: DlibFaceEngine) -> None:
     verdict = engine.verify_three(photo("obama/2.jpg"), photo("obama/3.jpg"), photo("obama/1.jpg"))
 
     assert verdict.passed
-    assert max(verdict.scores.values()) <= verdict.threshold
+    assert all(verdict.scores[name] <= verdict.thresholds[name] for name in verdict.scores)
 
 
 @pytest.mark.parametrize(
     ("first", "second"), [("biden/1.jpg", "biden/2.jpg"), ("rose_leslie/1.jpg", "rose_leslie/2.jpg")]
 )
 def test_two_photos_of_one_person_are_within_the_threshold(engine: DlibFaceEngine, first: str, second: str) -> None:
-    assert engine.compare(engine.embed(photo(first)), engine.embed(photo(second))) <= engine.threshold
+    assert engine.compare(engine.embed(photo(first)), engine.embed(photo(second))) <= engine.thresholds.live_vs_registry
 
 
 @pytest.mark.parametrize(
@@ -82,23 +87,24 @@ def test_two_photos_of_one_person_are_within_the_threshold(engine: DlibFaceEngin
     ],
 )
 def test_two_different_people_are_beyond_the_threshold(engine: DlibFaceEngine, first: str, second: str) -> None:
-    assert engine.compare(engine.embed(photo(first)), engine.embed(photo(second))) > engine.threshold
+    assert engine.compare(engine.embed(photo(first)), engine.embed(photo(second))) > engine.thresholds.live_vs_registry
 
 
 def test_an_impostor_live_face_fails_even_when_card_and_registry_agree(engine: DlibFaceEngine) -> None:
     verdict = engine.verify_three(photo("biden/1.jpg"), photo("obama/3.jpg"), photo("obama/1.jpg"))
 
     assert not verdict.passed
-    assert verdict.id_vs_registry <= verdict.threshold
-    assert verdict.live_vs_id > verdict.threshold
-    assert verdict.live_vs_registry > verdict.threshold
+    assert verdict.id_vs_registry <= verdict.thresholds["id_vs_registry"]
+    assert verdict.live_vs_id > verdict.thresholds["live_vs_id"]
+    assert verdict.live_vs_registry > verdict.thresholds["live_vs_registry"]
+    assert verdict.failed_comparisons == ["live_vs_id", "live_vs_registry"]
 
 
 def test_a_forged_card_with_the_impostors_photo_fails_on_the_registry_comparison(engine: DlibFaceEngine) -> None:
     verdict = engine.verify_three(photo("biden/1.jpg"), photo("biden/2.jpg"), photo("obama/1.jpg"))
 
-    assert verdict.live_vs_id <= verdict.threshold
-    assert verdict.id_vs_registry > verdict.threshold
+    assert verdict.live_vs_id <= verdict.thresholds["live_vs_id"]
+    assert verdict.id_vs_registry > verdict.thresholds["id_vs_registry"]
     assert not verdict.passed
 
 

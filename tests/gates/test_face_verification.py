@@ -33,10 +33,14 @@ def test_same_person_passes_face_verification_with_all_three_scores(
     _pass_face(in_call, on_commit)
     attempt = GateAttempt.objects.get(progress__visit=in_call.visit, gate="face")
     assert attempt.status == AttemptStatus.PASSED
-    assert set(attempt.scores) == {"live_vs_id", "live_vs_registry", "id_vs_registry", "threshold"}
-    assert max(attempt.scores[key] for key in ("live_vs_id", "live_vs_registry", "id_vs_registry")) <= (
-        settings.FACE_MATCH_THRESHOLD
-    )
+    assert set(attempt.scores) == {"live_vs_id", "live_vs_registry", "id_vs_registry", "threshold", "thresholds"}
+    assert attempt.scores["thresholds"] == {
+        "live_vs_id": settings.FACE_THRESHOLD_LIVE_VS_ID,
+        "live_vs_registry": settings.FACE_THRESHOLD_LIVE_VS_REGISTRY,
+        "id_vs_registry": settings.FACE_THRESHOLD_ID_VS_REGISTRY,
+    }
+    for key in ("live_vs_id", "live_vs_registry", "id_vs_registry"):
+        assert attempt.scores[key] <= attempt.scores["thresholds"][key]
     assert Snapshot.objects.get(pk=attempt.snapshot_id).chosen_for_face
     face = _gates(in_call)["gates"][1]
     assert face["status"] == "passed" and face["attempts"][0]["scores"] == attempt.scores
@@ -51,7 +55,7 @@ def test_a_different_person_fails_face_verification_and_the_service_ends_without
     _post(in_call, "face", on_commit, snapshot=str(impostor.public_id))
     attempt = GateAttempt.objects.get(progress__visit=in_call.visit, gate="face")
     assert (attempt.status, attempt.result_code) == (AttemptStatus.FAILED, "below_threshold")
-    assert attempt.scores["live_vs_id"] > settings.FACE_MATCH_THRESHOLD
+    assert attempt.scores["live_vs_id"] > settings.FACE_THRESHOLD_LIVE_VS_ID
     face = _gates(in_call)["gates"][1]
     assert face["status"] == "failed"
     assert face["attempts"][0]["message"].startswith("人脸识别不通过")

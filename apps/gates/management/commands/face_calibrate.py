@@ -1,43 +1,53 @@
-"""Calibrate ``FACE_MATCH_THRESHOLD`` on labelled face photos.
+"""Calibrate Gate 3's per-comparison thresholds on labelled face photos.
 
-Every photo of ``--faces-dir`` (one folder per person; ``multi/`` is skipped)
-is embedded with the real engine; every pair of photos of one person is a
-genuine pair, every pair across two people an impostor pair. For each
-candidate threshold t (a pair is accepted when its cosine distance ≤ t):
+Gate 3 compares three images: the live frame, the ID-card portrait and the
+registry photo. From every photo of ``--faces-dir`` (one folder per person;
+``multi/`` skipped) ``apps.gates.face_calibration`` makes a registry photo,
+a live frame and two degraded ID-card portraits (~100×125 px, blur, JPEG
+50–80), and forms, per comparison (live_vs_registry, live_vs_id,
+id_vs_registry), every genuine pair (one person) and impostor pair (two).
+For each candidate threshold t (a pair is accepted when its distance ≤ t):
 
 - FAR(t) = impostor pairs accepted / impostor pairs;
 - FRR(t) = genuine pairs rejected / genuine pairs.
 
-A photo in which the engine finds no face (or several) is a failure to
-acquire: its genuine pairs count as rejected at every threshold (the customer
-would be turned away), its impostor pairs are left out (nothing was compared).
-Small and partial photos (obama/5_small, 6_partial) are kept on purpose: they
-are the hard cases a phone camera produces.
+An image in which the engine finds no usable face is a failure to acquire:
+its genuine pairs count as rejected at every threshold (the customer would be
+turned away), its impostor pairs are left out (nothing was compared). Small
+and partial photos (obama/5_small, 6_partial) are kept on purpose.
 
-The recommendation is the threshold with the lowest FRR among those with
-FAR ≤ ``--target-far``, ties broken by the lower FAR, and then by the middle
-of the remaining plateau, which leaves the most margin on both sides.
+Thresholds are chosen on the calibration fold (0) and reported on the
+held-out fold (1), split by photo (see face_calibration). The recommendation
+per comparison is the threshold with the lowest FRR among those with
+FAR ≤ ``--target-far``, ties broken by the lower FAR and then by the middle
+of the remaining plateau. The command then reports, on the held-out fold,
+each comparison's FAR/FRR and the three-photo sets (all three comparisons
+together) at the recommended and at the shipped thresholds.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from PIL import Image
 
-from apps.gates.integrations.face import FaceEmbedding, FaceError, get_face_engine
+from apps.gates.face_calibration import (
+    CARD_VARIANTS,
+    build_images,
+    comparison_pairs,
+    distances_summary,
+    embed_all,
+    labelled_photos,
+    three_photo_sets,
+    threshold_rule,
+)
+from apps.gates.integrations.face import COMPARISONS, FaceThresholds, get_face_engine
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-SKIPPED_FOLDERS = {"multi"}
 
 
 @dataclass(frozen=True)
@@ -92,20 +102,15 @@ def recommend_threshold(
 
 def dataset_photos(faces_dir: Path, people: Sequence[str] | None = None) -> list[tuple[str, Path]]:
     """(person, photo) for every photo, in a stable order; ``multi/`` skipped."""
-    photos = []
-    for folder in sorted(path for path in faces_dir.iterdir() if path.is_dir()):
-        if folder.name in SKIPPED_FOLDERS or (people and folder.name not in people):
-            continue
-        photos += [(folder.name, p) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-    return photos
+    return [(photo.person, photo.path) for photo in labelled_photos(faces_dir, people)]
 
 
 class Command(BaseCommand):
-    help = "Measure FAR/FRR of the face engine on labelled photos and recommend FACE_MATCH_THRESHOLD."
+    help = "Measure FAR/FRR per Gate 3 comparison on card-portrait pairs and recommend the thresholds."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--faces-dir", type=Path, default=None, help="Default: settings.FACES_DATASET_DIR.")
-        parser.add_argument("--target-far", type=float, default=0.01)
+        parser.add_argument("--target-far", type=float, default=0.0)
         parser.add_argument("--people", nargs="*", help="Only these person folders (a quick subset).")
         parser.add_argument("--table-step", type=float, default=0.01, help="Threshold step of the printed table.")
 
@@ -113,56 +118,75 @@ class Command(BaseCommand):
         faces_dir = options["faces_dir"] or Path(settings.FACES_DATASET_DIR)
         if not faces_dir.is_dir():
             raise CommandError(f"{faces_dir} is not a directory")
-        photos = dataset_photos(faces_dir, options["people"])
-        if len({person for person, _ in photos}) < 2:
+        photos = labelled_photos(faces_dir, options["people"])
+        if len({photo.person for photo in photos}) < 2:
             raise CommandError("need photos of at least two people")
         engine = get_face_engine()
-
-        embeddings: dict[Path, FaceEmbedding | None] = {}
-        for person, path in photos:
-            with Image.open(path) as image:
-                try:
-                    embeddings[path] = engine.embed(image)
-                except FaceError as error:
-                    embeddings[path] = None
-                    self.stdout.write(f"  {person}/{path.name}: {error.code} (failure to acquire)")
-
-        genuine: list[float] = []
-        impostor: list[float] = []
-        for (person_a, path_a), (person_b, path_b) in itertools.combinations(photos, 2):
-            a, b = embeddings[path_a], embeddings[path_b]
-            if person_a == person_b:
-                genuine.append(engine.compare(a, b) if a and b else math.inf)
-            elif a and b:
-                impostor.append(engine.compare(a, b))
-
-        embedded = sum(1 for value in embeddings.values() if value is not None)
+        embedded = embed_all(engine, build_images(photos, engine))
+        for failure in embedded.failures:
+            self.stdout.write(f"  {failure} (failure to acquire)")
+        folds = [sum(1 for photo in photos if photo.fold == fold) for fold in (0, 1)]
         self.stdout.write(
-            f"photos: {len(photos)} ({embedded} embedded), people: {len({p for p, _ in photos})}, "
-            f"genuine pairs: {len(genuine)}, impostor pairs: {len(impostor)}"
+            f"photos: {len(photos)} (calibration fold {folds[0]}, held-out fold {folds[1]}), "
+            f"people: {len({photo.person for photo in photos})}, card portraits per photo: {CARD_VARIANTS}"
         )
-        finite_genuine = [d for d in genuine if math.isfinite(d)]
-        if finite_genuine and impostor:
-            self.stdout.write(
-                f"genuine distance max {max(finite_genuine):.4f} median {sorted(finite_genuine)[len(finite_genuine) // 2]:.4f}; "
-                f"impostor distance min {min(impostor):.4f} median {sorted(impostor)[len(impostor) // 2]:.4f}"
-            )
 
-        self.stdout.write(f"{'threshold':>9}  {'FAR':>7} {'(FA)':>9}  {'FRR':>7} {'(FR)':>7}")
-        for threshold in threshold_grid(step=options["table_step"], maximum=0.2):
-            self._row(error_rates(genuine=genuine, impostor=impostor, threshold=threshold))
-
+        calibration = comparison_pairs(engine, embedded, fold=0)
+        held_out = comparison_pairs(engine, embedded, fold=1)
         target = options["target_far"]
-        chosen = recommend_threshold(genuine=genuine, impostor=impostor, target_far=target, candidates=threshold_grid())
-        if chosen is None:
-            self.stdout.write(f"no threshold reaches FAR <= {target}")
-            return
-        self.stdout.write(f"recommended FACE_MATCH_THRESHOLD for FAR <= {target}:")
-        self._row(chosen)
-        self.stdout.write(f"current FACE_MATCH_THRESHOLD = {engine.threshold}")
+        recommended: dict[str, float] = {}
+        for name in COMPARISONS:
+            pairs = calibration[name]
+            self.stdout.write(
+                f"\n== {name}, calibration fold: {len(pairs.genuine)} genuine, {len(pairs.impostor)} impostor pairs"
+            )
+            self.stdout.write(f"genuine  {distances_summary(pairs.genuine)}")
+            self.stdout.write(f"impostor {distances_summary(pairs.impostor)}")
+            self.stdout.write(f"{'threshold':>9}  {'FAR':>7} {'(FA)':>11}  {'FRR':>7} {'(FR)':>9}")
+            for threshold in threshold_grid(step=options["table_step"], maximum=0.2):
+                self._row(error_rates(genuine=pairs.genuine, impostor=pairs.impostor, threshold=threshold))
+            chosen = recommend_threshold(
+                genuine=pairs.genuine, impostor=pairs.impostor, target_far=target, candidates=threshold_grid()
+            )
+            if chosen is None:
+                self.stdout.write(f"no threshold reaches FAR <= {target}")
+                continue
+            recommended[name] = chosen.threshold
+            self.stdout.write(f"recommended {name} threshold for FAR <= {target}:")
+            self._row(chosen)
+
+        shipped = engine.thresholds
+        self.stdout.write("\n== held-out fold, per comparison")
+        for name in COMPARISONS:
+            pairs = held_out[name]
+            self.stdout.write(f"{name} held-out genuine  {distances_summary(pairs.genuine)}")
+            self.stdout.write(f"{name} held-out impostor {distances_summary(pairs.impostor)}")
+            points: list[tuple[str, float | None]] = [
+                ("recommended", recommended.get(name)),
+                ("shipped", getattr(shipped, name)),
+            ]
+            for label, point in points:
+                if point is None:
+                    continue
+                self.stdout.write(f"{name} {label}:")
+                self._row(error_rates(genuine=pairs.genuine, impostor=pairs.impostor, threshold=point))
+
+        self.stdout.write("\n== three-photo sets (all three comparisons together)")
+        candidates = [("shipped", shipped)]
+        if len(recommended) == len(COMPARISONS):
+            candidates.insert(0, ("recommended", FaceThresholds(**recommended)))
+        for label, thresholds in candidates:
+            for fold_label, fold in (("calibration fold", 0), ("held-out fold", 1), ("all", None)):
+                rates = three_photo_sets(engine, embedded, threshold_rule(thresholds), fold=fold)
+                self.stdout.write(
+                    f"{label} {thresholds.as_dict()} {fold_label}: genuine accepted "
+                    f"{rates.genuine_accepted}/{rates.genuine_sets} ({rates.genuine_acceptance:.2%}), "
+                    f"impostor accepted {rates.impostor_accepted}/{rates.impostor_sets} ({rates.impostor_acceptance:.2%})"
+                )
+        self.stdout.write(f"shipped thresholds: {shipped.as_dict()}")
 
     def _row(self, rates: ErrorRates) -> None:
         self.stdout.write(
-            f"{rates.threshold:>9.3f}  {rates.far:>7.2%} {rates.false_accepts:>4}/{rates.impostor_pairs:<4}  "
-            f"{rates.frr:>7.2%} {rates.false_rejects:>3}/{rates.genuine_pairs:<3}"
+            f"{rates.threshold:>9.3f}  {rates.far:>7.2%} {rates.false_accepts:>5}/{rates.impostor_pairs:<5}  "
+            f"{rates.frr:>7.2%} {rates.false_rejects:>4}/{rates.genuine_pairs:<4}"
         )
