@@ -36,6 +36,42 @@ DROP TRIGGER IF EXISTS audit_record_no_update_delete ON {TABLE};
 DROP FUNCTION IF EXISTS audit_record_refuse_change();
 """
 
+PENDING_TABLE = "audit_pendingauditrecord"
+
+# The sequencer's queue: rows are never changed, and a row may leave only once
+# the record made from it is in the chain (same transaction). So a role that
+# may DELETE here (the application's, which also runs the sequencer) still
+# cannot drop a record before it is chained. Embedded SQLite never queues.
+POSTGRESQL_PENDING_CREATE = f"""
+CREATE OR REPLACE FUNCTION audit_pending_guard() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        IF EXISTS (SELECT 1 FROM {TABLE} WHERE pending_id = OLD.id) THEN
+            RETURN OLD;
+        END IF;
+        RAISE EXCEPTION 'pending audit record % is not chained yet (DELETE refused)', OLD.id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RAISE EXCEPTION 'pending audit records are append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER audit_pending_guard_update_delete
+    BEFORE UPDATE OR DELETE ON {PENDING_TABLE}
+    FOR EACH ROW EXECUTE FUNCTION audit_pending_guard();
+
+CREATE TRIGGER audit_pending_no_truncate
+    BEFORE TRUNCATE ON {PENDING_TABLE}
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_pending_guard();
+"""  # noqa: S608 - constants of ours, no input
+
+POSTGRESQL_PENDING_DROP = f"""
+DROP TRIGGER IF EXISTS audit_pending_no_truncate ON {PENDING_TABLE};
+DROP TRIGGER IF EXISTS audit_pending_guard_update_delete ON {PENDING_TABLE};
+DROP FUNCTION IF EXISTS audit_pending_guard();
+"""
+
 # SQLite has no TRUNCATE; DELETE without WHERE still fires row triggers when
 # a trigger exists (the truncate optimization is then disabled).
 SQLITE_CREATE = (
