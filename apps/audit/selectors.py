@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -109,3 +110,34 @@ def audit_records_list(*, action: str = "", target_type: str = "", target_id: st
     if target_id:
         queryset = queryset.filter(target_id=target_id)
     return queryset
+
+
+def audit_inclusion_proof(*, sequence: int) -> dict[str, object]:
+    """Prove record ``sequence`` is in the tree of the newest signed checkpoint (RFC 6962 audit path).
+
+    What an auditor needs, without the rest of the trail: the record's
+    content (to recompute ``record_hash``), its leaf index, the audit path
+    and the signed checkpoint (to check the root and the signature with our
+    public key). Raises LookupError when no checkpoint covers the record yet.
+    """
+    checkpoint = checkpoints.checkpoint_latest()
+    if checkpoint is None or checkpoint.path is None or sequence > checkpoint.tree_size or sequence < 1:
+        raise LookupError(f"No signed checkpoint covers record {sequence} yet.")
+    leaves = [
+        bytes.fromhex(value)
+        for value in AuditRecord.objects.filter(sequence__lte=checkpoint.tree_size)
+        .order_by("sequence")
+        .values_list("record_hash", flat=True)
+        .iterator(chunk_size=5000)
+    ]
+    record = AuditRecord.objects.get(sequence=sequence)
+    document = json.loads(checkpoint.path.read_text(encoding="utf-8"))
+    return {
+        "record": {name: getattr(record, name) for name in AUDIT_RECORD_FIELDS},
+        "record_hash": record.record_hash,
+        "leaf_index": sequence - 1,
+        "audit_path": [node.hex() for node in checkpoints.inclusion_proof(leaves, sequence - 1)],
+        "checkpoint": document["checkpoint"],
+        "signature": document["signature"],
+        "public_key": document["public_key"],
+    }

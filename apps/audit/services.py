@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -271,3 +272,30 @@ def audit_chain_verification_run(*, actor: AnyActor) -> ChainReport:
             },
         )
     return report
+
+
+def audit_checkpoint_export(*, actor: AnyActor) -> tuple[checkpoints.Checkpoint, bytes]:
+    """The newest signed checkpoint (signed now if the head moved), as handed out with the daily report; audited.
+
+    Each copy that leaves the system is one more place the database cannot
+    rewrite: an auditor holding it can check the chain's head, and any
+    record's inclusion, against it.
+    """
+    audit_checkpoint_sign()
+    checkpoint = checkpoints.checkpoint_latest()
+    if checkpoint is None or checkpoint.path is None:
+        raise LookupError("The audit trail is empty: there is no checkpoint to export.")
+    content = checkpoint.path.read_bytes()
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=AuditAction.AUDIT_CHECKPOINT_EXPORTED,
+            data={
+                "tree_size": checkpoint.tree_size,
+                "head_hash": checkpoint.head_hash,
+                "merkle_root": checkpoint.merkle_root,
+                "key_id": checkpoint.key_id,
+                "sha256": hashlib.sha256(content).hexdigest(),
+            },
+        )
+    return checkpoint, content
