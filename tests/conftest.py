@@ -144,6 +144,43 @@ def administrator(make_staff: Callable[[Role], User]) -> User:
     return make_staff(Role.ADMINISTRATOR)
 
 
+def _app_role_switch(role: str | None) -> None:
+    """Make new connections (SET ROLE) ``role``, or stay the login role (None); close the open one."""
+    from django.db import connection
+
+    options = settings.DATABASES["default"].setdefault("OPTIONS", {})
+    for target in (options, connection.settings_dict.setdefault("OPTIONS", {})):
+        if role:
+            target["options"] = f"-c role={role}"
+        else:
+            target.pop("options", None)
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Create and migrate the test database as the login role, the owner (the app role comes after).
+
+    With REMOTEBANK_DATABASE_SET_ROLE (CI), every test connection then runs
+    as the restricted application role (``_run_as_the_app_role``); only the
+    helpers that play an attacker with the owner's rights step back
+    (apps.audit.triggers.audit_triggers_suspended).
+    """
+    _app_role_switch(None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_as_the_app_role(django_db_setup: None, _close_leftover_connections_before_teardown: None) -> Iterator[None]:
+    # Torn down before that finalizer, which needs the owner's rights.
+    role = getattr(settings, "DATABASE_SET_ROLE", None)
+    if not role or settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        yield
+        return
+    _app_role_switch(role)
+    yield
+    _app_role_switch(None)  # the owner drops the test database
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_leftover_connections_before_teardown(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Let the test database be dropped at the end, whatever threads left connected.

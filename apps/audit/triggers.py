@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg import sql
 
 TABLE = "audit_auditrecord"
 
@@ -89,15 +90,24 @@ def audit_triggers_suspended(connection: BaseDatabaseWrapper) -> Iterator[None]:
 
     PostgreSQL: ``session_replication_role = replica`` skips ordinary triggers
     for this session only (needs a superuser, as the test database owner is).
+    When the session runs as the application role (``SET ROLE``, as the test
+    suite does), it steps back to the superuser it logged in as for the
+    duration: the application role itself can do none of this.
     SQLite: the triggers are dropped and re-created.
     """
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            cursor.execute("SELECT current_user, session_user")
+            current, session = cursor.fetchone()
+            if current != session:
+                cursor.execute("SET ROLE NONE")
             cursor.execute("SET session_replication_role = replica")
             try:
                 yield
             finally:
                 cursor.execute("SET session_replication_role = DEFAULT")
+                if current != session:
+                    cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(current)).as_string(cursor.connection))
         else:
             for statement in SQLITE_DROP:
                 cursor.execute(statement)

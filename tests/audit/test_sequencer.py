@@ -194,7 +194,7 @@ def test_the_sequencer_killed_mid_batch_leaves_a_consistent_chain_and_the_next_r
     probe = psycopg.connect(_database_url(), autocommit=True)  # pg_stat_activity is per-transaction otherwise
     # Hold the last pending row: the batch inserts its 50 chained records,
     # then its DELETE of the queue stops on this row, mid-transaction.
-    holder = _connect()
+    holder = psycopg.connect(_database_url())  # the test's tool, as the owner (FOR UPDATE needs UPDATE rights)
     try:
         last = holder.execute("SELECT max(id) FROM audit_pendingauditrecord").fetchone()
         assert last is not None
