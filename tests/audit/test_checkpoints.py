@@ -89,7 +89,8 @@ def test_deleting_the_newest_records_is_detected_against_the_checkpoint() -> Non
     assert checkpoint is not None
     newest = AuditRecord.objects.order_by("-sequence")[:2]
     with audit_triggers_suspended(connection), connection.cursor() as cursor:
-        cursor.execute("DELETE FROM audit_auditrecord WHERE id = ANY(%s)", [[record.pk for record in newest]])
+        for record in newest:
+            cursor.execute("DELETE FROM audit_auditrecord WHERE id = %s", [record.pk])
     report = audit_chain_verify()
     assert report.first_break is not None
     assert "newest records were deleted" in report.first_break.reason

@@ -6,12 +6,17 @@ from typing import Any
 
 from django.db import migrations, models
 
-from apps.audit.triggers import POSTGRESQL_PENDING_CREATE, POSTGRESQL_PENDING_DROP
+from apps.audit.triggers import POSTGRESQL_PENDING_CREATE, POSTGRESQL_PENDING_DROP, SQLITE_CREATE, SQLITE_DROP
 
 
 def create_pending_guard(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(POSTGRESQL_PENDING_CREATE, params=None)
+    elif schema_editor.connection.vendor == "sqlite":
+        # SQLite adds a UNIQUE column by rebuilding the table, which drops its
+        # triggers: put the append-only triggers of migration 0002 back.
+        for statement in (*SQLITE_DROP, *SQLITE_CREATE):
+            schema_editor.execute(statement)
 
 
 def drop_pending_guard(apps: Any, schema_editor: Any) -> None:
