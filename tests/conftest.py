@@ -181,6 +181,29 @@ def _run_as_the_app_role(django_db_setup: None, _close_leftover_connections_befo
     _app_role_switch(None)  # the owner drops the test database
 
 
+@pytest.fixture
+def as_database_owner() -> Iterator[None]:
+    """For the tests that run migrations themselves: as the owner, like ``manage.py migrate``.
+
+    Afterwards the application role gets its rights on what the migrations
+    re-created (what ``migrate``'s post_migrate does) and the tests run as it again.
+    """
+    from django.db import connection
+
+    role = getattr(settings, "DATABASE_SET_ROLE", None)
+    if not role or connection.vendor != "postgresql":
+        yield
+        return
+    _app_role_switch(None)
+    try:
+        yield
+    finally:
+        from apps.audit.roles import app_role_grant
+
+        app_role_grant()
+        _app_role_switch(role)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_leftover_connections_before_teardown(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Let the test database be dropped at the end, whatever threads left connected.
