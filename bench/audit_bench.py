@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "remotebank_audit_bench"
 TARGET_WRITES_PER_SECOND = 2000.0
 TARGET_LAG_SECONDS = 1.0
+RUN_MODES_DONE: list[str] = []
 
 
 def recreate_database(name: str) -> str:
@@ -59,7 +59,7 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def writer(number: int, mode: str, start_at: float, stop_at: float, results: Any) -> None:
+def writer(number: int, mode: str, duration: float, ready: Any, results: Any) -> None:
     os.environ["REMOTEBANK_AUDIT_CHAIN_MODE"] = mode
     import django
 
@@ -70,8 +70,10 @@ def writer(number: int, mode: str, start_at: float, stop_at: float, results: Any
     from apps.audit.services import Actor, audit_record
 
     actor = Actor.system(f"bench-writer-{number}")
-    while time.time() < start_at:
-        time.sleep(0.01)
+    with transaction.atomic():  # connect and warm up before the clock starts
+        audit_record(actor=actor, action=AuditAction.BRANCH_UPDATED, data={"warm-up": number})
+    ready.wait()  # every writer starts together
+    stop_at = time.time() + duration
     count = 0
     cpu_before = time.process_time()
     while time.time() < stop_at:
@@ -79,6 +81,12 @@ def writer(number: int, mode: str, start_at: float, stop_at: float, results: Any
             audit_record(actor=actor, action=AuditAction.BRANCH_UPDATED, data={"n": count, "writer": number})
         count += 1
     results.put((count, time.process_time() - cpu_before))
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU-seconds (user + system) a running process has used so far (/proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_mode(mode: str, *, writers: int, duration: float) -> dict[str, Any]:
@@ -95,14 +103,23 @@ def run_mode(mode: str, *, writers: int, duration: float) -> dict[str, Any]:
             stdout=subprocess.DEVNULL,
         )
         time.sleep(2.0)
-    before = AuditRecord.objects.count()
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    start_at = time.time() + 3.0  # the writers start together, after django.setup
-    stop_at = start_at + duration
-    processes = [context.Process(target=writer, args=(n, mode, start_at, stop_at, results)) for n in range(writers)]
+    ready = context.Barrier(writers + 1)
+    processes = [context.Process(target=writer, args=(n, mode, duration, ready, results)) for n in range(writers)]
     for process in processes:
         process.start()
+    warmed = time.monotonic() + 300
+    # Every writer connected and its warm-up record chained before the clock starts.
+    while AuditRecord.objects.filter(data__has_key="warm-up").count() < writers * (1 + len(RUN_MODES_DONE)):
+        assert time.monotonic() < warmed, "the writers did not start"
+        time.sleep(0.05)
+    before = AuditRecord.objects.count()
+    sequencer_cpu_before = _process_cpu(sequencer.pid) if sequencer is not None else 0.0
+    ready.wait(timeout=60)
+    RUN_MODES_DONE.append(mode)
+    start_at = time.time()
+    stop_at = start_at + duration
     lags: list[float] = []
     with connection.cursor() as cursor:
         while time.time() < stop_at + 0.5:
@@ -122,10 +139,9 @@ def run_mode(mode: str, *, writers: int, duration: float) -> dict[str, Any]:
     drain = time.monotonic() - drain_started
     sequencer_cpu = 0.0
     if sequencer is not None:
+        sequencer_cpu = _process_cpu(sequencer.pid) - sequencer_cpu_before
         sequencer.terminate()
         sequencer.wait(timeout=30)
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        sequencer_cpu = usage.ru_utime + usage.ru_stime
     writes = sum(count for count, _cpu in outcomes)
     writer_cpu = sum(cpu for _count, cpu in outcomes)
     assert AuditRecord.objects.count() - before == writes, "a write was lost"
