@@ -210,6 +210,12 @@ def main() -> int:
     sequenced = next((result for result in figures if result["mode"] == "sequencer"), None)
     if sequenced is None:
         return 0
+    per_write = (sequenced["writer_cpu_per_1000"] + sequenced["sequencer_cpu_per_1000"]) / 1000
+    if per_write:
+        print(
+            f"  CPU bound of this machine's 2 cores for the Python side alone (writers + sequencer, PostgreSQL "
+            f"not counted): {2 / per_write:.0f} audited writes/s"
+        )
     passed = (
         sequenced["per_second"] >= TARGET_WRITES_PER_SECOND
         and sequenced["lag_max"] <= TARGET_LAG_SECONDS
