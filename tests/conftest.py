@@ -170,12 +170,23 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _run_as_the_app_role(django_db_setup: None, _close_leftover_connections_before_teardown: None) -> Iterator[None]:
+def _run_as_the_app_role(
+    django_db_setup: None, django_db_blocker: Any, _close_leftover_connections_before_teardown: None
+) -> Iterator[None]:
     # Torn down before that finalizer, which needs the owner's rights.
     role = getattr(settings, "DATABASE_SET_ROLE", None)
     if not role or settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         yield
         return
+    from django.db import connection
+    from psycopg import sql
+
+    # Test-only right: the concurrency tests watch other sessions wait for
+    # locks in pg_stat_activity, which hides that from a plain role.
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(role)).as_string(cursor.connection)
+        )
     _app_role_switch(role)
     yield
     _app_role_switch(None)  # the owner drops the test database
