@@ -8,9 +8,10 @@ from apps.common.signals import housekeeping_due
 
 
 def on_housekeeping_due(sender: Any, now: Any, **kwargs: Any) -> None:
-    from apps.audit.services import audit_pending_sweep
+    from apps.audit.services import audit_checkpoint_sweep, audit_pending_sweep
 
     audit_pending_sweep()
+    audit_checkpoint_sweep()
 
 
 def connect() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -272,6 +273,33 @@ def audit_chain_verification_run(*, actor: AnyActor) -> ChainReport:
             },
         )
     return report
+
+
+# When this process last considered signing a checkpoint from housekeeping
+# (monotonic seconds): one look per AUDIT_CHECKPOINT_SECONDS, not per round.
+_checkpoint_looked_at: list[float] = [float("-inf")]
+
+
+def audit_checkpoint_sweep() -> checkpoints.Checkpoint | None:
+    """Housekeeping: sign a checkpoint every ``AUDIT_CHECKPOINT_SECONDS`` where no sequencer does it.
+
+    Embedded SQLite has no sequencer, and a PostgreSQL installation may run
+    none; when one holds its lock, it signs and this steps aside. Reads every
+    record's hash (no running Merkle state here): fine for the small
+    installations this serves.
+    """
+    every = int(settings.AUDIT_CHECKPOINT_SECONDS)
+    now = time.monotonic()
+    if not every or now - _checkpoint_looked_at[0] < every:
+        return None
+    _checkpoint_looked_at[0] = now
+    if connection.vendor != "postgresql":
+        return audit_checkpoint_sign()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEQUENCER_LOCK_KEY])
+        if not cursor.fetchone()[0]:
+            return None
+        return audit_checkpoint_sign()
 
 
 def audit_checkpoint_export(*, actor: AnyActor) -> tuple[checkpoints.Checkpoint, bytes]:

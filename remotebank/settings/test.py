@@ -41,3 +41,7 @@ if not os.environ.get("REMOTEBANK_AUDIT_SIGNING_KEY_FILE"):
     os.environ["REMOTEBANK_AUDIT_SIGNING_KEY_FILE"] = os.environ["REMOTEBANK_AUDIT_CHECKPOINT_DIR"] + ".key.pem"
 AUDIT_CHECKPOINT_DIR = Path(os.environ["REMOTEBANK_AUDIT_CHECKPOINT_DIR"])
 AUDIT_SIGNING_KEY_FILE = Path(os.environ["REMOTEBANK_AUDIT_SIGNING_KEY_FILE"])
+# No periodic checkpoints from the dispatcher's housekeeping: a checkpoint
+# signed in one test would outlive that test's rolled-back records. The
+# checkpoint tests sign their own into a folder of their own.
+AUDIT_CHECKPOINT_SECONDS = 0

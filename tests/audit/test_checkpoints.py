@@ -207,3 +207,19 @@ def test_the_checkpoint_goes_out_with_the_daily_report_to_compliance_only(
     assert exported.actor_label == compliance_officer.username
     assert exported.data["tree_size"] == document["checkpoint"]["tree_size"]
     assert exported.data["sha256"] == hashlib.sha256(response.content).hexdigest()
+
+
+def test_housekeeping_signs_checkpoints_where_no_sequencer_does(settings: Any) -> None:
+    from apps.audit import services
+    from apps.common.signals import housekeeping_due
+
+    settings.AUDIT_CHECKPOINT_SECONDS = 60
+    services._checkpoint_looked_at[0] = float("-inf")
+    records = _append(2)
+    housekeeping_due.send(sender=None, now=None)
+    latest = checkpoints.checkpoint_latest()
+    assert latest is not None and latest.tree_size == records[-1].sequence
+    _append(1)
+    housekeeping_due.send(sender=None, now=None)  # within the minute: no new checkpoint
+    assert checkpoints.checkpoint_latest() == latest
+    assert audit_chain_verify().intact
