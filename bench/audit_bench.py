@@ -9,9 +9,12 @@ migrated), then for each mode runs ``--writers`` writer processes for
 
 - ``sequencer``: records are queued; one ``manage.py run_audit_sequencer``
   process (default settings: 100 ms poll, batches of up to 5,000, a signed
-  checkpoint every 10 s here) chains them. The bench samples the age of the
-  oldest pending record every 50 ms (the chain's lag), then waits for the
-  queue to drain and verifies the whole chain and its checkpoint.
+  checkpoint every 10 s here) chains them. Every 50 ms the bench lists the
+  queue: the chain's lag is the time from a record's first sight there
+  (committed) to its leaving it (chained), 50 ms resolution; it also prints
+  the age of the oldest pending record since its write, which adds the
+  writer's own insert-to-commit time (long on a loaded machine). Then it waits
+  for the queue to drain and verifies the whole chain and its checkpoint.
 - ``inline``: the old way, every write chained under the global advisory lock,
   for comparison.
 
@@ -120,15 +123,25 @@ def run_mode(mode: str, *, writers: int, duration: float) -> dict[str, Any]:
     RUN_MODES_DONE.append(mode)
     start_at = time.time()
     stop_at = start_at + duration
-    lags: list[float] = []
+    lags: list[float] = []  # age of the oldest pending record, from its write (includes the writer's commit delay)
+    chain_lags: list[float] = []  # from a record's first sight in the queue (committed) to its leaving (chained)
+    first_seen: dict[int, float] = {}
     with connection.cursor() as cursor:
-        while time.time() < stop_at + 0.5:
-            if time.time() >= start_at:
-                cursor.execute(
-                    "SELECT coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) "
-                    "FROM audit_pendingauditrecord"
-                )
-                lags.append(float(cursor.fetchone()[0]))
+        while time.time() < stop_at + 0.5 or first_seen:
+            now = time.time()
+            cursor.execute(
+                "SELECT id, extract(epoch FROM clock_timestamp() - created_at) FROM audit_pendingauditrecord"
+            )
+            rows = cursor.fetchall()
+            if now < stop_at + 0.5:
+                lags.append(max((float(age) for _id, age in rows), default=0.0))
+            seen = {int(row[0]) for row in rows}
+            for gone in set(first_seen) - seen:
+                chain_lags.append(now - first_seen.pop(gone))
+            for new in seen - set(first_seen):
+                first_seen[new] = now
+            if now > stop_at + 60:
+                break
             time.sleep(0.05)
     outcomes = [results.get(timeout=120) for _ in processes]
     for process in processes:
@@ -146,7 +159,10 @@ def run_mode(mode: str, *, writers: int, duration: float) -> dict[str, Any]:
     writer_cpu = sum(cpu for _count, cpu in outcomes)
     assert AuditRecord.objects.count() - before == writes, "a write was lost"
     lags.sort()
+    chain_lags.sort()
     return {
+        "chain_p99": chain_lags[max(int(len(chain_lags) * 0.99) - 1, 0)] if chain_lags else 0.0,
+        "chain_max": chain_lags[-1] if chain_lags else 0.0,
         "mode": mode,
         "writes": writes,
         "per_second": writes / duration,
@@ -190,8 +206,9 @@ def main() -> int:
             figures.append(result)
             print(
                 f"  {mode:9s}: {result['writes']:7d} writes, {result['per_second']:7.0f} writes/s; "
-                f"chain lag median {result['lag_median']:.3f} s, p99 {result['lag_p99']:.3f} s, "
-                f"max {result['lag_max']:.3f} s, drained {result['drain']:.2f} s after the writers stopped; "
+                f"committed->chained p99 {result['chain_p99']:.3f} s, max {result['chain_max']:.3f} s; "
+                f"oldest pending since its write: median {result['lag_median']:.3f} s, p99 {result['lag_p99']:.3f} s, "
+                f"max {result['lag_max']:.3f} s; drained {result['drain']:.2f} s after the writers stopped; "
                 f"CPU-s per 1,000 writes: writers {result['writer_cpu_per_1000']:.3f}, "
                 f"sequencer {result['sequencer_cpu_per_1000']:.3f}; "
                 f"load {tuple(round(value, 2) for value in os.getloadavg())}"
@@ -218,13 +235,13 @@ def main() -> int:
         )
     passed = (
         sequenced["per_second"] >= TARGET_WRITES_PER_SECOND
-        and sequenced["lag_max"] <= TARGET_LAG_SECONDS
+        and sequenced["chain_max"] <= TARGET_LAG_SECONDS
         and report.intact
     )
     print(
         f"target >= {TARGET_WRITES_PER_SECOND:.0f} audited writes/s with the chain <= {TARGET_LAG_SECONDS:.0f} s "
-        f"behind: {'PASS' if passed else 'MISS'} ({sequenced['per_second']:.0f}/s, max lag "
-        f"{sequenced['lag_max']:.3f} s); load average after: {tuple(round(v, 2) for v in os.getloadavg())}"
+        f"behind: {'PASS' if passed else 'MISS'} ({sequenced['per_second']:.0f}/s, committed->chained max "
+        f"{sequenced['chain_max']:.3f} s); load average after: {tuple(round(v, 2) for v in os.getloadavg())}"
     )
     return 0
 
