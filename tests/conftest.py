@@ -144,6 +144,28 @@ def administrator(make_staff: Callable[[Role], User]) -> User:
     return make_staff(Role.ADMINISTRATOR)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_leftover_connections_before_teardown(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Let the test database be dropped at the end, whatever threads left connected.
+
+    Threads of the suite (Channels' sync-to-async pool, Daphne and live
+    servers, worker threads of the concurrency tests) may end with a
+    persistent connection still open (CONN_MAX_AGE); PostgreSQL then refuses
+    to drop the test database. This finalizer runs before pytest-django's
+    teardown (it depends on its setup) and ends those other sessions.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 def _app_role_switch(role: str | None) -> None:
     """Make new connections (SET ROLE) ``role``, or stay the login role (None); close the open one."""
     from django.db import connection
@@ -213,25 +235,3 @@ def as_database_owner() -> Iterator[None]:
 
         app_role_grant()
         _app_role_switch(role)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _close_leftover_connections_before_teardown(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
-    """Let the test database be dropped at the end, whatever threads left connected.
-
-    Threads of the suite (Channels' sync-to-async pool, Daphne and live
-    servers, worker threads of the concurrency tests) may end with a
-    persistent connection still open (CONN_MAX_AGE); PostgreSQL then refuses
-    to drop the test database. This finalizer runs before pytest-django's
-    teardown (it depends on its setup) and ends those other sessions.
-    """
-    yield
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
