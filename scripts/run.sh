@@ -31,6 +31,13 @@ pids+=($!)
 "$bin/python" manage.py run_dispatcher &
 pids+=($!)
 
+# The audit sequencer chains the audit records services queue (PostgreSQL
+# only; on SQLite every record is chained as it is written).
+if [[ "${DATABASE_URL:-}" == postgres* ]]; then
+  "$bin/python" manage.py run_audit_sequencer &
+  pids+=($!)
+fi
+
 # Wait until Daphne answers before telling anyone to open it.
 for _ in $(seq 1 100); do
   if curl -fsS "http://$host:$port/health/" >/dev/null 2>&1; then break; fi

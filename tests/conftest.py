@@ -175,3 +175,74 @@ def _close_leftover_connections_before_teardown(django_db_setup: None, django_db
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+def _app_role_switch(role: str | None) -> None:
+    """Make new connections (SET ROLE) ``role``, or stay the login role (None); close the open one."""
+    from django.db import connection
+
+    options = settings.DATABASES["default"].setdefault("OPTIONS", {})
+    for target in (options, connection.settings_dict.setdefault("OPTIONS", {})):
+        if role:
+            target["options"] = f"-c role={role}"
+        else:
+            target.pop("options", None)
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Create and migrate the test database as the login role, the owner (the app role comes after).
+
+    With REMOTEBANK_DATABASE_SET_ROLE (CI), every test connection then runs
+    as the restricted application role (``_run_as_the_app_role``); only the
+    helpers that play an attacker with the owner's rights step back
+    (apps.audit.triggers.audit_triggers_suspended).
+    """
+    _app_role_switch(None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_as_the_app_role(
+    django_db_setup: None, django_db_blocker: Any, _close_leftover_connections_before_teardown: None
+) -> Iterator[None]:
+    # Torn down before that finalizer, which needs the owner's rights.
+    role = getattr(settings, "DATABASE_SET_ROLE", None)
+    if not role or settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        yield
+        return
+    from django.db import connection
+    from psycopg import sql
+
+    # Test-only right: the concurrency tests watch other sessions wait for
+    # locks in pg_stat_activity, which hides that from a plain role.
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(role)).as_string(cursor.connection)
+        )
+    _app_role_switch(role)
+    yield
+    _app_role_switch(None)  # the owner drops the test database
+
+
+@pytest.fixture
+def as_database_owner() -> Iterator[None]:
+    """For the tests that run migrations themselves: as the owner, like ``manage.py migrate``.
+
+    Afterwards the application role gets its rights on what the migrations
+    re-created (what ``migrate``'s post_migrate does) and the tests run as it again.
+    """
+    from django.db import connection
+
+    role = getattr(settings, "DATABASE_SET_ROLE", None)
+    if not role or connection.vendor != "postgresql":
+        yield
+        return
+    _app_role_switch(None)
+    try:
+        yield
+    finally:
+        from apps.audit.roles import app_role_grant
+
+        app_role_grant()
+        _app_role_switch(role)

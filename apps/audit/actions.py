@@ -167,3 +167,4 @@ class AuditAction(models.TextChoices):
     SECURITY_OTP_RECOVERY_CODE_USED = "security.otp.recovery_code_used", _("Two-factor recovery code used")
     # The audit trail itself.
     AUDIT_CHAIN_VERIFIED = "audit.chain.verified", _("Audit chain verified")
+    AUDIT_CHECKPOINT_EXPORTED = "audit.checkpoint.exported", _("Signed audit checkpoint exported")

@@ -9,6 +9,11 @@ the link (and leaves a gap in ``sequence``) of the record after it.
 Nothing may change or remove a record: the model and queryset refuse, and a
 database trigger (PostgreSQL and SQLite, migration 0002) refuses UPDATE, DELETE
 and TRUNCATE even for raw SQL.
+
+On PostgreSQL services do not chain records themselves: they insert a
+``PendingAuditRecord`` in their own transaction, and the audit sequencer
+(``apps.audit.sequencer``) moves committed pending rows into the chain in
+batches (docs/architecture.md, "The audit trail").
 """
 
 from __future__ import annotations
@@ -57,6 +62,11 @@ class AuditRecord(models.Model):
     data = models.JSONField(_("data"), default=dict, blank=True)
     previous_hash = models.CharField(_("previous hash"), max_length=64, editable=False)
     record_hash = models.CharField(_("record hash"), max_length=64, unique=True, editable=False)
+    # The PendingAuditRecord this record was sequenced from (none when chained
+    # inline). Unique: a pending row enters the chain at most once, and the
+    # pending table's trigger lets a pending row be deleted only once its
+    # record is here. Not part of the hash: it is bookkeeping, not evidence.
+    pending_id = models.BigIntegerField(_("pending id"), null=True, blank=True, unique=True, editable=False)
 
     objects: ClassVar[AuditRecordQuerySet] = AuditRecordQuerySet.as_manager()  # type: ignore[assignment]
 
@@ -83,3 +93,32 @@ class AuditRecord(models.Model):
             return str(AuditAction(self.action).label)
         except ValueError:
             return self.action
+
+
+class PendingAuditRecord(models.Model):
+    """An audit record written by a service and not yet chained: the sequencer's queue.
+
+    Services only ever INSERT here, in the transaction of the change they
+    describe, so they wait for nobody. The sequencer reads committed rows in
+    id order, appends them to the chain and deletes them in one transaction;
+    a database trigger refuses UPDATE and TRUNCATE, and refuses DELETE of a
+    row whose ``AuditRecord`` does not exist (PostgreSQL, migration 0003).
+    """
+
+    created_at = models.DateTimeField(_("time"), editable=False)
+    actor_kind = models.CharField(_("actor kind"), max_length=16, choices=ActorKind.choices)
+    actor_id = models.CharField(_("actor id"), max_length=64, blank=True)
+    actor_label = models.CharField(_("actor"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=64)
+    target_type = models.CharField(_("target type"), max_length=64, blank=True)
+    target_id = models.CharField(_("target id"), max_length=64, blank=True)
+    target_label = models.CharField(_("target"), max_length=200, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ("id",)
+        verbose_name = _("pending audit record")
+        verbose_name_plural = _("pending audit records")
+
+    def __str__(self) -> str:
+        return f"pending {self.pk} {self.action}"

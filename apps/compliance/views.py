@@ -29,7 +29,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST, require_safe
 
-from apps.audit.services import audit_chain_verification_run
+from apps.audit.services import audit_chain_verification_run, audit_checkpoint_export
 from apps.businesses.registry import business_choices
 from apps.common.errors import NotFound, PermissionDenied, ValidationFailed
 from apps.compliance.charts import rate_bars_svg, stacked_bars_svg
@@ -366,6 +366,23 @@ def daily_report_csv(request: HttpRequest) -> HttpResponse:
     response["Content-Disposition"] = (
         f'attachment; filename="summary-{report.grouping}-{report.date_from}-{report.date_to}.csv"'
     )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_safe
+@login_required
+@permission_required(EXPORT_PERMISSION, raise_exception=True)
+def audit_checkpoint_download(request: HttpRequest) -> HttpResponse:
+    """The signed checkpoint of the audit chain's head, handed out with the daily report (audited)."""
+    user = request.user
+    assert isinstance(user, User)
+    try:
+        checkpoint, content = audit_checkpoint_export(actor=user)
+    except LookupError as exc:
+        raise Http404(str(exc)) from exc
+    response = HttpResponse(content, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="audit-checkpoint-{checkpoint.tree_size}.json"'
     response["Cache-Control"] = "no-store"
     return response
 

@@ -17,4 +17,5 @@ urlpatterns = [
     path("snapshots/<uuid:public_id>/image/", views.snapshot_image, name="snapshot-image"),
     path("report/", views.daily_report, name="daily-report"),
     path("report/csv/", views.daily_report_csv, name="daily-report-csv"),
+    path("report/audit-checkpoint/", views.audit_checkpoint_download, name="audit-checkpoint"),
 ]

@@ -197,6 +197,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+from remotebank.settings.audit import *  # noqa: E402,F403
 from remotebank.settings.celery import *  # noqa: E402,F403
 from remotebank.settings.deadlines import *  # noqa: E402,F403
 from remotebank.settings.face import *  # noqa: E402,F403

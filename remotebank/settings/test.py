@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from remotebank.settings.base import *  # noqa: F403
+from remotebank.settings.environment import env_str
 
 DEBUG = False
 
@@ -24,3 +29,19 @@ WHITENOISE_AUTOREFRESH = True
 # Transactional tests end with a flush; let it empty the append-only audit
 # table (apps/audit/management/commands/flush.py). Never set elsewhere.
 AUDIT_TRAIL_FLUSHABLE = True
+# Tests read the records a service wrote inside their own (uncommitted)
+# transaction, so the chain is built inline; the sequencer's own tests
+# (tests/audit/test_sequencer.py) switch to sequencer mode and run it.
+AUDIT_CHAIN_MODE = env_str("REMOTEBANK_AUDIT_CHAIN_MODE", "inline")
+# Checkpoints and their signing key in a folder of this test session (child
+# processes get the same one through the environment), never under var/.
+if not os.environ.get("REMOTEBANK_AUDIT_CHECKPOINT_DIR"):
+    os.environ["REMOTEBANK_AUDIT_CHECKPOINT_DIR"] = tempfile.mkdtemp(prefix="remotebank-test-checkpoints-")
+if not os.environ.get("REMOTEBANK_AUDIT_SIGNING_KEY_FILE"):
+    os.environ["REMOTEBANK_AUDIT_SIGNING_KEY_FILE"] = os.environ["REMOTEBANK_AUDIT_CHECKPOINT_DIR"] + ".key.pem"
+AUDIT_CHECKPOINT_DIR = Path(os.environ["REMOTEBANK_AUDIT_CHECKPOINT_DIR"])
+AUDIT_SIGNING_KEY_FILE = Path(os.environ["REMOTEBANK_AUDIT_SIGNING_KEY_FILE"])
+# No periodic checkpoints from the dispatcher's housekeeping: a checkpoint
+# signed in one test would outlive that test's rolled-back records. The
+# checkpoint tests sign their own into a folder of their own.
+AUDIT_CHECKPOINT_SECONDS = 0

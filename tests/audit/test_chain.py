@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from psycopg import sql
 
 from apps.audit.actions import AuditAction
 from apps.audit.chain import GENESIS_HASH
@@ -21,6 +25,22 @@ def _tamper(sql: str, params: list[object]) -> None:
     """What an attacker with database-superuser rights could do: bypass the trigger, then write."""
     with audit_triggers_suspended(connection), connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+@contextmanager
+def _as_owner() -> Iterator[None]:
+    """Step back from the restricted application role (CI) to the owner: the trigger must refuse even the owner."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        role = cursor.fetchone()[0]
+        cursor.execute("SET ROLE NONE")
+        try:
+            yield
+        finally:
+            cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)).as_string(cursor.connection))
 
 
 def _append(count: int) -> list[AuditRecord]:
@@ -95,20 +115,21 @@ def test_the_model_refuses_to_update_or_delete_a_record() -> None:
 
 
 @pytest.mark.parametrize(
-    "sql",
+    "statement",
     [
         "UPDATE audit_auditrecord SET actor_label = 'x' WHERE id = %s",
         "DELETE FROM audit_auditrecord WHERE id = %s",
     ],
 )
-def test_the_database_refuses_raw_sql_updates_and_deletes(sql: str) -> None:
+def test_the_database_refuses_raw_sql_updates_and_deletes(statement: str) -> None:
     record = _append(1)[0]
     with (
+        _as_owner(),
         pytest.raises((DatabaseError, IntegrityError), match="append-only"),
         transaction.atomic(),
         connection.cursor() as cursor,
     ):
-        cursor.execute(sql, [record.pk])
+        cursor.execute(statement, [record.pk])
     assert AuditRecord.objects.filter(pk=record.pk, actor_label=record.actor_label).exists()
 
 
@@ -116,7 +137,12 @@ def test_postgresql_refuses_truncate() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("TRUNCATE exists only on PostgreSQL")  # SQLite has no TRUNCATE statement
     _append(1)
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        _as_owner(),
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute("TRUNCATE audit_auditrecord")
 
 

@@ -445,7 +445,12 @@ def server_side_checks(call_public_id: str, report: Report) -> None:
     report["snapshots"] = stored_snapshots(call)
 
     from apps.audit.models import AuditRecord
+    from apps.audit.services import audit_pending_sweep
     from apps.recordings.models import Recording
+
+    # No audit sequencer (nor dispatcher) runs in this one-process setup on
+    # PostgreSQL: chain what services queued, as the housekeeping round would.
+    audit_pending_sweep()
 
     recording = Recording.objects.filter(call=call).first()
     report["recording"] = (

@@ -29,7 +29,7 @@ def _migrate(targets: list[tuple[str, str]]) -> Any:
 
 
 @pytest.fixture
-def schema_restored(transactional_db: None) -> Iterator[None]:
+def schema_restored(transactional_db: None, as_database_owner: None) -> Iterator[None]:
     yield
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())

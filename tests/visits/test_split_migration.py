@@ -41,7 +41,7 @@ def _latest() -> list[tuple[str, str | None]]:
 
 
 @pytest.fixture
-def schema_restored(transactional_db: None) -> Iterator[None]:
+def schema_restored(transactional_db: None, as_database_owner: None) -> Iterator[None]:
     yield
     _migrate(_latest())
 
