@@ -59,7 +59,9 @@ def test_the_right_code_proves_the_mobile_number_and_only_a_keyed_hash_is_stored
     proven = _verify(matched, code)
     assert proven["mobile_proof"]["proven"] is True
     assert Verification.objects.get().mobile_proven_at is not None
-    actions = list(AuditRecord.objects.filter(action__startswith="verification.visit.").values_list("action", flat=True))
+    actions = list(
+        AuditRecord.objects.filter(action__startswith="verification.visit.").values_list("action", flat=True)
+    )
     assert actions[-2:] == ["verification.visit.sms_sent", "verification.visit.mobile_proven"]
     assert all(code not in str(record.data) for record in AuditRecord.objects.all())
 

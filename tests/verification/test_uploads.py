@@ -82,7 +82,15 @@ def test_each_bad_upload_class_has_its_own_message_and_leaves_nothing_on_disk(
 
 
 def test_every_class_message_is_distinct() -> None:
-    codes = ["empty", "not_an_image", "unsupported_format", "truncated", "too_many_pixels", "decompression_bomb", "too_large_bytes"]
+    codes = [
+        "empty",
+        "not_an_image",
+        "unsupported_format",
+        "truncated",
+        "too_many_pixels",
+        "decompression_bomb",
+        "too_large_bytes",
+    ]
     assert len({message_for(code) for code in codes}) == len(codes)
 
 
@@ -90,7 +98,10 @@ def _run_asgi(app: Any, headers: list[tuple[bytes, bytes]], chunks: list[bytes])
     """(status, JSON body, body bytes the app pulled) for one request through ``app``."""
     sent: list[dict[str, Any]] = []
     pulled = 0
-    queue = [{"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1} for index, chunk in enumerate(chunks)]
+    queue = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
 
     async def receive() -> dict[str, Any]:
         nonlocal pulled
