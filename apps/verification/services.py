@@ -33,6 +33,7 @@ from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
 from apps.common.transactions import enqueue_on_commit
 from apps.customers.models import AccountStatus
 from apps.customers.selectors import account_get_by_number, blacklist_hits, customer_get_by_id_number
+from apps.verification.cardfinder import rectify_card
 from apps.verification.idcard import (
     CardNumberUnreadable,
     IdCardUnreadable,
@@ -186,8 +187,12 @@ def verification_id_card_process(*, visit_id: int, attempt: int) -> Verification
     verification = Verification.objects.select_related("visit").get(visit_id=visit_id)
     if verification.state != VerificationState.ID_CARD_PROCESSING or verification.id_card_attempts != attempt:
         return verification
-    # Stored at the working size by the upload: this decode is small.
-    image = load_untrusted_image(verification.id_card_photo.read_plain())
+    # Stored at the working size by the upload: this decode is small. The
+    # card is then found and straightened; OCR, the sharpness gate and the
+    # portrait crop work on the card alone (or on the photo when no outline
+    # was found: a card filling the frame).
+    photo = load_untrusted_image(verification.id_card_photo.read_plain())
+    image = rectify_card(photo) or photo
     front = None
     failure: IdCardUnreadable | None = None
     try:
