@@ -92,7 +92,7 @@ TARGET_PHONE_CPU_P50 = 0.5
 
 def phone_main(arguments: argparse.Namespace) -> int:
     """The phone-photo set (issue #15): accuracy, wrong accepts, rejections, CPU per card."""
-    from apps.verification.cardfinder import rectify_card
+    from apps.verification.cardfinder import CARD_WORKING_SIZE, rectify_card
     from bench.phone_cards import phone_card
 
     rng = random.Random(arguments.seed)
@@ -115,7 +115,7 @@ def phone_main(arguments: argparse.Namespace) -> int:
         try:
             ensure_card_photo_is_sharp(image)
             lines = engine.read(image)
-            front = parse_id_card_front(lines)
+            front = parse_id_card_front(lines, card_size=CARD_WORKING_SIZE if rectified is not None else None)
         except IdCardUnreadable as error:
             rejected += 1
             reasons[error.code] = reasons.get(error.code, 0) + 1

@@ -366,8 +366,57 @@ def _clean_address(value: str) -> str:
     return value.strip("-#")
 
 
-def parse_id_card_front(lines: Sequence[OcrLine]) -> IdCardFront:
+# Where the name line sits on a straightened card front, as fractions of its
+# width and height (cardfinder.CARD_WORKING_SIZE): the first text row, left
+# of the portrait, right of the 姓名 label.
+NAME_BAND: Final = (0.10, 0.04, 0.62, 0.20)
+
+
+def _name_by_position(lines: Sequence[OcrLine], card_size: tuple[int, int]) -> tuple[str, float] | None:
+    """(name, score) of the line in the name's place on a straightened card, label characters removed."""
+    width, height = card_size
+    left, top, right, bottom = NAME_BAND
+    for line in lines:
+        if not line.box:
+            continue
+        center_y = (line.top + line.bottom) / 2
+        if top * height <= center_y <= bottom * height and left * width <= line.left < right * width:
+            text = _normalise(line.text)
+            text = re.sub(r"^[姓名]+", "", text)
+            found = _clean_name(text)
+            if found is not None:
+                return found[0], line.score
+    return None
+
+
+def _read_name(
+    fields: dict[str, tuple[str, int]],
+    kept: list[tuple[str, float]],
+    stream: str,
+    lines: Sequence[OcrLine],
+    card_size: tuple[int, int] | None,
+) -> tuple[str, float]:
+    """(name, its line's recognition score): after the 姓名 label, else by position on a straightened card."""
+    if "name" in fields:
+        name_value, name_value_offset = fields["name"]
+        found = _clean_name(name_value)
+        if found is not None:
+            name, offset_in_value = found
+            return name, kept[stream.count("\n", 0, name_value_offset + offset_in_value)][1]
+    # The 姓名 label was not read (glare, a fold): on a straightened card the
+    # name is still where every card prints it.
+    by_position = _name_by_position(lines, card_size) if card_size is not None else None
+    if by_position is None:
+        raise IdCardUnreadable("cut_off")
+    return by_position
+
+
+def parse_id_card_front(lines: Sequence[OcrLine], *, card_size: tuple[int, int] | None = None) -> IdCardFront:
     """Parse OCR lines (reading order) of an ID card front, or raise IdCardUnreadable.
+
+    Fields are found by their labels; with ``card_size`` (the lines come from
+    a straightened card, ``cardfinder.rectify_card``) the name is also found
+    by its position when its label was not read.
 
     Decisions, in order:
     - no front-side label at all → ``not_id_card`` (also for the card's back);
@@ -411,16 +460,11 @@ def parse_id_card_front(lines: Sequence[OcrLine]) -> IdCardFront:
     id_number = valid[0]
     facts = id_number_facts(id_number)
 
-    name_value, name_value_offset = fields.get("name", ("", 0))
-    name_found = _clean_name(name_value)
-    if name_found is None:
-        raise IdCardUnreadable("cut_off")
-    name, offset_in_value = name_found
+    name, name_score = _read_name(fields, kept, stream, lines, card_size)
     # The name has no checksum: a blurred photo can yield a wrong but
     # plausible name (邱淑贞 read as 邱源贞). Its line's recognition score is
     # the only warning we get, so a doubtful name means "retake the photo".
-    name_line = stream.count("\n", 0, name_value_offset + offset_in_value)
-    if kept[name_line][1] < MIN_NAME_CONFIDENCE:
+    if name_score < MIN_NAME_CONFIDENCE:
         raise IdCardUnreadable("blurred")
 
     printed_sex = _clean_sex(values.get("sex", ""))

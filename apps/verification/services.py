@@ -33,7 +33,7 @@ from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
 from apps.common.transactions import enqueue_on_commit
 from apps.customers.models import AccountStatus
 from apps.customers.selectors import account_get_by_number, blacklist_hits, customer_get_by_id_number
-from apps.verification.cardfinder import rectify_card
+from apps.verification.cardfinder import CARD_WORKING_SIZE, rectify_card
 from apps.verification.idcard import (
     CardNumberUnreadable,
     IdCardUnreadable,
@@ -192,14 +192,17 @@ def verification_id_card_process(*, visit_id: int, attempt: int) -> Verification
     # portrait crop work on the card alone (or on the photo when no outline
     # was found: a card filling the frame).
     photo = load_untrusted_image(verification.id_card_photo.read_plain())
-    image = rectify_card(photo) or photo
+    rectified = rectify_card(photo)
+    image = rectified or photo
     front = None
     failure: IdCardUnreadable | None = None
     try:
         # Before OCR: on a blurred photo the recogniser guesses plausible
         # wrong names with high confidence, and a name has no checksum.
         ensure_card_photo_is_sharp(image)
-        front = parse_id_card_front(get_ocr_engine().read(image))
+        front = parse_id_card_front(
+            get_ocr_engine().read(image), card_size=CARD_WORKING_SIZE if rectified is not None else None
+        )
     except IdCardUnreadable as unreadable:
         failure = unreadable
 

@@ -122,3 +122,37 @@ def test_an_address_lost_with_both_labels_is_not_accepted_empty() -> None:
     with pytest.raises(IdCardUnreadable) as caught:
         parse_id_card_front(lines)
     assert caught.value.code == "address_unreadable"
+
+
+def _placed(text: str, left: float, top: float, width: float = 200.0) -> OcrLine:
+    return OcrLine(
+        text=text, score=0.98, box=((left, top), (left + width, top), (left + width, top + 32), (left, top + 32))
+    )
+
+
+def test_on_a_straightened_card_the_name_is_found_by_position_when_its_label_was_not_read() -> None:
+    lines = [
+        _placed("刘军", 146, 47),  # 姓名 lost to glare
+        _placed("性别男", 48, 109),
+        _placed("民族汉", 262, 109),
+        _placed("出生1990年1月1日", 48, 171, 300),
+        _placed("住址北京市东城区景山前街4号", 48, 233, 400),
+        _placed(f"公民身份号码{VALID_NUMBER}", 48, 440, 700),
+    ]
+    assert parse_id_card_front(lines, card_size=(856, 540)).name == "刘军"
+    with pytest.raises(IdCardUnreadable) as caught:
+        parse_id_card_front(lines)  # without the card's geometry there is no name to trust
+    assert caught.value.code == "cut_off"
+
+
+def test_a_line_outside_the_name_band_is_never_taken_for_the_name() -> None:
+    lines = [
+        _placed("中华人民共和国", 600, 47),  # right of the band (where the portrait is)
+        _placed("性别男", 48, 109),
+        _placed("民族汉", 262, 109),
+        _placed("出生1990年1月1日", 48, 171, 300),
+        _placed("住址北京市东城区景山前街4号", 48, 233, 400),
+        _placed(f"公民身份号码{VALID_NUMBER}", 48, 440, 700),
+    ]
+    with pytest.raises(IdCardUnreadable):
+        parse_id_card_front(lines, card_size=(856, 540))
