@@ -44,19 +44,22 @@ def _photo(name: str, ethnicity: str = "汉") -> bytes:
 def test_a_name_not_on_record_for_the_id_number_asks_for_a_retake_not_a_refusal(
     visitor: Visitor, make_customer: Callable[..., Customer]
 ) -> None:
-    # The bank has 龚劼霞; the card photo reads 龚劫霞 (the misread the issue measured).
-    make_customer(name="龚劼霞", id_number=NUMBER, mobile=MOBILE)
+    # The bank has 李晓明; the first photo yields 李小明, as a confident misread
+    # of one character does (龚劼霞 → 龚劫霞 in the issue). Whether OCR makes
+    # that mistake is the rare-name tests' business; here the card simply
+    # carries the other name so that the flow after it is exercised every time.
+    make_customer(name="李晓明", id_number=NUMBER, mobile=MOBILE)
     visitor.start(mobile=MOBILE)
-    read = visitor.upload(_photo("龚劫霞"))
-    assert read["id_card"]["name"] == "龚劫霞"
+    read = visitor.upload(_photo("李小明"))
+    assert read["id_card"]["name"] == "李小明"
     answer = visitor.post("verification:visit-identity-confirm")
     assert answer["state"] == "business_chosen"
     assert answer["id_card_problem"]["code"] == "name_not_on_record"
     assert AuditRecord.objects.filter(action="verification.visit.name_not_on_record").count() == 1
     assert not AuditRecord.objects.filter(action="verification.visit.refused").exists()
-    # A sharp retake reads the right name and the three elements match exactly.
-    again = visitor.upload(_photo("龚劼霞"))
-    assert again["id_card"]["name"] == "龚劼霞"
+    # A retake that reads the recorded name matches the three elements exactly.
+    again = visitor.upload(_photo("李晓明"))
+    assert again["id_card"]["name"] == "李晓明"
     assert visitor.post("verification:visit-identity-confirm")["state"] == "identity_matched"
 
 
@@ -72,9 +75,9 @@ def test_a_rare_character_in_its_other_standard_form_still_matches_the_record(
 def test_the_right_name_with_another_mobile_number_is_still_refused(
     visitor: Visitor, make_customer: Callable[..., Customer]
 ) -> None:
-    make_customer(name="龚劼霞", id_number=NUMBER, mobile=MOBILE)
+    make_customer(name="李晓明", id_number=NUMBER, mobile=MOBILE)
     visitor.start(mobile="13700000000")
-    visitor.upload(_photo("龚劼霞"))
+    visitor.upload(_photo("李晓明"))
     refused = visitor.post("verification:visit-identity-confirm")
     assert refused["refusal"]["code"] == "no_matching_customer"
 
@@ -108,9 +111,10 @@ def test_the_column_itself_refuses_an_overlong_ethnicity_on_postgresql() -> None
 def test_photos_are_encrypted_at_rest_and_purged_with_the_retention_period(
     visitor: Visitor, make_customer: Callable[..., Customer]
 ) -> None:
-    make_customer(name="龚劼霞", id_number=NUMBER, mobile=MOBILE)
+    make_customer(name="李晓明", id_number=NUMBER, mobile=MOBILE)
     visitor.start(mobile=MOBILE)
-    read = visitor.upload(_photo("龚劼霞"))
+    read = visitor.upload(_photo("李晓明"))
+    assert read["state"] == "id_card_read", read
     verification = Verification.objects.get(visit__public_id=read["id"])
     photo, portrait = verification.id_card_photo, verification.id_card_portrait
     for field in (photo, portrait):
