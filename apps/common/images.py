@@ -100,19 +100,42 @@ def _bomb_limit() -> int:
     return _PILLOW_DEFAULT_BOMB_PIXELS if limit is None else int(limit)
 
 
+# A JPEG whose declared size exceeds ``max_pixels`` is still accepted when
+# the decoder can shrink it while decoding (``draft``: DCT scaling by 1/2, 1/4
+# or 1/8, never holding the full-size pixels) to at most ``max_pixels``, up to
+# this many declared pixels: a 108-megapixel phone photo decodes at 1/4 scale
+# into ~7 MP. PNG and WEBP cannot be decoded smaller, so for them
+# ``max_pixels`` is the limit.
+DEFAULT_MAX_DRAFT_PIXELS: Final = 200_000_000
+
+# More declared pixels per byte of file than any photograph has: even a
+# uniformly white 108 MP JPEG needs about a byte per 60 pixels. Beyond this
+# the file is built to explode in memory (a decompression bomb), not a photo.
+_BOMB_PIXELS_PER_BYTE: Final = 1000
+
+
 def load_untrusted_image(
     data: bytes,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int | None = None,
+    max_draft_pixels: int = DEFAULT_MAX_DRAFT_PIXELS,
 ) -> Image.Image:
     """Decode an uploaded photo into an upright RGB image, or raise ImageRejected.
 
     Order of checks (cheapest and safest first): empty, byte size, magic bytes,
-    header parse, declared pixel count (Pillow's bomb limit → "decompression_bomb",
-    our ``max_pixels`` policy → "too_many_pixels"), full decode ("truncated"),
-    EXIF orientation, conversion to RGB. Transparent pixels become white, not
-    black, so a PNG with a transparent background still OCRs.
+    header parse, declared pixel count (read from the header, before any pixel
+    is decoded): far more pixels than bytes → "decompression_bomb"; more than
+    ``max_pixels`` that cannot be decoded smaller → "too_many_pixels"; then
+    the decode ("truncated"), EXIF orientation, conversion to RGB. Pillow's
+    own bomb check never runs (we never call ``Image.open``).
+
+    With ``max_side`` the photo is decoded straight at about that size (JPEG
+    DCT scaling) and then resized so its longer side is at most ``max_side``:
+    one decode, never the full-size pixels in memory, for every later step
+    (storage, OCR, face). Transparent pixels become white, not black, so a
+    PNG with a transparent background still OCRs.
     """
     if not data:
         raise ImageRejected("empty", "The uploaded file is empty.")
@@ -129,7 +152,8 @@ def load_untrusted_image(
     try:
         image = _ALLOWED_DECODERS[format_name](io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        # WEBP's header parser runs Pillow's bomb check itself (error-only).
+        # WEBP's header parser runs Pillow's bomb check itself (error-only,
+        # above twice Pillow's limit): far beyond any photo.
         raise ImageRejected("decompression_bomb", "The image declares an absurd size.") from error
     except _DECODER_ERRORS as error:
         # The header of an allowed format did not parse: corrupt or cut at the start.
@@ -137,12 +161,19 @@ def load_untrusted_image(
 
     width, height = image.size
     pixels = max(1, width) * max(1, height)
-    if pixels > _bomb_limit():
+    if pixels > max_pixels and pixels > _BOMB_PIXELS_PER_BYTE * len(data):
         image.close()
         raise ImageRejected("decompression_bomb", "The image declares an absurd size.")
     if pixels > max_pixels:
-        image.close()
-        raise ImageRejected("too_many_pixels", f"The image has more than {max_pixels // 1_000_000} megapixels.")
+        reduced = _draft_within(image, max_pixels=max_pixels, max_draft_pixels=max_draft_pixels, max_side=max_side)
+        if reduced is None:
+            image.close()
+            raise ImageRejected(
+                "too_many_pixels",
+                f"The image has {pixels / 1_000_000:.0f} megapixels; the limit is {max_pixels // 1_000_000}.",
+            )
+    elif max_side is not None and format_name == "JPEG":
+        _draft_within(image, max_pixels=max_pixels, max_draft_pixels=max_draft_pixels, max_side=max_side)
 
     try:
         # load() decodes everything now; with Pillow's default
@@ -154,7 +185,34 @@ def load_untrusted_image(
         raise ImageRejected("truncated", "The image is incomplete or damaged.") from error
 
     upright = _apply_exif_orientation(image)
-    return _to_rgb(upright)
+    rgb = _to_rgb(upright)
+    return downscale_for_ocr(rgb, max_side) if max_side is not None else rgb
+
+
+def _draft_within(
+    image: ImageFile.ImageFile, *, max_pixels: int, max_draft_pixels: int, max_side: int | None
+) -> ImageFile.ImageFile | None:
+    """Ask a JPEG decoder to decode at a reduced scale; the image, or None when it cannot get small enough.
+
+    The scale is the smallest reduction (1/2 … 1/8) that brings the image
+    under ``max_pixels`` and, when given, keeps the longer side ≥ ``max_side``
+    (the final resize then does the rest with good quality).
+    """
+    width, height = image.size
+    if not isinstance(image, JpegImagePlugin.JpegImageFile) or width * height > max_draft_pixels:
+        return None
+    scales = (1, 2, 4, 8)  # what libjpeg's DCT scaling offers
+    fitting = [scale for scale in scales if (width // scale) * (height // scale) <= max_pixels]
+    if not fitting:
+        return None
+    scale = fitting[0]
+    if max_side is not None:
+        scale = max([scale, *(s for s in scales if max(width, height) // s >= max_side)])
+    if scale > 1:
+        # draft() picks the largest reduction whose result is still ≥ the size asked for.
+        image.draft("RGB", ((width + scale - 1) // scale, (height + scale - 1) // scale))
+    drafted_width, drafted_height = image.size
+    return image if drafted_width * drafted_height <= max_pixels else None
 
 
 def _apply_exif_orientation(image: Image.Image) -> Image.Image:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -21,27 +22,40 @@ from rest_framework.response import Response
 
 from apps.businesses.registry import BUSINESSES, business_get
 from apps.common.errors import ValidationFailed
-from apps.common.masking import mask_account_number
+from apps.common.masking import mask_account_number, mask_mobile
+from apps.common.uploads import LimitedMemoryUploadHandler
 from apps.verification.messages import message_for
-from apps.verification.models import RefusalCode, Verification, VerificationState
+from apps.verification.models import AccountPhotoState, RefusalCode, Verification, VerificationState
 from apps.verification.services import (
+    PayloadTooLarge,
     account_status_message,
-    verification_account_photo_read,
+    verification_account_photo_upload,
     verification_account_submit,
     verification_id_card_retake,
     verification_id_card_upload,
     verification_identity_confirm,
+    verification_sms_send,
+    verification_sms_verify,
     verification_start,
 )
 from apps.visits.authentication import CustomerApi, request_visit, visit_session_bind
 
 
 def _upload_bytes(request: Request, field: str) -> bytes:
+    """The uploaded file's bytes, refused with 413 before being read when over GATE1_MAX_UPLOAD_BYTES.
+
+    The upload handler keeps the file in memory only (nothing on disk) and
+    stops reading at the limit; Daphne's bodies are already bounded by
+    ``apps.common.uploads.request_body_limit``.
+    """
+    limit = settings.GATE1_MAX_UPLOAD_BYTES
+    handler = LimitedMemoryUploadHandler(request._request, limit=limit)
+    request._request.upload_handlers = [handler]
     upload = request.FILES.get(field)
+    if handler.exceeded or (upload is not None and upload.size is not None and upload.size > limit):
+        raise PayloadTooLarge(message_for("too_large_bytes"), code="too_large_bytes")
     if upload is None:
         raise ValidationFailed(_("Please attach a photo."), code="photo_missing")
-    if upload.size is not None and upload.size > settings.GATE1_MAX_UPLOAD_BYTES:
-        raise ValidationFailed(message_for("too_large_bytes"), code="too_large_bytes")
     return upload.read()
 
 
@@ -54,7 +68,7 @@ class VisitOutputSerializer(serializers.Serializer):
     out (not null) when they do not apply.
     """
 
-    OPTIONAL = ("id_card_problem", "id_card", "customer_name", "account", "refusal")
+    OPTIONAL = ("id_card_problem", "id_card", "customer_name", "account", "refusal", "mobile_proof", "account_photo")
 
     id = serializers.UUIDField(source="visit.public_id")
     state = serializers.CharField()
@@ -67,6 +81,44 @@ class VisitOutputSerializer(serializers.Serializer):
     customer_name = serializers.CharField(source="visit.customer.name", default=None)
     account = serializers.SerializerMethodField()
     refusal = serializers.SerializerMethodField()
+    mobile_proof = serializers.SerializerMethodField()
+    account_photo = serializers.SerializerMethodField()
+
+    def get_mobile_proof(self, verification: Verification) -> dict[str, Any] | None:
+        """Where the SMS proof stands, from the identity match on (never the code, only the masked number)."""
+        if verification.state != VerificationState.IDENTITY_MATCHED and verification.mobile_proven_at is None:
+            return None
+        customer = verification.visit.customer
+        now = timezone.now()
+        resend_in = 0
+        if verification.sms_last_sent_at is not None:
+            waited = (now - verification.sms_last_sent_at).total_seconds()
+            resend_in = max(0, int(settings.GATE1_SMS_RESEND_SECONDS - waited + 0.999))
+        return {
+            "proven": verification.mobile_proven_at is not None,
+            "mobile": mask_mobile(customer.mobile) if customer is not None else "",
+            "code_sent": bool(verification.sms_code_hash)
+            and verification.sms_expires_at is not None
+            and verification.sms_expires_at > now,
+            "resend_in_seconds": resend_in,
+            "tries_left": max(0, settings.GATE1_SMS_MAX_TRIES - verification.sms_wrong_tries),
+            "sends_left": max(0, settings.GATE1_SMS_MAX_SENDS - verification.sms_sent_count),
+        }
+
+    def get_account_photo(self, verification: Verification) -> dict[str, Any] | None:
+        state = verification.account_photo_state
+        if not state or verification.state != VerificationState.IDENTITY_MATCHED:
+            return None
+        body: dict[str, Any] = {
+            "state": state,
+            "attempts_left": max(0, settings.GATE1_MAX_ACCOUNT_PHOTO_UPLOADS - verification.account_photo_attempts),
+        }
+        if state == AccountPhotoState.READ:
+            body.update(number=verification.account_photo_number, source=verification.account_photo_source)
+        elif state == AccountPhotoState.FAILED:
+            code = verification.account_photo_failure_code
+            body.update(code=code, message=message_for(code))
+        return body
 
     def get_state_label(self, verification: Verification) -> str:
         return str(VerificationState(verification.state).label)
@@ -192,17 +244,34 @@ class VisitIdentityConfirmApi(CustomerApi):
 
 
 class VisitAccountPhotoApi(CustomerApi):
-    parser_classes = (MultiPartParser, FormParser)
+    """Upload a photo of the bank card or passbook; the number is read in Celery (poll ``current/``)."""
 
-    class OutputSerializer(serializers.Serializer):
-        number = serializers.CharField()
-        source = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.source
+    parser_classes = (MultiPartParser, FormParser)
 
     @extend_schema(request=_PHOTO_UPLOAD)
     def post(self, request: Request) -> Response:
         data = _upload_bytes(request, "photo")
-        reading = verification_account_photo_read(visit_id=request_visit(request).pk, data=data)
-        return Response(self.OutputSerializer(reading).data)
+        verification = verification_account_photo_upload(visit_id=request_visit(request).pk, data=data)
+        return _answer(verification, status.HTTP_202_ACCEPTED)
+
+
+class VisitSmsSendApi(CustomerApi):
+    def post(self, request: Request) -> Response:
+        return _answer(verification_sms_send(visit_id=request_visit(request).pk))
+
+
+class VisitSmsVerifyApi(CustomerApi):
+    parser_classes = (JSONParser, FormParser)
+
+    class VisitSmsVerifyInputSerializer(serializers.Serializer):
+        code = serializers.RegexField(r"^\s*[0-9]{6}\s*$", max_length=12)
+
+    @extend_schema(request=VisitSmsVerifyInputSerializer)
+    def post(self, request: Request) -> Response:
+        payload = self.VisitSmsVerifyInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        verification = verification_sms_verify(visit_id=request_visit(request).pk, code=payload.validated_data["code"])
+        return _answer(verification)
 
 
 class VisitAccountApi(CustomerApi):

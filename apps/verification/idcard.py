@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from apps.verification.integrations.ocr import OcrLine
 
 Sex = Literal["M", "F"]
-IdCardUnreadableCode = Literal["not_id_card", "cut_off", "blurred", "bad_checksum", "inconsistent"]
+IdCardUnreadableCode = Literal[
+    "not_id_card", "cut_off", "blurred", "bad_checksum", "inconsistent", "ethnicity_unreadable", "address_unreadable"
+]
 
 # --- GB 11643 citizen ID number -------------------------------------------------
 
@@ -113,6 +115,8 @@ _UNREADABLE_MESSAGES: Final[dict[IdCardUnreadableCode, str]] = {
     "blurred": "The photo of the ID card is blurred. Hold the phone still and retake it.",
     "bad_checksum": "The ID number could not be read reliably. Retake the photo in better light.",
     "inconsistent": "The birth date or sex printed on the card does not match the ID number.",
+    "ethnicity_unreadable": "The ethnicity on the card could not be read. Retake the photo in better light.",
+    "address_unreadable": "The address on the card could not be read. Retake the photo in better light.",
 }
 
 
@@ -134,22 +138,34 @@ ETHNICITIES: Final = (
     "独龙", "鄂伦春", "赫哲", "门巴", "珞巴", "基诺",
 )  # fmt: skip
 
+
 # Label patterns, tolerant of a few plausible confusions between similar glyphs
 # (址/趾/扯, 码/玛, 份/分) and of a partially read number label. OCR spaces
-# inside labels ("姓  名") are already gone after normalisation.
+# inside labels ("姓  名") are already gone after normalisation. A label may be
+# split across two OCR boxes ("姓" | "名刘军"), which the stream joins with a
+# line break: every gap between two characters of a label may be one.
+def _label_pattern(*alternatives: str) -> re.Pattern[str]:
+    """Alternatives written as sequences of single characters or [classes], with ? allowed after one."""
+    token = re.compile(r"\[[^\]]+\]\??|.\??")
+    return re.compile("|".join("\n?".join(token.findall(alternative)) for alternative in alternatives))
+
+
 _LABELS: Final[dict[str, re.Pattern[str]]] = {
-    "name": re.compile(r"姓名"),
-    "sex": re.compile(r"性别"),
-    "ethnicity": re.compile(r"民族"),
-    "birth": re.compile(r"出生"),
-    "address": re.compile(r"住[址趾扯]"),
-    "number": re.compile(r"公民身[份分]号?[码玛]?|身[份分]号码"),
+    "name": _label_pattern("姓名"),
+    "sex": _label_pattern("性别"),
+    "ethnicity": _label_pattern("民族"),
+    "birth": _label_pattern("出生"),
+    "address": _label_pattern("住[址趾扯]"),
+    "number": _label_pattern("公民身[份分]号?[码玛]?", "身[份分]号码"),
 }
 
 # Lowest recognition score accepted for the line holding the name. Measured on
 # synthetic cards blurred (Gaussian radius 2–3) and noisy: correct names scored
 # ≥ 0.88, misread ones ≤ 0.84; clean and mildly degraded cards score ≥ 0.95.
 MIN_NAME_CONFIDENCE: Final = 0.86
+
+# A real address names at least a city and a district; fewer characters read means lost text.
+_MIN_ADDRESS_CHARACTERS: Final = 4
 
 # Words on the *back* of the card (the national-emblem side).
 _BACK_SIDE_WORDS: Final = ("居民身份证", "签发机关", "有效期限", "中华人民共和国")
@@ -160,7 +176,13 @@ _DIGIT_LOOKALIKES: Final = str.maketrans(
      "Z": "2", "z": "2", "S": "5", "s": "5", "B": "8", "G": "6", "b": "6", "x": "X"}
 )  # fmt: skip
 _NUMBER_RUN: Final = re.compile(r"[0-9OoQDIl|iLZzSsBGbXx]+")
-_CJK_OR_MIDDLE_DOT: Final = re.compile(r"[\u3400-\u9fff·]+")
+# Every CJK ideograph a name may hold: the URO, Extension A and the
+# supplementary planes' Extensions B–H (U+20000–U+323AF; the 2013 standard list
+# puts 𬀩 and 𬱟 there), and the middle dot of transliterated minority names.
+# A character outside these is dropped from a name only as OCR noise (a
+# stray Latin letter or symbol), never because it is rare.
+_CJK_RANGES: Final = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U000323af"
+_CJK_OR_MIDDLE_DOT: Final = re.compile(f"[{_CJK_RANGES}·]+")
 _DATE_IN_WORDS: Final = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?")
 _DATE_LOOSE: Final = re.compile(r"(\d{4})\D{1,2}(\d{1,2})\D{1,2}(\d{1,2})")
 
@@ -175,25 +197,52 @@ def _traditional_to_simplified() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 
+def _is_gb2312(character: str) -> bool:
+    try:
+        character.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @lru_cache(maxsize=8192)
 def _simplified_character(character: str) -> str:
     """The simplified form of a character the recogniser read as traditional.
 
     PP-OCR's dictionary holds both scripts and now and then reads 强 as 強 or
     汉 as 漢, while the card is always printed in simplified characters. Only
-    characters outside GB 2312 (the simplified character set) are converted:
-    OpenCC would also turn 乾 into 干 and 於 into 于, both legitimate in names.
+    characters outside GB 2312 (the simplified character set) are converted,
+    and only *into* GB 2312: OpenCC would also turn 乾 into 干 and 於 into 于
+    (both legitimate in names), and it maps rare name characters such as 暐
+    and 頔 to Extension-B forms (U+2C029, U+2CC56) that neither the card font
+    nor the bank's record need agree on; those stay as read, and
+    ``names_equivalent`` treats both forms as one when matching the record.
     """
-    if not ("\u3400" <= character <= "\u9fff"):
+    if not ("\u3400" <= character <= "\u9fff") or _is_gb2312(character):
         return character
-    try:
-        character.encode("gb2312")
-    except UnicodeEncodeError:
-        if character in _STANDARD_NAME_CHARACTERS_OUTSIDE_GB2312:
-            return character
-        converted = _traditional_to_simplified().convert(character)
-        return converted if len(converted) == 1 else character
-    return character
+    if character in _STANDARD_NAME_CHARACTERS_OUTSIDE_GB2312:
+        return character
+    converted = _traditional_to_simplified().convert(character)
+    return converted if len(converted) == 1 and _is_gb2312(converted) else character
+
+
+@lru_cache(maxsize=8192)
+def _name_character_key(character: str) -> str:
+    """One key for the traditional and simplified forms of a character (暐 and 𬀩 alike)."""
+    converted = _traditional_to_simplified().convert(character)
+    return converted if len(converted) == 1 else character
+
+
+def names_equivalent(read: str, recorded: str) -> bool:
+    """True when two names are the same name: same characters, up to script form and spacing.
+
+    Every character must correspond one to one; 暐 on the card and 𬀩 in the
+    bank's record (the same character in traditional and simplified form) are
+    the same, 劫 and 劼 are not.
+    """
+    first = [_name_character_key(c) for c in unicodedata.normalize("NFKC", read) if not c.isspace()]
+    second = [_name_character_key(c) for c in unicodedata.normalize("NFKC", recorded) if not c.isspace()]
+    return first == second
 
 
 def _normalise(text: str) -> str:
@@ -274,14 +323,20 @@ def _clean_sex(value: str) -> Sex | None:
     return None
 
 
-def _clean_ethnicity(value: str) -> str:
+def _clean_ethnicity(value: str) -> str | None:
+    """One of the 56 official names, or None when the text is none of them.
+
+    Never the raw text: what is not an ethnic group is a misread (or a stray
+    neighbour, such as the start of the birth date line), and it must be
+    retaken, not stored (``read_ethnicity`` holds at most a few characters).
+    """
     text = "".join(_CJK_OR_MIDDLE_DOT.findall(value))
     text = text.removesuffix("族")
     # Longest first so that 土家 wins over 土, 维吾尔 is not read as 维.
     for ethnicity in sorted(ETHNICITIES, key=len, reverse=True):
         if text.startswith(ethnicity):
             return ethnicity
-    return text
+    return None
 
 
 def _parse_card_date(value: str) -> tuple[date | None, int]:
@@ -296,16 +351,72 @@ def _parse_card_date(value: str) -> tuple[date | None, int]:
         return None, 0
 
 
+# What may stay in an address besides ideographs, letters and digits: the
+# hyphen of "3-2-101", "#" and brackets. Everything else that OCR returns
+# around or inside it (commas, colons, quotes, dots from the guilloche) is noise.
+_ADDRESS_NOISE: Final = re.compile(f"[^{_CJK_RANGES}0-9A-Za-z\\-#()（）]")
+
+
 def _clean_address(value: str) -> str:
     # Cut before an ID number that ended up in the address (label missed by OCR).
     digits = re.search(r"[0-9Xx]{15,}", value)
     if digits:
         value = value[: digits.start()]
-    return value.replace("\n", "").strip(":·")
+    value = _ADDRESS_NOISE.sub("", value.replace("\n", ""))
+    return value.strip("-#")
 
 
-def parse_id_card_front(lines: Sequence[OcrLine]) -> IdCardFront:
+# Where the name line sits on a straightened card front, as fractions of its
+# width and height (cardfinder.CARD_WORKING_SIZE): the first text row, left
+# of the portrait, right of the 姓名 label.
+NAME_BAND: Final = (0.10, 0.04, 0.62, 0.20)
+
+
+def _name_by_position(lines: Sequence[OcrLine], card_size: tuple[int, int]) -> tuple[str, float] | None:
+    """(name, score) of the line in the name's place on a straightened card, label characters removed."""
+    width, height = card_size
+    left, top, right, bottom = NAME_BAND
+    for line in lines:
+        if not line.box:
+            continue
+        center_y = (line.top + line.bottom) / 2
+        if top * height <= center_y <= bottom * height and left * width <= line.left < right * width:
+            text = _normalise(line.text)
+            text = re.sub(r"^[姓名]+", "", text)
+            found = _clean_name(text)
+            if found is not None:
+                return found[0], line.score
+    return None
+
+
+def _read_name(
+    fields: dict[str, tuple[str, int]],
+    kept: list[tuple[str, float]],
+    stream: str,
+    lines: Sequence[OcrLine],
+    card_size: tuple[int, int] | None,
+) -> tuple[str, float]:
+    """(name, its line's recognition score): after the 姓名 label, else by position on a straightened card."""
+    if "name" in fields:
+        name_value, name_value_offset = fields["name"]
+        found = _clean_name(name_value)
+        if found is not None:
+            name, offset_in_value = found
+            return name, kept[stream.count("\n", 0, name_value_offset + offset_in_value)][1]
+    # The 姓名 label was not read (glare, a fold): on a straightened card the
+    # name is still where every card prints it.
+    by_position = _name_by_position(lines, card_size) if card_size is not None else None
+    if by_position is None:
+        raise IdCardUnreadable("cut_off")
+    return by_position
+
+
+def parse_id_card_front(lines: Sequence[OcrLine], *, card_size: tuple[int, int] | None = None) -> IdCardFront:
     """Parse OCR lines (reading order) of an ID card front, or raise IdCardUnreadable.
+
+    Fields are found by their labels; with ``card_size`` (the lines come from
+    a straightened card, ``cardfinder.rectify_card``) the name is also found
+    by its position when its label was not read.
 
     Decisions, in order:
     - no front-side label at all → ``not_id_card`` (also for the card's back);
@@ -316,8 +427,9 @@ def parse_id_card_front(lines: Sequence[OcrLine]) -> IdCardFront:
     - birth date or sex printed on the card disagree with the number →
       ``inconsistent``. When OCR could not read the printed sex or birth date
       at all, the number's (checksummed) value is used instead.
-    The address and ethnicity are returned as read ("" when unreadable): a
-    clerk compares them with the registry; they are not identity anchors.
+    - an address shorter than a real one (both labels missed) →
+      ``address_unreadable``; an ethnicity that is none of the 56 →
+      ``ethnicity_unreadable`` (never stored as read).
     """
     normalised = [(_normalise(line.text), line.score) for line in lines]
     kept = [(text, score) for text, score in normalised if text]
@@ -348,16 +460,11 @@ def parse_id_card_front(lines: Sequence[OcrLine]) -> IdCardFront:
     id_number = valid[0]
     facts = id_number_facts(id_number)
 
-    name_value, name_value_offset = fields.get("name", ("", 0))
-    name_found = _clean_name(name_value)
-    if name_found is None:
-        raise IdCardUnreadable("cut_off")
-    name, offset_in_value = name_found
+    name, name_score = _read_name(fields, kept, stream, lines, card_size)
     # The name has no checksum: a blurred photo can yield a wrong but
     # plausible name (邱淑贞 read as 邱源贞). Its line's recognition score is
     # the only warning we get, so a doubtful name means "retake the photo".
-    name_line = stream.count("\n", 0, name_value_offset + offset_in_value)
-    if kept[name_line][1] < MIN_NAME_CONFIDENCE:
+    if name_score < MIN_NAME_CONFIDENCE:
         raise IdCardUnreadable("blurred")
 
     printed_sex = _clean_sex(values.get("sex", ""))
@@ -372,11 +479,19 @@ def parse_id_card_front(lines: Sequence[OcrLine]) -> IdCardFront:
     else:
         # OCR missed the 住址 label: the address then trails the birth date.
         address = _clean_address(values.get("birth", "")[birth_end:]) if printed_birth else ""
+    # Every card has an address of several characters; none read means the
+    # photo lost it (both labels missed, glare), not that there is none.
+    if len(address) < _MIN_ADDRESS_CHARACTERS:
+        raise IdCardUnreadable("address_unreadable")
+
+    ethnicity = _clean_ethnicity(values.get("ethnicity", ""))
+    if ethnicity is None:
+        raise IdCardUnreadable("ethnicity_unreadable")
 
     return IdCardFront(
         name=name,
         sex=printed_sex or facts.sex,
-        ethnicity=_clean_ethnicity(values.get("ethnicity", "")),
+        ethnicity=ethnicity,
         birth_date=printed_birth or facts.birth_date,
         address=address,
         id_number=id_number,

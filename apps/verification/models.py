@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from apps.common.crypto import EncryptedCharField
+from apps.verification.photos import SealedFileField
 from apps.visits.models import Visit
 
 
@@ -43,12 +44,19 @@ class VerificationState(models.TextChoices):
 
 class RefusalCode(models.TextChoices):
     NO_MATCHING_CUSTOMER = "no_matching_customer", _("Name, ID number and mobile number match no customer")
+    MOBILE_NOT_PROVEN = "mobile_not_proven", _("Mobile number not proven by SMS code")
     TOO_MANY_ATTEMPTS = "too_many_attempts", _("Too many attempts")
     ACCOUNT_NOT_FOUND = "account_not_found", _("Account not found")
     ACCOUNT_NOT_OWNED = "account_not_owned", _("Account belongs to someone else")
     ACCOUNT_KIND_NOT_SERVED = "account_kind_not_served", _("Account kind not served by this business")
     ACCOUNT_STATUS = "account_status", _("Account status does not allow this business")
     BLACKLISTED = "blacklisted", _("On a blacklist")
+
+
+class AccountPhotoState(models.TextChoices):
+    READING = "reading", _("Reading")
+    READ = "read", _("Read")
+    FAILED = "failed", _("Not readable")
 
 
 _OPEN = [
@@ -76,8 +84,8 @@ class Verification(ConcurrentTransitionMixin, models.Model):
     # When the sweeper queued the current upload's OCR again (once per upload).
     id_card_ocr_requeued_at = models.DateTimeField(null=True, blank=True)
     id_card_last_upload_at = models.DateTimeField(null=True, blank=True)
-    id_card_photo = models.FileField(upload_to="visits/id_cards/", blank=True)
-    id_card_portrait = models.FileField(upload_to="visits/portraits/", blank=True)
+    id_card_photo = SealedFileField(upload_to="visits/id_cards/", blank=True)
+    id_card_portrait = SealedFileField(upload_to="visits/portraits/", blank=True)
     id_card_failure_code = models.CharField(max_length=32, blank=True)
     read_name = models.CharField(max_length=64, blank=True)
     read_id_number = EncryptedCharField(max_length=18, null=True, blank=True)
@@ -86,6 +94,30 @@ class Verification(ConcurrentTransitionMixin, models.Model):
     read_birth_date = models.DateField(null=True, blank=True)
     read_address = EncryptedCharField(max_length=200, null=True, blank=True)
     match_attempts = models.PositiveSmallIntegerField(default=0)
+    # Set when the retention period removed the ID-card photo and portrait
+    # (``verification_photos_purge``); the read fields stay.
+    photos_purged_at = models.DateTimeField(null=True, blank=True)
+
+    # The account photo (bank card or passbook barcode), read in Celery like
+    # the ID card: ``account_photo_attempts`` numbers uploads (the task's
+    # idempotency key); the reading waits for the customer's confirmation.
+    account_photo = SealedFileField(upload_to="visits/account_photos/", blank=True)
+    account_photo_attempts = models.PositiveSmallIntegerField(default=0)
+    account_photo_last_upload_at = models.DateTimeField(null=True, blank=True)
+    account_photo_state = models.CharField(max_length=16, choices=AccountPhotoState.choices, blank=True)
+    account_photo_failure_code = models.CharField(max_length=32, blank=True)
+    account_photo_number = EncryptedCharField(max_length=40, null=True, blank=True)
+    account_photo_source = models.CharField(max_length=16, blank=True)
+
+    # Proof of the mobile number (SMS one-time code to the number on the
+    # bank's record). Only a keyed hash of the code is kept, never the code.
+    sms_code_hash = models.CharField(max_length=64, blank=True)
+    sms_sent_count = models.PositiveSmallIntegerField(default=0)
+    sms_last_sent_at = models.DateTimeField(null=True, blank=True)
+    sms_expires_at = models.DateTimeField(null=True, blank=True)
+    sms_wrong_tries = models.PositiveSmallIntegerField(default=0)
+    mobile_proven_at = models.DateTimeField(null=True, blank=True)
+
     refusal_code = models.CharField(_("refusal"), max_length=32, choices=RefusalCode.choices, blank=True)
 
     class Meta:
@@ -126,6 +158,14 @@ class Verification(ConcurrentTransitionMixin, models.Model):
 
     @transition(field=state, source=VerificationState.ID_CARD_READ, target=VerificationState.BUSINESS_CHOSEN)
     def id_card_retake(self) -> None:
+        self.read_name = ""
+        self.read_id_number = None
+        self.read_address = None
+
+    @transition(field=state, source=VerificationState.ID_CARD_READ, target=VerificationState.BUSINESS_CHOSEN)
+    def id_card_name_not_matched(self, code: str) -> None:
+        """The name read is not the one the bank has for that ID number: retake (or check) the photo."""
+        self.id_card_failure_code = code
         self.read_name = ""
         self.read_id_number = None
         self.read_address = None

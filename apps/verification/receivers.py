@@ -8,9 +8,10 @@ from apps.common.signals import housekeeping_due
 
 
 def on_housekeeping_due(sender: Any, now: Any, **kwargs: Any) -> None:
-    from apps.verification.services import verifications_ocr_expire
+    from apps.verification.services import verifications_account_photo_expire, verifications_ocr_expire
 
     verifications_ocr_expire(now=now)
+    verifications_account_photo_expire(now=now)
 
 
 def connect() -> None:

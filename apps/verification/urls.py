@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.verification import api
+from apps.verification import api, views
 
 app_name = "verification"
 
@@ -15,4 +15,7 @@ urlpatterns = [
     path("current/identity/confirm/", api.VisitIdentityConfirmApi.as_view(), name="visit-identity-confirm"),
     path("current/account/photo/", api.VisitAccountPhotoApi.as_view(), name="visit-account-photo"),
     path("current/account/", api.VisitAccountApi.as_view(), name="visit-account"),
+    path("current/mobile/code/", api.VisitSmsSendApi.as_view(), name="visit-sms-send"),
+    path("current/mobile/verify/", api.VisitSmsVerifyApi.as_view(), name="visit-sms-verify"),
+    path("dev/sms/", views.sms_sandbox_page, name="sms-sandbox"),
 ]

@@ -186,7 +186,7 @@ GATE1_MAX_ID_CARD_UPLOADS = env_int("REMOTEBANK_GATE1_MAX_UPLOADS", 6)
 GATE1_UPLOAD_COOLDOWN_SECONDS = env_int("REMOTEBANK_GATE1_UPLOAD_COOLDOWN_SECONDS", 2)
 GATE1_MAX_ACCOUNT_ATTEMPTS = env_int("REMOTEBANK_GATE1_MAX_ACCOUNT_ATTEMPTS", 3)
 # Uploads above this many bytes are refused before being read into memory.
-GATE1_MAX_UPLOAD_BYTES = env_int("REMOTEBANK_GATE1_MAX_UPLOAD_BYTES", 15 * 1024 * 1024)
+GATE1_MAX_UPLOAD_BYTES = env_int("REMOTEBANK_GATE1_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,
@@ -201,6 +201,7 @@ from remotebank.settings.audit import *  # noqa: E402,F403
 from remotebank.settings.celery import *  # noqa: E402,F403
 from remotebank.settings.deadlines import *  # noqa: E402,F403
 from remotebank.settings.face import *  # noqa: E402,F403
+from remotebank.settings.gate1 import *  # noqa: E402,F403
 from remotebank.settings.janus import *  # noqa: E402,F403
 from remotebank.settings.location import *  # noqa: E402,F403
 from remotebank.settings.storage import *  # noqa: E402,F403

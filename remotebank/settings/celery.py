@@ -73,4 +73,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.recordings.tasks.recordings_purge_expired_task",
         "schedule": 24 * 60 * 60,
     },
+    # Gate 1 photos (ID card, portrait, account) go with the same period.
+    "verification-photos-purge": {
+        "task": "apps.verification.tasks.verification_photos_purge_task",
+        "schedule": 24 * 60 * 60,
+    },
 }

@@ -7,6 +7,8 @@ from remotebank.settings.environment import env_bool, env_int
 from remotebank.settings.secrets import load_secrets
 
 DEBUG = False
+# The SMS sandbox's development page never exists in production.
+SMS_SANDBOX_PAGE = False
 
 SECRET_KEY, FIELD_ENCRYPTION_KEYS, BLIND_INDEX_KEY = load_secrets(dev_secrets_file=None)
 

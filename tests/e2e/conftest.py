@@ -167,6 +167,8 @@ def _script_environment(database: str, workdir: Path) -> dict[str, str]:
         "DATABASE_URL": f"postgres://postgres@/{database}?host={PG_SOCKET_DIR}",
         # Unset REDIS_URL: in-memory channel layer and eager Celery inside the one Daphne.
         "REMOTEBANK_VAR_DIR": str(workdir / "var"),
+        # The SMS sandbox's random failures are tested in tests/verification; here they would only flake.
+        "REMOTEBANK_SMS_SANDBOX_ERROR_RATE": "0",
         "REMOTEBANK_DEBUG": "false",
         "REMOTEBANK_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "REMOTEBANK_JANUS_NAME": "e2e-janus",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -17,6 +18,7 @@ from apps.audit.selectors import audit_chain_verify
 from apps.businesses.registry import BUSINESSES, BusinessType
 from apps.customers.models import Account, AccountKind, AccountStatus, BlacklistKind, Branch, Customer
 from apps.customers.services import account_upsert, blacklist_entry_upsert
+from apps.verification.integrations.sms import SandboxSmsGateway, get_sms_gateway
 from apps.visits.models import Visit
 from tests.conftest import SYSTEM
 from tests.fixtures.cardgen import (
@@ -108,7 +110,32 @@ class Visitor:
         self.start(business)
         read = self.upload(photo)
         assert read["state"] == "id_card_read", read
-        return self.post("verification:visit-identity-confirm")
+        matched = self.post("verification:visit-identity-confirm")
+        assert matched["state"] == "identity_matched", matched
+        return self.prove_mobile()
+
+    def prove_mobile(self) -> dict[str, Any]:
+        """Ask for the SMS code and type what the sandbox gateway delivered to the number on record."""
+        sent = self.post("verification:visit-sms-send")
+        return self.post("verification:visit-sms-verify", {"code": sms_code_sent_to(sent["mobile_proof"]["mobile"])})
+
+    def upload_account_photo(self, data: bytes, *, name: str = "card.jpg", expect: int = 202) -> dict[str, Any]:
+        with self.capture(execute=True):
+            response = self.client.post(reverse("verification:visit-account-photo"), {"photo": _file(data, name)})
+        assert response.status_code == expect, response.content
+        return self.current() if expect == 202 else response.json()
+
+
+def sms_code_sent_to(masked_mobile: str) -> str:
+    """The 6-digit code in the newest sandbox message to the number shown masked (like the phone would show it)."""
+    gateway = get_sms_gateway()
+    assert isinstance(gateway, SandboxSmsGateway)
+    for message in gateway.outbox():
+        if message.mobile[:3] == masked_mobile[:3] and message.mobile[-4:] == masked_mobile[-4:]:
+            found = re.search(r"\b(\d{6})\b", message.text)
+            assert found, message.text
+            return found.group(1)
+    raise AssertionError(f"no SMS to {masked_mobile}")
 
 
 def _file(data: bytes, name: str) -> io.BytesIO:
@@ -141,6 +168,20 @@ def test_a_matching_customer_with_a_good_account_reaches_the_queue_door(
     assert read["id_card"]["sex"] == "M"
     matched = visitor.post("verification:visit-identity-confirm")
     assert matched["state"] == "identity_matched"
+    assert matched["mobile_proof"] == {
+        "proven": False,
+        "mobile": "139****5678",
+        "code_sent": False,
+        "resend_in_seconds": 0,
+        "tries_left": 5,
+        "sends_left": 5,
+    }
+    # Gate 1 does not pass without the SMS proof of the mobile number.
+    assert (
+        visitor.post("verification:visit-account", {"number": account.number}, expect=409)["code"]
+        == "mobile_not_proven"
+    )
+    visitor.prove_mobile()
     done = visitor.post("verification:visit-account", {"number": account.number})
     assert done["state"] == "queue_ready", done
     assert done["account"]["number"] == "621786*********0011"
@@ -158,6 +199,8 @@ def test_a_matching_customer_with_a_good_account_reaches_the_queue_door(
         "verification.visit.id_card_uploaded",
         "verification.visit.id_card_read",
         "verification.visit.identity_matched",
+        "verification.visit.sms_sent",
+        "verification.visit.mobile_proven",
         "verification.visit.account_accepted",
         "verification.visit.screening_passed",
     ]
@@ -180,25 +223,51 @@ def test_three_elements_that_match_no_customer_stop_the_visit_and_are_audited(
     visitor.post("verification:visit-account", {"number": "6217860000000000011"}, expect=409)
 
 
-def test_an_account_of_someone_else_is_refused(
+def test_an_account_of_someone_else_is_answered_like_a_typo_and_does_not_end_the_visit(
     visitor: Visitor, person_customer: Customer, customer: Customer, branch: Branch, card_photo: bytes
 ) -> None:
     theirs = _account(
         customer, branch, number="6217860000000000029", kind=AccountKind.DEBIT_CARD, status=AccountStatus.INACTIVE
     )
     visitor.through_identity(card_photo)
-    refused = visitor.post("verification:visit-account", {"number": theirs.number})
-    assert refused["refusal"]["code"] == "account_not_owned"
-    assert "account" not in refused  # nothing of the other person's account is shown
+    answer = visitor.post("verification:visit-account", {"number": theirs.number}, expect=400)
+    assert answer["code"] == "account_not_found"  # the same answer as for a number that does not exist
+    assert answer["details"]["tries_left"] == 2
+    current = visitor.current()
+    assert current["state"] == "identity_matched"
+    assert "account" not in current  # nothing of the other person's account is shown
+    record = AuditRecord.objects.get(action="verification.visit.account_not_found")
+    assert record.data["owned_by_other"] is True
+
+
+def test_a_mistyped_account_number_says_so_with_the_tries_left_then_stops(
+    visitor: Visitor, person_customer: Customer, branch: Branch, card_photo: bytes
+) -> None:
+    account = _account(
+        person_customer,
+        branch,
+        number="6217860000000000011",
+        kind=AccountKind.DEBIT_CARD,
+        status=AccountStatus.INACTIVE,
+    )
+    visitor.through_identity(card_photo)
+    first = visitor.post("verification:visit-account", {"number": "6217860000000000012"}, expect=400)
+    assert (first["code"], first["details"]["tries_left"]) == ("account_not_found", 2)
+    assert "2" in first["message"]
+    assert visitor.current()["state"] == "identity_matched"
+    done = visitor.post("verification:visit-account", {"number": account.number})
+    assert done["state"] == "queue_ready"
 
 
 def test_unknown_account_numbers_can_be_retried_then_stop(
     visitor: Visitor, person_customer: Customer, card_photo: bytes
 ) -> None:
     visitor.through_identity(card_photo)
-    first = visitor.post("verification:visit-account", {"number": "6217869999999999999"})
-    assert first["state"] == "identity_matched"
-    visitor.post("verification:visit-account", {"number": "6217869999999999998"})
+    first = visitor.post("verification:visit-account", {"number": "6217869999999999999"}, expect=400)
+    assert first["details"]["tries_left"] == 2
+    assert visitor.current()["state"] == "identity_matched"
+    second = visitor.post("verification:visit-account", {"number": "6217869999999999998"}, expect=400)
+    assert second["details"]["tries_left"] == 1
     last = visitor.post("verification:visit-account", {"number": "6217869999999999997"})
     assert last["refusal"]["code"] == "too_many_attempts"
 
@@ -288,9 +357,13 @@ def test_an_unreadable_photo_gets_a_reason_and_a_retry(
     assert AuditRecord.objects.filter(action="verification.visit.id_card_unreadable").count() == 1
 
 
-def _png(width: int, height: int) -> bytes:
+def _png(width: int, height: int, *, detail: bool = False) -> bytes:
+    """A PNG of that size: all black (a few KB: a bomb), or with a patch of noise like a real screenshot's content."""
+    image = Image.new("L", (width, height))
+    if detail:
+        image.paste(Image.effect_noise((700, 700), 64), (0, 0))
     out = io.BytesIO()
-    Image.new("L", (width, height)).save(out, format="PNG", optimize=True)
+    image.save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 
@@ -310,7 +383,7 @@ def _gif() -> bytes:
         (lambda photo: b"%PDF-1.4 not a photo", "not_an_image"),
         (lambda photo: b"", "empty"),
         (_truncated_jpeg, "truncated"),
-        (lambda photo: _png(8000, 6250), "too_many_pixels"),  # 50 megapixels
+        (lambda photo: _png(8000, 6250, detail=True), "too_many_pixels"),  # 50 megapixels, cannot be decoded smaller
         (lambda photo: _png(20000, 20000), "decompression_bomb"),
         (lambda photo: _gif(), "unsupported_format"),
     ],
@@ -376,16 +449,20 @@ def test_the_account_can_be_photographed_as_a_bank_card_or_a_passbook_barcode(
 ) -> None:
     visitor.through_identity(card_photo)
     card_number = "6217860000000000052"
-    card = visitor.client.post(
-        reverse("verification:visit-account-photo"), {"photo": _file(generate_bank_card(card_number), "card.jpg")}
+    card = visitor.upload_account_photo(generate_bank_card(card_number))
+    assert card["state"] == "identity_matched"  # a reading is only a suggestion
+    assert card["account_photo"] == {"state": "read", "attempts_left": 4, "number": card_number, "source": "card_ocr"}
+    passbook = visitor.upload_account_photo(
+        generate_passbook_barcode("800000000000001234", kind="qr"), name="passbook.png"
     )
-    assert card.status_code == 200, card.content
-    assert card.json() == {"number": card_number, "source": "card_ocr"}
-    passbook = visitor.client.post(
-        reverse("verification:visit-account-photo"),
-        {"photo": _file(generate_passbook_barcode("800000000000001234", kind="qr"), "passbook.png")},
-    )
-    assert passbook.json() == {"number": "800000000000001234", "source": "barcode"}
+    assert passbook["account_photo"]["number"] == "800000000000001234"
+    assert passbook["account_photo"]["source"] == "barcode"
+    landscape = visitor.upload_account_photo(generate_non_id_image())
+    assert landscape["account_photo"]["state"] == "failed"
+    assert landscape["account_photo"]["code"] == "card_number_unreadable"
+    stored = Visit.objects.get(public_id=landscape["id"]).verification.account_photo
+    with stored.storage.open(stored.name, "rb") as raw:
+        assert not raw.read().startswith(b"\xff\xd8")  # encrypted at rest, not a JPEG
 
 
 def test_a_blurred_photo_is_refused_as_blurred_rather_than_guessed(visitor: Visitor, person_customer: Customer) -> None:

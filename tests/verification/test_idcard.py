@@ -209,7 +209,9 @@ def test_traditional_characters_from_the_recogniser_are_simplified() -> None:
 
 def test_standard_simplified_name_characters_are_not_converted() -> None:
     # OpenCC's t2s would give 于 and 干; both 於 and 乾 are valid in names.
-    lines = card_lines("姓名於乾", "性别男民族汉", "出生1990年1月1日", "住址北京市", f"公民身份号码{VALID_NUMBER}")
+    lines = card_lines(
+        "姓名於乾", "性别男民族汉", "出生1990年1月1日", "住址北京市东城区", f"公民身份号码{VALID_NUMBER}"
+    )
     assert parse_id_card_front(lines).name == "於乾"
 
 

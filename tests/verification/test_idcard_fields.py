@@ -1,0 +1,158 @@
+"""Names in full Unicode, split labels, the 56 ethnic groups and clean addresses (pure parsing, no OCR)."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.verification.idcard import ETHNICITIES, IdCardUnreadable, names_equivalent, parse_id_card_front
+from apps.verification.integrations.ocr import OcrLine
+
+VALID_NUMBER = "110101199001011237"  # Beijing, 1990-01-01, male
+
+
+def card_lines(*texts: str) -> list[OcrLine]:
+    return [
+        OcrLine(
+            text=text,
+            score=0.99,
+            box=((0.0, 40.0 * row), (200.0, 40.0 * row), (200.0, 40.0 * row + 30), (0.0, 40.0 * row + 30)),
+        )
+        for row, text in enumerate(texts)
+    ]
+
+
+def card(name: str = "张三", *, ethnicity: str = "汉", address: str = "北京市东城区景山前街4号") -> list[OcrLine]:
+    return card_lines(
+        f"姓名{name}", f"性别男民族{ethnicity}", "出生1990年1月1日", f"住址{address}", f"公民身份号码{VALID_NUMBER}"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "黎暐霈",  # 暐: OpenCC t2s would give U+2C029
+        "林頔",  # 頔: OpenCC t2s would give U+2CC56
+        "龚劼霞",
+        "亓湉",
+        "张喆",
+        "李翀",
+        "王璟",
+        "赵淼",
+        "李\U0002c029",  # the Extension-B form itself (通用规范汉字表)
+        "王\U0002a6a5明",  # Extension B
+        "陈\U00030000",  # Extension G
+        "阿依古丽·买买提",  # a transliterated minority name with its middle dot
+        "欧阳娜娜",  # a compound surname
+    ],
+)
+def test_every_character_of_a_name_is_kept(name: str) -> None:
+    assert parse_id_card_front(card(name)).name == name
+
+
+def test_a_minority_name_keeps_its_middle_dot_whatever_dot_ocr_returns() -> None:
+    assert parse_id_card_front(card("阿依古丽•买买提")).name == "阿依古丽·买买提"
+
+
+def test_a_traditional_misread_of_a_common_character_is_simplified() -> None:
+    assert parse_id_card_front(card("張偉")).name == "张伟"
+
+
+def test_names_are_equal_across_script_forms_but_not_across_different_characters() -> None:
+    assert names_equivalent("黎暐霈", "黎\U0002c029霈")
+    assert names_equivalent("林 頔", "林\U0002cc56")
+    assert not names_equivalent("龚劫霞", "龚劼霞")
+    assert not names_equivalent("黎霈", "黎暐霈")
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        (
+            "姓",
+            "名刘军",
+            "性别男民族汉",
+            "出生1990年1月1日",
+            "住址北京市东城区景山前街4号",
+            f"公民身份号码{VALID_NUMBER}",
+        ),
+        (
+            "姓",
+            "名",
+            "刘军",
+            "性",
+            "别男民",
+            "族汉",
+            "出生1990年1月1日",
+            "住",
+            "址北京市东城区景山前街4号",
+            "公民身份",
+            f"号码{VALID_NUMBER}",
+        ),
+    ],
+)
+def test_a_label_split_across_ocr_boxes_still_reads(lines: tuple[str, ...]) -> None:
+    front = parse_id_card_front(card_lines(*lines))
+    assert (front.name, front.ethnicity, front.address, front.id_number) == (
+        "刘军",
+        "汉",
+        "北京市东城区景山前街4号",
+        VALID_NUMBER,
+    )
+
+
+@pytest.mark.parametrize("ethnicity", ETHNICITIES)
+def test_each_official_ethnicity_is_read(ethnicity: str) -> None:
+    assert parse_id_card_front(card(ethnicity=f"{ethnicity}族")).ethnicity == ethnicity
+
+
+@pytest.mark.parametrize("text", ["汊", "出生1990年1月1日住址北京市东城区很长很长的一段文字", "X"])
+def test_an_ethnicity_that_is_none_of_the_56_asks_for_a_retake(text: str) -> None:
+    with pytest.raises(IdCardUnreadable) as caught:
+        parse_id_card_front(card(ethnicity=text))
+    assert caught.value.code == "ethnicity_unreadable"
+
+
+def test_stray_punctuation_is_removed_from_the_address() -> None:
+    front = parse_id_card_front(card(address=":北京市,东城区。景山前街4号3-2-101室'"))
+    assert front.address == "北京市东城区景山前街4号3-2-101室"
+
+
+def test_an_address_lost_with_both_labels_is_not_accepted_empty() -> None:
+    lines = card_lines("姓名张三", "性别男民族汉", "1990年1月1日", f"公民身份号码{VALID_NUMBER}")
+    with pytest.raises(IdCardUnreadable) as caught:
+        parse_id_card_front(lines)
+    assert caught.value.code == "address_unreadable"
+
+
+def _placed(text: str, left: float, top: float, width: float = 200.0) -> OcrLine:
+    return OcrLine(
+        text=text, score=0.98, box=((left, top), (left + width, top), (left + width, top + 32), (left, top + 32))
+    )
+
+
+def test_on_a_straightened_card_the_name_is_found_by_position_when_its_label_was_not_read() -> None:
+    lines = [
+        _placed("刘军", 146, 47),  # 姓名 lost to glare
+        _placed("性别男", 48, 109),
+        _placed("民族汉", 262, 109),
+        _placed("出生1990年1月1日", 48, 171, 300),
+        _placed("住址北京市东城区景山前街4号", 48, 233, 400),
+        _placed(f"公民身份号码{VALID_NUMBER}", 48, 440, 700),
+    ]
+    assert parse_id_card_front(lines, card_size=(856, 540)).name == "刘军"
+    with pytest.raises(IdCardUnreadable) as caught:
+        parse_id_card_front(lines)  # without the card's geometry there is no name to trust
+    assert caught.value.code == "cut_off"
+
+
+def test_a_line_outside_the_name_band_is_never_taken_for_the_name() -> None:
+    lines = [
+        _placed("中华人民共和国", 600, 47),  # right of the band (where the portrait is)
+        _placed("性别男", 48, 109),
+        _placed("民族汉", 262, 109),
+        _placed("出生1990年1月1日", 48, 171, 300),
+        _placed("住址北京市东城区景山前街4号", 48, 233, 400),
+        _placed(f"公民身份号码{VALID_NUMBER}", 48, 440, 700),
+    ]
+    with pytest.raises(IdCardUnreadable):
+        parse_id_card_front(lines, card_size=(856, 540))
