@@ -31,6 +31,13 @@ def _password_login(client: Client, user: User) -> None:
     assert response.status_code == 302
 
 
+def _confirm_password(client: Client) -> None:
+    """Enrolment's first step: the password typed again in this session."""
+    response = client.post(ENROL, {"password": PASSWORD})
+    assert response.status_code == 302
+    assert response["Location"].startswith(ENROL)
+
+
 def _code(device: TOTPDevice, *, offset_steps: int = 0) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     totp.time = time.time() + offset_steps * device.step
@@ -71,6 +78,7 @@ def test_enrolment_shows_a_qr_code_and_the_secret_and_a_right_code_confirms_it(
     client: Client, supervisor: User
 ) -> None:
     _password_login(client, supervisor)
+    _confirm_password(client)
     page = client.get(f"{ENROL}?next=/console/live/supervisor/")
     html = page.content.decode()
     assert page.status_code == 200
@@ -94,6 +102,7 @@ def test_enrolment_shows_a_qr_code_and_the_secret_and_a_right_code_confirms_it(
 
 def test_a_wrong_enrolment_code_is_refused_and_audited(client: Client, administrator: User) -> None:
     _password_login(client, administrator)
+    _confirm_password(client)
     client.get(ENROL)
     response = client.post(ENROL, {"token": "000000"})
     assert response.status_code == 200
@@ -174,6 +183,7 @@ def test_a_password_alone_cannot_replace_an_enrolled_authenticator(client: Clien
 def test_a_verified_user_may_replace_the_authenticator(client: Client, supervisor: User) -> None:
     old = TOTPDevice.objects.create(user=supervisor, name="authenticator", confirmed=True)
     force_login_verified(client, supervisor)
+    _confirm_password(client)
     client.get(ENROL)
     new = TOTPDevice.objects.get(user=supervisor, confirmed=False)
     assert client.post(ENROL, {"token": _code(new)}).status_code == 302
