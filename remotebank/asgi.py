@@ -13,8 +13,8 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from apps.security.websocket import SameOriginValidator  # noqa: E402
 from apps.visits.authentication import VisitSessionMiddleware  # noqa: E402
 from remotebank.routing import websocket_urlpatterns  # noqa: E402
 from remotebank.warm_up import warm_up  # noqa: E402
@@ -27,11 +27,10 @@ warm_up(["janus"])
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Origin check stops another site's page from opening a socket with
-        # the user's cookies (cross-site WebSocket hijacking). A customer's
-        # socket finds its visit through the session (scope["visit_id"]).
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(VisitSessionMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
+        # Origin check (scheme, host and port) stops another site's page from
+        # opening a socket with the user's cookies (cross-site WebSocket
+        # hijacking). A customer's socket finds its visit through the session
+        # (scope["visit_id"]).
+        "websocket": SameOriginValidator(AuthMiddlewareStack(VisitSessionMiddleware(URLRouter(websocket_urlpatterns)))),
     }
 )

@@ -20,7 +20,7 @@ from apps.common.crypto import (
     mobile_index,
     normalize_account_number,
 )
-from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
+from apps.common.masking import mask_account_number, mask_id_number, mask_mobile, mask_name
 
 
 class Branch(models.Model):
@@ -71,9 +71,13 @@ class Customer(models.Model):
         ordering = ("customer_number",)
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
+        # Without it, staff see only the customers of their own (or their
+        # team's) current and recent services (customers_visible_to).
+        permissions = (("view_all_customers", _("Can see every customer, not only those served")),)
 
     def __str__(self) -> str:
-        return f"{self.customer_number} {self.name}"
+        # Masked: the label ends up in admin lists and in the audit trail's target label.
+        return f"{self.customer_number} {mask_name(self.name)}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Derived columns: always recomputed from the plaintext so they can

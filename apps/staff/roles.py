@@ -59,6 +59,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.COMPLIANCE_OFFICER: frozenset(
         _SERVE_CUSTOMERS
         | {
+            # Every customer, not only those of services one took part in.
+            "customers.view_all_customers",
             "customers.view_blacklistentry",
             "audit.view_auditrecord",
             "staff.view_staffprofile",
@@ -77,9 +79,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # Runs the system: staff accounts, branches, blacklists; reads the audit
     # trail; no role can change or delete audit records.
+    # Running the system is not reading customers: branches yes, customers no.
     Role.ADMINISTRATOR: frozenset(
-        _SERVE_CUSTOMERS
-        | {
+        {
+            "customers.view_branch",
             # Logins, groups and permissions are read-only here: they change
             # through audited services only (staff_member_upsert,
             # role_permissions_sync, manage.py break_glass), so nobody can
