@@ -20,7 +20,7 @@ from apps.common.crypto import (
     mobile_index,
     normalize_account_number,
 )
-from apps.common.masking import mask_account_number, mask_id_number, mask_mobile, mask_name
+from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
 
 
 class Branch(models.Model):
@@ -76,8 +76,9 @@ class Customer(models.Model):
         permissions = (("view_all_customers", _("Can see every customer, not only those served")),)
 
     def __str__(self) -> str:
-        # Masked: the label ends up in admin lists and in the audit trail's target label.
-        return f"{self.customer_number} {mask_name(self.name)}"
+        # The audit trail's target label: APIs mask it on the way out; only a
+        # compliance export asked unmasked (and audited) shows it in clear.
+        return f"{self.customer_number} {self.name}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Derived columns: always recomputed from the plaintext so they can
