@@ -16,7 +16,8 @@ def on_login_failed(
     from apps.security.throttling import DELAYED_ATTRIBUTE, login_failure_count
 
     # Attempts refused unchecked (the user's delay, a locked address) tested no password: not counted.
-    if request is not None and (getattr(request, DELAYED_ATTRIBUTE, 0) or getattr(request, "axes_locked_out", False)):
+    refused_unchecked = bool(getattr(request, DELAYED_ATTRIBUTE, 0)) or bool(getattr(request, "axes_locked_out", False))
+    if request is not None and refused_unchecked:
         return
     username = credentials.get("username") or ""
     if username:

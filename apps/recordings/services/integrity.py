@@ -68,7 +68,7 @@ def evidence_images_verify(
         checked += 1
         actual = _field_hash(snapshot.image)
         if actual != snapshot.sha256:
-            mismatches.append(HashMismatch(snapshot.pk, snapshot.image.name, snapshot.sha256, actual, "snapshot"))
+            mismatches.append(HashMismatch(snapshot.pk, snapshot.image.name or "", snapshot.sha256, actual, "snapshot"))
     for verification in verifications.iterator():
         for kind, field, expected in (
             ("id_card_photo", verification.id_card_photo, verification.id_card_photo_sha256),
@@ -80,7 +80,7 @@ def evidence_images_verify(
             checked += 1
             actual = _field_hash(field)
             if actual != expected:
-                mismatches.append(HashMismatch(verification.pk, field.name, expected, actual, kind))
+                mismatches.append(HashMismatch(verification.pk, field.name or "", expected, actual, kind))
     with transaction.atomic():
         audit_record(
             actor=actor,
