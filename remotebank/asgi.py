@@ -13,9 +13,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.common.uploads import request_body_limit  # noqa: E402
+from apps.security.websocket import SameOriginValidator  # noqa: E402
 from apps.visits.authentication import VisitSessionMiddleware  # noqa: E402
 from remotebank.routing import websocket_urlpatterns  # noqa: E402
 from remotebank.warm_up import warm_up  # noqa: E402
@@ -29,11 +29,10 @@ application = ProtocolTypeRouter(
     {
         # Bodies over REQUEST_MAX_BODY_BYTES get 413 before Django reads them.
         "http": request_body_limit(django_asgi_app),
-        # Origin check stops another site's page from opening a socket with
-        # the user's cookies (cross-site WebSocket hijacking). A customer's
-        # socket finds its visit through the session (scope["visit_id"]).
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(VisitSessionMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
+        # Origin check (scheme, host and port) stops another site's page from
+        # opening a socket with the user's cookies (cross-site WebSocket
+        # hijacking). A customer's socket finds its visit through the session
+        # (scope["visit_id"]).
+        "websocket": SameOriginValidator(AuthMiddlewareStack(VisitSessionMiddleware(URLRouter(websocket_urlpatterns)))),
     }
 )

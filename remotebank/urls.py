@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import IsAdminUser
 
 from apps.common.views import health
 
@@ -12,7 +13,8 @@ urlpatterns = [
     path("console/security/", include("apps.security.urls")),
     path("console/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # The API's map is for staff (IsAdminUser: a logged-in is_staff user), not for anyone probing it.
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[IsAdminUser]), name="api-schema"),
     path("api/customers/", include("apps.customers.urls")),
     path("api/audit/", include("apps.audit.urls")),
     path("api/visits/", include("apps.verification.urls")),

@@ -13,7 +13,8 @@ from django.test import Client
 pytestmark = pytest.mark.django_db
 
 
-def test_the_openapi_schema_is_served(client: Client) -> None:
+def test_the_openapi_schema_is_served_to_staff(client: Client, agent: object) -> None:
+    client.force_login(agent)  # type: ignore[arg-type]
     response = client.get("/api/schema/", headers={"accept": "application/vnd.oai.openapi+json"})
     assert response.status_code == 200
     schema = response.json()

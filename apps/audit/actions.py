@@ -21,6 +21,16 @@ class AuditAction(models.TextChoices):
     STAFF_PROFILE_CREATED = "staff.profile.created", _("Staff member created")
     STAFF_PROFILE_UPDATED = "staff.profile.updated", _("Staff member updated")
     STAFF_ROLES_SYNCED = "staff.roles.synced", _("Role permissions synchronized")
+    # Rights outside the role table taken away by role_permissions_sync (data: per
+    # username the per-user permissions, superuser flag and groups removed).
+    STAFF_RIGHTS_REVOKED = "staff.rights.revoked", _("Rights outside the role table removed")
+    # Break-glass (manage.py break_glass): superuser rights granted to one user on two
+    # named people's word (data: requested_by, approved_by, reason, expires_at) ...
+    STAFF_ELEVATION_GRANTED = "staff.elevation.granted", _("Break-glass superuser rights granted")
+    # ... and taken back at expiry (the housekeeping sweeper) or on revocation (data: why).
+    STAFF_ELEVATION_ENDED = "staff.elevation.ended", _("Break-glass superuser rights ended")
+    # Login refused unchecked: the username's recent failures impose a short wait (data: ip, wait_seconds).
+    STAFF_LOGIN_DELAYED = "staff.login.delayed", _("Staff login delayed after failed attempts")
     # Customer data (apps.customers).
     BRANCH_CREATED = "customers.branch.created", _("Branch created")
     BRANCH_UPDATED = "customers.branch.updated", _("Branch updated")
@@ -180,6 +190,12 @@ class AuditAction(models.TextChoices):
     SECURITY_OTP_THROTTLED = "security.otp.throttled", _("Two-factor verification throttled")
     # Recovery code used: a one-time code replaced the authenticator (data: remaining codes).
     SECURITY_OTP_RECOVERY_CODE_USED = "security.otp.recovery_code_used", _("Two-factor recovery code used")
+    # Password confirmed: the password was typed again before enrolling an authenticator (data: ip).
+    SECURITY_PASSWORD_CONFIRMED = "security.password.confirmed", _("Password confirmed for a sensitive step")
+    # Password confirmation failed (data: ip).
+    SECURITY_PASSWORD_CONFIRM_FAILED = "security.password.confirm_failed", _("Password confirmation failed")
+    # Pending enrolment discarded: it was started by another session or expired (data: why).
+    SECURITY_OTP_ENROLMENT_DISCARDED = "security.otp.enrolment_discarded", _("Pending two-factor enrolment discarded")
     # The audit trail itself.
     AUDIT_CHAIN_VERIFIED = "audit.chain.verified", _("Audit chain verified")
     AUDIT_CHECKPOINT_EXPORTED = "audit.checkpoint.exported", _("Signed audit checkpoint exported")

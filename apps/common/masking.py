@@ -45,6 +45,19 @@ def mask_account_number(value: str | None) -> str:
 
 # --- Names, and personal data in free text and JSON ----------------------------------------
 
+# Audit target types that are people: in their records a plain "name" key holds a
+# personal name (a branch's or a queue's "name" is not personal data).
+PERSON_TARGET_TYPES = frozenset(
+    {
+        "customers.customer",
+        "customers.blacklistentry",
+        "visits.visit",
+        "verification.servicesession",  # the visit's label before it had its own app
+        "staff.staffprofile",
+        "auth.user",
+    }
+)
+
 # Keys of audit ``data`` whose values are personal names wherever they occur. A plain
 # "name" is a person's name only in records about people (``about_a_person``): a
 # branch's or a queue's "name" is not personal data.

@@ -24,23 +24,10 @@ from django.utils.translation import gettext_lazy
 
 from apps.audit.actions import AuditAction
 from apps.audit.models import ActorKind
-from apps.common.masking import dump_json, mask_json_text, mask_text
+from apps.common.masking import PERSON_TARGET_TYPES, dump_json, mask_json_text, mask_text
 from apps.common.pdf import PDF_LOCK, cjk_font_source, cjk_truetype_subset, registered_font
 
 # --- Rows and header ---------------------------------------------------------------------
-
-# Audit target types that are people: in their records a plain "name" key holds a
-# personal name (a branch's or a queue's "name" is not personal data).
-PERSON_TARGET_TYPES = frozenset(
-    {
-        "customers.customer",
-        "customers.blacklistentry",
-        "visits.visit",
-        "verification.servicesession",  # the visit's label before it had its own app
-        "staff.staffprofile",
-        "auth.user",
-    }
-)
 
 EXPORT_COLUMNS = (
     gettext_lazy("No."),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from apps.common.admin import ReadOnlyAdmin
 from apps.common.masking import mask_account_number, mask_id_number
 from apps.customers.models import Account, BlacklistEntry, Branch, Customer
+from apps.customers.selectors import customers_visible_to
 
 
 @admin.register(Branch)
@@ -43,6 +46,10 @@ class CustomerAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     inlines = (AccountInline,)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
+        # The same rule as the API: only customers of one's own (or team's) recent services.
+        return customers_visible_to(user=request.user)
+
     @admin.display(description=_("ID number"))
     def id_number_display(self, obj: Customer) -> str:
         return obj.id_number_masked
@@ -57,6 +64,10 @@ class AccountAdmin(ReadOnlyAdmin):
     list_display = ("number_display", "kind", "status", "owner", "opening_branch", "status_since")
     list_filter = ("kind", "status", "opening_branch")
     search_fields = ("owner__customer_number", "owner__name")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
+        return super().get_queryset(request).filter(owner__in=customers_visible_to(user=request.user).values("pk"))
+
     fields = (
         "number_display",
         "kind",

@@ -7,7 +7,7 @@ from rest_framework import generics, serializers
 
 from apps.common.api import require_permission
 from apps.customers.models import Account, Customer
-from apps.customers.selectors import customers_list, customers_with_accounts
+from apps.customers.selectors import customers_visible_to
 
 
 class CustomerListApi(generics.ListAPIView):
@@ -25,7 +25,7 @@ class CustomerListApi(generics.ListAPIView):
     serializer_class = OutputSerializer
 
     def get_queryset(self) -> QuerySet[Customer]:
-        return customers_list()
+        return customers_visible_to(user=self.request.user)
 
 
 class CustomerDetailApi(generics.RetrieveAPIView):
@@ -50,4 +50,4 @@ class CustomerDetailApi(generics.RetrieveAPIView):
     serializer_class = OutputSerializer
 
     def get_queryset(self) -> QuerySet[Customer]:
-        return customers_with_accounts()
+        return customers_visible_to(user=self.request.user).prefetch_related("accounts")

@@ -73,8 +73,13 @@ class Customer(models.Model):
         ordering = ("customer_number",)
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
+        # Without it, staff see only the customers of their own (or their
+        # team's) current and recent services (customers_visible_to).
+        permissions = (("view_all_customers", _("Can see every customer, not only those served")),)
 
     def __str__(self) -> str:
+        # The audit trail's target label: APIs mask it on the way out; only a
+        # compliance export asked unmasked (and audited) shows it in clear.
         return f"{self.customer_number} {self.name}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from apps.common.crypto import id_number_index, mobile_index, normalize_account_number
 from apps.customers.models import Account, BlacklistEntry, Customer
@@ -50,6 +54,23 @@ def customers_list() -> QuerySet[Customer]:
     return Customer.objects.select_related("home_branch").order_by("customer_number")
 
 
-def customers_with_accounts() -> QuerySet[Customer]:
-    """Customers with their home branch and accounts loaded (the staff detail)."""
-    return Customer.objects.select_related("home_branch").prefetch_related("accounts")
+def customers_visible_to(*, user: Any) -> QuerySet[Customer]:
+    """The customers ``user`` may look up: all with ``customers.view_all_customers`` (compliance),
+    else those of the services they (or, for a supervisor, their team) took part in that are
+    still open or closed within CUSTOMER_RECENT_SERVICE_HOURS; nobody else's.
+
+    The visits and their calls live in higher apps; they are reached here by
+    their reverse relations (``visits``, ``calls``, ``participants``) only,
+    without importing them.
+    """
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Customer.objects.none()
+    if user.has_perm("customers.view_all_customers"):
+        return customers_list()
+    since = timezone.now() - timedelta(hours=settings.CUSTOMER_RECENT_SERVICE_HOURS)
+    recent = Q(visits__closed_at__isnull=True) | Q(visits__closed_at__gte=since)
+    took_part = Q(visits__calls__participants__staff__user=user) | Q(
+        visits__calls__participants__staff__supervisor__user=user
+    )
+    ids = Customer.objects.filter(recent & took_part).values("pk")
+    return customers_list().filter(pk__in=ids)

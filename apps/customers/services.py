@@ -18,7 +18,7 @@ from apps.audit.services import AnyActor, audit_record
 from apps.common.checksums import id_number_is_valid
 from apps.common.crypto import id_number_index, normalize_account_number
 from apps.common.errors import ValidationFailed
-from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
+from apps.common.masking import mask_account_number, mask_id_number, mask_mobile, mask_name
 from apps.customers.models import (
     Account,
     AccountKind,
@@ -42,9 +42,15 @@ _MASKERS = {
 }
 
 
-def _audit_value(field: str, value: Any) -> Any:
+# Models whose "name" is a person's (a branch's is not): masked in the trail too.
+_PERSON_MODELS: frozenset[type[models.Model]] = frozenset({Customer})
+
+
+def _audit_value(field: str, value: Any, model: type[models.Model] | None = None) -> Any:
     if isinstance(value, models.Model):
         return value.pk
+    if field == "name" and model in _PERSON_MODELS and isinstance(value, str):
+        return mask_name(value)
     masker = _MASKERS.get(field)
     return masker(value) if masker else value
 
@@ -71,12 +77,12 @@ def _upsert(
             actor=actor,
             action=created_action,
             target=instance,
-            data={field: _audit_value(field, value) for field, value in values.items()},
+            data={field: _audit_value(field, value, model) for field, value in values.items()},
         )
         return instance
     changed = {field: value for field, value in values.items() if getattr(instance, field) != value}
     if changed:
-        before = {field: _audit_value(field, getattr(instance, field)) for field in changed}
+        before = {field: _audit_value(field, getattr(instance, field), model) for field in changed}
         for field, value in changed.items():
             setattr(instance, field, value)
         instance.full_clean(validate_unique=False, validate_constraints=False)
@@ -85,7 +91,10 @@ def _upsert(
             actor=actor,
             action=updated_action,
             target=instance,
-            data={"before": before, "after": {field: _audit_value(field, value) for field, value in changed.items()}},
+            data={
+                "before": before,
+                "after": {field: _audit_value(field, value, model) for field, value in changed.items()},
+            },
         )
     return instance
 

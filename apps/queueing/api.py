@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.api import request_staff_user, require_permission
-from apps.common.errors import NotFound
+from apps.common.errors import NotFound, PermissionDenied
 from apps.queueing.models import AgentState, QueueEntry
 from apps.queueing.selectors import (
     AgentDesk,
@@ -35,7 +35,7 @@ from apps.queueing.services.agents import agent_service_close, agent_state_set
 from apps.queueing.services.entries import queue_entry_enqueue, queue_entry_leave, queue_entry_move
 from apps.queueing.services.offers import offer_accept, offer_decline
 from apps.staff.models import StaffProfile
-from apps.staff.selectors import staff_profile_for
+from apps.staff.selectors import staff_in_team_of, staff_profile_for
 from apps.visits.authentication import CustomerApi, request_visit
 
 _SERVE = require_permission("queueing.serve_customers")
@@ -218,6 +218,8 @@ class AgentStateBySupervisorApi(APIView):
         staff = staff_member(staff_id=staff_id)
         if staff is None:
             raise NotFound(_("No such staff member."), code="staff_not_found")
+        if not staff_in_team_of(staff=staff, user=request.user):
+            raise PermissionDenied(_("You can only change the state of agents in your own team."), code="not_your_team")
         presence = agent_state_set(
             actor=request_staff_user(request), staff=staff, state=AgentState(payload.validated_data["state"])
         )

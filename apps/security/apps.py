@@ -7,3 +7,8 @@ from django.utils.translation import gettext_lazy as _
 class SecurityConfig(AppConfig):
     name = "apps.security"
     verbose_name = _("Security")
+
+    def ready(self) -> None:
+        from apps.security import receivers
+
+        receivers.connect()

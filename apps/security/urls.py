@@ -10,4 +10,5 @@ urlpatterns = [
     path("enrol/", views.enrol, name="enrol"),
     path("verify/", views.verify, name="verify"),
     path("recovery-codes/", views.recovery_codes, name="recovery-codes"),
+    path("home/", views.home, name="home"),
 ]

@@ -25,12 +25,24 @@ from apps.security.policy import two_factor_required, two_factor_satisfied
 from apps.security.services import (
     TwoFactorError,
     otp_session_verify,
+    password_confirm,
+    password_recently_confirmed,
     totp_device_confirmed,
     totp_device_enrol_confirm,
     totp_device_enrol_start,
 )
+from apps.staff.roles import Role
+from apps.staff.selectors import staff_profile_for
 
 RECOVERY_SESSION_KEY = "security_recovery_codes"
+
+
+class PasswordForm(forms.Form):
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
 
 
 class TokenForm(forms.Form):
@@ -74,7 +86,9 @@ def enrol(request: HttpRequest) -> HttpResponse:
     """
     if totp_device_confirmed(user=request.user) is not None and not two_factor_satisfied(request.user):
         return redirect(f"{reverse('security:verify')}?next={_next_url(request)}")
-    device = totp_device_enrol_start(actor=request.user)
+    if not password_recently_confirmed(request=request):
+        return _confirm_password(request)
+    device = totp_device_enrol_start(actor=request.user, request=request)
     form = TokenForm(request.POST or None)
     error: Any = None
     if request.method == "POST" and form.is_valid():
@@ -99,6 +113,28 @@ def enrol(request: HttpRequest) -> HttpResponse:
         secret=_secret_for_display(device),
         already_enrolled=totp_device_confirmed(user=request.user) is not None,
     )
+
+
+def _confirm_password(request: HttpRequest) -> HttpResponse:
+    """Enrolment's first step: the password typed again in this session, recently.
+
+    A session left open (or stolen) must not be enough to bind a new phone.
+    """
+    form = PasswordForm(request.POST if request.method == "POST" and "password" in request.POST else None)
+    error: Any = None
+    status = 200
+    if form.is_bound and form.is_valid():
+        try:
+            right = password_confirm(actor=request.user, request=request, password=form.cleaned_data["password"])
+        except TwoFactorError as exc:
+            error, status = exc.message, exc.status_code
+        else:
+            if right:
+                return redirect(f"{reverse('security:enrol')}?next={_next_url(request)}")
+            error = _("That password is not right.")
+    response = _page(request, "security/confirm_password.html", _("Confirm your password"), form=form, error=error)
+    response.status_code = status
+    return response
 
 
 @login_required
@@ -132,3 +168,21 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
     """Shows the recovery codes once, straight after enrolment; reloading shows nothing."""
     codes = request.session.pop(RECOVERY_SESSION_KEY, None)
     return _page(request, "security/recovery_codes.html", _("Recovery codes"), codes=codes)
+
+
+# Where a login without ?next= lands (LOGIN_REDIRECT_URL): each role's own page.
+_HOME_BY_ROLE = {
+    Role.AGENT: "console:agent",
+    Role.EXPERT: "console:agent",
+    Role.SUPERVISOR: "console:supervisor",
+    Role.COMPLIANCE_OFFICER: "compliance-workspace:workspace",
+    Role.ADMINISTRATOR: "admin:index",
+}
+
+
+@login_required
+@require_http_methods(["GET"])
+def home(request: HttpRequest) -> HttpResponse:
+    """The logged-in staff member's own page (the back office index for anyone else)."""
+    profile = staff_profile_for(request.user)
+    return redirect(_HOME_BY_ROLE.get(Role(profile.role), "admin:index") if profile is not None else "admin:index")

@@ -55,3 +55,46 @@ class AgentSkill(models.Model):
 
     def __str__(self) -> str:
         return f"{self.staff.employee_number} {self.business_code}:{self.proficiency}"
+
+
+class ElevationGrant(models.Model):
+    """Break-glass: superuser rights for one person, for a short time, on two named people's word.
+
+    The only way anyone becomes a superuser (``manage.py break_glass``):
+    ``role_permissions_sync`` takes the flag from everyone without a grant
+    that is still running, and the housekeeping sweeper ends each grant at its
+    expiry (``elevations_expire``). Rows are kept for ever as the record.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="elevation_grants", verbose_name=_("user")
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("requested by")
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("approved by")
+    )
+    reason = models.TextField(_("reason"))
+    granted_at = models.DateTimeField(_("granted at"))
+    expires_at = models.DateTimeField(_("expires at"))
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    end_reason = models.CharField(_("ended because"), max_length=16, blank=True)
+
+    class Meta:
+        ordering = ("-granted_at",)
+        verbose_name = _("break-glass grant")
+        verbose_name_plural = _("break-glass grants")
+        constraints = (
+            # Four eyes: the approver is neither the requester nor the person elevated.
+            models.CheckConstraint(
+                condition=~models.Q(requested_by=models.F("approved_by")), name="elevation_two_people"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(user=models.F("approved_by")), name="elevation_not_self_approved"
+            ),
+            models.CheckConstraint(condition=models.Q(expires_at__gt=models.F("granted_at")), name="elevation_expires"),
+        )
+
+    def __str__(self) -> str:
+        return f"break-glass {self.user_id} until {self.expires_at:%Y-%m-%d %H:%M}"

@@ -12,6 +12,8 @@ from django.http import HttpRequest
 from apps.audit.actions import AuditAction
 from apps.audit.models import ActorKind
 from apps.audit.services import Actor, audit_record
+from apps.common.network import client_address
+from apps.common.signals import housekeeping_due
 
 
 def sync_roles_after_migrate(**kwargs: Any) -> None:
@@ -28,7 +30,7 @@ def sync_roles_after_migrate(**kwargs: Any) -> None:
 
 
 def _client_address(request: HttpRequest | None) -> str:
-    return request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    return client_address(request)
 
 
 def _attempted(username: str) -> Actor:
@@ -68,8 +70,16 @@ def on_locked_out(sender: Any, request: HttpRequest | None, username: str, ip_ad
         )
 
 
+def on_housekeeping_due(sender: Any, now: Any, **kwargs: Any) -> None:
+    from apps.staff.services import elevations_expire
+
+    elevations_expire(now=now)
+
+
 def connect_auth_signals() -> None:
     user_logged_in.connect(on_login, dispatch_uid="audit_staff_login")
     user_logged_out.connect(on_logout, dispatch_uid="audit_staff_logout")
     user_login_failed.connect(on_login_failed, dispatch_uid="audit_staff_login_failed")
     user_locked_out.connect(on_locked_out, dispatch_uid="audit_staff_locked_out")
+    # Break-glass grants end at their expiry on the dispatcher's clock.
+    housekeeping_due.connect(on_housekeeping_due, dispatch_uid="staff_elevations_expire_on_housekeeping")

@@ -59,9 +59,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.COMPLIANCE_OFFICER: frozenset(
         _SERVE_CUSTOMERS
         | {
+            # Every customer, not only those of services one took part in.
+            "customers.view_all_customers",
             "customers.view_blacklistentry",
             "audit.view_auditrecord",
             "staff.view_staffprofile",
+            "staff.view_elevationgrant",
             # Audit-report exports: request them, see everyone's, and ask for
             # personal data in clear (each unmasking is audited).
             "compliance.export_audit_trail",
@@ -76,12 +79,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # Runs the system: staff accounts, branches, blacklists; reads the audit
     # trail; no role can change or delete audit records.
+    # Running the system is not reading customers: branches yes, customers no.
     Role.ADMINISTRATOR: frozenset(
-        _SERVE_CUSTOMERS
-        | {
+        {
+            "customers.view_branch",
+            # Logins, groups and permissions are read-only here: they change
+            # through audited services only (staff_member_upsert,
+            # role_permissions_sync, manage.py break_glass), so nobody can
+            # make themselves or anyone else a superuser from the admin.
             "auth.view_user",
-            "auth.add_user",
-            "auth.change_user",
             "auth.view_group",
             "customers.add_branch",
             "customers.change_branch",
@@ -93,6 +99,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             # compliance decision (compliance.unmask_personal_data).
             "compliance.export_audit_trail",
             "staff.view_staffprofile",
+            "staff.view_elevationgrant",
             "staff.add_staffprofile",
             "staff.change_staffprofile",
             "staff.view_agentskill",

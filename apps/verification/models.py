@@ -86,6 +86,10 @@ class Verification(ConcurrentTransitionMixin, models.Model):
     id_card_last_upload_at = models.DateTimeField(null=True, blank=True)
     id_card_photo = SealedFileField(upload_to="visits/id_cards/", blank=True)
     id_card_portrait = SealedFileField(upload_to="visits/portraits/", blank=True)
+    # SHA-256 of the two images (as the application reads them, decrypted), so
+    # that recordings_verify can tell a swapped file.
+    id_card_photo_sha256 = models.CharField(max_length=64, blank=True)
+    id_card_portrait_sha256 = models.CharField(max_length=64, blank=True)
     id_card_failure_code = models.CharField(max_length=32, blank=True)
     read_name = models.CharField(max_length=64, blank=True)
     read_id_number = EncryptedCharField(max_length=18, null=True, blank=True)

@@ -29,7 +29,7 @@ from apps.common.errors import ApplicationError, NotAllowed, NotFound, Validatio
 from apps.common.fsm import fsm_step
 from apps.common.images import ImageRejected, image_to_jpeg_bytes, load_untrusted_image
 from apps.common.locking import lock_object
-from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
+from apps.common.masking import mask_account_number, mask_id_number, mask_mobile, mask_name
 from apps.common.transactions import enqueue_on_commit
 from apps.customers.models import AccountStatus
 from apps.customers.selectors import account_get_by_number, blacklist_hits, customer_get_by_id_number
@@ -157,11 +157,11 @@ def verification_id_card_upload(*, visit_id: int, data: bytes) -> Verification:
         else:
             # What is kept is a clean re-encoded JPEG at the working size,
             # encrypted (SealedFileField), never the raw upload.
+            jpeg = image_to_jpeg_bytes(image)
             verification.id_card_photo.save(
-                f"{visit.public_id}-{verification.id_card_attempts}.jpg",
-                ContentFile(image_to_jpeg_bytes(image)),
-                save=False,
+                f"{visit.public_id}-{verification.id_card_attempts}.jpg", ContentFile(jpeg), save=False
             )
+            verification.id_card_photo_sha256 = hashlib.sha256(jpeg).hexdigest()
             fsm_step(verification.id_card_uploaded)
             verification.save()
             audit_record(
@@ -230,18 +230,18 @@ def verification_id_card_process(*, visit_id: int, attempt: int) -> Verification
         verification.read_birth_date = front.birth_date
         verification.read_address = front.address
         # The portrait is kept for face verification (Gate 3).
+        portrait = image_to_jpeg_bytes(crop_portrait(image))
         verification.id_card_portrait.save(
-            f"{visit.public_id}-{attempt}-portrait.jpg",
-            ContentFile(image_to_jpeg_bytes(crop_portrait(image))),
-            save=False,
+            f"{visit.public_id}-{attempt}-portrait.jpg", ContentFile(portrait), save=False
         )
+        verification.id_card_portrait_sha256 = hashlib.sha256(portrait).hexdigest()
         fsm_step(verification.id_card_read)
         verification.save()
         audit_record(
             actor=visit_actor(visit),
             action=AuditAction.VISIT_ID_CARD_READ,
             target=visit,
-            data={"attempt": attempt, "id_number": mask_id_number(front.id_number), "name": front.name},
+            data={"attempt": attempt, "id_number": mask_id_number(front.id_number), "name": mask_name(front.name)},
         )
         return verification
 
@@ -341,7 +341,7 @@ def verification_identity_confirm(*, visit_id: int) -> Verification:
         fsm_step(verification.identity_matched)  # raises out_of_order
     assert verification.read_id_number is not None
     facts = {
-        "name": verification.read_name,
+        "name": mask_name(verification.read_name),
         "id_number": mask_id_number(verification.read_id_number),
         "mobile": mask_mobile(visit.mobile),
     }

@@ -35,6 +35,11 @@ def visit_session_bind(request: HttpRequest, visit: Visit) -> None:
     request.session[SESSION_KEY] = visit.pk
 
 
+def visit_session_unbind(request: HttpRequest) -> None:
+    """Forget the visit bound to this browser, if any (the visit itself is left to its idle deadline)."""
+    request.session.pop(SESSION_KEY, None)
+
+
 class VisitSessionAuthentication(SessionAuthentication):
     """``request.auth`` is the session's visit (or None); writes need a valid CSRF token in any case."""
 

@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: it turns a locked-out login into a 429 page.
     "axes.middleware.AxesMiddleware",
+    # A login refused for the per-username delay answers 429 with the wait.
+    "apps.security.throttling.LoginDelayMiddleware",
 ]
 
 ROOT_URLCONF = "remotebank.urls"
@@ -100,6 +102,8 @@ AUTHENTICATION_BACKENDS = [
     # django-axes must come first so that a locked-out user is refused before
     # the password is even checked.
     "axes.backends.AxesStandaloneBackend",
+    # Then the soft per-username delay (apps/security/throttling.py).
+    "apps.security.throttling.LoginDelayBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 
@@ -151,13 +155,8 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# django-axes: failed-login lockout of staff accounts.
-AXES_FAILURE_LIMIT = env_int("REMOTEBANK_LOGIN_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = env_int("REMOTEBANK_LOGIN_COOLOFF_MINUTES", 15) / 60  # hours
-# Lock the (username, address) pair: a typo-prone colleague on the same branch
-# network must not lock everybody else out.
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
+# django-axes: failed-login lockout of addresses (limits and parameters:
+# remotebank/settings/security.py).
 AXES_LOCKOUT_TEMPLATE = "staff/locked_out.html"
 AXES_VERBOSE = False
 
@@ -204,6 +203,7 @@ from remotebank.settings.face import *  # noqa: E402,F403
 from remotebank.settings.gate1 import *  # noqa: E402,F403
 from remotebank.settings.janus import *  # noqa: E402,F403
 from remotebank.settings.location import *  # noqa: E402,F403
+from remotebank.settings.security import *  # noqa: E402,F403
 from remotebank.settings.storage import *  # noqa: E402,F403
 from remotebank.settings.verification import *  # noqa: E402,F403
 

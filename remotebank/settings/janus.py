@@ -65,6 +65,9 @@ _DEV_SECRETS = {
     "token_secret": "dev-janus-token-secret",
 }
 _DEV_EVENTS_SECRET = "dev-janus-events-secret"  # noqa: S105 - development default, refused in production
+# Production refuses shorter secrets: they are guessable (HMAC keys and
+# shared passwords of the media server).
+JANUS_SECRET_MIN_LENGTH = 16
 
 
 def _server_from_mapping(raw: dict[str, Any], *, allow_dev_defaults: bool, where: str) -> dict[str, str]:
@@ -82,6 +85,10 @@ def _server_from_mapping(raw: dict[str, Any], *, allow_dev_defaults: bool, where
             if not allow_dev_defaults:
                 raise ImproperlyConfigured(f"{where}: {key} of Janus server {server['name']!r} is required")
             server[key] = _DEV_SECRETS[key]
+        elif not allow_dev_defaults and len(server[key]) < JANUS_SECRET_MIN_LENGTH:
+            raise ImproperlyConfigured(
+                f"{where}: {key} of Janus server {server['name']!r} must be at least {JANUS_SECRET_MIN_LENGTH} characters"
+            )
         elif '"' in server[key] or "\\" in server[key] or "\n" in server[key]:
             # They are written into Janus' configuration files as quoted strings.
             raise ImproperlyConfigured(f"{where}: {key} must not contain quotes, backslashes or newlines")
@@ -134,8 +141,10 @@ JANUS_CONFIG_DIR = JANUS_RUN_DIR / "conf"
 # and as HTTP basic auth (user "janus"); see docs/janus.md.
 JANUS_EVENTS_URL = env_str("REMOTEBANK_JANUS_EVENTS_URL", "http://127.0.0.1:8000/api/calls/janus-events/")
 _events_secret = env_optional("REMOTEBANK_JANUS_EVENTS_SECRET")
-if _events_secret is None and _PRODUCTION:
-    raise ImproperlyConfigured("REMOTEBANK_JANUS_EVENTS_SECRET is required in production")
+if _PRODUCTION and (_events_secret is None or len(_events_secret) < JANUS_SECRET_MIN_LENGTH):
+    raise ImproperlyConfigured(
+        f"REMOTEBANK_JANUS_EVENTS_SECRET is required in production, at least {JANUS_SECRET_MIN_LENGTH} characters"
+    )
 JANUS_EVENTS_SECRET = _events_secret or _DEV_EVENTS_SECRET
 
 # UDP ports Janus uses for media ("min-max"); open them in the firewall.

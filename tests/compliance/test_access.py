@@ -154,11 +154,11 @@ def test_production_settings_send_hsts_and_secure_cookies() -> None:
         REMOTEBANK_SECRET_KEY="x" * 50,
         REMOTEBANK_FIELD_ENCRYPTION_KEYS="a" * 44,
         REMOTEBANK_BLIND_INDEX_KEY="b" * 44,
-        REMOTEBANK_JANUS_API_SECRET="test-api-secret",
-        REMOTEBANK_JANUS_ADMIN_SECRET="test-admin-secret",
-        REMOTEBANK_JANUS_ADMIN_KEY="test-admin-key",
-        REMOTEBANK_JANUS_TOKEN_SECRET="test-token-secret",
-        REMOTEBANK_JANUS_EVENTS_SECRET="test-events-secret",
+        REMOTEBANK_JANUS_API_SECRET="test-api-secret-0123456789",
+        REMOTEBANK_JANUS_ADMIN_SECRET="test-admin-secret-0123456789",
+        REMOTEBANK_JANUS_ADMIN_KEY="test-admin-key-0123456789",
+        REMOTEBANK_JANUS_TOKEN_SECRET="test-token-secret-0123456789",
+        REMOTEBANK_JANUS_EVENTS_SECRET="test-events-secret-0123456789",
     )
     script = (
         "import json, django; django.setup(); from django.conf import settings as s; "

@@ -31,6 +31,13 @@ def _password_login(client: Client, user: User) -> None:
     assert response.status_code == 302
 
 
+def _confirm_password(client: Client) -> None:
+    """Enrolment's first step: the password typed again in this session."""
+    response = client.post(ENROL, {"password": PASSWORD})
+    assert response.status_code == 302
+    assert response["Location"].startswith(ENROL)
+
+
 def _code(device: TOTPDevice, *, offset_steps: int = 0) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     totp.time = time.time() + offset_steps * device.step
@@ -71,6 +78,7 @@ def test_enrolment_shows_a_qr_code_and_the_secret_and_a_right_code_confirms_it(
     client: Client, supervisor: User
 ) -> None:
     _password_login(client, supervisor)
+    _confirm_password(client)
     page = client.get(f"{ENROL}?next=/console/live/supervisor/")
     html = page.content.decode()
     assert page.status_code == 200
@@ -94,6 +102,7 @@ def test_enrolment_shows_a_qr_code_and_the_secret_and_a_right_code_confirms_it(
 
 def test_a_wrong_enrolment_code_is_refused_and_audited(client: Client, administrator: User) -> None:
     _password_login(client, administrator)
+    _confirm_password(client)
     client.get(ENROL)
     response = client.post(ENROL, {"token": "000000"})
     assert response.status_code == 200
@@ -174,6 +183,7 @@ def test_a_password_alone_cannot_replace_an_enrolled_authenticator(client: Clien
 def test_a_verified_user_may_replace_the_authenticator(client: Client, supervisor: User) -> None:
     old = TOTPDevice.objects.create(user=supervisor, name="authenticator", confirmed=True)
     force_login_verified(client, supervisor)
+    _confirm_password(client)
     client.get(ENROL)
     new = TOTPDevice.objects.get(user=supervisor, confirmed=False)
     assert client.post(ENROL, {"token": _code(new)}).status_code == 302
@@ -200,3 +210,96 @@ def test_the_api_refuses_a_password_only_session_of_a_two_factor_role(
     # Agents are exempt: a password is enough for them.
     client.force_login(agent)
     assert client.get("/api/customers/").status_code == 200
+
+
+def test_enrolment_needs_the_password_typed_again(client: Client, supervisor: User) -> None:
+    _password_login(client, supervisor)
+    page = client.get(ENROL)
+    assert page.status_code == 200
+    assert 'name="password"' in page.content.decode()
+    assert not TOTPDevice.objects.filter(user=supervisor).exists()
+    wrong = client.post(ENROL, {"password": "not my password"})
+    assert wrong.status_code == 200
+    assert not TOTPDevice.objects.filter(user=supervisor).exists()
+    assert "security.password.confirm_failed" in _actions(supervisor)
+    _confirm_password(client)
+    assert TOTPDevice.objects.filter(user=supervisor).count() == 0
+    client.get(ENROL)
+    assert TOTPDevice.objects.filter(user=supervisor, confirmed=False).count() == 1
+    assert "security.password.confirmed" in _actions(supervisor)
+
+
+def test_a_second_session_never_sees_or_confirms_the_pending_secret(client: Client, supervisor: User) -> None:
+    _password_login(client, supervisor)
+    _confirm_password(client)
+    first_page = client.get(ENROL).content.decode()
+    first = TOTPDevice.objects.get(user=supervisor, confirmed=False)
+
+    thief = Client()
+    _password_login(thief, supervisor)
+    # Without the password typed again there is no secret at all ...
+    assert "totp-secret" not in thief.get(ENROL).content.decode()
+    # ... and with it, a different one: the first session's is discarded, never shown.
+    _confirm_password(thief)
+    thief_page = thief.get(ENROL).content.decode()
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', first_page)
+    assert secret is not None and secret.group(1) not in thief_page
+    # The real user's code for the first secret confirms nothing now (discarded), and
+    # a code of the thief's secret is refused in the real user's session.
+    thief_device = TOTPDevice.objects.get(user=supervisor, confirmed=False)
+    assert thief_device.pk != first.pk
+    assert client.post(ENROL, {"token": _code(first)}).status_code == 200
+    client_session_device = client.session.get("security_pending_totp_device")
+    assert client_session_device != thief_device.pk
+    assert not TOTPDevice.objects.filter(user=supervisor, confirmed=True).exists()
+    assert "security.otp.enrolment_discarded" in _actions(supervisor)
+
+
+def test_a_pending_secret_expires(client: Client, supervisor: User, settings: object) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.common.signals import housekeeping_due
+
+    _password_login(client, supervisor)
+    _confirm_password(client)
+    client.get(ENROL)
+    device = TOTPDevice.objects.get(user=supervisor, confirmed=False)
+    TOTPDevice.objects.filter(pk=device.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    # Too old to confirm, even with a right code ...
+    assert client.post(ENROL, {"token": _code(device)}).status_code == 200
+    assert not TOTPDevice.objects.filter(user=supervisor, confirmed=True).exists()
+    # ... and the sweeper removes what is left.
+    TOTPDevice.objects.filter(user=supervisor, confirmed=False).update(created_at=timezone.now() - timedelta(hours=1))
+    housekeeping_due.send(sender=None, now=timezone.now())
+    assert not TOTPDevice.objects.filter(user=supervisor, confirmed=False).exists()
+
+
+def test_the_session_key_changes_after_the_password_and_after_the_second_factor(
+    client: Client, compliance_officer: User
+) -> None:
+    device = _enrolled(compliance_officer)
+    client.get(reverse("admin:login"))
+    before_login = client.cookies["sessionid"].value if "sessionid" in client.cookies else ""
+    _password_login(client, compliance_officer)
+    after_password = client.cookies["sessionid"].value
+    assert after_password != before_login
+    assert client.post(VERIFY, {"token": _code(device)}).status_code == 302
+    after_second_factor = client.cookies["sessionid"].value
+    assert after_second_factor != after_password
+    # The old session id opens nothing.
+    stale = Client()
+    stale.cookies["sessionid"] = after_password
+    assert stale.get(ADMIN_INDEX).status_code == 302
+    assert client.get(ADMIN_INDEX).status_code == 200
+
+
+def test_recovery_codes_are_stored_hashed(supervisor: User) -> None:
+    from apps.security.services import _recovery_codes_replace
+
+    codes = _recovery_codes_replace(user=supervisor)
+    stored = set(StaticToken.objects.filter(device__user=supervisor).values_list("token", flat=True))
+    assert len(stored) == len(codes)
+    assert not stored & set(codes)
+    assert not any(code in token or token in code for code in codes for token in stored)
