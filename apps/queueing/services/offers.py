@@ -36,6 +36,7 @@ from apps.queueing.services._common import (
     _agent_event,
     _entry_event,
     _front_key,
+    _place,
     _queue_event,
     _schedule_dispatch,
     entry_not_found,
@@ -89,7 +90,7 @@ def _return_offer(entry: QueueEntry, presence: AgentPresence, *, now: datetime, 
         fsm_step(presence.offer_missed, now, error=step_refused)
     entry.save()
     presence.save()
-    _queue_event(entry.queue_id, inserted_key=entry.priority_key)
+    # The caller audits, then calls _queue_event (lock order: _common._queue_event).
     _entry_event(entry, "back_in_queue")
     _agent_event(presence, "offer_missed" if missed else "offer_declined", entry=entry.pk)
     _schedule_dispatch(entry.queue_id)
@@ -103,6 +104,7 @@ def offer_decline(*, actor: AnyActor, staff: StaffProfile, entry_id: int, now: d
     audit_record(
         actor=actor, action=AuditAction.QUEUE_OFFER_DECLINED, target=entry, data={"agent": staff.employee_number}
     )
+    _queue_event(entry.queue_id, inserted=[_place(entry)])
     return entry
 
 
@@ -149,7 +151,7 @@ def _ring(
         target=entry,
         data={"agent": presence.staff.employee_number, "offer": entry.offers_made, **audit_data},
     )
-    _queue_event(entry.queue_id, removed_key=entry.priority_key)
+    _queue_event(entry.queue_id, removed=[_place(entry)])
     _entry_event(entry, "offered")
     _agent_event(presence, "offer", entry=entry.pk, expires_at=expires.isoformat(), business=entry.business_code)
 
@@ -202,7 +204,7 @@ def dispatch_queue(*, queue_id: int, now: datetime | None = None) -> Offer | Non
         entry = (
             QueueEntry.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(queue=queue, state=EntryState.WAITING, disconnected_at__isnull=True, business_code__in=servable)
-            .order_by("priority_key", "pk")
+            .order_by("priority_key", "ticket", "pk")
             .first()
         )
         if entry is None:
