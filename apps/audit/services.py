@@ -102,6 +102,56 @@ def audit_record(
         return AuditRecord.objects.create(record_hash=compute_record_hash(**fields), **fields)
 
 
+# --- perf branch (issue 18 item 2): bulk append for the batched dispatcher ----------------
+# The same chaining as ``audit_record`` (one chain lock, one read of the head,
+# then each record linked to the previous one), written with ONE INSERT. The
+# audit engineer's sequencer (issue 18 item 3) replaces the lock and the
+# chaining; this helper should then become a plain bulk insert of unchained rows.
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One record for ``audit_record_many``: the arguments ``audit_record`` takes."""
+
+    actor: AnyActor
+    action: AuditAction | str
+    target: models.Model | None = None
+    data: dict[str, Any] | None = None
+
+
+def audit_record_many(*, entries: list[AuditEntry]) -> list[AuditRecord]:
+    """Append several records, in order, inside the caller's transaction, as ``audit_record`` would one by one."""
+    if not entries:
+        return []
+    with transaction.atomic():
+        _lock_chain_head()
+        head = AuditRecord.objects.order_by("-sequence").values_list("sequence", "record_hash").first()
+        sequence, previous_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+        now = timezone.now()
+        records = []
+        for entry in entries:
+            action = AuditAction(entry.action)
+            who = _resolve_actor(entry.actor)
+            target = entry.target
+            fields: dict[str, Any] = {
+                "sequence": sequence,
+                "created_at": now,
+                "actor_kind": who.kind.value if isinstance(who.kind, ActorKind) else who.kind,
+                "actor_id": who.id,
+                "actor_label": who.label[:150],
+                "action": action.value,
+                "target_type": target._meta.label_lower if target is not None else "",
+                "target_id": str(target.pk) if target is not None else "",
+                "target_label": str(target)[:200] if target is not None else "",
+                "data": normalize_data(entry.data or {}),
+                "previous_hash": previous_hash,
+            }
+            record = AuditRecord(record_hash=compute_record_hash(**fields), **fields)
+            records.append(record)
+            sequence, previous_hash = sequence + 1, record.record_hash
+        return AuditRecord.objects.bulk_create(records)
+
+
 def audit_chain_verification_run(*, actor: AnyActor) -> ChainReport:
     """Verify the whole hash chain now and append the outcome as an ``audit.chain.verified`` record.
 

@@ -12,6 +12,7 @@ per-customer encoding per change.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -51,6 +52,24 @@ def broadcast_now(group: str, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(group, event)
+
+
+async def _send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        # Concurrently on one event loop: the layer pipelines them over its pooled connections.
+        await asyncio.gather(*(layer.group_send(group, event) for group, event in messages))
+
+
+def broadcast_many_now(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send a batch of events with ONE hop into async code (not one ``async_to_sync`` per event)."""
+    if messages:
+        async_to_sync(_send_all)(messages)
+
+
+def broadcast_many_on_commit(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """``broadcast_many_now`` once the surrounding transaction commits: the batched dispatcher's one sender."""
+    transaction.on_commit(lambda: broadcast_many_now(messages))
 
 
 def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:

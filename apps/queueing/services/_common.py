@@ -36,17 +36,25 @@ def entry_not_found() -> ApplicationError:
     return NotFound(_("This queue entry does not exist."), code="entry_not_found")
 
 
+def _entry_message(entry: QueueEntry, kind: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+    return events.visit_group(entry.visit_id), {"type": events.VISIT_UPDATE, "event": kind, "entry": entry.pk, **extra}
+
+
+def _agent_message(presence: AgentPresence, kind: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+    return events.agent_group(presence.pk), {
+        "type": events.AGENT_UPDATE,
+        "event": kind,
+        "state": presence.state,
+        **extra,
+    }
+
+
 def _entry_event(entry: QueueEntry, kind: str, **extra: Any) -> None:
-    events.broadcast_on_commit(
-        events.visit_group(entry.visit_id), {"type": events.VISIT_UPDATE, "event": kind, "entry": entry.pk, **extra}
-    )
+    events.broadcast_on_commit(*_entry_message(entry, kind, **extra))
 
 
 def _agent_event(presence: AgentPresence, kind: str, **extra: Any) -> None:
-    events.broadcast_on_commit(
-        events.agent_group(presence.pk),
-        {"type": events.AGENT_UPDATE, "event": kind, "state": presence.state, **extra},
-    )
+    events.broadcast_on_commit(*_agent_message(presence, kind, **extra))
 
 
 EntryKey = tuple[float, int]  # (priority_key, ticket): an entry's place, comparable on the customer's page

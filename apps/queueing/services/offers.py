@@ -9,20 +9,22 @@ unique index on ``QueueEntry.agent`` backs this up in the database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, F, IntegerField, QuerySet, Value, When
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit.actions import AuditAction
-from apps.audit.services import AnyActor, audit_record
+from apps.audit.services import AnyActor, AuditEntry, audit_record, audit_record_many
 from apps.common.errors import NotAllowed, PermissionDenied, ValidationFailed
 from apps.common.fsm import fsm_step
 from apps.common.locking import lock_object
+from apps.queueing import events
 from apps.queueing.models import (
     AgentPresence,
     AgentState,
@@ -34,7 +36,9 @@ from apps.queueing.models import (
 from apps.queueing.services._common import (
     DISPATCHER,
     _agent_event,
+    _agent_message,
     _entry_event,
+    _entry_message,
     _front_key,
     _place,
     _queue_event,
@@ -166,66 +170,162 @@ class Offer:
     queue_id: int
 
 
-def _eligible_agents(queue: ServiceQueue, business_code: str, now: datetime) -> QuerySet[AgentPresence]:
-    agents = AgentPresence.objects.filter(state=AgentState.AVAILABLE, staff__skills__business_code=business_code)
-    if queue.agent_strategy == AgentStrategy.FEWEST_SERVICES:
-        services = Case(
-            When(services_date=now.date(), then=F("services_today")), default=Value(0), output_field=IntegerField()
+# How many offers one dispatch transaction makes at most (issue 18: batched dispatch).
+DISPATCH_BATCH_SIZE = 50
+
+
+def _agent_order(
+    strategy: str, business_code: str, proficiency: dict[tuple[int, str], int], today: date
+) -> Callable[[AgentPresence], tuple[Any, ...]]:
+    """The sort key of the queue's agent strategy, as SQL ordered it (NULL idle times last, then id)."""
+
+    def idle(agent: AgentPresence) -> tuple[bool, datetime | None, int]:
+        return (agent.idle_since is None, agent.idle_since, agent.pk)
+
+    if strategy == AgentStrategy.FEWEST_SERVICES:
+        return lambda agent: (agent.services_today if agent.services_date == today else 0, *idle(agent))
+    if strategy == AgentStrategy.HIGHEST_PROFICIENCY:
+        return lambda agent: (-proficiency[(agent.staff_id, business_code)], *idle(agent))
+    return idle
+
+
+def _free_agents_by_business(queue: ServiceQueue, now: datetime) -> dict[str, list[AgentPresence]]:
+    """The queue's free agents no other dispatcher holds (now locked), per business, best first by its strategy."""
+    skilled = AgentSkill.objects.filter(business_code__in=queue.businesses).values("staff_id")
+    free = {
+        agent.staff_id: agent
+        for agent in AgentPresence.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(state=AgentState.AVAILABLE, staff_id__in=skilled)
+        .select_related("staff")
+    }
+    if not free:
+        return {}
+    proficiency = {
+        (staff_id, business): level
+        for staff_id, business, level in AgentSkill.objects.filter(
+            staff_id__in=list(free), business_code__in=queue.businesses
+        ).values_list("staff_id", "business_code", "proficiency")
+    }
+    by_business: dict[str, list[AgentPresence]] = {}
+    for staff_id, business in proficiency:
+        by_business.setdefault(business, []).append(free[staff_id])
+    for business, agents in by_business.items():
+        agents.sort(key=_agent_order(queue.agent_strategy, business, proficiency, now.date()))
+    return by_business
+
+
+def _match(
+    queue: ServiceQueue, by_business: dict[str, list[AgentPresence]], limit: int
+) -> list[tuple[QueueEntry, AgentPresence]]:
+    """Walk the waiting line in order (locking it chunk by chunk, SKIP LOCKED) and give each entry the best free agent."""
+    taken: set[int] = set()
+    matches: list[tuple[QueueEntry, AgentPresence]] = []
+    after: QueueEntry | None = None
+    chunk = max(limit * 2, 20)
+    while len(matches) < limit and by_business:
+        waiting = QueueEntry.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+            queue=queue, state=EntryState.WAITING, disconnected_at__isnull=True, business_code__in=list(by_business)
         )
-        agents = agents.annotate(services=services).order_by("services", "idle_since", "pk")
-    elif queue.agent_strategy == AgentStrategy.HIGHEST_PROFICIENCY:
-        agents = agents.order_by("-staff__skills__proficiency", "idle_since", "pk")
-    else:
-        agents = agents.order_by("idle_since", "pk")
-    return agents
+        if after is not None:
+            waiting = waiting.filter(
+                Q(priority_key__gt=after.priority_key)
+                | Q(priority_key=after.priority_key, ticket__gt=after.ticket)
+                | Q(priority_key=after.priority_key, ticket=after.ticket, pk__gt=after.pk)
+            )
+        entries = list(waiting.order_by("priority_key", "ticket", "pk")[:chunk])
+        for entry in entries:
+            after = entry
+            candidates = by_business.get(entry.business_code)
+            while candidates and candidates[0].pk in taken:
+                candidates.pop(0)
+            if not candidates:
+                by_business.pop(entry.business_code, None)  # nobody left for it: its entries wait
+                continue
+            agent = candidates.pop(0)
+            taken.add(agent.pk)
+            matches.append((entry, agent))
+            if len(matches) >= limit:
+                break
+        if len(entries) < chunk:
+            break
+    return matches
 
 
-def dispatch_queue(*, queue_id: int, now: datetime | None = None) -> Offer | None:
-    """Offer the best waiting customer of one queue to the best available agent, if any.
+def dispatch_batch(*, queue_id: int, now: datetime | None = None, limit: int = DISPATCH_BATCH_SIZE) -> list[Offer]:
+    """Offer up to ``limit`` waiting customers of one queue to available agents, in ONE transaction.
 
-    Returns the offer made, or None when nobody can be matched right now.
+    The same decisions as offering one customer at a time: waiting entries in
+    queue order (priority key, ticket), skipping businesses nobody available
+    can serve right now, each to the best free agent for its business by the
+    queue's strategy. Set-based: the free agents and the head of the queue are
+    read and locked with ``FOR UPDATE SKIP LOCKED`` (rows another dispatcher
+    holds are skipped, never waited for, so any number of dispatchers run at
+    once; the partial unique indexes back this up), matched in memory, then
+    written with one UPDATE per table, one audit INSERT and one queue change
+    message; all the batch's events go to one async sender after commit.
     """
     now = now or timezone.now()
     # Not durable: the WebSocket bench wraps a dispatch in its own transaction to time its commit.
     with transaction.atomic():
         queue = ServiceQueue.objects.get(pk=queue_id)
-        if queue.paused:
-            return None
-        # Businesses someone can serve right now: the head entry may be for a
-        # business no available agent has, and must not block the others.
-        servable = set(
-            AgentSkill.objects.filter(staff__presence__state=AgentState.AVAILABLE, business_code__in=queue.businesses)
-            .order_by()
-            .values_list("business_code", flat=True)
-            .distinct()
+        if queue.paused or limit < 1:
+            return []
+        by_business = _free_agents_by_business(queue, now)
+        matches = _match(queue, by_business, limit) if by_business else []
+        if not matches:
+            return []
+        expires = now + timedelta(seconds=queue.offer_timeout_seconds)
+        for entry, agent in matches:
+            entry.queue = queue  # already loaded; spares a query for the audit label
+            fsm_step(entry.offer, agent, expires, error=step_refused)
+            fsm_step(agent.ring, now, error=step_refused)
+        QueueEntry.objects.bulk_update([e for e, _ in matches], ["state", "agent", "offer_expires_at", "offers_made"])
+        AgentPresence.objects.bulk_update([a for _, a in matches], ["state", "state_since"])
+        audit_record_many(
+            entries=[
+                AuditEntry(
+                    actor=DISPATCHER,
+                    action=AuditAction.QUEUE_OFFERED,
+                    target=entry,
+                    data={
+                        "agent": agent.staff.employee_number,
+                        "offer": entry.offers_made,
+                        "strategy": queue.agent_strategy,
+                    },
+                )
+                for entry, agent in matches
+            ]
         )
-        if not servable:
-            return None
-        entry = (
-            QueueEntry.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(queue=queue, state=EntryState.WAITING, disconnected_at__isnull=True, business_code__in=servable)
-            .order_by("priority_key", "ticket", "pk")
-            .first()
-        )
-        if entry is None:
-            return None
-        entry.queue = queue  # already loaded; spares a query for the audit label
-        agent = (
-            _eligible_agents(queue, entry.business_code, now)
-            .select_related("staff")
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
-        if agent is None:
-            return None
-        _ring(entry, agent, now=now, actor=DISPATCHER, audit_data={"strategy": queue.agent_strategy})
-        return Offer(entry.pk, agent.pk, queue.pk)
+        _queue_event(queue.pk, removed=[_place(entry) for entry, _ in matches])
+        messages = []
+        for entry, agent in matches:
+            messages.append(_entry_message(entry, "offered"))
+            messages.append(
+                _agent_message(
+                    agent, "offer", entry=entry.pk, expires_at=expires.isoformat(), business=entry.business_code
+                )
+            )
+        events.broadcast_many_on_commit(messages)
+        return [Offer(entry.pk, agent.pk, queue.pk) for entry, agent in matches]
+
+
+def dispatch_queue(*, queue_id: int, now: datetime | None = None) -> Offer | None:
+    """Offer the best waiting customer of one queue to the best available agent, if any.
+
+    Returns the offer made, or None when nobody can be matched right now. A
+    batch of one: the same code as ``dispatch_batch``.
+    """
+    offers = dispatch_batch(queue_id=queue_id, now=now, limit=1)
+    return offers[0] if offers else None
 
 
 def dispatch_all(*, now: datetime | None = None, limit: int = 1000) -> int:
-    """Dispatch every queue until no more matches; returns the number of offers made."""
+    """Dispatch every queue, a batch at a time, until no more matches; returns the number of offers made."""
     made = 0
     for queue_id in ServiceQueue.objects.filter(paused=False).values_list("pk", flat=True):
-        while made < limit and dispatch_queue(queue_id=queue_id, now=now) is not None:
-            made += 1
+        while made < limit:
+            offers = dispatch_batch(queue_id=queue_id, now=now, limit=min(DISPATCH_BATCH_SIZE, limit - made))
+            made += len(offers)
+            if not offers:
+                break
     return made
