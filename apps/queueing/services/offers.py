@@ -9,13 +9,12 @@ unique index on ``QueueEntry.agent`` backs this up in the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -174,43 +173,36 @@ class Offer:
 DISPATCH_BATCH_SIZE = 50
 
 
-def _agent_order(
-    strategy: str, business_code: str, proficiency: dict[tuple[int, str], int], today: date
-) -> Callable[[AgentPresence], tuple[Any, ...]]:
-    """The sort key of the queue's agent strategy, as SQL ordered it (NULL idle times last, then id)."""
+def _eligible_agents(queue: ServiceQueue, business_code: str, now: datetime) -> QuerySet[AgentPresence]:
+    agents = AgentPresence.objects.filter(state=AgentState.AVAILABLE, staff__skills__business_code=business_code)
+    if queue.agent_strategy == AgentStrategy.FEWEST_SERVICES:
+        services = Case(
+            When(services_date=now.date(), then=F("services_today")), default=Value(0), output_field=IntegerField()
+        )
+        agents = agents.annotate(services=services).order_by("services", "idle_since", "pk")
+    elif queue.agent_strategy == AgentStrategy.HIGHEST_PROFICIENCY:
+        agents = agents.order_by("-staff__skills__proficiency", "idle_since", "pk")
+    else:
+        agents = agents.order_by("idle_since", "pk")
+    return agents
 
-    def idle(agent: AgentPresence) -> tuple[bool, datetime | None, int]:
-        return (agent.idle_since is None, agent.idle_since, agent.pk)
 
-    if strategy == AgentStrategy.FEWEST_SERVICES:
-        return lambda agent: (agent.services_today if agent.services_date == today else 0, *idle(agent))
-    if strategy == AgentStrategy.HIGHEST_PROFICIENCY:
-        return lambda agent: (-proficiency[(agent.staff_id, business_code)], *idle(agent))
-    return idle
+def _free_agents_by_business(queue: ServiceQueue, now: datetime, limit: int) -> dict[str, list[AgentPresence]]:
+    """Per business of the queue, its ``limit`` best free agents by the strategy, locked (SKIP LOCKED).
 
-
-def _free_agents_by_business(queue: ServiceQueue, now: datetime) -> dict[str, list[AgentPresence]]:
-    """The queue's free agents no other dispatcher holds (now locked), per business, best first by its strategy."""
-    skilled = AgentSkill.objects.filter(business_code__in=queue.businesses).values("staff_id")
-    free = {
-        agent.staff_id: agent
-        for agent in AgentPresence.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(state=AgentState.AVAILABLE, staff_id__in=skilled)
-        .select_related("staff")
-    }
-    if not free:
-        return {}
-    proficiency = {
-        (staff_id, business): level
-        for staff_id, business, level in AgentSkill.objects.filter(
-            staff_id__in=list(free), business_code__in=queue.businesses
-        ).values_list("staff_id", "business_code", "proficiency")
-    }
+    ``limit`` per business is enough to make the same choices as one offer
+    at a time: a batch makes at most ``limit`` offers, so before its last one
+    at most ``limit - 1`` agents are taken and a full list still has one left.
+    """
     by_business: dict[str, list[AgentPresence]] = {}
-    for staff_id, business in proficiency:
-        by_business.setdefault(business, []).append(free[staff_id])
-    for business, agents in by_business.items():
-        agents.sort(key=_agent_order(queue.agent_strategy, business, proficiency, now.date()))
+    for business in queue.businesses:
+        agents = list(
+            _eligible_agents(queue, business, now)
+            .select_related("staff")
+            .select_for_update(skip_locked=True, of=("self",))[:limit]
+        )
+        if agents:
+            by_business[business] = agents
     return by_business
 
 
@@ -270,7 +262,7 @@ def dispatch_batch(*, queue_id: int, now: datetime | None = None, limit: int = D
         queue = ServiceQueue.objects.get(pk=queue_id)
         if queue.paused or limit < 1:
             return []
-        by_business = _free_agents_by_business(queue, now)
+        by_business = _free_agents_by_business(queue, now, limit)
         matches = _match(queue, by_business, limit) if by_business else []
         if not matches:
             return []
