@@ -169,7 +169,8 @@ def make_waiting_entries(
         [Verification(visit=visit, state=VerificationState.QUEUE_READY) for visit in visits], batch_size=1000
     )
     entries = []
-    for visit in visits:
+    first_ticket = (QueueEntry.objects.order_by("-ticket").values_list("ticket", flat=True).first() or 0) + 1
+    for ticket, visit in enumerate(visits, start=first_ticket):
         enqueued = now - timedelta(seconds=rng.uniform(0, spread_seconds))
         level = visit.customer.level
         entries.append(
@@ -181,6 +182,7 @@ def make_waiting_entries(
                 state=EntryState.WAITING,
                 enqueued_at=enqueued,
                 priority_key=enqueued.timestamp() - queue.bonus_seconds(level=level, business_code=visit.business_code),
+                ticket=ticket,
             )
         )
     return QueueEntry.objects.bulk_create(entries, batch_size=1000)

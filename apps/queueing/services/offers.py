@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -213,7 +213,9 @@ def _match(
     taken: set[int] = set()
     matches: list[tuple[QueueEntry, AgentPresence]] = []
     after: QueueEntry | None = None
-    chunk = max(limit * 2, 20)
+    # A full list of agents per business never runs out before ``limit`` offers (see
+    # _free_agents_by_business), so one chunk of ``limit`` entries is usually all it takes.
+    chunk = limit
     while len(matches) < limit and by_business:
         waiting = QueueEntry.objects.select_for_update(skip_locked=True, of=("self",)).filter(
             queue=queue, state=EntryState.WAITING, disconnected_at__isnull=True, business_code__in=list(by_business)
@@ -241,6 +243,31 @@ def _match(
         if len(entries) < chunk:
             break
     return matches
+
+
+def _offers_write(matches: list[tuple[QueueEntry, AgentPresence]], *, expires: datetime, now: datetime) -> None:
+    """The batch's row changes (already stepped in memory, rows locked): one UPDATE per table.
+
+    On PostgreSQL a join on a VALUES list: ``bulk_update``'s CASE per field
+    costs milliseconds of Python per batch; elsewhere (a local SQLite run) ``bulk_update``.
+    """
+    if connection.vendor != "postgresql":
+        QueueEntry.objects.bulk_update([e for e, _ in matches], ["state", "agent", "offer_expires_at", "offers_made"])
+        AgentPresence.objects.bulk_update([a for _, a in matches], ["state", "state_since"])
+        return
+    rows = ", ".join(["(%s::bigint, %s::bigint, %s::smallint)"] * len(matches))
+    values: list[Any] = [value for entry, agent in matches for value in (entry.pk, agent.pk, entry.offers_made)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {QueueEntry._meta.db_table} AS e SET state = %s, agent_id = v.agent, "  # noqa: S608
+            f"offer_expires_at = %s, offers_made = v.offers FROM (VALUES {rows}) AS v(entry, agent, offers) "
+            "WHERE e.id = v.entry",
+            [EntryState.OFFERED.value, expires, *values],
+        )
+        cursor.execute(
+            f"UPDATE {AgentPresence._meta.db_table} SET state = %s, state_since = %s WHERE id = ANY(%s)",  # noqa: S608
+            [AgentState.OFFERED.value, now, [agent.pk for _, agent in matches]],
+        )
 
 
 def dispatch_batch(*, queue_id: int, now: datetime | None = None, limit: int = DISPATCH_BATCH_SIZE) -> list[Offer]:
@@ -271,8 +298,7 @@ def dispatch_batch(*, queue_id: int, now: datetime | None = None, limit: int = D
             entry.queue = queue  # already loaded; spares a query for the audit label
             fsm_step(entry.offer, agent, expires, error=step_refused)
             fsm_step(agent.ring, now, error=step_refused)
-        QueueEntry.objects.bulk_update([e for e, _ in matches], ["state", "agent", "offer_expires_at", "offers_made"])
-        AgentPresence.objects.bulk_update([a for _, a in matches], ["state", "state_since"])
+        _offers_write(matches, expires=expires, now=now)
         audit_record_many(
             entries=[
                 AuditEntry(
