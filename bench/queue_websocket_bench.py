@@ -403,7 +403,7 @@ async def run_round(
 
     result: dict[str, Any] = {"n": work.n}
     clients = work.clients
-    limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    limit = asyncio.Semaphore(int(os.environ.get("BENCH_CONNECT_CONCURRENCY", CONNECT_CONCURRENCY)))
     readers: list[asyncio.Task[None]] = []
     rss_before = proc_status(daphne_pid)["VmRSS"]
 
