@@ -773,7 +773,7 @@ async def _wait_for_call(run: Run, http: Http, ws: Socket) -> dict[str, Any]:
     deadline = run.hard_deadline
     while time.monotonic() < deadline:
         data = await ws.next(2.0)
-        if data.get("type") == "position":
+        if data.get("type") in ("position", "queue"):  # a snapshot or a queue change (issue 18)
             run.positions_seen += 1
             continue
         status, body = await http.call("GET", "/api/calls/current/", expect=(200, 404))

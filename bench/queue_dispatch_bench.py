@@ -50,11 +50,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
-DB_NAME = "remotebank_bench"
-REDIS_BENCH_URL = "redis://127.0.0.1:6379/14"
+# Overridable: several engineers may run benches on one machine at once.
+DB_NAME = os.environ.get("BENCH_DB_NAME", "remotebank_bench")
+REDIS_BENCH_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 TARGET_P99_SECONDS = 0.050
 TARGET_DECISIONS_PER_SECOND = 100.0
+# Issue 18, batched dispatch: assignments per second and p99 of one batch (one transaction).
+TARGET_ASSIGNMENTS_PER_SECOND = 500.0
+TARGET_BATCH_P99_SECONDS = 0.020
 
 # Queues of the bench: code, businesses, agent strategy.
 QUEUES: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -165,7 +169,8 @@ def make_waiting_entries(
         [Verification(visit=visit, state=VerificationState.QUEUE_READY) for visit in visits], batch_size=1000
     )
     entries = []
-    for visit in visits:
+    first_ticket = (QueueEntry.objects.order_by("-ticket").values_list("ticket", flat=True).first() or 0) + 1
+    for ticket, visit in enumerate(visits, start=first_ticket):
         enqueued = now - timedelta(seconds=rng.uniform(0, spread_seconds))
         level = visit.customer.level
         entries.append(
@@ -177,6 +182,7 @@ def make_waiting_entries(
                 state=EntryState.WAITING,
                 enqueued_at=enqueued,
                 priority_key=enqueued.timestamp() - queue.bonus_seconds(level=level, business_code=visit.business_code),
+                ticket=ticket,
             )
         )
     return QueueEntry.objects.bulk_create(entries, batch_size=1000)
@@ -353,10 +359,20 @@ class LockTimer:
 
 
 def run_decisions(
-    queue_ids: list[int], *, offers: int, deadline: float | None, timer: LockTimer, recycle_every: int = 0
+    queue_ids: list[int],
+    *,
+    offers: int,
+    deadline: float | None,
+    timer: LockTimer,
+    recycle_every: int = 0,
+    batch: int = 0,
 ) -> dict[str, Any]:
-    """Call dispatch_queue round-robin over the queues; time each call, and each offer until its COMMIT."""
-    from apps.queueing.services.offers import dispatch_queue
+    """Call dispatch_queue (or dispatch_batch when ``batch``) round-robin over the queues; time each call.
+
+    With ``batch``, ``offers`` counts batches that made at least one offer
+    (each timed until it returns, COMMIT included) and ``assigned`` the offers.
+    """
+    from apps.queueing.services.offers import dispatch_batch, dispatch_queue
 
     offer_times: list[float] = []
     commit_times: list[float] = []
@@ -364,6 +380,8 @@ def run_decisions(
     errors: list[str] = []
     index = 0
     empty_in_row = 0
+    assigned = 0
+    cpu_started = time.process_time()
     started = time.perf_counter()
     while len(offer_times) < offers and (deadline is None or time.monotonic() < deadline):
         queue_id = queue_ids[index % len(queue_ids)]
@@ -371,11 +389,17 @@ def run_decisions(
         timer.last_commit = None
         t0 = time.perf_counter()
         try:
-            offer = dispatch_queue(queue_id=queue_id)
+            if batch:
+                made = dispatch_batch(queue_id=queue_id, limit=batch)
+                offer = made[0] if made else None
+            else:
+                offer = dispatch_queue(queue_id=queue_id)
+                made = [offer] if offer is not None else []
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
             continue
         elapsed = time.perf_counter() - t0
+        assigned += len(made)
         if offer is None:
             empty_times.append(elapsed)
             empty_in_row += 1
@@ -389,9 +413,11 @@ def run_decisions(
             if timer.last_commit is not None:
                 commit_times.append(timer.last_commit - t0)
             empty_in_row = 0
-            if recycle_every and len(offer_times) % recycle_every == 0:
+            if recycle_every and (assigned // recycle_every) != ((assigned - len(made)) // recycle_every):
                 recycle_agents()
     return {
+        "assigned": assigned,
+        "cpu": time.process_time() - cpu_started,
         "offers": offer_times,
         "to_commit": commit_times,
         "empty": empty_times,
@@ -400,7 +426,9 @@ def run_decisions(
     }
 
 
-def _worker(queue_ids: list[int], worker_index: int, ready: Any, go: Any, duration: float, results: Any) -> None:
+def _worker(
+    queue_ids: list[int], worker_index: int, ready: Any, go: Any, duration: float, results: Any, batch: int = 0
+) -> None:
     import django
 
     django.setup()
@@ -413,7 +441,7 @@ def _worker(queue_ids: list[int], worker_index: int, ready: Any, go: Any, durati
     rotated = queue_ids[worker_index % len(queue_ids) :] + queue_ids[: worker_index % len(queue_ids)]
     ready.set()
     go.wait()
-    outcome = run_decisions(rotated, offers=10**9, deadline=time.monotonic() + duration, timer=timer)
+    outcome = run_decisions(rotated, offers=10**9, deadline=time.monotonic() + duration, timer=timer, batch=batch)
     outcome["lock_waits"] = timer.waits
     outcome["lock_holds"] = timer.holds
     outcome["audits"] = timer.audits
@@ -421,7 +449,7 @@ def _worker(queue_ids: list[int], worker_index: int, ready: Any, go: Any, durati
     connection.close()
 
 
-def concurrent_phase(queue_ids: list[int], *, processes: int, duration: float) -> dict[str, Any]:
+def concurrent_phase(queue_ids: list[int], *, processes: int, duration: float, batch: int = 0) -> dict[str, Any]:
     from django.db import connection
 
     context = multiprocessing.get_context("spawn")
@@ -430,7 +458,8 @@ def concurrent_phase(queue_ids: list[int], *, processes: int, duration: float) -
     results = context.Queue()
     connection.close()
     workers = [
-        context.Process(target=_worker, args=(queue_ids, n, ready[n], go, duration, results)) for n in range(processes)
+        context.Process(target=_worker, args=(queue_ids, n, ready[n], go, duration, results, batch))
+        for n in range(processes)
     ]
     for worker in workers:
         worker.start()
@@ -461,6 +490,8 @@ def concurrent_phase(queue_ids: list[int], *, processes: int, duration: float) -
             merged[key] += outcome[key]
     merged["wall"] = wall
     merged["recycled"] = recycled
+    merged["assigned"] = sum(outcome["assigned"] for outcome in outcomes)
+    merged["cpu"] = sum(outcome["cpu"] for outcome in outcomes)
     return merged
 
 
@@ -649,6 +680,8 @@ def main() -> int:
     parser.add_argument("--procs", default="2,4", help="dispatcher process counts, comma-separated")
     parser.add_argument("--profile", type=int, default=200, help="decisions under cProfile")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=50, help="offers per dispatch_batch transaction")
+
     parser.add_argument("--no-redis", action="store_true", help="in-memory channel layer instead of Redis db 14")
     parser.add_argument("--keep-db", action="store_true", help=f"do not drop {DB_NAME} at the end")
     arguments = parser.parse_args()
@@ -735,6 +768,58 @@ def _run(arguments: argparse.Namespace, process_counts: list[int], bench_started
             f"{single_rate:.0f} > 100 decisions/s",
         )
     )
+
+    # (d) The batched dispatcher (issue 18): one and several processes.
+    for processes in [1, *process_counts]:
+        reset_state()
+        head = audit_head()
+        if processes == 1:
+            batch_timer = LockTimer()
+            batch_timer.install()
+            outcome = run_decisions(
+                queue_ids,
+                offers=10**9,
+                deadline=time.monotonic() + arguments.duration,
+                timer=batch_timer,
+                recycle_every=arguments.agents // 2,
+                batch=arguments.batch,
+            )
+        else:
+            outcome = concurrent_phase(
+                queue_ids, processes=processes, duration=arguments.duration, batch=arguments.batch
+            )
+        in_calls = sum(outcome["offers"]) + sum(outcome["empty"])
+        rate = outcome["assigned"] / in_calls if processes == 1 else outcome["assigned"] / outcome["wall"]
+        p99 = percentile(outcome["offers"], 0.99) if outcome["offers"] else float("inf")
+        problems = invariant_check(head)
+        recorded = audit_offers_since(head)
+        if outcome["errors"]:
+            problems.append(f"{len(outcome['errors'])} errors, first: {outcome['errors'][0]}")
+        if recorded != outcome["assigned"]:
+            problems.append(f"{recorded} offer records for {outcome['assigned']} offers returned")
+        print()
+        print(
+            f"(d) batched dispatch (dispatch_batch, limit {arguments.batch}), {processes} process(es), {arguments.duration:.0f} s"
+        )
+        print(
+            f"  {outcome['assigned']} assignments in {len(outcome['offers'])} batches "
+            f"({outcome['assigned'] / max(len(outcome['offers']), 1):.1f} per batch): {rate:.0f} assignments/s "
+            f"({'time in calls' if processes == 1 else 'wall'}); per batch p50 {ms(percentile(outcome['offers'], 0.5))}, "
+            f"p99 {ms(p99)}; dispatcher CPU {outcome['cpu']:.1f} s = "
+            f"{outcome['cpu'] / max(outcome['assigned'], 1) * 1000:.2f} CPU-ms per assignment"
+        )
+        print(f"  invariants: {'OK' if not problems else 'FAILED: ' + '; '.join(problems)}")
+        verdicts.append(
+            (
+                f"batched: assignments/s, {processes} process(es)",
+                rate >= TARGET_ASSIGNMENTS_PER_SECOND,
+                f"{rate:.0f} >= 500/s",
+            )
+        )
+        verdicts.append(
+            (f"batched: p99 per batch, {processes} process(es)", p99 < TARGET_BATCH_P99_SECONDS, f"{ms(p99)} < 20 ms")
+        )
+        verdicts.append((f"batched: no double assignment, {processes} process(es)", not problems, "invariant check"))
 
     # (b) Several dispatcher processes.
     for processes in process_counts:

@@ -71,7 +71,7 @@ from queue_dispatch_bench import (  # noqa: E402 (after the path set-up)
     recreate_database,
 )
 
-DB_NAME = "remotebank_bench_ws"
+DB_NAME = os.environ.get("BENCH_WS_DB_NAME", "remotebank_bench_ws")
 TARGET_P99_SECONDS = 1.0
 BUSINESS = "activation"
 CONNECT_CONCURRENCY = 100
@@ -266,6 +266,11 @@ class Client:
     first_position: asyncio.Event = field(default_factory=asyncio.Event)
     error: str | None = None
     closing: bool = False
+    # The page's algorithm (apps/queueing/position.py mirrors static/queueing/position.js).
+    tracker: Any = None
+    resyncs: list[float] = field(default_factory=list)
+    snapshots_asked: int = 0
+    gap_task: Any = None
 
     @property
     def initial(self) -> int:
@@ -312,16 +317,36 @@ def prepare_round(n: int, *, agents_start: int, agents: int, customers: list[Any
     return Round(n=n, queue_id=queue.pk, clients=clients)
 
 
+async def _ask_after_gap(client: Client) -> None:
+    """What position.js does: a gap that outlives 1 s makes the page ask for a snapshot."""
+    await asyncio.sleep(1.0)
+    client.gap_task = None
+    if client.tracker.gap and client.ws is not None:
+        client.snapshots_asked += 1
+        await client.ws.send(json.dumps({"type": "resync"}))
+
+
 async def _read(client: Client) -> None:
     from websockets.exceptions import ConnectionClosed
 
+    from apps.queueing.position import Tracker, position_step, position_view
+
+    client.tracker = Tracker()
     try:
         async for raw in client.ws:
             received = time.monotonic()
             message = json.loads(raw)
-            if message.get("type") == "position":
-                client.positions.append((received, int(message["position"])))
-                client.first_position.set()
+            if message.get("type") in ("position", "queue"):
+                position_step(client.tracker, message)
+                view = position_view(client.tracker)
+                if message.get("resync"):
+                    client.resyncs.append(received)
+                if view["known"] and (not client.positions or client.positions[-1][1] != view["position"]):
+                    client.positions.append((received, int(view["position"])))
+                if message.get("type") == "position":
+                    client.first_position.set()
+                if client.tracker.gap and client.gap_task is None:
+                    client.gap_task = asyncio.create_task(_ask_after_gap(client))
             elif message.get("type") == "visit":
                 client.visit_events.append((received, str(message.get("event"))))
             else:
@@ -378,7 +403,7 @@ async def run_round(
 
     result: dict[str, Any] = {"n": work.n}
     clients = work.clients
-    limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    limit = asyncio.Semaphore(int(os.environ.get("BENCH_CONNECT_CONCURRENCY", CONNECT_CONCURRENCY)))
     readers: list[asyncio.Task[None]] = []
     rss_before = proc_status(daphne_pid)["VmRSS"]
 
@@ -444,20 +469,22 @@ async def run_round(
     layer = get_channel_layer()
     cpu_daphne, phase_started = proc_cpu_seconds(daphne_pid), time.monotonic()
     sent = time.monotonic()
-    await layer.group_send(events.queue_group(work.queue_id), {"type": events.QUEUE_RESYNC})
+    resync = await asyncio.to_thread(_resync_event, work.queue_id)
+    sent = time.monotonic()
+    await layer.group_send(events.queue_group(work.queue_id), resync)
     await asyncio.sleep(0.1)
     committed, _returned, _entry = await asyncio.to_thread(dispatcher.dequeue, work.queue_id)
     assert committed is not None
     await _settle(
         lambda: all(
-            c.first_after(sent) is not None and c.first_at_or_below(c.initial - dequeues - 1, committed) is not None
+            any(r >= sent for r in c.resyncs) and c.first_at_or_below(c.initial - dequeues - 1, committed) is not None
             for c in waiting
         ),
         timeout=60 + work.n / 50,
     )
     resync_done = time.monotonic()
     await asyncio.sleep(1.0)  # anything still in flight lands before the positions are checked
-    recounts = [t - sent for c in waiting if (t := c.first_after(sent)) is not None]
+    recounts = [t - sent for c in waiting if (t := next((r for r in c.resyncs if r >= sent), None)) is not None]
     during = [t - committed for c in waiting if (t := c.first_at_or_below(c.initial - dequeues - 1, committed))]
     result.update(
         resync=recounts,
@@ -472,6 +499,7 @@ async def run_round(
     result["rss_end_kb"] = proc_status(daphne_pid)["VmRSS"]
     result["errors_after"] = sorted({client.error for client in live if client.error})[:3]
     result["unexpected"] = sum(len(client.other) for client in live)
+    result["snapshots_asked"] = sum(client.snapshots_asked for client in live)
 
     # Close every client; Daphne then runs the disconnect handler of each.
     for client in clients:
@@ -485,6 +513,21 @@ async def run_round(
     await asyncio.gather(*(close(client) for client in clients), return_exceptions=True)
     await asyncio.gather(*readers, return_exceptions=True)
     return result
+
+
+def _resync_event(queue_id: int) -> dict[str, Any]:
+    """The dispatcher's periodic resync for one queue, as run_dispatcher builds it."""
+    from django.db import connection
+
+    from apps.queueing import events
+    from apps.queueing.models import ServiceQueue
+    from apps.queueing.selectors import queue_resync_message
+
+    try:
+        message = queue_resync_message(queue=ServiceQueue.objects.get(pk=queue_id))
+    finally:
+        connection.close()
+    return events.queue_message(message, event_type=events.QUEUE_RESYNC)
 
 
 def wait_for_disconnects(queue_id: int, expected: int, timeout: float) -> tuple[int, float]:
@@ -553,6 +596,7 @@ def report(result: dict[str, Any]) -> tuple[bool, float, float, int]:
     print(
         f"  Daphne RSS at the end {result['rss_end_kb'] / 1024:.0f} MB, peak so far {result['rss_peak_kb'] / 1024:.0f} MB"
     )
+    print(f"  snapshots the pages asked for (a version gap outlived 1 s): {result['snapshots_asked']}")
     if result["errors_after"] or result["unexpected"]:
         print(f"  errors: {result['errors_after']}; unexpected messages: {result['unexpected']}")
     held = (
@@ -577,6 +621,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep-db", action="store_true", help=f"do not drop {DB_NAME} at the end")
     parser.add_argument(
+        "--layer",
+        choices=["core", "pubsub"],
+        default="",
+        help="channels_redis layer for Daphne and the bench (REMOTEBANK_CHANNEL_LAYER); default: as configured",
+    )
+    parser.add_argument(
         "--redis-url-options",
         default="",
         help="query string added to REDIS_URL for Daphne and the bench, e.g. "
@@ -595,6 +645,8 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     var_dir = Path(tempfile.mkdtemp(prefix="remotebank-wsbench-"))
     os.environ.update(bench_environment(var_dir, arguments.redis_url_options))
+    if arguments.layer:
+        os.environ["REMOTEBANK_CHANNEL_LAYER"] = arguments.layer
     os.environ["DATABASE_URL"] = recreate_database(DB_NAME)
     flush_redis_bench_db()
     daphne: subprocess.Popen[bytes] | None = None
@@ -624,7 +676,8 @@ def main() -> int:
         )
         print(
             f"per N: {arguments.dequeues} dequeues at {arguments.rate:g}/s (phase A), then one queue.resync "
-            f"and one dequeue (phase B); REDIS_URL {os.environ['REDIS_URL']}"
+            f"and one dequeue (phase B); REDIS_URL {os.environ['REDIS_URL']}; channel layer "
+            f"{os.environ.get('REMOTEBANK_CHANNEL_LAYER') or 'core'}"
         )
         if arguments.experiment:
             print(f"EXPERIMENT {arguments.experiment}: not the application as configured")

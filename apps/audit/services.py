@@ -251,6 +251,61 @@ def audit_checkpoint_sign(
     )
 
 
+# --- Bulk append (the batched dispatcher, issue 18) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One record for ``audit_record_many``: the arguments ``audit_record`` takes."""
+
+    actor: AnyActor
+    action: AuditAction | str
+    target: models.Model | None = None
+    data: dict[str, Any] | None = None
+
+
+def _content(entry: AuditEntry, *, now: Any) -> dict[str, Any]:
+    action = AuditAction(entry.action)
+    who = _resolve_actor(entry.actor)
+    target = entry.target
+    return {
+        "created_at": now,
+        "actor_kind": who.kind.value if isinstance(who.kind, ActorKind) else who.kind,
+        "actor_id": who.id,
+        "actor_label": who.label[:150],
+        "action": action.value,
+        "target_type": target._meta.label_lower if target is not None else "",
+        "target_id": str(target.pk) if target is not None else "",
+        "target_label": str(target)[:200] if target is not None else "",
+        "data": normalize_data(entry.data or {}),
+    }
+
+
+def audit_record_many(*, entries: list[AuditEntry]) -> list[AuditRecord] | list[PendingAuditRecord]:
+    """Append several records, in order, inside the caller's transaction, with ONE INSERT.
+
+    The same as ``audit_record`` one by one: queued for the sequencer in
+    sequencer mode (ids keep their order, so the sequencer chains them in
+    this order), chained here under the chain lock inline.
+    """
+    if not entries:
+        return []
+    now = timezone.now()
+    contents = [_content(entry, now=now) for entry in entries]
+    if audit_chain_mode() == "sequencer":
+        return PendingAuditRecord.objects.bulk_create([PendingAuditRecord(**content) for content in contents])
+    with transaction.atomic():
+        _lock_chain_head()
+        sequence, previous_hash = _chain_head()
+        records = []
+        for content in contents:
+            sequence += 1
+            record = _chained(content, sequence=sequence, previous_hash=previous_hash, pending_id=None)
+            records.append(record)
+            previous_hash = record.record_hash
+        return AuditRecord.objects.bulk_create(records)
+
+
 def audit_chain_verification_run(*, actor: AnyActor) -> ChainReport:
     """Verify the whole hash chain now and append the outcome as an ``audit.chain.verified`` record.
 

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.queueing import events
-from apps.queueing.models import QueueEntry
-from apps.queueing.selectors import agent_snapshot, entry_position, seconds_per_position
+from apps.queueing.models import QueueEntry, ServiceQueue
+from apps.queueing.selectors import agent_snapshot, entry_place_snapshot, seconds_per_position
 from apps.queueing.services.agents import agent_presence_ensure
 from apps.queueing.services.entries import queue_entry_disconnect, queue_entry_heartbeat, queue_entry_reconnect
 from apps.staff.selectors import staff_profile_for
@@ -33,6 +33,17 @@ CLOSE_NOT_ALLOWED = 4403
 
 
 HEARTBEAT = {"type": "heartbeat"}
+
+
+RESYNC_REQUEST = {"type": "resync"}
+
+
+def _is_resync_request(text_data: str) -> bool:
+    """Exactly ``{"type": "resync"}``: the page found a gap in the queue's versions."""
+    try:
+        return json.loads(text_data) == RESYNC_REQUEST
+    except ValueError:
+        return False
 
 
 def _is_heartbeat(text_data: str) -> bool:
@@ -58,9 +69,15 @@ class _ListenOnlyConsumer(AsyncJsonWebsocketConsumer):
 
 
 class VisitConsumer(_ListenOnlyConsumer):
-    """``/ws/visit/``: the waiting customer's position, estimated wait and offers.
+    """``/ws/visit/``: the waiting customer's place, estimated wait and offers.
 
-    The page may send exactly one message, ``{"type": "heartbeat"}``, every
+    Positions are computed on the page (issue 18, O(1) fan-out): this socket
+    sends a snapshot of the customer's place on connect, after a move or a
+    declined offer and when the page asks (``{"type": "resync"}``, at most
+    once per ``RESYNC_MIN_SECONDS``), and forwards each queue change as the
+    one pre-encoded message the whole queue gets (``static/queueing/position.js``).
+
+    The page may also send ``{"type": "heartbeat"}``, every
     ``VISIT_HEARTBEAT_SECONDS``; anything else is refused. Heartbeats are not
     answered, and reach the database at most once per interval (checked here
     in memory first, then by the service's conditional UPDATE).
@@ -69,13 +86,18 @@ class VisitConsumer(_ListenOnlyConsumer):
     entry_id: int
     queue_id: int
     visit_id: int
-    my_key: float
-    position: int
-    seconds_each: float
-    # time.monotonic() of the last heartbeat passed on to the service.
+    # time.monotonic() of the last heartbeat passed on to the service, and of the last snapshot asked for.
     heard_at: float = 0.0
+    resynced_at: float = 0.0
+    RESYNC_MIN_SECONDS = 1.0
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if text_data is not None and hasattr(self, "entry_id") and _is_resync_request(text_data):
+            monotonic_now = time.monotonic()
+            if monotonic_now - self.resynced_at >= self.RESYNC_MIN_SECONDS:
+                self.resynced_at = monotonic_now
+                await self._recount()
+            return
         if text_data is None or not hasattr(self, "entry_id") or not _is_heartbeat(text_data):
             await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
             return
@@ -112,26 +134,26 @@ class VisitConsumer(_ListenOnlyConsumer):
         if getattr(self, "queue_id", None) not in (None, queue_id):
             await self.channel_layer.group_discard(events.queue_group(self.queue_id), self.channel_name)
         self.queue_id = queue_id
+        # Join first, then read: a change committed in between has a higher
+        # version than the snapshot and is applied on the page; one before it is ignored there.
         await self.channel_layer.group_add(events.queue_group(queue_id), self.channel_name)
         await self._recount()
 
-    def _snapshot(self) -> tuple[float, int, float, str]:
-        entry = QueueEntry.objects.select_related("queue").get(pk=self.entry_id)
-        return entry.priority_key, entry_position(entry=entry), seconds_per_position(queue=entry.queue), entry.state
+    def _snapshot(self) -> dict[str, Any] | None:
+        snapshot = entry_place_snapshot(entry_id=self.entry_id)
+        if snapshot is None:
+            return None
+        queue = ServiceQueue.objects.get(pk=snapshot["queue"])
+        seconds_each = seconds_per_position(queue=queue)
+        return snapshot | {
+            "estimated_wait_seconds": round(snapshot["position"] * seconds_each),
+            "seconds_each": seconds_each,
+        }
 
     async def _recount(self) -> None:
-        self.my_key, self.position, self.seconds_each, state = await database_sync_to_async(self._snapshot)()
-        await self._send_position(state)
-
-    async def _send_position(self, state: str = "waiting") -> None:
-        await self.send_json(
-            {
-                "type": "position",
-                "state": state,
-                "position": self.position,
-                "estimated_wait_seconds": round(self.position * self.seconds_each),
-            }
-        )
+        snapshot = await database_sync_to_async(self._snapshot)()
+        if snapshot is not None:
+            await self.send_json(snapshot)
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "entry_id"):
@@ -148,19 +170,11 @@ class VisitConsumer(_ListenOnlyConsumer):
     # Channel-layer events.
 
     async def queue_changed(self, event: dict[str, Any]) -> None:
-        if self.position <= 0:
-            return
-        before = self.position
-        removed, inserted = event.get("removed_key"), event.get("inserted_key")
-        if removed is not None and removed < self.my_key:
-            self.position -= 1
-        if inserted is not None and inserted < self.my_key:
-            self.position += 1
-        if self.position != before:
-            await self._send_position()
+        # Encoded once by the sender for the whole queue; the page does the counting.
+        await self.send(text_data=event["text"])
 
     async def queue_resync(self, event: dict[str, Any]) -> None:
-        await self._recount()
+        await self.send(text_data=event["text"])
 
     async def visit_update(self, event: dict[str, Any]) -> None:
         if event.get("event") == "moved":

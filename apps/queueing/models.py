@@ -63,6 +63,12 @@ class ServiceQueue(models.Model):
         _("overflow above longest wait (seconds)"), null=True, blank=True
     )
     paused = models.BooleanField(_("paused"), default=False)
+    # The queue's change counter (issue 18, O(1) fan-out): every change of
+    # who waits bumps it in the changing transaction (a row lock held to
+    # COMMIT, so versions are in commit order) and broadcasts ONE message
+    # naming that version; each customer's page applies the messages in
+    # version order and asks for a snapshot on a gap (docs/queueing.md, "Positions").
+    change_version = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ("code",)
@@ -235,6 +241,11 @@ class QueueEntry(ConcurrentTransitionMixin, models.Model):
     # Kept across overflow and moves: the customer's waited time is theirs.
     enqueued_at = models.DateTimeField()
     priority_key = models.FloatField(db_index=True)
+    # Monotonically increasing (one database sequence) at enqueue; a move
+    # takes a new one in the target queue: the tie-break of ``priority_key`` everywhere (the
+    # dispatcher, positions, the customer's page), so that (key, ticket) is a
+    # strict total order that the page can compare without the database.
+    ticket = models.BigIntegerField(_("ticket"), default=0)
     agent = models.ForeignKey(AgentPresence, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
     offer_expires_at = models.DateTimeField(null=True, blank=True)
     offers_made = models.PositiveSmallIntegerField(default=0)
@@ -252,7 +263,7 @@ class QueueEntry(ConcurrentTransitionMixin, models.Model):
     overflowed_from = models.ForeignKey(ServiceQueue, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
-        ordering = ("priority_key",)
+        ordering = ("priority_key", "ticket")
         verbose_name = _("queue entry")
         verbose_name_plural = _("queue entries")
         indexes = (models.Index(fields=("queue", "state", "priority_key")),)
@@ -308,11 +319,12 @@ class QueueEntry(ConcurrentTransitionMixin, models.Model):
         self.end_reason = reason
 
     @transition(field=state, source=EntryState.WAITING, target=EntryState.WAITING)
-    def move(self, queue: ServiceQueue, priority_key: float, overflow: bool) -> None:
+    def move(self, queue: ServiceQueue, priority_key: float, overflow: bool, ticket: int = 0) -> None:
         if overflow:
             self.overflowed_from = self.queue
         self.queue = queue
         self.priority_key = priority_key
+        self.ticket = ticket
 
     @transition(field=state, source=[EntryState.WAITING, EntryState.OFFERED], target=EntryState.ABANDONED)
     def abandon(self, now: Any, reason: str) -> None:

@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Avg, Count, F, Q
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -22,10 +23,77 @@ def entry_position(*, entry: QueueEntry) -> int:
     """1 for the next customer to be offered; 0 when no longer waiting."""
     if entry.state != EntryState.WAITING:
         return 0
-    ahead = QueueEntry.objects.filter(
-        queue_id=entry.queue_id, state=EntryState.WAITING, priority_key__lt=entry.priority_key
-    ).count()
+    # The same strict order as the dispatcher's and the customer's page: (priority key, ticket).
+    ahead = (
+        QueueEntry.objects.filter(queue_id=entry.queue_id, state=EntryState.WAITING)
+        .filter(Q(priority_key__lt=entry.priority_key) | Q(priority_key=entry.priority_key, ticket__lt=entry.ticket))
+        .count()
+    )
     return ahead + 1
+
+
+def entry_place_snapshot(*, entry_id: int) -> dict[str, Any] | None:
+    """What the customer's page starts counting from: its place, and the queue version that place is at.
+
+    One SQL statement, so that the count and the version are of the same
+    committed moment (a change bumps the version in its own transaction):
+    the page then applies exactly the changes with a higher version
+    (``static/queueing/position.js``). None if the entry does not exist.
+    """
+    entries, queues = QueueEntry._meta.db_table, ServiceQueue._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT e.state, e.queue_id, e.priority_key, e.ticket, q.change_version,
+              (SELECT count(*) FROM {entries} w WHERE w.queue_id = e.queue_id AND w.state = %s
+                 AND (w.priority_key < e.priority_key OR (w.priority_key = e.priority_key AND w.ticket < e.ticket))),
+              (SELECT count(*) FROM {entries} w WHERE w.queue_id = e.queue_id AND w.state = %s)
+            FROM {entries} e JOIN {queues} q ON q.id = e.queue_id WHERE e.id = %s
+            """,  # noqa: S608 - table names are ours, values are parameters
+            [EntryState.WAITING.value, EntryState.WAITING.value, entry_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    state, queue_id, key, ticket, version, ahead, waiting = row
+    return {
+        "type": "position",
+        "state": state,
+        "queue": queue_id,
+        "version": int(version),
+        "key": float(key),
+        "ticket": int(ticket),
+        "position": int(ahead) + 1 if state == EntryState.WAITING else 0,
+        "waiting": int(waiting),
+    }
+
+
+def queue_resync_message(*, queue: ServiceQueue) -> dict[str, Any]:
+    """The periodic resync: the queue's latest version (and size, and wait per place), no changes.
+
+    The same message as a change, so that the page treats both alike; a page
+    whose version is behind it has missed a change and asks for a snapshot.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT q.change_version, (SELECT count(*) FROM {QueueEntry._meta.db_table} w
+                                      WHERE w.queue_id = q.id AND w.state = %s)
+            FROM {ServiceQueue._meta.db_table} q WHERE q.id = %s
+            """,  # noqa: S608 - table names are ours, values are parameters
+            [EntryState.WAITING.value, queue.pk],
+        )
+        version, waiting = cursor.fetchone() or (0, 0)
+    return {
+        "type": "queue",
+        "queue": queue.pk,
+        "version": int(version),
+        "waiting": int(waiting),
+        "seconds_each": seconds_per_position(queue=queue),
+        "resync": True,
+        "removed": [],
+        "inserted": [],
+    }
 
 
 def seconds_per_position(*, queue: ServiceQueue, now: datetime | None = None) -> float:

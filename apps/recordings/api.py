@@ -51,7 +51,7 @@ _VIEW = require_permission("recordings.view_recording")
 _VIEW_SNAPSHOTS = require_permission("recordings.view_snapshot")
 _PLAY = require_permission("recordings.play_recording")
 _REPROCESS = require_permission("recordings.reprocess_recording")
-_CONTENT_TYPES = {".webm": "video/webm", ".mkv": "video/x-matroska", ".opus": "audio/ogg"}
+_CONTENT_TYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".mkv": "video/x-matroska", ".opus": "audio/ogg"}
 _CHUNK = 256 * 1024
 # Largest accepted upload; load_untrusted_image applies its own (larger) limit too.
 MAX_SNAPSHOT_BYTES = 5 * 1024 * 1024

@@ -8,7 +8,25 @@ from remotebank.settings.environment import env_int, env_optional
 
 REDIS_URL = env_optional("REDIS_URL")
 
-if REDIS_URL:
+# Which channels_redis layer: "pubsub" (RedisPubSubChannelLayer: a group message
+# is ONE Redis PUBLISH, and each Daphne fans it out to its own sockets) or
+# "core" (RedisChannelLayer: one list push per member channel). Chosen by
+# bench/queue_websocket_bench.py's figures (docs/operations.md, issue 18).
+CHANNEL_LAYER_KIND = env_optional("REMOTEBANK_CHANNEL_LAYER") or "core"
+if CHANNEL_LAYER_KIND not in ("core", "pubsub"):
+    raise ImproperlyConfigured("REMOTEBANK_CHANNEL_LAYER must be 'core' or 'pubsub'.")
+
+if REDIS_URL and CHANNEL_LAYER_KIND == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": env_int("REMOTEBANK_REDIS_SOCKET_TIMEOUT", 10)}],
+                "prefix": "remotebank",
+            },
+        }
+    }
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",

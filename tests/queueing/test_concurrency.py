@@ -46,7 +46,7 @@ from apps.queueing.services.agents import agent_service_end, agent_state_set
 from apps.queueing.services.configuration import service_queue_upsert
 from apps.queueing.services.entries import queue_entry_enqueue, queue_entry_leave
 from apps.queueing.services.housekeeping import offers_expire, wrap_ups_finish
-from apps.queueing.services.offers import dispatch_queue, offer_accept, offer_decline
+from apps.queueing.services.offers import dispatch_batch, dispatch_queue, offer_accept, offer_decline
 from apps.queueing.signals import queue_entry_connected
 from apps.staff.models import StaffProfile
 from remotebank.celery import app as celery_app
@@ -107,6 +107,7 @@ def dispatcher_process_main() -> None:
     queue_entry_connected.send = lambda *args, **kwargs: []  # type: ignore[method-assign]
     rng = random.Random(int(os.environ["DISPATCHER_SEED"]))
     run_seconds = float(os.environ["DISPATCHER_RUN_SECONDS"])
+    batch = int(os.environ.get("DISPATCHER_BATCH", "1"))
     print("ready", flush=True)
     sys.stdin.readline()
     deadline = time.monotonic() + run_seconds
@@ -121,6 +122,11 @@ def dispatcher_process_main() -> None:
         wrap_ups_finish()
         rng.shuffle(queue_ids)
         for queue_id in queue_ids:
+            if batch > 1:
+                # The batched dispatcher (issue 18): many offers per transaction.
+                while made := dispatch_batch(queue_id=queue_id, limit=batch):
+                    offers.extend((offer.entry_id, offer.agent_id) for offer in made)
+                continue
             while (offer := dispatch_queue(queue_id=queue_id)) is not None:
                 offers.append((offer.entry_id, offer.agent_id))
         _make_churn(rng, actions, deadline)
@@ -179,7 +185,7 @@ def _database_url() -> str:
 
 
 @contextmanager
-def _dispatcher_processes(count: int, logs: Path) -> Iterator[list[subprocess.Popen[str]]]:
+def _dispatcher_processes(count: int, logs: Path, batch: int = 1) -> Iterator[list[subprocess.Popen[str]]]:
     """Start the processes (they set Django up, then wait for the start signal); kill any left at the end."""
     # No REDIS_URL: nobody listens to the sockets here, and the in-memory
     # channel layer spares each broadcast a Redis round trip.
@@ -187,6 +193,7 @@ def _dispatcher_processes(count: int, logs: Path) -> Iterator[list[subprocess.Po
         "DJANGO_SETTINGS_MODULE": "remotebank.settings.test",
         "DATABASE_URL": _database_url(),
         "DISPATCHER_RUN_SECONDS": str(RUN_SECONDS),
+        "DISPATCHER_BATCH": str(batch),
     }
     processes = []
     for number in range(count):
@@ -313,7 +320,14 @@ def _set_up_queues_agents_and_customers(
     assert QueueEntry.objects.filter(state=EntryState.WAITING).count() == CUSTOMERS
 
 
+@pytest.mark.parametrize(
+    ("process_count", "batch"),
+    [(PROCESSES, 1), (4, 25)],
+    ids=["one offer per transaction", "batched dispatch, 4 processes"],
+)
 def test_parallel_dispatchers_never_give_one_customer_two_agents_or_one_agent_two_customers(
+    process_count: int,
+    batch: int,
     make_queued_customer: Callable[..., QueueEntry],
     make_skilled_staff: Callable[..., StaffProfile],
     tmp_path: Path,
@@ -321,7 +335,7 @@ def test_parallel_dispatchers_never_give_one_customer_two_agents_or_one_agent_tw
 ) -> None:
     # Nobody listens to the sockets in this test (see _dispatcher_processes).
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    with _dispatcher_processes(PROCESSES, tmp_path) as processes:  # they start Django while we set up
+    with _dispatcher_processes(process_count, tmp_path, batch) as processes:  # they start Django while we set up
         _set_up_queues_agents_and_customers(make_queued_customer, make_skilled_staff)
         first_sequence = AuditRecord.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
         started = time.monotonic()
@@ -362,7 +376,7 @@ def test_parallel_dispatchers_never_give_one_customer_two_agents_or_one_agent_tw
     made = [len(result["offers"]) for result in results]
     actions: Counter[str] = sum((Counter(result["actions"]) for result in results), Counter())
     print(
-        f"{PROCESSES} processes, {elapsed:.1f} s, offers per process {made}, in the trail {audited.total()}, {actions}"
+        f"{process_count} processes (batch {batch}), {elapsed:.1f} s, offers per process {made}, in the trail {audited.total()}, {actions}"
     )
     assert audited.total() > 100
     assert all(made), made

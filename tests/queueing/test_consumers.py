@@ -36,6 +36,7 @@ from apps.customers.models import CustomerLevel
 from apps.queueing import events
 from apps.queueing.consumers import CLOSE_NO_VISIT, CLOSE_NOT_ALLOWED
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
+from apps.queueing.position import Tracker, position_step, position_view
 from apps.queueing.selectors import DEFAULT_HANDLE_SECONDS
 from apps.queueing.services.agents import agent_service_end, agent_state_set
 from apps.queueing.services.configuration import service_queue_upsert
@@ -120,6 +121,16 @@ async def sockets() -> AsyncIterator[Sockets]:
 # --- Helpers --------------------------------------------------------------------------
 
 
+class _Page:
+    """The customer's page's position algorithm (apps/queueing/position.py, the mirror of position.js)."""
+
+    def __init__(self) -> None:
+        self.tracker = Tracker()
+
+    def read(self, message: dict[str, Any]) -> dict[str, Any]:
+        return position_view(position_step(self.tracker, message))
+
+
 def _visit_cookie(visit_id: int | None) -> str:
     """The customer's browser session, as the Gate 1 API leaves it."""
     session = SessionStore()
@@ -177,11 +188,19 @@ async def test_waiting_customer_sees_their_position_and_estimated_wait(
     assert connected
     # Nobody has been served today and no agent is logged in: the default
     # handling time per customer ahead, shared by one (notional) agent.
+    mine = await db(_entry)(mine.pk)
+    queue = await db(_queue)()
     assert await socket.receive_json_from(timeout=WAIT) == {
         "type": "position",
         "state": "waiting",
+        "queue": queue.pk,
+        "version": queue.change_version,
+        "key": mine.priority_key,
+        "ticket": mine.ticket,
         "position": 3,
+        "waiting": 3,
         "estimated_wait_seconds": 3 * DEFAULT_HANDLE_SECONDS,
+        "seconds_each": DEFAULT_HANDLE_SECONDS,
     }
     assert await socket.receive_nothing(timeout=QUIET)
 
@@ -196,18 +215,26 @@ async def test_position_drops_within_a_second_when_a_customer_ahead_is_offered(
     await db(make_queued_customer)()
     mine = await db(make_queued_customer)()
     socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
-    assert (await socket.receive_json_from(timeout=WAIT))["position"] == 3
+    page = _Page()
+    assert page.read(await socket.receive_json_from(timeout=WAIT))["position"] == 3
 
     queue = await db(_queue)(paused=False)
     offer = await db(dispatch_queue)(queue_id=queue.pk)
 
     assert offer is not None and offer.entry_id == first.pk
+    # One message for the whole queue; the page counts the place that left ahead of it.
+    message = await socket.receive_json_from(timeout=1)
+    assert (message["type"], message["removed"], message["inserted"]) == (
+        "queue",
+        [[first.priority_key, first.ticket]],
+        [],
+    )
     # One agent logged in: the default handling time per customer ahead.
-    assert await socket.receive_json_from(timeout=1) == {
-        "type": "position",
-        "state": "waiting",
+    assert page.read(message) == {
         "position": 2,
-        "estimated_wait_seconds": 2 * DEFAULT_HANDLE_SECONDS,
+        "estimatedWaitSeconds": 2 * DEFAULT_HANDLE_SECONDS,
+        "known": True,
+        "waiting": 2,
     }
     assert await socket.receive_nothing(timeout=QUIET)
 
@@ -219,15 +246,40 @@ async def test_higher_level_newcomer_goes_ahead_and_pushes_the_position_back_by_
     await db(make_queued_customer)()
     mine = await db(make_queued_customer)()
     socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
-    assert (await socket.receive_json_from(timeout=WAIT))["position"] == 2
+    page = _Page()
+    assert page.read(await socket.receive_json_from(timeout=WAIT))["position"] == 2
 
-    await db(make_queued_customer)(level=CustomerLevel.ORDINARY)  # behind: nothing to tell
-    assert await socket.receive_nothing(timeout=QUIET)
+    await db(make_queued_customer)(level=CustomerLevel.ORDINARY)  # behind: the place stays
+    assert page.read(await socket.receive_json_from(timeout=WAIT))["position"] == 2
     await db(make_queued_customer)(level=CustomerLevel.PRIVATE)
 
-    message = await socket.receive_json_from(timeout=WAIT)
-    assert (message["type"], message["position"]) == ("position", 3)
+    assert page.read(await socket.receive_json_from(timeout=WAIT))["position"] == 3
     assert await socket.receive_nothing(timeout=QUIET)
+
+
+async def test_a_page_that_missed_a_change_asks_for_a_snapshot_and_gets_its_real_place(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry]
+) -> None:
+    await db(_queue)()
+    await db(make_queued_customer)()
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    page = _Page()
+    assert page.read(await socket.receive_json_from(timeout=WAIT))["position"] == 2
+
+    await db(make_queued_customer)(level=CustomerLevel.PRIVATE)
+    await socket.receive_json_from(timeout=WAIT)  # lost on the way: the page never sees it
+    await db(make_queued_customer)(level=CustomerLevel.PRIVATE)
+    view = page.read(await socket.receive_json_from(timeout=WAIT))
+    assert view["known"] is False  # a version is missing: no guess shown as known
+
+    await socket.send_json_to({"type": "resync"})
+    assert page.read(await socket.receive_json_from(timeout=WAIT)) == {
+        "position": 4,
+        "estimatedWaitSeconds": 4 * DEFAULT_HANDLE_SECONDS,
+        "known": True,
+        "waiting": 4,
+    }
 
 
 async def test_customer_hears_of_their_own_offer_and_then_of_the_connection(
@@ -246,7 +298,10 @@ async def test_customer_hears_of_their_own_offer_and_then_of_the_connection(
 
     queue = await db(_queue)(paused=False)
     await db(dispatch_queue)(queue_id=queue.pk)
-    assert await socket.receive_json_from(timeout=WAIT) == {"type": "visit", "event": "offered", "agent": None}
+    # The queue's change (its own place left the line) and the word to this customer, in either order.
+    heard = [await socket.receive_json_from(timeout=WAIT) for _ in range(2)]
+    assert {"type": "visit", "event": "offered", "agent": None} in heard
+    assert [m["removed"] for m in heard if m["type"] == "queue"] == [[[mine.priority_key, mine.ticket]]]
 
     await db(offer_accept)(actor=staff.user, staff=staff, entry_id=mine.pk)
     assert await socket.receive_json_from(timeout=WAIT) == {

@@ -112,7 +112,7 @@ def test_an_ended_call_is_post_processed_into_per_participant_files_and_one_evid
 
     # The evidence file: both participants side by side, mixed audio, as long as the call.
     composite = next(item for item in files if item.kind == RecordingFileKind.COMPOSITE)
-    probe = _probe(_stored_bytes(composite), ".webm", tmp_path)
+    probe = _probe(_stored_bytes(composite), Path(composite.path).suffix, tmp_path)
     streams = {stream["codec_type"]: stream for stream in probe["streams"]}
     assert streams["video"]["width"] == 2 * 480 and streams["video"]["height"] == 360
     assert streams["audio"]["codec_name"] == "opus"
@@ -124,7 +124,7 @@ def test_an_ended_call_is_post_processed_into_per_participant_files_and_one_evid
     assert recording.duration_seconds is not None
     assert abs(float(probe["format"]["duration"]) - recording.duration_seconds) < 0.5
     # Picture and sound of the evidence file in step: both streams start together and end together.
-    composite_streams = _stream_times(_stored_bytes(composite), ".webm", tmp_path)
+    composite_streams = _stream_times(_stored_bytes(composite), Path(composite.path).suffix, tmp_path)
     assert abs(composite_streams["video"][0] - composite_streams["audio"][0]) < 0.1, composite_streams
     assert abs(composite_streams["video"][1] - composite_streams["audio"][1]) < 0.1, composite_streams
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Min
 from django.utils.translation import gettext_lazy as _
 
@@ -34,24 +36,100 @@ def entry_not_found() -> ApplicationError:
     return NotFound(_("This queue entry does not exist."), code="entry_not_found")
 
 
+def _entry_message(entry: QueueEntry, kind: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+    return events.visit_group(entry.visit_id), {"type": events.VISIT_UPDATE, "event": kind, "entry": entry.pk, **extra}
+
+
+def _agent_message(presence: AgentPresence, kind: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+    return events.agent_group(presence.pk), {
+        "type": events.AGENT_UPDATE,
+        "event": kind,
+        "state": presence.state,
+        **extra,
+    }
+
+
 def _entry_event(entry: QueueEntry, kind: str, **extra: Any) -> None:
-    events.broadcast_on_commit(
-        events.visit_group(entry.visit_id), {"type": events.VISIT_UPDATE, "event": kind, "entry": entry.pk, **extra}
-    )
+    events.broadcast_on_commit(*_entry_message(entry, kind, **extra))
 
 
 def _agent_event(presence: AgentPresence, kind: str, **extra: Any) -> None:
-    events.broadcast_on_commit(
-        events.agent_group(presence.pk),
-        {"type": events.AGENT_UPDATE, "event": kind, "state": presence.state, **extra},
-    )
+    events.broadcast_on_commit(*_agent_message(presence, kind, **extra))
 
 
-def _queue_event(queue_id: int, *, removed_key: float | None = None, inserted_key: float | None = None) -> None:
-    events.broadcast_on_commit(
-        events.queue_group(queue_id),
-        {"type": events.QUEUE_CHANGED, "removed_key": removed_key, "inserted_key": inserted_key},
-    )
+EntryKey = tuple[float, int]  # (priority_key, ticket): an entry's place, comparable on the customer's page
+
+
+def _place(entry: QueueEntry) -> EntryKey:
+    return (entry.priority_key, entry.ticket)
+
+
+TICKET_SEQUENCE = "queueing_queueentry_ticket_seq"
+
+
+def _ticket_issue() -> int:
+    """The next ticket: a PostgreSQL sequence (no lock: it never waits on anyone; gaps are harmless).
+
+    SQLite (a local run) serializes writers already (BEGIN IMMEDIATE), so the highest ticket + 1 is safe there.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT nextval(%s)", [TICKET_SEQUENCE])
+        else:
+            cursor.execute(f"SELECT coalesce(max(ticket), 0) + 1 FROM {QueueEntry._meta.db_table}")  # noqa: S608
+        row = cursor.fetchone()
+    return int(row[0]) if row else 1
+
+
+def _queue_event(
+    queue_id: int, *, removed: Iterable[EntryKey] = (), inserted: Iterable[EntryKey] = ()
+) -> dict[str, Any]:
+    """Record one change of who waits in a queue and broadcast it, after commit, as ONE small message.
+
+    The change bumps the queue's ``change_version`` in this transaction: the
+    row lock is held until COMMIT, so a later change gets a higher version
+    only after this one is visible, and versions are in commit order. The
+    message carries the version, the places (key, ticket) that left or
+    joined the waiting line, and the line's head and size after it; each
+    customer's page (``static/queueing/position.js``) counts what changed
+    ahead of its own place, in version order, and asks for a snapshot when a
+    version is missing. Called late in the transaction (after the rows have
+    changed) so that the lock is short. Returns the message.
+    """
+    removed_places = sorted(removed)
+    inserted_places = sorted(inserted)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {ServiceQueue._meta.db_table} SET change_version = change_version + 1 WHERE id = %s
+            RETURNING change_version,
+              (SELECT count(*) FROM {QueueEntry._meta.db_table} w WHERE w.queue_id = %s AND w.state = %s)
+            """,  # noqa: S608 - table names are ours, values are parameters
+            [queue_id, queue_id, EntryState.WAITING.value],
+        )
+        row = cursor.fetchone()
+    version, waiting = (int(row[0]), int(row[1])) if row else (0, 0)
+    message: dict[str, Any] = {
+        "type": "queue",
+        "queue": queue_id,
+        "version": version,
+        "waiting": waiting,
+        "removed": [list(place) for place in removed_places],
+        "inserted": [list(place) for place in inserted_places],
+    }
+    events.broadcast_on_commit(events.queue_group(queue_id), events.queue_message(message))
+    return message
+
+
+def _queue_moved(*, source_id: int, old_place: EntryKey, entry: QueueEntry) -> None:
+    """An entry moved from one queue to another: one change of each, bumped in queue-id order.
+
+    Two moves in opposite directions lock the two queue rows in the same
+    order, so they never wait on each other (deadlock).
+    """
+    changes = {source_id: {"removed": [old_place]}, entry.queue_id: {"inserted": [_place(entry)]}}
+    for queue_id in sorted(changes):
+        _queue_event(queue_id, **changes[queue_id])
 
 
 def _schedule_dispatch(queue_id: int) -> None:

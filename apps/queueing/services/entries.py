@@ -29,8 +29,11 @@ from apps.queueing.services._common import (
     _entry_event,
     _front_key,
     _key_for,
+    _place,
     _queue_event,
+    _queue_moved,
     _schedule_dispatch,
+    _ticket_issue,
     entry_not_found,
     step_refused,
 )
@@ -80,6 +83,7 @@ def queue_entry_enqueue(
         level=level,
         enqueued_at=now,
         priority_key=_key_for(queue, enqueued_at=now, level=level, business_code=visit.business_code),
+        ticket=_ticket_issue(),
         last_seen_at=now,
     )
     audit_record(
@@ -88,7 +92,7 @@ def queue_entry_enqueue(
         target=entry,
         data={"queue": queue.code, "level": level, "business": visit.business_code, "visit": str(visit.public_id)},
     )
-    _queue_event(queue.pk, inserted_key=entry.priority_key)
+    _queue_event(queue.pk, inserted=[_place(entry)])
     _schedule_dispatch(queue.pk)
     return entry
 
@@ -188,6 +192,7 @@ def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEn
         level=visit.customer.level,
         enqueued_at=enqueued_at,
         priority_key=key,
+        ticket=_ticket_issue(),
         last_seen_at=now,
     )
     audit_record(
@@ -196,7 +201,7 @@ def queue_entry_rejoin(*, visit_id: int, now: datetime | None = None) -> QueueEn
         target=entry,
         data={"queue": queue.code, "previous_entry": previous.pk, "reason": previous.end_reason},
     )
-    _queue_event(queue.pk, inserted_key=entry.priority_key)
+    _queue_event(queue.pk, inserted=[_place(entry)])
     _schedule_dispatch(queue.pk)
     return entry
 
@@ -261,7 +266,7 @@ def _abandon(entry: QueueEntry, *, now: datetime, reason: EndReason, actor: AnyA
         _schedule_dispatch(entry.queue_id)
     audit_record(actor=actor, action=AuditAction.QUEUE_ABANDONED, target=entry, data={"reason": reason.value})
     if was_waiting:
-        _queue_event(entry.queue_id, removed_key=entry.priority_key)
+        _queue_event(entry.queue_id, removed=[_place(entry)])
     # Leaving the queue ends the service (R4: every service leaves a record
     # with its outcome); coming back is a new visit.
     visit_close(visit_id=entry.visit_id, actor=actor, outcome=VisitOutcome.ABANDONED, reason=reason.value)
@@ -287,15 +292,14 @@ def queue_entry_move(*, actor: AnyActor, entry_id: int, queue_id: int) -> QueueE
     if target.pk == entry.queue_id:
         return entry
     source = entry.queue
-    old_key = entry.priority_key
+    old_place = _place(entry)
     new_key = _key_for(target, enqueued_at=entry.enqueued_at, level=entry.level, business_code=entry.business_code)
-    fsm_step(entry.move, target, new_key, False, error=step_refused)
+    fsm_step(entry.move, target, new_key, False, _ticket_issue(), error=step_refused)
     entry.save()
     audit_record(
         actor=actor, action=AuditAction.QUEUE_MOVED, target=entry, data={"from": source.code, "to": target.code}
     )
-    _queue_event(source.pk, removed_key=old_key)
-    _queue_event(target.pk, inserted_key=new_key)
+    _queue_moved(source_id=source.pk, old_place=old_place, entry=entry)
     _entry_event(entry, "moved", queue=target.pk)
     _schedule_dispatch(target.pk)
     return entry

@@ -29,8 +29,11 @@ from apps.queueing.services._common import (
     _agent_event,
     _entry_event,
     _key_for,
+    _place,
     _queue_event,
+    _queue_moved,
     _schedule_dispatch,
+    _ticket_issue,
     step_refused,
 )
 from apps.queueing.services.entries import _abandon
@@ -66,6 +69,7 @@ def offers_expire(*, now: datetime | None = None) -> int:
                 target=entry,
                 data={"agent": agent_number, "agent_state": presence.state},
             )
+            _queue_event(entry.queue_id, inserted=[_place(entry)])
             count += 1
     return count
 
@@ -195,11 +199,11 @@ def queue_overflow(*, queue_id: int, now: datetime | None = None) -> int:
             )
             if target is None:
                 continue
-            old_key = entry.priority_key
+            old_place = _place(entry)
             new_key = _key_for(
                 target, enqueued_at=entry.enqueued_at, level=entry.level, business_code=entry.business_code
             )
-            fsm_step(entry.move, target, new_key, True, error=step_refused)
+            fsm_step(entry.move, target, new_key, True, _ticket_issue(), error=step_refused)
             entry.save()
             audit_record(
                 actor=DISPATCHER,
@@ -211,8 +215,7 @@ def queue_overflow(*, queue_id: int, now: datetime | None = None) -> int:
                     "waited_seconds": round((now - entry.enqueued_at).total_seconds(), 1),
                 },
             )
-            _queue_event(queue.pk, removed_key=old_key)
-            _queue_event(target.pk, inserted_key=new_key)
+            _queue_moved(source_id=queue.pk, old_place=old_place, entry=entry)
             _entry_event(entry, "moved", queue=target.pk)
             _schedule_dispatch(target.pk)
             moved += 1

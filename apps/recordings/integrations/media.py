@@ -36,6 +36,34 @@ CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 # Each participant's tile in the composite evidence file.
 TILE_WIDTH, TILE_HEIGHT, COMPOSITE_FPS = 480, 360, 15
 
+# The composite's video encoder settings, by name (issue 18 item 4: bench/recording_bench.py
+# measures them; docs/operations.md has the figures and the reason for the default).
+# "vp8": libvpx in realtime mode; "h264": libx264 veryfast (yuv420p, faststart, for MP4).
+COMPOSITE_CODECS: dict[str, tuple[str, list[str]]] = {
+    "vp8": (".webm", ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-threads", "2"]),
+    "h264": (
+        ".mp4",
+        [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "26",
+            "-pix_fmt",
+            "yuv420p",
+            "-threads",
+            "2",
+            "-movflags",
+            "+faststart",
+        ],
+    ),
+}
+# H.264: 10.0 CPU-s per minute of a two-party composite against VP8 realtime's
+# 25.4 (docs/operations.md, 2026-12-02), and Debian's Chromium decodes it
+# (readyState 4, frames decoded; Playwright). Opus audio in MP4 plays there too.
+COMPOSITE_CODEC = "h264"
+
 
 class MediaToolError(Exception):
     """A media tool failed or is missing; the message is meant for people."""
@@ -141,6 +169,7 @@ def compose(
     target: Path,
     workdir: Path,
     font: Path = CJK_FONT,
+    codec: str = COMPOSITE_CODEC,
 ) -> None:
     """The evidence file: participants side by side, all audio mixed, caption and wall-clock time burned in.
 
@@ -207,7 +236,7 @@ def compose(
     script = workdir / "composite.filter"
     script.write_text(";\n".join(filters), encoding="utf-8")
     arguments += ["-filter_complex_script", str(script), *maps, "-t", f"{duration:.3f}"]
-    arguments += ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-threads", "2"]
+    arguments += COMPOSITE_CODECS[codec][1]
     if audio_labels:
         arguments += ["-c:a", "libopus", "-b:a", "64k"]
     arguments += [str(target)]
@@ -322,7 +351,14 @@ def call_duration(feeds: Sequence[FeedMedia]) -> float:
 
 
 def call_compose(
-    *, feeds: Sequence[FeedMedia], duration: float, caption: str, call_start_us: int, target: Path, workdir: Path
+    *,
+    feeds: Sequence[FeedMedia],
+    duration: float,
+    caption: str,
+    call_start_us: int,
+    target: Path,
+    workdir: Path,
+    codec: str = COMPOSITE_CODEC,
 ) -> MediaFile:
     """The evidence file of the call (``compose``, tiles in the order of ``feeds``), probed and hashed."""
     compose(
@@ -332,5 +368,6 @@ def call_compose(
         epoch_seconds=call_start_us / 1e6,
         target=target,
         workdir=workdir,
+        codec=codec,
     )
     return _media_file(target, duration_seconds=media_duration(target))

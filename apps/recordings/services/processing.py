@@ -39,6 +39,8 @@ from apps.common.fsm import fsm_step
 from apps.common.locking import lock_object
 from apps.common.transactions import call_on_commit, enqueue_on_commit
 from apps.recordings.integrations.media import (
+    COMPOSITE_CODEC,
+    COMPOSITE_CODECS,
     FeedMedia,
     MediaFile,
     MediaToolError,
@@ -293,7 +295,7 @@ def _produce(
         duration=duration,
         caption=f"服务编号 Service no. {call.visit.public_id}\n通话 Call {call.public_id}",
         call_start_us=call_start_us,
-        target=workdir / f"call-{call.public_id}.webm",
+        target=workdir / f"call-{call.public_id}{COMPOSITE_CODECS[COMPOSITE_CODEC][0]}",
         workdir=workdir,
     )
     produced.append(_store(call, attempt, composite, kind=RecordingFileKind.COMPOSITE, stored=stored, role=""))

@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from apps.queueing import events
 from apps.queueing.models import ServiceQueue
-from apps.queueing.selectors import queue_figures
+from apps.queueing.selectors import queue_figures, queue_resync_message
 from apps.queueing.services.housekeeping import dispatcher_tick, queue_snapshots_take
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,11 @@ class Command(BaseCommand):
                     events.broadcast_now(events.FIGURES_GROUP, {"type": events.FIGURES_UPDATE, "queues": figures})
                 if now - last_resync >= options["resync_every"]:
                     last_resync = now
-                    for queue_id in ServiceQueue.objects.values_list("pk", flat=True):
-                        events.broadcast_now(events.queue_group(queue_id), {"type": events.QUEUE_RESYNC})
+                    for queue in ServiceQueue.objects.all():
+                        events.broadcast_now(
+                            events.queue_group(queue.pk),
+                            events.queue_message(queue_resync_message(queue=queue), event_type=events.QUEUE_RESYNC),
+                        )
                 if now - last_snapshot >= 60:
                     last_snapshot = now
                     queue_snapshots_take()
