@@ -201,6 +201,7 @@ from remotebank.settings.celery import *  # noqa: E402,F403
 from remotebank.settings.deadlines import *  # noqa: E402,F403
 from remotebank.settings.janus import *  # noqa: E402,F403
 from remotebank.settings.storage import *  # noqa: E402,F403
+from remotebank.settings.turn import *  # noqa: E402,F403
 from remotebank.settings.verification import *  # noqa: E402,F403
 
 # Calls (R1.4): how long a dropped participant may take to rejoin, and how
