@@ -480,6 +480,13 @@ class WanHarness:
 
 @pytest.fixture(scope="session")
 def wan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WanHarness]:
+    """The wide-area network of scripts/netns.sh ``wan-up`` with Janus and coturn (see :func:`wan_network`)."""
+    with wan_network(tmp_path_factory.mktemp("wan")) as harness:
+        yield harness
+
+
+@contextmanager
+def wan_network(workdir: Path, unavailable: Callable[[str], None] = _unavailable) -> Iterator[WanHarness]:
     """The wide-area network of scripts/netns.sh ``wan-up`` with Janus and coturn on the server.
 
     coturn listens on 198.18.0.1:3478 (UDP and TCP) with REST API credentials
@@ -491,22 +498,22 @@ def wan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WanHarness]:
     from apps.calls.turn_config import TurnConfigOptions, write_turn_config
 
     if shutil.which("turnserver") is None:
-        _unavailable("coturn is not installed (apt-get install --no-install-recommends coturn)")
+        unavailable("coturn is not installed (apt-get install --no-install-recommends coturn)")
     if shutil.which("iptables") is None:
-        _unavailable("iptables is not installed (apt-get install --no-install-recommends iptables)")
+        unavailable("iptables is not installed (apt-get install --no-install-recommends iptables)")
     if not Path("/dev/net/tun").exists():
-        _unavailable("/dev/net/tun is missing (the customer's emulated link needs TUN devices)")
+        unavailable("/dev/net/tun is missing (the customer's emulated link needs TUN devices)")
     prefix = f"rbwan{os.getpid()}"
-    with network_namespace("rbwanprobe"):
+    with network_namespace("rbwanprobe", unavailable):
         pass  # root, ip, janus: the same checks as the other media tests
     created = subprocess.run(
         ["bash", str(NETNS_SCRIPT), "wan-up", prefix, "tun"], capture_output=True, text=True, check=False
     )
     if created.returncode != 0:
         subprocess.run(["bash", str(NETNS_SCRIPT), "wan-down", prefix], capture_output=True, check=False)
-        _unavailable(f"scripts/netns.sh wan-up {prefix} tun failed: {created.stderr or created.stdout}")
+        unavailable(f"scripts/netns.sh wan-up {prefix} tun failed: {created.stderr or created.stdout}")
     server_ns = f"{prefix}s"
-    workdir = tmp_path_factory.mktemp("wan")
+    workdir.mkdir(parents=True, exist_ok=True)
     turn_secret = secrets.token_urlsafe(24)
     server = JanusServer(
         name="wan-janus",
@@ -576,7 +583,7 @@ def wan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WanHarness]:
     try:
         assert collector.stdout is not None
         if collector.stdout.readline().strip() != b"ready":
-            _unavailable(f"the event collector did not start: {collector_log.read_text(errors='replace')[-1500:]}")
+            unavailable(f"the event collector did not start: {collector_log.read_text(errors='replace')[-1500:]}")
         turn_process = subprocess.Popen(
             ["ip", "netns", "exec", server_ns, "turnserver", "-c", str(turn_dir / "turnserver.conf")],
             stdout=subprocess.DEVNULL,
@@ -591,11 +598,11 @@ def wan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WanHarness]:
             umask=0o027,
         )  # fmt: skip
         if not _wait_for_host_port(server_ns, WAN_SERVER_IP, WS_PORT, timeout=10):
-            _unavailable(
+            unavailable(
                 f"Janus did not open {WAN_SERVER_IP}:{WS_PORT}: {janus_log.read_text(errors='replace')[-1500:]}"
             )
         if not _wait_for_host_port(server_ns, WAN_SERVER_IP, TURN_PORT, timeout=10):
-            _unavailable(f"coturn did not open {WAN_SERVER_IP}:{TURN_PORT}")
+            unavailable(f"coturn did not open {WAN_SERVER_IP}:{TURN_PORT}")
         yield WanHarness(
             prefix=prefix,
             server_ns=server_ns,

@@ -344,7 +344,7 @@ def _selected_pair(pc: Any) -> dict[str, Any] | None:
 async def step_call(step: dict[str, Any]) -> dict[str, Any]:
     """One side of a two-way call: publish, subscribe to ``peer_display``, count decoded remote frames."""
     result: dict[str, Any] = {"frames": [], "audio_frames": 0}
-    started = time.monotonic()
+    started, started_wall = time.monotonic(), time.time()
     session = janus_client.JanusSession(base_url=step["url"], token=step["session_token"])
     publisher = janus_client.JanusVideoRoomPlugin(pc_config=_ice_configuration(step))
     subscriber = janus_client.JanusVideoRoomPlugin(pc_config=_ice_configuration(step))
@@ -403,7 +403,17 @@ async def step_call(step: dict[str, Any]) -> dict[str, Any]:
         await subscriber.pc.setLocalDescription(await subscriber.pc.createAnswer())
         await subscriber.start(timeout=20)
         result["subscribed_seconds"] = round(time.monotonic() - started, 3)
-        await asyncio.sleep(max(0.0, step.get("seconds", 5) - (time.monotonic() - started)))
+        # Stay ``seconds`` in all, or until the test creates ``stop_file``;
+        # meanwhile ``progress_file`` tells the test how much video decoded.
+        stop_file = Path(step["stop_file"]) if step.get("stop_file") else None
+        progress_file = Path(step["progress_file"]) if step.get("progress_file") else None
+        while time.monotonic() - started < step.get("seconds", 5) and not (stop_file and stop_file.exists()):
+            if progress_file is not None:
+                progress = {"started_at": started_wall, "frames": len(result["frames"])}
+                progress_file.with_suffix(".partial").write_text(json.dumps(progress))
+                progress_file.with_suffix(".partial").replace(progress_file)
+            await asyncio.sleep(0.25)
+        result["started_at"] = started_wall
         result["publisher_pair"] = _selected_pair(publisher.pc)
         result["subscriber_pair"] = _selected_pair(subscriber.pc)
         result["ice_states"] = {
