@@ -14,7 +14,8 @@ tests/calls/linkem.py) and runs one two-way call per kind with aiortc peers
 - relayed: UDP to the server blocked except TURN; the customer's media goes
   through coturn (its platform-style REST credentials);
 - shaped: relayed, over a link of 300 ms one-way delay, 5 % loss and
-  500 kbit/s each way; the customer capped at 300 kbit/s, the agent at 150.
+  500 kbit/s each way; the customer capped at 300 kbit/s, the agent at 150;
+  this call lasts 20 s longer (its set-up alone takes about 10 s).
 
 For each: time to the first decoded remote frame (from the peer's start, and
 from its subscription), decoded frames per second on the agent's side and on
@@ -69,7 +70,9 @@ def _unavailable(reason: str) -> None:
     raise SystemExit(f"cannot run: {reason}")
 
 
-def one_call(wan: WanHarness, kind: str, seconds: float, workdir: Path) -> dict[str, Any]:
+def one_call(
+    wan: WanHarness, kind: str, seconds: float, workdir: Path, shaping: dict[str, float] | None = None
+) -> dict[str, Any]:
     room_id = secrets.randbelow(2**52) + 1
     record_dir = workdir / f"rec-{room_id}"
     record_dir.mkdir()
@@ -104,7 +107,11 @@ def one_call(wan: WanHarness, kind: str, seconds: float, workdir: Path) -> dict[
         customer_step["ice_servers"] = wan.ice_servers(f"bench-{kind}")
         wan.firewall("relay-only")
     if kind == "shaped":
-        link = {"delay_ms": 300, "loss": 0.05, "rate_kbit": 500}
+        # Setting up over a 600 ms round trip with loss takes ~10 s here:
+        # give the call time to reach a steady state after that.
+        seconds += 20
+        customer_step["seconds"] = agent_step["seconds"] = seconds
+        link = shaping or {"delay_ms": 300, "loss": 0.05, "rate_kbit": 500}
         customer_step["bitrate"] = 300_000
         agent_step["bitrate"] = 150_000
     janus_pid, turn_pid = wan.janus_process.pid, wan.turn_process.pid
@@ -121,7 +128,7 @@ def one_call(wan: WanHarness, kind: str, seconds: float, workdir: Path) -> dict[
     finally:
         wan.firewall("open")
     wan.run(wan.server_ns, [{"op": "room", "method": "destroy_room", "kwargs": {"room_id": room_id, "secret": "s"}}])
-    figures: dict[str, Any] = {"kind": kind, "load_average": [round(x, 2) for x in os.getloadavg()]}
+    figures: dict[str, Any] = {"kind": kind, "link": link, "load_average": [round(x, 2) for x in os.getloadavg()]}
     for side, result in (("agent", agent_result), ("customer", customer_result)):
         if "ok" not in result:
             figures[side] = {
@@ -166,6 +173,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0, help="length of each call")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--kinds", default="direct,relayed,shaped")
+    parser.add_argument("--delay-ms", type=float, default=300, help="shaped link: one-way delay")
+    parser.add_argument("--loss", type=float, default=0.05, help="shaped link: loss probability per packet")
+    parser.add_argument("--rate-kbit", type=float, default=500, help="shaped link: rate each way")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="call-network-bench-") as folder:
         workdir = Path(folder)
@@ -173,7 +183,8 @@ def main() -> None:
             results = []
             for _ in range(options.repeat):
                 for kind in options.kinds.split(","):
-                    figures = one_call(wan, kind, options.seconds, workdir)
+                    shaping = {"delay_ms": options.delay_ms, "loss": options.loss, "rate_kbit": options.rate_kbit}
+                    figures = one_call(wan, kind, options.seconds, workdir, shaping)
                     print(json.dumps(figures), flush=True)
                     results.append(figures)
     print()
