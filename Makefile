@@ -12,9 +12,10 @@ PORT ?= 8000
 # fonts-noto-cjk (Chinese in generated ID cards and PDF reports), libzbar0
 # (passbook barcodes), Janus and its browser library, ffmpeg (recordings),
 # iproute2 (the network namespace of the media tests, docs/janus.md),
-# chromium (the browser end-to-end test, driven by playwright).
+# chromium (the browser end-to-end test, driven by playwright), coturn (the
+# TURN relay beside Janus), iptables (the NAT and firewall of the network tests).
 APT_PACKAGES := gettext fonts-noto-cjk libzbar0 janus janus-tools janus-demos ffmpeg \
-	libjs-janus-gateway libjs-webrtc-adapter iproute2 chromium
+	libjs-janus-gateway libjs-webrtc-adapter iproute2 chromium coturn iptables
 REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/ml.txt requirements/reports.txt requirements/media.txt requirements/browser.txt
 
 .PHONY: help setup system-packages face-weights run test check format messages clean

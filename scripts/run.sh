@@ -12,11 +12,14 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   bash scripts/janus.sh stop >/dev/null 2>&1 || true
+  bash scripts/turn.sh stop >/dev/null 2>&1 || true
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
-# Janus with the project's own configuration, generated from settings.
+# The TURN relay (coturn) and Janus, each with the project's own
+# configuration generated from settings (docs/janus.md, "TURN and NAT").
+bash scripts/turn.sh start
 bash scripts/janus.sh start
 
 if [ -n "${REDIS_URL:-}" ]; then
@@ -56,6 +59,7 @@ cat <<MSG
     Agent console:         http://$host:$port/console/live/agent/
     Supervisor live view:  http://$host:$port/console/live/supervisor/
     Janus (video):         ws://127.0.0.1:8188 (log: var/janus/janus.log)
+    TURN relay (coturn):   turn:127.0.0.1:3478 UDP+TCP (log: var/turn/turn.log)
 
   Demo logins (password: ${REMOTEBANK_DEMO_PASSWORD:-remotebank-demo}):
     admin (administrator), compliance01 (compliance officer),

@@ -61,6 +61,13 @@ class CallSeatOutputSerializer(serializers.Serializer[CallSeat]):
         room_token = serializers.CharField()
         handle = serializers.CharField()
         role = serializers.CharField()
+        ice_servers = serializers.ListField(
+            child=serializers.DictField(),
+            help_text="RTCIceServer entries: the TURN relay with this participant's time-limited credentials.",
+        )
+        video_bitrate = serializers.IntegerField(help_text="Video bitrate cap of this participant (bits/s).")
+        simulcast = serializers.BooleanField(help_text="Send the camera in simulcast layers.")
+        stall_seconds = serializers.IntegerField(help_text="A remote video stalled this long triggers an ICE restart.")
 
     call = serializers.CharField(source="call.public_id")
     state = serializers.CharField(source="call.state")

@@ -11,8 +11,11 @@ What the generated configuration does:
   ``token_auth_secret`` for browsers (HMAC-signed tokens the web app mints
   itself, see ``apps.calls.integrations.janus.janus_token``), ``admin_secret``,
   ``recordings_tmp_ext = "tmp"`` (an open recording ends in ``.mjr.tmp``), the
-  RTP port range, no STUN/TURN server (no internet here), optionally
-  ``ice_enforce_list`` (the network-namespace recipe), and every plugin,
+  RTP port range, optionally ``ice_enforce_list`` (the network-namespace
+  recipe), ``nat_1_1_mapping`` (a Janus behind a 1:1 NAT advertises its
+  public address) and the project's TURN server (coturn, with credentials
+  minted from the TURN shared secret when the file is written; no public STUN
+  server: there is no internet here), and every plugin,
   transport, event handler and logger disabled except: the videoroom plugin,
   the WebSockets transport and the sample event handler.
 - ``janus.transport.websockets.jcfg``: the Janus API on ``ws_ip:ws_port`` and
@@ -96,6 +99,15 @@ class JanusConfigOptions:
     modules: JanusModules = JanusModules()
     # Seconds of events before the sample handler sends per-handle media stats.
     stats_period: int = 5
+    # Public address(es) of a Janus behind a 1:1 NAT, comma-separated.
+    nat_1_1_mapping: str = ""
+    keep_private_host: bool = True
+    # Janus' own TURN server (host, port, "udp"/"tcp"/"tls") and credentials.
+    turn_server: str = ""
+    turn_port: int = 3478
+    turn_type: str = "udp"
+    turn_user: str = ""
+    turn_pwd: str = ""
 
 
 class JanusConfigError(ValueError):
@@ -154,6 +166,10 @@ def _validate(options: JanusConfigOptions) -> None:
         raise JanusConfigError("debug_level must be between 0 and 7")
     if not options.events_url.startswith(("http://", "https://")):
         raise JanusConfigError("events_url must be an http(s) URL")
+    if options.turn_server and options.turn_type not in ("udp", "tcp", "tls"):
+        raise JanusConfigError(f"turn_type must be udp, tcp or tls, got {options.turn_type!r}")
+    if options.turn_server and not (options.turn_user and options.turn_pwd):
+        raise JanusConfigError("a TURN server needs turn_user and turn_pwd")
 
 
 def janus_jcfg(options: JanusConfigOptions) -> dict[str, dict[str, JcfgValue]]:
@@ -161,6 +177,17 @@ def janus_jcfg(options: JanusConfigOptions) -> dict[str, dict[str, JcfgValue]]:
     nat: dict[str, JcfgValue] = {"nice_debug": False, "ignore_mdns": True}
     if options.ice_enforce_list:
         nat["ice_enforce_list"] = options.ice_enforce_list
+    if options.nat_1_1_mapping:
+        nat["nat_1_1_mapping"] = options.nat_1_1_mapping
+        nat["keep_private_host"] = options.keep_private_host
+    if options.turn_server:
+        nat.update(
+            turn_server=options.turn_server,
+            turn_port=options.turn_port,
+            turn_type=options.turn_type,
+            turn_user=options.turn_user,
+            turn_pwd=options.turn_pwd,
+        )
     return {
         "general": {
             "configs_folder": "",  # replaced by render: the folder the files are written to

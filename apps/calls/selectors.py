@@ -12,6 +12,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.calls.integrations.janus import janus_server, janus_session_token, janus_token
+from apps.calls.integrations.turn import turn_participant_credentials
 from apps.calls.models import Call, CallParticipant, CallState, ParticipantRole
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied
 from apps.staff.models import StaffProfile
@@ -154,6 +155,24 @@ class JoinCredentials:
     room_token: str
     handle: str
     role: str
+    # RTCIceServer dicts: this participant's own time-limited TURN credentials.
+    ice_servers: list[dict[str, Any]]
+    # The publisher's video bitrate cap (bits/s), simulcast or not, and how
+    # long a remote video may stall before the page restarts ICE.
+    video_bitrate: int
+    simulcast: bool
+    stall_seconds: int
+
+
+def _ice_servers(*, call: Call, participant: CallParticipant) -> list[dict[str, Any]]:
+    # Per participant AND call: the username names both, so coturn's log and
+    # quotas tell participants apart and a credential is worthless elsewhere.
+    credentials = turn_participant_credentials(
+        server_name=call.janus_server, user=f"{call.public_id.hex[:12]}-{participant.handle}"
+    )
+    if credentials is None:
+        return []
+    return [{"urls": list(credentials.urls), "username": credentials.username, "credential": credentials.credential}]
 
 
 def call_join_credentials(*, call: Call, participant: CallParticipant) -> JoinCredentials:
@@ -172,6 +191,14 @@ def call_join_credentials(*, call: Call, participant: CallParticipant) -> JoinCr
         room_token=janus_token(server, room_id=call.room_id, valid_seconds=settings.JANUS_TOKEN_SECONDS),
         handle=participant.handle,
         role=participant.role,
+        ice_servers=_ice_servers(call=call, participant=participant),
+        video_bitrate=(
+            settings.CALL_VIDEO_BITRATE_CUSTOMER
+            if participant.role == ParticipantRole.CUSTOMER
+            else settings.CALL_VIDEO_BITRATE_STAFF
+        ),
+        simulcast=participant.role != ParticipantRole.CUSTOMER and settings.CALL_VIDEO_SIMULCAST_STAFF,
+        stall_seconds=settings.CALL_MEDIA_STALL_SECONDS,
     )
 
 

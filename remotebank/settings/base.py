@@ -205,6 +205,7 @@ from remotebank.settings.janus import *  # noqa: E402,F403
 from remotebank.settings.location import *  # noqa: E402,F403
 from remotebank.settings.security import *  # noqa: E402,F403
 from remotebank.settings.storage import *  # noqa: E402,F403
+from remotebank.settings.turn import *  # noqa: E402,F403
 from remotebank.settings.verification import *  # noqa: E402,F403
 
 # Calls (R1.4): how long a dropped participant may take to rejoin, and how

@@ -8,6 +8,16 @@
  * local camera and microphone, subscribes to every other publisher, and
  * reports state changes through callbacks. Requires janus.js (Debian's
  * libjs-janus-gateway 1.1.2) and webrtc-adapter loaded before it.
+ *
+ * Weak links (docs/janus.md, "TURN and NAT", "Weak links"): the credentials
+ * carry this participant's TURN relay (ice_servers, time-limited), its video
+ * bitrate cap (asked of Janus in every configure) and whether to send
+ * simulcast layers; a subscriber whose link is poor asks Janus for a lower
+ * layer; a remote video that stops decoding for stall_seconds, or an ICE
+ * state of disconnected/failed, triggers an ICE restart on the same session
+ * (state "ice_restart") before the page's rejoin logic would give up on it.
+ * Quality is reported in words from the page's translated catalogue
+ * (templates/calls/call_messages.html), never as "good".
  */
 (function (global) {
   "use strict";
@@ -21,7 +31,26 @@
     this.audioMuted = false;
     this.videoMuted = false;
     this.statsTimer = null;
+    this.level = null;
+    this.restarting = {}; // handle kind/feed id -> time of the last ICE restart
+    this.messages = loadMessages();
   }
+
+  /* Translated words for the quality line: {% translate %} strings the page
+   * includes as JSON (templates/calls/call_messages.html). */
+  function loadMessages() {
+    var node = global.document && global.document.getElementById("remotebank-call-messages");
+    var fallback = { good: "好", fair: "一般", poor: "差", advice_poor: "", advice_fair: "" };
+    if (!node) return fallback;
+    try {
+      return Object.assign(fallback, JSON.parse(node.textContent));
+    } catch (error) {
+      return fallback;
+    }
+  }
+
+  // Janus videoroom simulcast substreams: 0 lowest, 2 highest.
+  var SUBSTREAM = { poor: 0, fair: 1, good: 2 };
 
   RemoteBankCall.prototype.state = function (name, detail) {
     if (this.options.onState) this.options.onState(name, detail || {});
@@ -44,7 +73,9 @@
         self.janus = new global.Janus({
           server: creds.server_url,
           token: creds.session_token,
-          iceServers: [],
+          // This participant's TURN relay: the way through a carrier NAT or a
+          // firewall that blocks UDP (TCP and TLS URLs come after UDP).
+          iceServers: creds.ice_servers || [],
           success: function () { self.attachPublisher(); },
           error: function (error) { self.fail("server_unreachable", String(error)); self.state("disconnected"); },
           destroyed: function () { self.state("closed"); },
@@ -66,7 +97,10 @@
         });
       },
       error: function (error) { self.fail("attach_failed", String(error)); },
-      iceState: function (state) { self.state("ice", { state: state }); },
+      iceState: function (state) {
+        self.state("ice", { state: state });
+        if (state === "disconnected" || state === "failed") self.restartIce("publisher");
+      },
       webrtcState: function (on) { self.state(on ? "publishing" : "not_publishing"); },
       slowLink: function (uplink, lost) { self.state("slow_link", { uplink: uplink, lost: lost }); },
       onmessage: function (msg, jsep) {
@@ -103,13 +137,14 @@
 
   RemoteBankCall.prototype.publish = function () {
     var self = this;
+    var creds = self.options.credentials;
     self.publisher.createOffer({
       tracks: [
         { type: "audio", capture: true, recv: false },
-        { type: "video", capture: true, recv: false },
+        { type: "video", capture: true, recv: false, simulcast: !!creds.simulcast },
       ],
       success: function (jsep) {
-        self.publisher.send({ message: { request: "configure", audio: true, video: true }, jsep: jsep });
+        self.publisher.send({ message: self.configureMessage(), jsep: jsep });
       },
       error: function (error) {
         var name = error && error.name;
@@ -122,6 +157,38 @@
         }
       },
     });
+  };
+
+  /* The publisher's configure: the bitrate cap of this participant's role. */
+  RemoteBankCall.prototype.configureMessage = function () {
+    var message = { request: "configure", audio: true, video: true };
+    var bitrate = this.options.credentials.video_bitrate;
+    if (bitrate) message.bitrate = bitrate;
+    return message;
+  };
+
+  /* ICE restart: same Janus session and room seat, new ICE credentials and
+   * candidates. For the publisher a new offer with iceRestart; for a
+   * subscriber Janus sends the new offer ("configure" with "restart"). At
+   * most once per stall period per handle. */
+  RemoteBankCall.prototype.restartIce = function (key) {
+    var self = this;
+    var now = Date.now();
+    var period = ((self.options.credentials.stall_seconds || 3) * 1000);
+    if (self.restarting[key] && now - self.restarting[key] < period) return;
+    self.restarting[key] = now;
+    self.state("ice_restart", { target: key });
+    if (key === "publisher") {
+      if (!self.publisher || !self.publisher.webrtcStuff || !self.publisher.webrtcStuff.pc) return;
+      self.publisher.createOffer({
+        iceRestart: true,
+        success: function (jsep) { self.publisher.send({ message: self.configureMessage(), jsep: jsep }); },
+        error: function (error) { self.fail("ice_restart_failed", String((error && error.message) || error)); },
+      });
+    } else {
+      var feed = self.feeds[key];
+      if (feed && feed.plugin) feed.plugin.send({ message: { request: "configure", restart: true } });
+    }
   };
 
   RemoteBankCall.prototype.subscribe = function (feedId, display) {
@@ -164,6 +231,9 @@
         }
       },
       webrtcState: function (on) { self.state(on ? "remote_up" : "remote_down", { handle: display }); },
+      iceState: function (state) {
+        if (state === "disconnected" || state === "failed") self.restartIce(feedId);
+      },
       onremotetrack: function (track, mid, on) {
         if (on) {
           stream.addTrack(track);
@@ -199,29 +269,70 @@
     var self = this;
     if (self.statsTimer) return;
     self.statsTimer = setInterval(function () {
-      var feeds = Object.keys(self.feeds).map(function (id) { return self.feeds[id]; }).filter(function (feed) {
+      var ids = Object.keys(self.feeds).filter(function (id) {
+        var feed = self.feeds[id];
         return feed.live && feed.plugin && feed.plugin.webrtcStuff && feed.plugin.webrtcStuff.pc;
       });
-      Promise.all(feeds.map(function (feed) {
+      var stallMs = (self.options.credentials.stall_seconds || 3) * 1000;
+      Promise.all(ids.map(function (id) {
+        var feed = self.feeds[id];
         return feed.plugin.webrtcStuff.pc.getStats().then(function (report) {
           var bytes = 0;
+          var frames = 0;
+          var lost = 0;
+          var received = 0;
           var at = 0;
           report.forEach(function (entry) {
             if (entry.type === "inbound-rtp" && entry.kind === "video") {
               bytes += entry.bytesReceived || 0;
+              frames += entry.framesDecoded || 0;
+              lost += entry.packetsLost || 0;
+              received += entry.packetsReceived || 0;
               at = entry.timestamp;
             }
           });
           var previous = feed.lastStats;
-          feed.lastStats = { bytes: bytes, at: at };
+          var now = Date.now();
+          var progressed = !previous || frames > previous.frames;
+          feed.lastStats = { bytes: bytes, frames: frames, lost: lost, received: received, at: at,
+                             progressAt: progressed ? now : previous.progressAt };
+          // A stall: nothing decoded for stall_seconds. Restart ICE first;
+          // the page's rejoin (and the server's grace period) come after.
+          if (now - feed.lastStats.progressAt >= stallMs) self.restartIce(id);
           if (!previous || at <= previous.at) return null;
-          return Math.round(((bytes - previous.bytes) * 8) / (at - previous.at)); // bits per ms = kbit/s
+          var packets = (received - previous.received) + (lost - previous.lost);
+          return {
+            kbits: Math.round(((bytes - previous.bytes) * 8) / (at - previous.at)), // bits per ms = kbit/s
+            fps: ((frames - previous.frames) * 1000) / (at - previous.at),
+            loss: packets > 0 ? (lost - previous.lost) / packets : 0,
+          };
         }).catch(function () { return null; });
-      })).then(function (rates) {
-        rates = rates.filter(function (value) { return value !== null && value > 0; });
-        if (!rates.length) return;
-        var worst = Math.min.apply(null, rates);
-        self.state("quality", { kbits: worst, level: worst > 300 ? "good" : worst > 100 ? "fair" : "poor" });
+      })).then(function (samples) {
+        samples = samples.filter(function (value) { return value !== null; });
+        if (!samples.length) return;
+        // The worst remote feed decides: bitrate, frame rate and loss together.
+        var level = "good";
+        samples.forEach(function (sample) {
+          var poor = sample.kbits < 100 || sample.fps < 8 || sample.loss > 0.1;
+          var fair = sample.kbits < 250 || sample.fps < 15 || sample.loss > 0.03;
+          if (poor) level = "poor"; else if (fair && level === "good") level = "fair";
+        });
+        var kbits = Math.min.apply(null, samples.map(function (sample) { return sample.kbits; }));
+        if (level !== self.level) {
+          self.level = level;
+          // A weak subscriber asks Janus for a lower simulcast layer (no-op
+          // for a feed sent without simulcast, such as the customer's).
+          ids.forEach(function (id) {
+            var feed = self.feeds[id];
+            if (feed && feed.plugin) feed.plugin.send({ message: { request: "configure", substream: SUBSTREAM[level] } });
+          });
+        }
+        self.state("quality", {
+          kbits: kbits,
+          level: level,
+          label: self.messages[level],
+          advice: self.messages["advice_" + level] || "",
+        });
       });
     }, 2000);
   };

@@ -349,3 +349,292 @@ def janus_settings(settings: Any, janus_control: JanusServer, tmp_path: Path) ->
     settings.JANUS_RECORDINGS_DIR = str(tmp_path / "recordings")
     settings.JANUS_EVENTS_SECRET = "test-events-secret"
     return janus_control
+
+
+# --- A wide-area network: NAT, firewall, TURN, a shaped mobile link -------------------
+
+LINKEM = ROOT / "tests" / "calls" / "linkem.py"
+WAN_SERVER_IP = "198.18.0.1"  # scripts/netns.sh wan-up
+TURN_PORT = 3478
+
+
+@dataclass
+class WanHarness:
+    """Janus and coturn in ``server_ns``; the customer behind a NAT in ``customer_ns``.
+
+    The customer's link to the router is two TUN devices that nothing joins
+    until a test starts :meth:`link` (tests/calls/linkem.py).
+    """
+
+    prefix: str
+    server_ns: str
+    router_ns: str
+    customer_ns: str
+    server: JanusServer
+    turn_secret: str
+    workdir: Path
+    janus_log: Path
+    turn_log: Path
+    events_file: Path
+    janus_process: subprocess.Popen[bytes]
+    turn_process: subprocess.Popen[bytes]
+
+    def session_token(self) -> str:
+        return janus_session_token(self.server, valid_seconds=600)
+
+    def room_token(self, room_id: int) -> str:
+        return janus_token(self.server, room_id=room_id, valid_seconds=600)
+
+    def ice_servers(self, user: str, *, transport: str = "udp") -> list[dict[str, Any]]:
+        from apps.calls.integrations.turn import turn_credentials
+
+        credentials = turn_credentials(
+            secret=self.turn_secret,
+            user=user,
+            urls=[f"turn:{WAN_SERVER_IP}:{TURN_PORT}?transport={transport}"],
+            valid_seconds=600,
+        )
+        return [
+            {"urls": list(credentials.urls), "username": credentials.username, "credential": credentials.credential}
+        ]
+
+    def firewall(self, mode: str) -> None:
+        subprocess.run(["bash", str(NETNS_SCRIPT), "wan-firewall", self.prefix, mode], capture_output=True, check=True)
+
+    @contextmanager
+    def link(self, *, delay_ms: float = 0, loss: float = 0, rate_kbit: float = 0) -> Iterator[dict[str, Any]]:
+        """Join the customer's link for the duration of the block; yields the emulator's counters afterwards."""
+        counters: dict[str, Any] = {}
+        process = subprocess.Popen(
+            [
+                sys.executable, str(LINKEM), "--a", f"{self.customer_ns}:c0", "--b", f"{self.router_ns}:r1",
+                "--delay-ms", str(delay_ms), "--loss", str(loss), "--rate-kbit", str(rate_kbit),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != "ready":
+                raise AssertionError(f"linkem.py did not start: {process.stderr.read() if process.stderr else ''}")
+            yield counters
+        finally:
+            _stop(process)
+            if process.stdout is not None:
+                for line in process.stdout.read().splitlines():
+                    if line.startswith("{"):
+                        counters.update(json.loads(line))
+                process.stdout.close()
+            if process.stderr is not None:
+                process.stderr.close()
+
+    def start(self, netns: str, steps: list[dict[str, Any]]) -> subprocess.Popen[str]:
+        """Start peer.py steps in ``netns`` without waiting (two sides of a call run at once)."""
+        for step in steps:
+            step.setdefault("url", self.server.admin_ws_url)
+            step.setdefault("server", asdict(self.server))
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, str(PEER), "steps"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(steps))
+        process.stdin.close()
+        process.stdin = None  # communicate() must not flush it again
+        return process
+
+    def finish(self, process: subprocess.Popen[str], *, timeout: float = 90) -> list[dict[str, Any]]:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            raise AssertionError(f"peer.py failed ({process.returncode}):\n{stderr[-3000:]}\n{self.log_tails()}")
+        results: list[dict[str, Any]] = json.loads(stdout)
+        return results
+
+    def run(self, netns: str, steps: list[dict[str, Any]], *, timeout: float = 60) -> list[dict[str, Any]]:
+        return self.finish(self.start(netns, steps), timeout=timeout)
+
+    def log_tails(self, lines: int = 25) -> str:
+        tails = []
+        for path in (self.janus_log, self.turn_log):
+            try:
+                text = "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            except OSError:
+                text = "(no log)"
+            tails.append(f"--- {path.name} ---\n{text}")
+        return "\n".join(tails)
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.events_file.exists():
+            return []
+        return [json.loads(line) for line in self.events_file.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def wan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WanHarness]:
+    """The wide-area network of scripts/netns.sh ``wan-up`` with Janus and coturn (see :func:`wan_network`)."""
+    with wan_network(tmp_path_factory.mktemp("wan")) as harness:
+        yield harness
+
+
+@contextmanager
+def wan_network(workdir: Path, unavailable: Callable[[str], None] = _unavailable) -> Iterator[WanHarness]:
+    """The wide-area network of scripts/netns.sh ``wan-up`` with Janus and coturn on the server.
+
+    coturn listens on 198.18.0.1:3478 (UDP and TCP) with REST API credentials
+    only and relays to Janus' address only; Janus binds its WebSockets and
+    gathers ICE on s0 (198.18.0.1) and gets the same TURN server, with
+    credentials minted like the platform's.
+    """
+    from apps.calls.integrations.turn import turn_credentials
+    from apps.calls.turn_config import TurnConfigOptions, write_turn_config
+
+    if shutil.which("turnserver") is None:
+        unavailable("coturn is not installed (apt-get install --no-install-recommends coturn)")
+    if shutil.which("iptables") is None:
+        unavailable("iptables is not installed (apt-get install --no-install-recommends iptables)")
+    if not Path("/dev/net/tun").exists():
+        unavailable("/dev/net/tun is missing (the customer's emulated link needs TUN devices)")
+    prefix = f"rbwan{os.getpid()}"
+    with network_namespace("rbwanprobe", unavailable):
+        pass  # root, ip, janus: the same checks as the other media tests
+    created = subprocess.run(
+        ["bash", str(NETNS_SCRIPT), "wan-up", prefix, "tun"], capture_output=True, text=True, check=False
+    )
+    if created.returncode != 0:
+        subprocess.run(["bash", str(NETNS_SCRIPT), "wan-down", prefix], capture_output=True, check=False)
+        unavailable(f"scripts/netns.sh wan-up {prefix} tun failed: {created.stderr or created.stdout}")
+    server_ns = f"{prefix}s"
+    workdir.mkdir(parents=True, exist_ok=True)
+    turn_secret = secrets.token_urlsafe(24)
+    server = JanusServer(
+        name="wan-janus",
+        admin_ws_url=f"ws://{WAN_SERVER_IP}:{WS_PORT}",
+        public_ws_url=f"ws://{WAN_SERVER_IP}:{WS_PORT}",
+        api_secret=secrets.token_urlsafe(24),
+        admin_key=secrets.token_urlsafe(24),
+        token_secret=secrets.token_urlsafe(24),
+        admin_secret=secrets.token_urlsafe(24),
+        admin_api_url=f"ws://{WAN_SERVER_IP}:{ADMIN_PORT}",
+    )
+    events_secret = secrets.token_urlsafe(24)
+    janus_turn = turn_credentials(secret=turn_secret, user="janus-wan", urls=(), valid_seconds=3600)
+    lib_dir = debian_janus_lib_dir()
+    write_janus_config(
+        JanusConfigOptions(
+            api_secret=server.api_secret,
+            admin_secret=server.admin_secret,
+            admin_key=server.admin_key,
+            token_secret=server.token_secret,
+            events_url=f"http://127.0.0.1:{EVENTS_PORT}/api/calls/janus-events/",
+            events_secret=events_secret,
+            ws_port=WS_PORT,
+            admin_port=ADMIN_PORT,
+            ws_ip=WAN_SERVER_IP,
+            rtp_port_range="42000-42999",
+            ice_enforce_list="s0",
+            server_name=server.name,
+            lib_dir=lib_dir,
+            modules=available_modules(lib_dir),
+            turn_server=WAN_SERVER_IP,
+            turn_port=TURN_PORT,
+            turn_user=janus_turn.username,
+            turn_pwd=janus_turn.credential,
+        ),
+        workdir / "conf",
+    )
+    turn_dir = workdir / "turn"
+    write_turn_config(
+        TurnConfigOptions(
+            secret=turn_secret,
+            listen_ip=WAN_SERVER_IP,
+            port=TURN_PORT,
+            relay_port_range="43000-43999",
+            allowed_peer_ips=(WAN_SERVER_IP,),
+            log_file=str(turn_dir / "turn.log"),
+            pid_file=str(turn_dir / "turn.pid"),
+            db_file=str(turn_dir / "turndb"),
+            verbose=True,  # logs each allocation with its username
+        ),
+        turn_dir,
+    )
+    events_file = workdir / "events.jsonl"
+    collector_log = workdir / "collector.log"
+    with collector_log.open("wb") as collector_stderr:
+        collector = subprocess.Popen(
+            [
+                "ip", "netns", "exec", server_ns, sys.executable, str(PEER), "events",
+                "--port", str(EVENTS_PORT), "--secret", events_secret, "--out", str(events_file),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=collector_stderr,
+            cwd=ROOT,
+        )  # fmt: skip
+    janus_process: subprocess.Popen[bytes] | None = None
+    turn_process: subprocess.Popen[bytes] | None = None
+    try:
+        assert collector.stdout is not None
+        if collector.stdout.readline().strip() != b"ready":
+            unavailable(f"the event collector did not start: {collector_log.read_text(errors='replace')[-1500:]}")
+        turn_process = subprocess.Popen(
+            ["ip", "netns", "exec", server_ns, "turnserver", "-c", str(turn_dir / "turnserver.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        janus_log = workdir / "janus.log"
+        janus_process = subprocess.Popen(
+            ["ip", "netns", "exec", server_ns, "janus", "-F", str(workdir / "conf"),
+             "-C", str(workdir / "conf" / "janus.jcfg"), "-o", "-N", "-L", str(janus_log)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            umask=0o027,
+        )  # fmt: skip
+        if not _wait_for_host_port(server_ns, WAN_SERVER_IP, WS_PORT, timeout=10):
+            unavailable(
+                f"Janus did not open {WAN_SERVER_IP}:{WS_PORT}: {janus_log.read_text(errors='replace')[-1500:]}"
+            )
+        if not _wait_for_host_port(server_ns, WAN_SERVER_IP, TURN_PORT, timeout=10):
+            unavailable(f"coturn did not open {WAN_SERVER_IP}:{TURN_PORT}")
+        yield WanHarness(
+            prefix=prefix,
+            server_ns=server_ns,
+            router_ns=f"{prefix}r",
+            customer_ns=f"{prefix}c",
+            server=server,
+            turn_secret=turn_secret,
+            workdir=workdir,
+            janus_log=janus_log,
+            turn_log=turn_dir / "turn.log",
+            events_file=events_file,
+            janus_process=janus_process,
+            turn_process=turn_process,
+        )
+    finally:
+        _stop(janus_process)
+        _stop(turn_process)
+        _stop(collector)
+        if collector.stdout is not None:
+            collector.stdout.close()
+        subprocess.run(["bash", str(NETNS_SCRIPT), "wan-down", prefix], capture_output=True, check=False)
+
+
+def _wait_for_host_port(netns: str, host: str, port: int, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        probe = subprocess.run(
+            ["ip", "netns", "exec", netns, "bash", "-c", f"exec 3<>/dev/tcp/{host}/{port}"],
+            capture_output=True,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return True
+        time.sleep(0.05)
+    return False

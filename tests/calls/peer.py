@@ -17,7 +17,15 @@ Commands:
            - ``{"op": "publish", "room_id", "session_token", "room_token",
              "display", "seconds", "kick_secret", "try_record_off"}`` joins as
              publisher with a synthetic video (numpy drawn frames) and audio
-             (440 Hz sine) track, publishes, stays ``seconds``, and reports.
+             (440 Hz sine) track, publishes, stays ``seconds``, and reports;
+           - ``{"op": "call", "room_id", "session_token", "room_token",
+             "display", "peer_display", "seconds", "ice_servers", "bitrate",
+             "relay_only"}`` one participant of a two-way call (the network
+             tests run two at once, in different namespaces): publishes
+             like ``publish`` (through ``ice_servers``, the TURN relay, when
+             given), subscribes to the publisher ``peer_display`` as soon as
+             it appears, and reports when each remote video frame was
+             DECODED, the selected ICE candidate pairs and the feed ids.
 
 ``events`` serve Janus' sample event handler feed on 127.0.0.1:PORT and append
            each accepted event as one JSON line to a file (until killed).
@@ -52,14 +60,25 @@ from apps.calls.integrations.janus import (  # noqa: E402
     _import_janus_client,
 )
 
-aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+_host_addresses = aioice.ice.get_host_addresses
+
+
+def _host_addresses_or_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    # In a namespace of scripts/netns.sh `up` the only address is 127.0.0.1
+    # (on v0); in those of `wan-up` the real ones are found as usual.
+    found = [address for address in _host_addresses(use_ipv4, False) if ":" not in address]
+    return found or (["127.0.0.1"] if use_ipv4 else [])
+
+
+aioice.ice.get_host_addresses = _host_addresses_or_loopback
 
 janus_client = _import_janus_client()
 
 import av  # noqa: E402
 import numpy as np  # noqa: E402
-from aiortc import RTCConfiguration  # noqa: E402
+from aiortc import RTCConfiguration, RTCIceServer  # noqa: E402
 from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack  # noqa: E402
+from aiortc.rtcconfiguration import RTCIceTransportPolicy  # noqa: E402
 
 AUDIO_RATE = 48000
 AUDIO_SAMPLES = 960  # 20 ms
@@ -294,6 +313,138 @@ async def step_publish(step: dict[str, Any]) -> dict[str, Any]:
         await session.transport.disconnect()
 
 
+def _ice_configuration(step: dict[str, Any]) -> RTCConfiguration:
+    servers = [
+        RTCIceServer(urls=server["urls"], username=server.get("username"), credential=server.get("credential"))
+        for server in step.get("ice_servers") or []
+    ]
+    policy = RTCIceTransportPolicy.RELAY if step.get("relay_only") else RTCIceTransportPolicy.ALL
+    return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
+
+
+def _selected_pair(pc: Any) -> dict[str, Any] | None:
+    """The nominated ICE candidate pair of a peer connection (aioice's, component 1)."""
+    for transceiver in pc.getTransceivers():
+        transport = transceiver.receiver.transport or transceiver.sender.transport
+        if transport is None:
+            continue
+        connection = transport.transport._connection
+        pair = connection._nominated.get(1)
+        if pair is None:
+            return None
+        local, remote = pair.local_candidate, pair.remote_candidate
+        return {
+            "local": {"type": local.type, "address": f"{local.host}:{local.port}", "protocol": local.transport},
+            "remote": {"type": remote.type, "address": f"{remote.host}:{remote.port}", "protocol": remote.transport},
+            "turn_transport": connection.turn_transport if local.type == "relay" else None,
+        }
+    return None
+
+
+async def step_call(step: dict[str, Any]) -> dict[str, Any]:
+    """One side of a two-way call: publish, subscribe to ``peer_display``, count decoded remote frames."""
+    result: dict[str, Any] = {"frames": [], "audio_frames": 0}
+    started, started_wall = time.monotonic(), time.time()
+    session = janus_client.JanusSession(base_url=step["url"], token=step["session_token"])
+    publisher = janus_client.JanusVideoRoomPlugin(pc_config=_ice_configuration(step))
+    subscriber = janus_client.JanusVideoRoomPlugin(pc_config=_ice_configuration(step))
+    player = SyntheticPlayer(audio=SineAudioTrack(), video=GradientVideoTrack())
+    readers: list[asyncio.Task[None]] = []
+
+    async def read(track: MediaStreamTrack) -> None:
+        # recv() returns DECODED frames: each one counted here was decoded.
+        while True:
+            try:
+                await track.recv()
+            except Exception:  # MediaStreamError when the track ends
+                return
+            if track.kind == "video":
+                result["frames"].append(round(time.monotonic() - started, 3))
+            else:
+                result["audio_frames"] += 1
+
+    @subscriber.pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        readers.append(asyncio.ensure_future(read(track)))
+
+    try:
+        await session.create()
+        await publisher.attach(session)
+        joined = await publisher.join_as_publisher(step["room_id"], display=step["display"], token=step["room_token"])
+        result["participant_id"] = joined["id"]
+        await publisher.publish(player, bitrate=step.get("bitrate"), timeout=20)
+        await asyncio.wait_for(publisher.webrtcup_event.wait(), 20)
+        result["webrtcup_seconds"] = round(time.monotonic() - started, 3)
+        feed = None
+        deadline = time.monotonic() + step.get("find_seconds", 20)
+        while feed is None and time.monotonic() < deadline:
+            listing = await publisher._send_request({"request": "listparticipants", "room": step["room_id"]})
+            for item in listing["plugindata"]["data"].get("participants", []):
+                if item.get("display") == step["peer_display"] and item.get("publisher"):
+                    feed = item["id"]
+            if feed is None:
+                await asyncio.sleep(0.2)
+        if feed is None:
+            raise TimeoutError(f"{step['peer_display']} never published")
+        result["peer_feed_id"] = feed
+        await subscriber.attach(session)
+        response = await subscriber._send_request(
+            {
+                "request": "join",
+                "ptype": "subscriber",
+                "room": step["room_id"],
+                "streams": [{"feed": feed}],
+                "private_id": joined.get("private_id"),
+                "token": step["room_token"],
+            },
+            timeout=20,
+        )
+        await subscriber.on_receive_jsep(response["jsep"])
+        await subscriber.pc.setLocalDescription(await subscriber.pc.createAnswer())
+        await subscriber.start(timeout=20)
+        result["subscribed_seconds"] = round(time.monotonic() - started, 3)
+        # Stay ``seconds`` in all, or until the test creates ``stop_file``;
+        # meanwhile ``progress_file`` tells the test how much video decoded.
+        stop_file = Path(step["stop_file"]) if step.get("stop_file") else None
+        progress_file = Path(step["progress_file"]) if step.get("progress_file") else None
+        while time.monotonic() - started < step.get("seconds", 5) and not (stop_file and stop_file.exists()):
+            if progress_file is not None:
+                progress = {"started_at": started_wall, "frames": len(result["frames"])}
+                progress_file.with_suffix(".partial").write_text(json.dumps(progress))
+                progress_file.with_suffix(".partial").replace(progress_file)
+            await asyncio.sleep(0.25)
+        result["started_at"] = started_wall
+        result["publisher_pair"] = _selected_pair(publisher.pc)
+        result["subscriber_pair"] = _selected_pair(subscriber.pc)
+        result["ice_states"] = {
+            "publisher": publisher.pc.iceConnectionState,
+            "subscriber": subscriber.pc.iceConnectionState,
+        }
+        stats = await publisher.pc.getStats()
+        result["outbound"] = {
+            report.kind: {"packets": report.packetsSent, "bytes": report.bytesSent}
+            for report in stats.values()
+            if report.type == "outbound-rtp"
+        }
+        result["video_frames_sent"] = player.video.frames
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(publisher.leave(), 5)
+        return {"ok": result}
+    except Exception as exc:  # reported to the test as data, with what was measured so far
+        return {**_error(exc, "call"), "partial": result}
+    finally:
+        player.audio.stop()
+        player.video.stop()
+        for reader in readers:
+            reader.cancel()
+        for plugin in (subscriber, publisher):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(plugin.destroy(), 5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(session.destroy(), 5)
+        await session.transport.disconnect()
+
+
 async def run_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     results = []
     for step in steps:
@@ -305,6 +456,8 @@ async def run_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 outcome = await step_join(step)
             elif step["op"] == "publish":
                 outcome = await step_publish(step)
+            elif step["op"] == "call":
+                outcome = await step_call(step)
             else:
                 outcome = {"error": {"stage": "steps", "message": f"unknown op {step['op']!r}"}}
         except Exception as exc:  # every failure is data for the test

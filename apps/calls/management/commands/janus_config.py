@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.calls.integrations.janus import JanusServer, janus_server, janus_servers
+from apps.calls.integrations.turn import turn_credentials
 from apps.calls.janus_config import (
     JanusConfigError,
     JanusConfigOptions,
@@ -46,6 +47,14 @@ class Command(BaseCommand):
             help='interfaces ICE may use, e.g. "v0" inside the network namespace (default: v0 when JANUS_NETNS is set)',
         )
         parser.add_argument("--lib-dir", type=Path, default=None, help="Janus module folder (default: Debian's)")
+        parser.add_argument(
+            "--nat-1-1-mapping", default=None, help="public address of Janus behind NAT (default: settings)"
+        )
+        parser.add_argument(
+            "--turn-server",
+            default=None,
+            help="TURN server Janus itself uses (default: TURN_LISTEN_IP when REMOTEBANK_JANUS_TURN is on)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         server: JanusServer = janus_server(options["server"]) if options["server"] else janus_servers()[0]
@@ -55,6 +64,29 @@ class Command(BaseCommand):
         lib_dir: Path = options["lib_dir"] or debian_janus_lib_dir()
         if not (lib_dir / "plugins" / "libjanus_videoroom.so").exists():
             self.stderr.write(f"warning: no videoroom plugin in {lib_dir}/plugins (is Debian's janus installed?)")
+        turn: dict[str, Any] = {}
+        turn_server = options["turn_server"]
+        if turn_server is None and settings.TURN_ENABLED and settings.JANUS_TURN:
+            turn_server = settings.TURN_LISTEN_IP
+        if turn_server:
+            # REST API credentials like a participant's, but long-lived:
+            # they are minted again whenever Janus is (re)started.
+            credentials = turn_credentials(
+                secret=settings.TURN_SECRET,
+                user=f"janus-{server.name}",
+                urls=(),
+                valid_seconds=settings.JANUS_TURN_CREDENTIAL_SECONDS,
+            )
+            turn = {
+                "turn_server": turn_server,
+                "turn_port": settings.TURN_PORT,
+                "turn_type": "udp",
+                "turn_user": credentials.username,
+                "turn_pwd": credentials.credential,
+            }
+        nat_1_1_mapping = options["nat_1_1_mapping"]
+        if nat_1_1_mapping is None:
+            nat_1_1_mapping = settings.JANUS_NAT_1_1_MAPPING
         config = JanusConfigOptions(
             api_secret=server.api_secret,
             admin_secret=server.admin_secret,
@@ -71,6 +103,9 @@ class Command(BaseCommand):
             server_name=server.name,
             lib_dir=lib_dir,
             modules=available_modules(lib_dir),
+            nat_1_1_mapping=nat_1_1_mapping,
+            keep_private_host=settings.JANUS_KEEP_PRIVATE_HOST,
+            **turn,
         )
         out_dir: Path = options["out"] or Path(settings.JANUS_CONFIG_DIR)
         try:
@@ -83,5 +118,7 @@ class Command(BaseCommand):
                 f"({len(written)} files; API ws://{config.ws_ip}:{config.ws_port}, "
                 f"Admin API ws://{config.ws_ip}:{config.admin_port}"
                 + (f", ICE only on {ice_enforce_list}" if ice_enforce_list else "")
+                + (f", public address {nat_1_1_mapping}" if nat_1_1_mapping else "")
+                + (f", TURN {turn_server}:{settings.TURN_PORT}" if turn_server else "")
                 + ")"
             )

@@ -104,7 +104,7 @@
         onState: (name, detail) => {
           if (name === "remote_video") status(messages.call_connected);
           if (name === "remote_left") status(messages.call_peer_left);
-          if (name === "quality") byId("call-quality").textContent = `${messages.quality}: ${detail.level} (${detail.kbits} kbit/s)`;
+          if (name === "quality") byId("call-quality").textContent = `${messages.quality}: ${detail.label} (${detail.kbits} kbit/s)`;
         },
         onError: (code, message) => ui.showError(messages[code] || message),
       });
