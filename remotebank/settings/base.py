@@ -200,6 +200,7 @@ LOGGING = {
 from remotebank.settings.celery import *  # noqa: E402,F403
 from remotebank.settings.deadlines import *  # noqa: E402,F403
 from remotebank.settings.janus import *  # noqa: E402,F403
+from remotebank.settings.liveness import *  # noqa: E402,F403
 from remotebank.settings.media_capture import *  # noqa: E402,F403
 from remotebank.settings.storage import *  # noqa: E402,F403
 from remotebank.settings.verification import *  # noqa: E402,F403
