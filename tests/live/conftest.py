@@ -14,6 +14,7 @@ cannot collide). Under CI=true a missing piece fails, as in tests/calls.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -47,6 +48,7 @@ from tests.calls.conftest import (
 )
 from tests.gates.conftest import InCall, make_in_call, on_commit, registry  # noqa: F401 - fixtures re-exported
 
+CI = os.environ.get("CI", "").lower() == "true"
 LIVE_PEER = ROOT / "tests" / "live" / "live_peer.py"
 
 

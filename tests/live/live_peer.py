@@ -12,7 +12,10 @@ Janus reports the PeerConnection up, stays ``seconds`` and leaves. Prints a
 JSON report.
 
 ``photo`` plays one still image as the camera, frame after frame: what a
-printed photo or a replayed picture in front of the phone looks like.
+printed photo or a replayed picture in front of the phone looks like;
+``shaken_photo`` the same picture held by a moving hand; ``file`` loops a
+video file (a .y4m made from a photo with ffmpeg, as for Chromium's
+``--use-file-for-fake-video-capture``).
 """
 
 from __future__ import annotations
@@ -61,9 +64,46 @@ class StillImageTrack(VideoStreamTrack):
         return frame
 
 
+class ShakenPhotoTrack(StillImageTrack):
+    """The picture held up to the camera by a hand: it drifts and zooms a little, never the same two frames."""
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        phase = self.frames / 30.0
+        dx, dy = int(6 * np.sin(2.1 * phase)), int(5 * np.cos(1.7 * phase))
+        shifted = np.roll(np.roll(self.pixels, dx, axis=1), dy, axis=0)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(shifted), format="rgb24")
+        frame.pts = pts
+        frame.time_base = time_base
+        self.frames += 1
+        return frame
+
+
+class LoopingFileTrack(VideoStreamTrack):
+    """A video file (e.g. the .y4m Chromium's fake camera would play), looped, at its own frame rate."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.frames = 0
+        self._decoded = [frame.to_ndarray(format="rgb24") for frame in av.open(path).decode(video=0)]
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame.from_ndarray(self._decoded[self.frames % len(self._decoded)], format="rgb24")
+        frame.pts = pts
+        frame.time_base = time_base
+        self.frames += 1
+        return frame
+
+
 def _video(source: dict[str, Any]) -> Any:
     if source["kind"] == "photo":
         return StillImageTrack(source["path"], width=source.get("width", 480))
+    if source["kind"] == "shaken_photo":
+        return ShakenPhotoTrack(source["path"], width=source.get("width", 480))
+    if source["kind"] == "file":
+        return LoopingFileTrack(source["path"])
     return GradientVideoTrack()
 
 

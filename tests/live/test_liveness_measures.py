@@ -23,11 +23,12 @@ from apps.gates.integrations.liveness import (
     face_ear,
     head_yaw,
     liveness_decide,
+    open_eye_ear,
 )
 
 LIMITS = Thresholds(
-    blink_closed_ear=0.19,
-    blink_drop_ratio=0.75,
+    blink_closed_ear=0.17,
+    blink_drop_ratio=0.65,
     turn_yaw=0.35,
     static_max_difference=1.5,
     min_face_ratio=0.6,
@@ -35,7 +36,7 @@ LIMITS = Thresholds(
 )
 
 
-def face(*, openness: float = 0.3, yaw: float = 0.0) -> NDArray[np.float64]:
+def face(*, openness: float = 0.3, yaw: float = 0.0, left_openness: float | None = None) -> NDArray[np.float64]:
     """68 points of a face 200 px wide; ``openness`` = eye height / width; ``yaw`` -1..1 (customer's left > 0)."""
     points = np.zeros((68, 2))
     for i in range(17):  # jaw, from the image's left (customer's right) to the right
@@ -44,9 +45,9 @@ def face(*, openness: float = 0.3, yaw: float = 0.0) -> NDArray[np.float64]:
     for i in range(27, 36):
         points[i] = (100, 90 + 5 * (i - 27))
     points[30] = (100 + 100 * yaw, 125)  # the nose tip: half the span times yaw from the middle
-    for start, centre in ((36, 60.0), (42, 140.0)):
+    for start, centre, eye_openness in ((36, 60.0, openness), (42, 140.0, left_openness)):
         half = 15.0
-        height = openness * 2 * half / 2
+        height = (openness if eye_openness is None else eye_openness) * 2 * half / 2
         points[start] = (centre - half, 80)
         points[start + 1] = (centre - half / 3, 80 - height)
         points[start + 2] = (centre + half / 3, 80 - height)
@@ -56,18 +57,24 @@ def face(*, openness: float = 0.3, yaw: float = 0.0) -> NDArray[np.float64]:
     return points
 
 
-def sequence(frames: list[tuple[float, float]], *, fps: float = 8, difference: float = 4.0) -> list[Sample]:
-    """Samples from ``(openness, yaw)`` per frame, ``fps`` frames a second."""
-    return [
-        Sample(
-            t=i / fps,
-            face=True,
-            ear=face_ear(face(openness=o, yaw=y)),
-            yaw=head_yaw(face(openness=o, yaw=y)),
-            difference=difference,
+def sequence(
+    frames: list[tuple[float, float]], *, fps: float = 8, difference: float = 4.0, wink: bool = False
+) -> list[Sample]:
+    """Samples from ``(openness, yaw)`` per frame, ``fps`` frames a second (``wink``: only the right eye closes)."""
+    samples = []
+    for i, (openness, yaw) in enumerate(frames):
+        points = face(openness=openness, yaw=yaw, left_openness=0.3 if wink else None)
+        samples.append(
+            Sample(
+                t=i / fps,
+                face=True,
+                ear=face_ear(points),
+                yaw=head_yaw(points),
+                difference=difference,
+                ear_open_eye=open_eye_ear(points),
+            )
         )
-        for i, (o, y) in enumerate(frames)
-    ]
+    return samples
 
 
 def test_the_measures_on_one_face() -> None:
@@ -107,6 +114,9 @@ def test_a_blink_in_time_passes_and_nothing_fails() -> None:
     # Eyes a little narrower (a squint, a smile) are not a blink.
     squint = liveness_decide(sequence(_frames(4.5, squint=(2.0, 3.0, 0.24, 0.02))), BLINK, LIMITS)
     assert not squint.passed
+    # One eye's landmarks collapsing (fitting noise on a moving photo, or a wink) is not a blink.
+    one_eye = liveness_decide(sequence(_frames(4.5, blink=(2.0, 2.25, 0.05, 0.02)), wink=True), BLINK, LIMITS)
+    assert one_eye.reasons == ["challenge_not_met"]
 
 
 def test_a_turn_must_be_the_asked_side_and_from_the_resting_pose() -> None:

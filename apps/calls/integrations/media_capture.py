@@ -102,6 +102,7 @@ async def _subscribe_and_take(
     feed_id: int,
     count: int,
     interval: float,
+    duration: float | None,
     on_frame: Callable[[int], None] | None,
 ) -> list[CapturedFrame]:
     from aiortc import RTCConfiguration
@@ -115,10 +116,12 @@ async def _subscribe_and_take(
 
     async def take(track: Any) -> None:
         next_at = 0.0
+        first: float | None = None
         try:
-            while len(frames) < count:
+            while len(frames) < count and (duration is None or first is None or time.monotonic() - first < duration):
                 frame = await track.recv()
                 now = time.monotonic()
+                first = now if first is None else first
                 if now < next_at:
                     continue  # frames between two takes are decoded (VP8 needs them) and dropped
                 frames.append(
@@ -194,10 +197,15 @@ def capture_frames(
     feed_id: int,
     count: int = 1,
     interval: float = 0.0,
+    duration: float | None = None,
     timeout: float | None = None,
     on_frame: Callable[[int], None] | None = None,
 ) -> list[CapturedFrame]:
-    """Subscribe to ``feed_id`` in ``room_id`` and return ``count`` frames at least ``interval`` seconds apart.
+    """Subscribe to ``feed_id`` in ``room_id`` and return up to ``count`` frames at least ``interval`` seconds apart.
+
+    With ``duration``, stop that many seconds after the first frame even if
+    fewer than ``count`` came (a burst over a liveness challenge); ``timeout``
+    (default MEDIA_CAPTURE_TIMEOUT_SECONDS) bounds the whole exchange.
 
     Raises :class:`CaptureError` (refused, no video in time) or
     :class:`~apps.calls.integrations.janus.JanusUnavailable`. ``on_frame`` is
@@ -226,7 +234,13 @@ def capture_frames(
                 try:
                     return await asyncio.wait_for(
                         _subscribe_and_take(
-                            server, room_id=room_id, feed_id=feed_id, count=count, interval=interval, on_frame=on_frame
+                            server,
+                            room_id=room_id,
+                            feed_id=feed_id,
+                            count=count,
+                            interval=interval,
+                            duration=duration,
+                            on_frame=on_frame,
                         ),
                         bound,
                     )

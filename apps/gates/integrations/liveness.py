@@ -92,9 +92,10 @@ class Sample:
 
     t: float
     face: bool
-    ear: float | None = None
+    ear: float | None = None  # both eyes' mean
     yaw: float | None = None
     difference: float = 0.0
+    ear_open_eye: float | None = None  # the more open eye: a blink closes both
 
 
 @dataclass
@@ -147,6 +148,11 @@ def eye_aspect_ratio(eye: NDArray[np.float64]) -> float:
 
 def face_ear(points: NDArray[np.float64]) -> float:
     return (eye_aspect_ratio(points[_RIGHT_EYE]) + eye_aspect_ratio(points[_LEFT_EYE])) / 2.0
+
+
+def open_eye_ear(points: NDArray[np.float64]) -> float:
+    """The larger of the two eyes' EAR: low only when BOTH eyes close (landmark noise rarely moves both)."""
+    return max(eye_aspect_ratio(points[_RIGHT_EYE]), eye_aspect_ratio(points[_LEFT_EYE]))
 
 
 def head_yaw(points: NDArray[np.float64]) -> float:
@@ -232,7 +238,16 @@ def samples_measure(frames: Sequence[tuple[float, Image.Image]], model: Landmark
         if points is None:
             samples.append(Sample(t=t, face=False, difference=difference))
         else:
-            samples.append(Sample(t=t, face=True, ear=face_ear(points), yaw=head_yaw(points), difference=difference))
+            samples.append(
+                Sample(
+                    t=t,
+                    face=True,
+                    ear=face_ear(points),
+                    yaw=head_yaw(points),
+                    difference=difference,
+                    ear_open_eye=open_eye_ear(points),
+                )
+            )
     return samples
 
 
@@ -253,10 +268,13 @@ def _step_met(
         if not (start <= sample.t <= end) or not sample.face or sample.ear is None or sample.yaw is None:
             continue
         if step.action == "blink":
-            closed = sample.ear < limits.blink_closed_ear and sample.ear < open_ear * limits.blink_drop_ratio
+            both = sample.ear if sample.ear_open_eye is None else sample.ear_open_eye
+            closed = both < limits.blink_closed_ear and both < open_ear * limits.blink_drop_ratio
             if closed and abs(sample.yaw - neutral_yaw) < limits.turn_yaw:
                 return sample.t
-        elif (step.action == "turn_left" and sample.yaw - neutral_yaw > limits.turn_yaw) or (step.action == "turn_right" and sample.yaw - neutral_yaw < -limits.turn_yaw):
+        elif (step.action == "turn_left" and sample.yaw - neutral_yaw > limits.turn_yaw) or (
+            step.action == "turn_right" and sample.yaw - neutral_yaw < -limits.turn_yaw
+        ):
             return sample.t
     return None
 

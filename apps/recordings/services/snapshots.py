@@ -78,11 +78,25 @@ def snapshot_capture(*, actor: User, call_id: int) -> Snapshot:
     return snapshot_store_frame(actor=actor, call_id=call.pk, frame=frames[0])
 
 
-def snapshot_frames_capture(*, call: Call, feed_id: int, count: int, interval: float = 0.0) -> list[CapturedFrame]:
+def snapshot_frames_capture(
+    *,
+    call: Call,
+    feed_id: int,
+    count: int,
+    interval: float = 0.0,
+    duration: float | None = None,
+    timeout: float | None = None,
+) -> list[CapturedFrame]:
     """Frames of ``feed_id`` in the call's room, taken by the server (CaptureFailed when it cannot)."""
     try:
         return capture_frames(
-            janus_server(call.janus_server), room_id=call.room_id, feed_id=feed_id, count=count, interval=interval
+            janus_server(call.janus_server),
+            room_id=call.room_id,
+            feed_id=feed_id,
+            count=count,
+            interval=interval,
+            duration=duration,
+            timeout=timeout,
         )
     except (JanusError, UnknownJanusServer) as error:
         logger.warning("capturing feed %s of call %s failed: %s", feed_id, call.public_id, error)
