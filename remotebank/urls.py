@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/calls/", include("apps.calls.urls")),
     path("api/recordings/", include("apps.recordings.urls")),
     path("api/gates/", include("apps.gates.urls")),
+    path("api/visit-blocks/", include("apps.visits.urls")),
     path("api/operations/", include("apps.operations.urls")),
     path("api/compliance/", include("apps.compliance.urls")),
     path("health/", health, name="health"),

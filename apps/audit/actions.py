@@ -121,6 +121,8 @@ class AuditAction(models.TextChoices):
     GATE_PASSED = "gates.gate.passed", _("Gate passed")
     GATE_FAILED = "gates.gate.failed", _("Gate failed; service ended")
     GATE_LIVENESS_CHALLENGED = "gates.liveness.challenged", _("Liveness challenge sent to the customer")
+    VISIT_BLOCKED = "visits.block.created", _("Remote service blocked after a failed identity or face check")
+    VISIT_BLOCK_LIFTED = "visits.block.lifted", _("Remote service block lifted")
     GATES_ALL_PASSED = "gates.progress.all_passed", _("All four gates passed")
     GATES_OUT_OF_ORDER = "gates.request.out_of_order", _("Business operation refused: gates not passed")
     SNAPSHOT_CHOSEN_FOR_FACE = "recordings.snapshot.chosen_for_face", _("Snapshot chosen as the live image")
