@@ -184,6 +184,22 @@ class GateRegistryPhotoApi(APIView):
         return response
 
 
+class GateIdPortraitApi(APIView):
+    """``GET``: the portrait cut from the customer's ID card (Gate 1), for staff in the call: Gate 3's second image."""
+
+    permission_classes = (_SERVE,)
+
+    def get(self, request: Request, public_id: str) -> FileResponse:
+        call = _call_for_staff(request, public_id)
+        verification = getattr(call.visit, "verification", None)
+        portrait = verification.id_card_portrait if verification is not None else None
+        if not portrait:
+            raise NotFound(_("There is no ID-card portrait for this service."), code="no_id_portrait")
+        response = FileResponse(portrait.open("rb"), content_type="image/jpeg")
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
 class VisitGatesApi(CustomerApi):
     """The customer's own page: ``GET`` the checks' progress and any questions to answer."""
 
