@@ -95,7 +95,7 @@ def _to_rgb(frame: Any) -> Image.Image:
     return Image.fromarray(frame.to_ndarray(format="rgb24"), mode="RGB")
 
 
-async def _subscribe_and_take(
+async def _subscribe_and_take(  # noqa: PLR0915 - one exchange, read top to bottom
     server: JanusServer,
     *,
     room_id: int,
@@ -103,7 +103,7 @@ async def _subscribe_and_take(
     count: int,
     interval: float,
     duration: float | None,
-    on_frame: Callable[[int], None] | None,
+    on_frame: Callable[[CapturedFrame], None] | None,
 ) -> list[CapturedFrame]:
     from aiortc import RTCConfiguration
 
@@ -124,13 +124,12 @@ async def _subscribe_and_take(
                 first = now if first is None else first
                 if now < next_at:
                     continue  # frames between two takes are decoded (VP8 needs them) and dropped
-                frames.append(
-                    CapturedFrame(
-                        image=_to_rgb(frame), feed_id=feed_id, captured_at=datetime.now(tz=UTC), index=len(frames)
-                    )
+                captured = CapturedFrame(
+                    image=_to_rgb(frame), feed_id=feed_id, captured_at=datetime.now(tz=UTC), index=len(frames)
                 )
+                frames.append(captured)
                 if on_frame is not None:
-                    on_frame(len(frames) - 1)
+                    on_frame(captured)
                 next_at = now + interval
             if not done.done():
                 done.set_result(None)
@@ -199,17 +198,18 @@ def capture_frames(
     interval: float = 0.0,
     duration: float | None = None,
     timeout: float | None = None,
-    on_frame: Callable[[int], None] | None = None,
+    on_frame: Callable[[CapturedFrame], None] | None = None,
 ) -> list[CapturedFrame]:
     """Subscribe to ``feed_id`` in ``room_id`` and return up to ``count`` frames at least ``interval`` seconds apart.
 
     With ``duration``, stop that many seconds after the first frame even if
     fewer than ``count`` came (a burst over a liveness challenge); ``timeout``
     (default MEDIA_CAPTURE_TIMEOUT_SECONDS) bounds the whole exchange.
+    ``on_frame`` is called in the capture thread with each frame as it
+    arrives (keep it quick: hand the frame to another thread).
 
     Raises :class:`CaptureError` (refused, no video in time) or
-    :class:`~apps.calls.integrations.janus.JanusUnavailable`. ``on_frame`` is
-    called (in the capture thread) with each frame's index as it arrives.
+    :class:`~apps.calls.integrations.janus.JanusUnavailable`.
     """
     if count < 1:
         raise ValueError("count must be at least 1")

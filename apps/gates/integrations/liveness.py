@@ -225,30 +225,40 @@ def get_landmark_model() -> LandmarkModel:
     return _model
 
 
+class BurstMeasure:
+    """Measures frames one by one as they arrive, so the decision waits only for the last frame."""
+
+    def __init__(self, model: LandmarkModel | None = None) -> None:
+        self.model = model or get_landmark_model()
+        self.samples: list[Sample] = []
+        self._previous: NDArray[np.float64] | None = None
+
+    def add(self, t: float, image: Image.Image) -> Sample:
+        grey = small_grey(image)
+        difference = frame_difference(self._previous, grey)
+        self._previous = grey
+        points = self.model.points(image)
+        if points is None:
+            sample = Sample(t=t, face=False, difference=difference)
+        else:
+            sample = Sample(
+                t=t,
+                face=True,
+                ear=face_ear(points),
+                yaw=head_yaw(points),
+                difference=difference,
+                ear_open_eye=open_eye_ear(points),
+            )
+        self.samples.append(sample)
+        return sample
+
+
 def samples_measure(frames: Sequence[tuple[float, Image.Image]], model: LandmarkModel | None = None) -> list[Sample]:
     """One Sample per ``(seconds after the challenge was issued, frame)``."""
-    model = model or get_landmark_model()
-    samples = []
-    previous: NDArray[np.float64] | None = None
+    burst = BurstMeasure(model)
     for t, image in frames:
-        grey = small_grey(image)
-        difference = frame_difference(previous, grey)
-        previous = grey
-        points = model.points(image)
-        if points is None:
-            samples.append(Sample(t=t, face=False, difference=difference))
-        else:
-            samples.append(
-                Sample(
-                    t=t,
-                    face=True,
-                    ear=face_ear(points),
-                    yaw=head_yaw(points),
-                    difference=difference,
-                    ear_open_eye=open_eye_ear(points),
-                )
-            )
-    return samples
+        burst.add(t, image)
+    return burst.samples
 
 
 # --- The decision ---------------------------------------------------------------------------

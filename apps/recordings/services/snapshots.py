@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
@@ -86,6 +87,7 @@ def snapshot_frames_capture(
     interval: float = 0.0,
     duration: float | None = None,
     timeout: float | None = None,
+    on_frame: Callable[[CapturedFrame], None] | None = None,
 ) -> list[CapturedFrame]:
     """Frames of ``feed_id`` in the call's room, taken by the server (CaptureFailed when it cannot)."""
     try:
@@ -97,6 +99,7 @@ def snapshot_frames_capture(
             interval=interval,
             duration=duration,
             timeout=timeout,
+            on_frame=on_frame,
         )
     except (JanusError, UnknownJanusServer) as error:
         logger.warning("capturing feed %s of call %s failed: %s", feed_id, call.public_id, error)
