@@ -169,7 +169,9 @@ def live_call(
     def start(source: dict[str, Any], *, seconds: float = 25, **options: Any) -> Iterator[LiveCall]:
         in_call = make_in_call(**options)
         call = in_call.call
-        Call.objects.filter(pk=call.pk).update(janus_server=live_janus.server.name)
+        # The room on the live Janus is the harness's, not one the platform opened: when the
+        # service ends, the platform (outside the namespace) must not try to close it.
+        Call.objects.filter(pk=call.pk).update(janus_server=live_janus.server.name, room_open=False)
         record_dir = tmp_path / f"rec-{call.pk}"
         record_dir.mkdir(mode=0o777)
         record_dir.chmod(0o777)

@@ -145,6 +145,23 @@ def test_a_static_feed_fails_even_if_its_landmarks_would_pass() -> None:
     frozen = sequence(_frames(4.5, blink=(2.0, 2.25, 0.05, 0.02)), difference=0.4)
     result = liveness_decide(frozen, BLINK, LIMITS)
     assert "static_feed" in result.reasons and not result.passed
+    # The encoder's first frames (a keyframe, then sharper ones) change a still picture too: not counted.
+    ramp = [Sample(t=s.t, face=True, ear=s.ear, yaw=s.yaw, difference=5.0 if i < 3 else 0.4, ear_open_eye=s.ear_open_eye)
+            for i, s in enumerate(frozen)]  # fmt: skip
+    assert "static_feed" in liveness_decide(ramp, BLINK, LIMITS).reasons
+    # One glitched frame (a lost packet) changes two differences: still static.
+    glitch = [Sample(t=s.t, face=True, ear=s.ear, yaw=s.yaw, difference=9.0 if i in (20, 21) else 0.4, ear_open_eye=s.ear_open_eye)
+              for i, s in enumerate(frozen)]  # fmt: skip
+    assert "static_feed" in liveness_decide(glitch, BLINK, LIMITS).reasons
+    # A movement over several frames (a turn takes half a second or more) is not.
+    moving = [Sample(t=s.t, face=True, ear=s.ear, yaw=s.yaw, difference=5.0 if 20 <= i < 24 else 0.4, ear_open_eye=s.ear_open_eye)
+              for i, s in enumerate(frozen)]  # fmt: skip
+    assert "static_feed" not in liveness_decide(moving, BLINK, LIMITS).reasons
+
+
+def test_too_few_frames_is_unusable_not_static() -> None:
+    result = liveness_decide(sequence(_frames(0.5)), BLINK, LIMITS)
+    assert "too_few_frames" in result.reasons and "static_feed" not in result.reasons
 
 
 def test_too_few_frames_with_a_face_is_unusable() -> None:

@@ -87,7 +87,7 @@ def test_face_retakes_are_bounded_and_the_failed_customer_is_blocked(
     response = _start(mobile)
     assert response.status_code == 409, response.content
     body = response.json()
-    assert body["code"] == "remote_service_blocked" and "branch counter" in body["message"]
+    assert body["code"] == "remote_service_blocked" and "请到柜面办理业务" in body["message"]  # zh-hans first
     assert _start("13900000000").status_code == 201  # anyone else starts as usual
 
     # Supervisors see the block and lift it with a reason; agents may not.

@@ -14,12 +14,13 @@ the measures a decision:
   ``(|x30 - x0| - |x16 - x30|) / |x16 - x0|``: 0 facing the camera, positive
   when the customer turns to THEIR left (the stream is not mirrored: their
   left is the image's right), about ±0.5 at 30°.
-- a static feed (a photo or a still image played as the camera): the largest
-  change between two frames (mean absolute grey-level difference at 64×64)
-  stays under a few levels; a live face always moves more than that.
+- a static feed (a photo or a still image played as the camera): the change
+  between two frames (mean absolute grey-level difference at 64×64), its
+  third-largest value after the encoder's first frames, stays under a few
+  levels; a live face always moves more than that over several frames.
 
-The decision lists every reason it failed (``static_feed``, ``no_face``,
-``challenge_not_met``); the replay check (the live face IS the registry photo
+The decision lists every reason it failed (``too_few_frames``, ``static_feed``,
+``no_face``, ``challenge_not_met``); the replay check (the live face IS the registry photo
 or the ID portrait, embedding distance near 0) needs the face engine and is
 done by the gate service. Thresholds are settings (remotebank/settings/liveness.py).
 """
@@ -51,6 +52,7 @@ ACTIONS = ("turn_left", "turn_right", "blink")
 _RIGHT_EYE = slice(36, 42)  # the customer's right eye: the image's left
 _LEFT_EYE = slice(42, 48)
 _DETECT_WIDTH = 320  # frames are analysed at this width: HOG + 68 points take ~15 ms there
+_RAMP_FRAMES = 3  # the first frames of a burst, left out of the static check
 
 
 @dataclass(frozen=True)
@@ -293,8 +295,16 @@ def liveness_decide(samples: list[Sample], challenge: Challenge, limits: Thresho
     """Whether the burst shows a live face meeting the challenge in order and in time, with every measure."""
     reasons: list[str] = []
     faces = [sample for sample in samples if sample.face]
-    largest_change = max((sample.difference for sample in samples), default=0.0)
-    if len(samples) < 2 or largest_change < limits.static_max_difference:
+    # The first frames after subscribing are the encoder's quality ramp (a keyframe, then
+    # sharper frames): a still picture changes there too, so they do not count.
+    settled = samples[_RAMP_FRAMES:]
+    # The third-largest change: one glitched frame (a lost VP8 packet) makes two large ones,
+    # while anything alive (a turn, a hand holding a photo) moves over many frames.
+    changes = sorted(sample.difference for sample in settled)
+    sustained_change = changes[-3] if len(changes) >= 3 else (changes[-1] if changes else 0.0)
+    if len(settled) < 2:
+        reasons.append("too_few_frames")  # the video barely came through: unusable, not a verdict on the face
+    elif sustained_change < limits.static_max_difference:
         reasons.append("static_feed")
     face_ratio = len(faces) / len(samples) if samples else 0.0
     if face_ratio < limits.min_face_ratio:
@@ -326,7 +336,7 @@ def liveness_decide(samples: list[Sample], challenge: Challenge, limits: Thresho
     measures = {
         "frames": len(samples),
         "face_frames": len(faces),
-        "largest_change": round(largest_change, 2),
+        "sustained_change": round(sustained_change, 2),
         "open_ear": round(open_ear, 3),
         "neutral_yaw": round(neutral_yaw, 3),
         "min_ear": round(min(ears), 3) if ears else None,
