@@ -7,6 +7,6 @@ from apps.visits import api
 app_name = "visits"
 
 urlpatterns = [
-    path("", api.VisitBlockListApi.as_view(), name="blocks"),
-    path("<int:pk>/lift/", api.VisitBlockLiftApi.as_view(), name="block-lift"),
+    path("blocks/", api.VisitBlockListApi.as_view(), name="blocks"),
+    path("blocks/<int:pk>/lift/", api.VisitBlockLiftApi.as_view(), name="block-lift"),
 ]
