@@ -34,6 +34,7 @@ from apps.gates.selectors import (
     gates_status_for_staff,
 )
 from apps.gates.services import (
+    gate_face_liveness_start,
     gate_face_verify_start,
     gate_identity_check_start,
     gate_questions_answer,
@@ -130,22 +131,29 @@ class GateIdentityApi(APIView):
 
 
 class GateFaceApi(APIView):
-    """``POST {"snapshot": id}``: compare that snapshot with the ID-card portrait and the registry photo (Gate 3)."""
+    """``POST {}``: Gate 3 with active liveness: a challenge on the customer's page, a burst the server captures,
+    its best frame compared with the ID-card portrait and the registry photo.
+
+    ``{"snapshot": id}`` (compare a snapshot taken earlier, no liveness) is
+    refused while GATE_FACE_LIVENESS_REQUIRED is on (409 ``liveness_required``).
+    """
 
     permission_classes = (_SERVE,)
     parser_classes = (JSONParser,)
 
     class GateFaceInputSerializer(serializers.Serializer[Any]):
-        snapshot = serializers.UUIDField()
+        snapshot = serializers.UUIDField(required=False)
 
     @extend_schema(request=GateFaceInputSerializer, responses={202: GatesStaffOutputSerializer})
     def post(self, request: Request, public_id: str) -> Response:
         call = _call_for_staff(request, public_id)
         data = self.GateFaceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        gate_face_verify_start(
-            actor=request_staff_user(request), call_id=call.pk, snapshot_public_id=str(data.validated_data["snapshot"])
-        )
+        snapshot = data.validated_data.get("snapshot")
+        if snapshot is None:
+            gate_face_liveness_start(actor=request_staff_user(request), call_id=call.pk)
+        else:
+            gate_face_verify_start(actor=request_staff_user(request), call_id=call.pk, snapshot_public_id=str(snapshot))
         return Response(GatesStaffOutputSerializer(gates_status_for_staff(visit=call.visit)).data, status=202)
 
 
@@ -172,6 +180,22 @@ class GateRegistryPhotoApi(APIView):
         if progress is None or not progress.registry_photo:
             raise NotFound(_("The registry has returned no photo yet."), code="no_registry_photo")
         response = FileResponse(progress.registry_photo.open("rb"), content_type="image/jpeg")
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class GateIdPortraitApi(APIView):
+    """``GET``: the portrait cut from the customer's ID card (Gate 1), for staff in the call: Gate 3's second image."""
+
+    permission_classes = (_SERVE,)
+
+    def get(self, request: Request, public_id: str) -> FileResponse:
+        call = _call_for_staff(request, public_id)
+        verification = getattr(call.visit, "verification", None)
+        portrait = verification.id_card_portrait if verification is not None else None
+        if not portrait:
+            raise NotFound(_("There is no ID-card portrait for this service."), code="no_id_portrait")
+        response = FileResponse(portrait.open("rb"), content_type="image/jpeg")
         response["Cache-Control"] = "private, no-store"
         return response
 

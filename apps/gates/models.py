@@ -254,3 +254,25 @@ class QuestionPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.business_code}: {self.count}/{self.max_wrong}"
+
+
+class LivenessCheck(models.Model):
+    """Gate 3's active liveness challenge for one face attempt (issue 14): what the customer was asked, when.
+
+    The server draws the challenge, the customer's page shows it, and the
+    server captures a burst from ``feed_id`` meanwhile; the result and every
+    measure go into the attempt's ``scores["liveness"]`` (immutable with it).
+    """
+
+    attempt = models.OneToOneField(GateAttempt, on_delete=models.PROTECT, related_name="liveness_check")
+    # {"steps": [{"action": "blink" | "turn_left" | "turn_right", "at": s, "window": s}], "seconds": s}
+    challenge = models.JSONField(default=dict)
+    feed_id = models.PositiveBigIntegerField(_("video feed"))
+    issued_at = models.DateTimeField(_("issued at"))
+
+    class Meta:
+        verbose_name = _("liveness check")
+        verbose_name_plural = _("liveness checks")
+
+    def __str__(self) -> str:
+        return f"liveness of attempt {self.attempt_id}"

@@ -13,7 +13,10 @@ anyone override or edit a result.
 from __future__ import annotations
 
 import logging
+import queue
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -29,9 +32,10 @@ from PIL import Image
 
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, AnyActor, audit_record
-from apps.calls.models import Call, CallEndReason, CallState
+from apps.calls.integrations.media_capture import CapturedFrame
+from apps.calls.models import Call, CallEndReason, CallState, ParticipantRole
 from apps.calls.services import call_end, call_live_for_staff, call_notify
-from apps.common.errors import NotAllowed, NotFound, ValidationFailed
+from apps.common.errors import ApplicationError, NotAllowed, NotFound, ValidationFailed
 from apps.common.fsm import fsm_step
 from apps.common.images import ImageRejected, load_untrusted_image
 from apps.common.locking import lock_object
@@ -40,6 +44,14 @@ from apps.customers.integrations.core_banking import CoreBankingError, Transacti
 from apps.gates.face_embeddings import face_embedding_get_or_compute, id_portrait_scope, registry_photo_scope
 from apps.gates.integrations.face import FaceError, FaceModelUnavailable, get_face_engine
 from apps.gates.integrations.identity_registry import RegistryError, get_identity_registry
+from apps.gates.integrations.liveness import (
+    BurstMeasure,
+    Challenge,
+    best_frame_index,
+    challenge_draw,
+    liveness_decide,
+    thresholds_from_settings,
+)
 from apps.gates.models import (
     AnswerSource,
     AttemptStatus,
@@ -47,6 +59,7 @@ from apps.gates.models import (
     GateAttempt,
     GateProgress,
     GateState,
+    LivenessCheck,
     QuestionDraw,
     QuestionPolicy,
     QuestionTemplate,
@@ -59,6 +72,7 @@ from apps.gates.selectors import (
     visible_to_customer,
 )
 from apps.recordings.models import Snapshot
+from apps.recordings.services.snapshots import CaptureFailed, snapshot_frames_capture, snapshot_store_frame
 from apps.visits.models import Visit, VisitOutcome
 from apps.visits.services import visit_close
 
@@ -351,6 +365,11 @@ def gate_face_verify_start(*, actor: User, call_id: int, snapshot_public_id: str
     from apps.gates.tasks import gate_face_verify_task
 
     call = call_live_for_staff(actor=actor, call_id=call_id)
+    if settings.GATE_FACE_LIVENESS_REQUIRED:
+        raise NotAllowed(
+            _("Face verification needs the liveness check: start it without choosing a snapshot."),
+            code="liveness_required",
+        )
     snapshot = Snapshot.objects.filter(public_id=snapshot_public_id, call__visit_id=call.visit_id).first()
     if snapshot is None:
         raise ValidationFailed(_("Please choose a snapshot of this customer taken in this service."), code="snapshot")
@@ -464,6 +483,207 @@ def gate_face_verify_run(*, attempt_id: int) -> GateAttempt | None:
         progress, attempt = locked
         if outcome.status == AttemptStatus.ERROR:
             _error_or_exhausted(progress, attempt, actor=FACE_ENGINE, code=outcome.code)
+            return attempt
+        _finish_attempt(
+            attempt, actor=FACE_ENGINE, status=outcome.status, result_code=outcome.code, scores=outcome.scores
+        )
+        if outcome.status == AttemptStatus.PASSED:
+            _gate_passed(progress, Gate.FACE, actor=FACE_ENGINE, call=attempt.call)
+        else:
+            _gate_failed(progress, Gate.FACE, reason=outcome.code, actor=FACE_ENGINE, call=attempt.call)
+        return attempt
+
+
+# --- Gate 3 with active liveness (issue 14) ----------------------------------------------------
+
+
+def _liveness_refused(message: Any, code: str) -> NotAllowed:
+    return NotAllowed(message, code=code)
+
+
+@transaction.atomic(durable=True)
+def gate_face_liveness_start(*, actor: User, call_id: int) -> GateAttempt:
+    """Gate 3 as the bank relies on it: a random challenge on the customer's page, a burst the server captures.
+
+    The attempt counts against GATE_FACE_MAX_ATTEMPTS like any face attempt
+    (every try audited). The challenge goes to the customer's page (visit
+    event ``liveness``); the burst, the landmarks' decision and the face
+    comparison of the burst's best frame run in Celery
+    (``gate_face_liveness_run``).
+    """
+    from apps.gates.tasks import gate_face_liveness_task
+
+    call = call_live_for_staff(actor=actor, call_id=call_id)
+    customer = call.participants.filter(role=ParticipantRole.CUSTOMER).first()
+    if customer is None or customer.janus_feed_id is None or customer.publishing_since is None:
+        raise _liveness_refused(
+            _("The customer's video is not being received. Please wait until their camera is on."),
+            "customer_not_publishing",
+        )
+    progress = _progress_locked(call.visit, actor=actor)
+    attempt = _start_attempt(progress, Gate.FACE, call=call, actor=actor)
+    challenge = challenge_draw(
+        steps=int(settings.LIVENESS_STEPS),
+        window=float(settings.LIVENESS_STEP_SECONDS),
+        first_delay=(float(settings.LIVENESS_FIRST_DELAY_SECONDS[0]), float(settings.LIVENESS_FIRST_DELAY_SECONDS[1])),
+        gap=(float(settings.LIVENESS_GAP_SECONDS[0]), float(settings.LIVENESS_GAP_SECONDS[1])),
+    )
+    LivenessCheck.objects.create(
+        attempt=attempt, challenge=challenge.as_dict(), feed_id=customer.janus_feed_id, issued_at=timezone.now()
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.GATE_LIVENESS_CHALLENGED,
+        target=progress.visit,
+        data={
+            "attempt": attempt.number,
+            "call": str(call.public_id),
+            "feed": customer.janus_feed_id,
+            "challenge": challenge.as_dict(),
+        },
+    )
+    call_notify(call, "liveness", attempt=attempt.number, challenge=challenge.as_dict())
+    enqueue_on_commit(gate_face_liveness_task, attempt.pk)
+    return attempt
+
+
+@dataclass
+class _LivenessOutcome:
+    status: AttemptStatus
+    code: str
+    scores: dict[str, Any]
+    snapshot: Snapshot | None = None
+
+
+def _liveness_check(attempt: GateAttempt) -> _LivenessOutcome:
+    """Capture the burst, decide liveness on the landmarks, compare the best frame's face (replay included)."""
+    check = attempt.liveness_check
+    call = attempt.call
+    assert call is not None
+    challenge = Challenge.from_dict(check.challenge)
+    slack = float(settings.LIVENESS_SLACK_SECONDS)
+    fps = max(1, int(settings.LIVENESS_CAPTURE_FPS))
+    # The burst runs until the challenge's last window closes (from the moment it was issued).
+    remaining = challenge.seconds + slack - (timezone.now() - check.issued_at).total_seconds()
+    # Frames are measured as they arrive (this thread) while the capture thread
+    # receives the next ones: when the last window closes, one frame is left.
+    arrived: queue.Queue[CapturedFrame] = queue.Queue()
+    burst = BurstMeasure()
+    measured_cpu = 0.0
+
+    def measure_waiting(wait: float) -> None:
+        nonlocal measured_cpu
+        try:
+            frame = arrived.get(timeout=wait)
+        except queue.Empty:
+            return
+        started = time.thread_time()
+        burst.add((frame.captured_at - check.issued_at).total_seconds(), frame.image)
+        measured_cpu += time.thread_time() - started
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="liveness-capture") as pool:
+        capture = pool.submit(
+            snapshot_frames_capture,
+            call=call,
+            feed_id=check.feed_id,
+            count=int((challenge.seconds + slack) * fps) + fps,
+            interval=1.0 / fps,
+            duration=max(remaining, 1.0),
+            timeout=max(remaining, 1.0) + float(settings.MEDIA_CAPTURE_TIMEOUT_SECONDS),
+            on_frame=arrived.put,
+        )
+        while not capture.done():
+            measure_waiting(0.05)
+        try:
+            frames = capture.result()
+        except CaptureFailed:
+            return _LivenessOutcome(AttemptStatus.ERROR, "capture_failed", {})
+    burst_ended = time.monotonic()
+    started = time.thread_time()
+    while not arrived.empty():
+        measure_waiting(0)
+    samples = burst.samples
+    result = liveness_decide(samples, challenge, thresholds_from_settings())
+    best = best_frame_index(samples)
+    liveness: dict[str, Any] = {
+        "passed": result.passed,
+        "reasons": result.reasons,
+        **result.measures,
+        "landmark_cpu_seconds": round(measured_cpu + time.thread_time() - started, 3),
+        # CPU of this thread only (the capture thread decodes meanwhile); and from the end
+        # of the burst to the landmarks' decision (the face comparison follows).
+        "decision_seconds": round(time.monotonic() - burst_ended, 3),
+    }
+    if best is None:
+        liveness["passed"] = False
+        return _LivenessOutcome(AttemptStatus.ERROR, f"liveness:{result.reasons[0]}", {"liveness": liveness})
+    try:
+        snapshot = snapshot_store_frame(actor=attempt.requested_by, call_id=call.pk, frame=frames[best])  # type: ignore[arg-type]
+    except ApplicationError as error:
+        return _LivenessOutcome(AttemptStatus.ERROR, f"capture_failed:{error.code}", {"liveness": liveness})
+    attempt.snapshot = snapshot
+    face = _face_compare(attempt)
+    scores = {**face.scores, "liveness": liveness}
+    distances = [face.scores[name] for name in ("live_vs_registry", "live_vs_id") if name in face.scores]
+    if distances and min(distances) < float(settings.LIVENESS_REPLAY_MAX_DISTANCE):
+        # The "live" face is the registry photo or the ID portrait itself, played to the camera.
+        liveness["passed"] = False
+        liveness["reasons"] = [*result.reasons, "replayed_known_image"]
+        return _LivenessOutcome(AttemptStatus.FAILED, "replayed_known_image", scores, snapshot)
+    if not result.passed:
+        return _LivenessOutcome(AttemptStatus.ERROR, f"liveness:{result.reasons[0]}", scores, snapshot)
+    return _LivenessOutcome(face.status, face.code, scores, snapshot)
+
+
+def gate_face_liveness_run(*, attempt_id: int) -> GateAttempt | None:
+    """Run one liveness attempt and apply it. Safe to run twice: only a running attempt changes.
+
+    A failed challenge or an unusable burst is an error the agent may retry
+    (within GATE_FACE_MAX_ATTEMPTS; the last one fails the gate); a replayed
+    known image or a face that does not match is definitive and ends the service.
+    """
+    attempt = (
+        GateAttempt.objects.select_related("progress__visit", "call", "liveness_check", "requested_by")
+        .filter(pk=attempt_id)
+        .first()
+    )
+    if attempt is None or attempt.status != AttemptStatus.RUNNING:
+        return attempt
+    try:
+        outcome = _liveness_check(attempt)
+    except FaceModelUnavailable:
+        logger.exception("face or landmark model unavailable for gate attempt %s", attempt_id)
+        outcome = _LivenessOutcome(AttemptStatus.ERROR, "face_model_unavailable", {})
+    with transaction.atomic(durable=True):
+        locked = _running_attempt_locked(attempt_id)
+        if locked is None:
+            return GateAttempt.objects.get(pk=attempt_id)
+        progress, attempt = locked
+        if outcome.snapshot is not None:
+            attempt.snapshot = outcome.snapshot
+            Snapshot.objects.filter(pk=outcome.snapshot.pk).update(chosen_for_face=True)
+            audit_record(
+                actor=FACE_ENGINE,
+                action=AuditAction.SNAPSHOT_CHOSEN_FOR_FACE,
+                target=outcome.snapshot,
+                data={
+                    "snapshot": str(outcome.snapshot.public_id),
+                    "sha256": outcome.snapshot.sha256,
+                    "attempt": attempt.number,
+                    "feed": outcome.snapshot.feed_id,
+                },
+            )
+        if outcome.status == AttemptStatus.ERROR:
+            _finish_attempt(
+                attempt, actor=FACE_ENGINE, status=AttemptStatus.ERROR, result_code=outcome.code, scores=outcome.scores
+            )
+            gate = Gate.FACE
+            if attempt.number >= _attempt_limit(gate) and progress.state == gate:
+                _gate_failed(progress, gate, reason="attempts_exhausted", actor=FACE_ENGINE, call=attempt.call)
+            elif attempt.call is not None:
+                call_notify(
+                    attempt.call, "gates", gate=gate.value, status=AttemptStatus.ERROR.value, reason=outcome.code
+                )
             return attempt
         _finish_attempt(
             attempt, actor=FACE_ENGINE, status=outcome.status, result_code=outcome.code, scores=outcome.scores

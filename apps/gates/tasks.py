@@ -11,7 +11,14 @@ from django.db import InterfaceError, OperationalError
 
 from apps.audit.services import Actor
 from apps.gates.models import GateAttempt
-from apps.gates.services import FACE_ENGINE, REGISTRY, gate_attempt_error, gate_face_verify_run, gate_identity_check_run
+from apps.gates.services import (
+    FACE_ENGINE,
+    REGISTRY,
+    gate_attempt_error,
+    gate_face_liveness_run,
+    gate_face_verify_run,
+    gate_identity_check_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,3 +53,11 @@ def gate_identity_check_task(self: Any, attempt_id: int) -> str:
 )
 def gate_face_verify_task(self: Any, attempt_id: int) -> str:
     return _run(gate_face_verify_run, attempt_id, actor=FACE_ENGINE)
+
+
+# The burst lasts the challenge (about 10 s), then landmarks and the face model run: the ``face`` queue.
+@shared_task(
+    bind=True, acks_late=True, autoretry_for=(OperationalError, InterfaceError), max_retries=3, retry_backoff=2
+)
+def gate_face_liveness_task(self: Any, attempt_id: int) -> str:
+    return _run(gate_face_liveness_run, attempt_id, actor=FACE_ENGINE)

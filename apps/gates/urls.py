@@ -12,6 +12,7 @@ urlpatterns = [
     path("calls/<uuid:public_id>/face/", api.GateFaceApi.as_view(), name="call-gate-face"),
     path("calls/<uuid:public_id>/questions/", api.GateQuestionsApi.as_view(), name="call-gate-questions"),
     path("calls/<uuid:public_id>/registry-photo/", api.GateRegistryPhotoApi.as_view(), name="call-registry-photo"),
+    path("calls/<uuid:public_id>/id-portrait/", api.GateIdPortraitApi.as_view(), name="call-id-portrait"),
     path("visit/", api.VisitGatesApi.as_view(), name="visit-gates"),
     path("visit/answers/", api.VisitGateAnswersApi.as_view(), name="visit-gate-answers"),
 ]

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -53,8 +53,6 @@ _PLAY = require_permission("recordings.play_recording")
 _REPROCESS = require_permission("recordings.reprocess_recording")
 _CONTENT_TYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".mkv": "video/x-matroska", ".opus": "audio/ogg"}
 _CHUNK = 256 * 1024
-# Largest accepted upload; load_untrusted_image applies its own (larger) limit too.
-MAX_SNAPSHOT_BYTES = 5 * 1024 * 1024
 
 
 class _SnapshotOutput(serializers.ModelSerializer[Snapshot]):
@@ -64,7 +62,17 @@ class _SnapshotOutput(serializers.ModelSerializer[Snapshot]):
 
     class Meta:
         model = Snapshot
-        fields = ("id", "sha256", "width", "height", "taken_at", "taken_by", "chosen_for_face", "image_url")
+        fields = (
+            "id",
+            "sha256",
+            "width",
+            "height",
+            "taken_at",
+            "feed_id",
+            "taken_by",
+            "chosen_for_face",
+            "image_url",
+        )
 
     def get_image_url(self, snapshot: Snapshot) -> str | None:
         if snapshot.purged_at is not None:
@@ -89,30 +97,28 @@ class CallSnapshotListApi(APIView):
 
 
 class CallSnapshotCaptureApi(APIView):
-    """``POST`` (multipart ``image``): capture the customer's image, by staff in the live call (R5)."""
+    """``POST`` (no body): the server captures the customer's current frame from the call's video, for staff in the live call (R5).
+
+    The image is never sent by the caller: a request carrying a file or an
+    image field is refused (400 ``image_upload_refused``), so no browser can
+    make a picture of its choice the customer's live image.
+    """
 
     permission_classes = (_SERVE,)
-    parser_classes = (MultiPartParser,)
+    parser_classes = (JSONParser, MultiPartParser, FormParser)
 
     OutputSerializer = _SnapshotOutput
 
-    @extend_schema(
-        request={
-            "multipart/form-data": {
-                "type": "object",
-                "properties": {"image": {"type": "string", "format": "binary"}},
-                "required": ["image"],
-            }
-        }
-    )
+    @extend_schema(request=None)
     def post(self, request: Request, public_id: str) -> Response:
         call = call_get(public_id=public_id)
-        upload = request.FILES.get("image")
-        if upload is None:
-            raise ValidationFailed(_("Send the image in the multipart field “image”."), code="image_missing")
-        if upload.size is not None and upload.size > MAX_SNAPSHOT_BYTES:
-            raise ValidationFailed(_("The image is too large."), code="image_too_large_bytes")
-        snapshot = snapshot_capture(actor=request_staff_user(request), call_id=call.pk, image_bytes=upload.read())
+        data = request.data if hasattr(request.data, "keys") else {}
+        if request.FILES or any(key in data for key in ("image", "frame", "snapshot", "photo")):
+            raise ValidationFailed(
+                _("Images are not accepted here: the server captures the customer's video itself."),
+                code="image_upload_refused",
+            )
+        snapshot = snapshot_capture(actor=request_staff_user(request), call_id=call.pk)
         return Response(self.OutputSerializer(snapshot).data, status=201)
 
 

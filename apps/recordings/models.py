@@ -135,7 +135,7 @@ class RecordingFile(models.Model):
 
 
 class Snapshot(models.Model):
-    """A frame of the customer's video captured by staff during the call (R5)."""
+    """A frame of the customer's video, taken by the server from Janus when staff in the call asked (R5)."""
 
     public_id = models.UUIDField(unique=True, editable=False)
     call = models.ForeignKey(Call, on_delete=models.PROTECT, related_name="snapshots")
@@ -145,7 +145,11 @@ class Snapshot(models.Model):
     sha256 = models.CharField(_("SHA-256"), max_length=64)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
+    # The server's clock when the frame was decoded from the customer's feed.
     taken_at = models.DateTimeField(_("taken at"))
+    # The Janus feed the server subscribed to; empty on rows from before
+    # server capture, when the agent's browser uploaded the image.
+    feed_id = models.PositiveBigIntegerField(_("video feed"), null=True, blank=True)
     chosen_for_face = models.BooleanField(_("chosen for face verification"), default=False)
     # Set when the retention period removed the image (the row and hash stay).
     purged_at = models.DateTimeField(_("removed at"), null=True, blank=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -100,3 +101,31 @@ class VisitLocation(models.Model):
 
     def __str__(self) -> str:
         return f"location of visit {self.visit_id}: {self.consent}"
+
+
+class VisitBlock(models.Model):
+    """A customer who failed Gate 2 or Gate 3 may not start remote visits until ``blocked_until`` (issue 14).
+
+    Matched at ``visit_start`` by the mobile number's blind index (the only
+    thing known then) and by the customer; a supervisor may lift it, audited.
+    """
+
+    visit = models.OneToOneField(Visit, on_delete=models.PROTECT, related_name="block", verbose_name=_("visit"))
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="visit_blocks")
+    mobile_index = models.CharField(max_length=64, db_index=True, editable=False)
+    reason = models.CharField(_("reason"), max_length=64)
+    created_at = models.DateTimeField(_("created at"))
+    blocked_until = models.DateTimeField(_("blocked until"), db_index=True)
+    lifted_at = models.DateTimeField(_("lifted at"), null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lift_reason = models.CharField(_("why it was lifted"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        verbose_name = _("remote service block")
+        verbose_name_plural = _("remote service blocks")
+
+    def __str__(self) -> str:
+        return f"block after visit {self.visit_id} until {self.blocked_until:%Y-%m-%d %H:%M}"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from apps.visits.models import Visit
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.visits.models import Visit, VisitBlock
 
 
 def visit_for_session(*, visit_id: object) -> Visit | None:
@@ -10,3 +15,9 @@ def visit_for_session(*, visit_id: object) -> Visit | None:
     if not isinstance(visit_id, int):
         return None
     return Visit.objects.select_related("customer", "account").filter(pk=visit_id).first()
+
+
+def visit_blocks_in_force(*, now: datetime | None = None) -> QuerySet[VisitBlock]:
+    """Blocks not lifted and not yet expired, newest first (supervisors' list)."""
+    now = now or timezone.now()
+    return VisitBlock.objects.filter(lifted_at__isnull=True, blocked_until__gt=now).select_related("visit", "customer")

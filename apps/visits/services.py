@@ -7,7 +7,11 @@ visit cannot deadlock.
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -16,13 +20,15 @@ from apps.audit.actions import AuditAction
 from apps.audit.models import ActorKind
 from apps.audit.services import Actor, AnyActor, audit_record
 from apps.businesses.registry import business_get
-from apps.common.crypto import normalize_mobile
+from apps.common.crypto import mobile_index, normalize_mobile
 from apps.common.errors import NotAllowed, NotFound, ValidationFailed
 from apps.common.locking import lock_object
 from apps.common.masking import mask_mobile
 from apps.customers.models import Account, Customer
 from apps.visits.integrations.geoip import IpCountry, ip_country
-from apps.visits.models import LocationConsent, Visit, VisitLocation, VisitOutcome
+from apps.visits.models import LocationConsent, Visit, VisitBlock, VisitLocation, VisitOutcome
+
+logger = logging.getLogger(__name__)
 
 
 def visit_actor(visit: Visit) -> Actor:
@@ -55,6 +61,7 @@ def visit_start(*, business_code: str, mobile: str) -> Visit:
     normalized = normalize_mobile(mobile)
     if len(normalized) != 11 or not normalized.startswith("1"):
         raise ValidationFailed(_("Please enter an 11-digit mainland mobile number."), code="invalid_mobile")
+    _refuse_if_blocked(normalized)
     with transaction.atomic():
         visit = Visit.objects.create(business_code=business_code, mobile=normalized)
         audit_record(
@@ -106,6 +113,8 @@ def visit_close(*, visit_id: int, actor: AnyActor, outcome: VisitOutcome, reason
             target=visit,
             data={"outcome": outcome.value, "reason": reason},
         )
+        if outcome == VisitOutcome.GATE_FAILED and reason.split(":", 1)[0] in BLOCKING_GATES:
+            _block(visit, actor=actor, reason=reason)
         return visit
 
 
@@ -213,3 +222,87 @@ def visit_location_problem(*, visit: Visit) -> NotAllowed | None:
                 extra={"country": location.ip_country},
             )
     return None
+
+
+# --- Blocks after a failed identity or face check (issue 14) --------------------------------
+
+# Gate 2 (the registry) and Gate 3 (the face): the checks an impostor fails.
+BLOCKING_GATES = ("identity", "face")
+
+
+def _block(visit: Visit, *, actor: AnyActor, reason: str) -> VisitBlock | None:
+    """Block remote visits for this customer and mobile number for VISIT_BLOCK_HOURS (0: never)."""
+    hours = int(settings.VISIT_BLOCK_HOURS)
+    if hours <= 0:
+        return None
+    now = timezone.now()
+    block = VisitBlock.objects.create(
+        visit=visit,
+        customer=visit.customer,
+        mobile_index=mobile_index(visit.mobile),
+        reason=reason[:64],
+        created_at=now,
+        blocked_until=now + timedelta(hours=hours),
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.VISIT_BLOCKED,
+        target=visit,
+        data={"block": block.pk, "reason": block.reason, "until": block.blocked_until.isoformat()},
+    )
+    return block
+
+
+def visit_block_active_for(*, mobile: str, now: datetime | None = None) -> VisitBlock | None:
+    """The block in force for this mobile number, or for the customer it belongs to, if any."""
+    now = now or timezone.now()
+    index = mobile_index(mobile)
+    live = VisitBlock.objects.filter(lifted_at__isnull=True, blocked_until__gt=now)
+    return (
+        live.filter(mobile_index=index).first()
+        or live.filter(customer__mobile_index=index).order_by("-blocked_until").first()
+    )
+
+
+def _refuse_if_blocked(mobile: str) -> None:
+    block = visit_block_active_for(mobile=mobile)
+    if block is None:
+        return
+    # visit_start runs inside Gate 1's durable transaction, which this refusal
+    # rolls back: an audit record written here would vanish, so it is logged.
+    logger.warning("remote visit refused for %s: block %s until %s", mask_mobile(mobile), block.pk, block.blocked_until)
+    raise NotAllowed(
+        _(
+            "Identity verification failed in a recent remote visit, so remote services are not available "
+            "until %(until)s. Please visit a branch counter."
+        )
+        % {"until": timezone.localtime(block.blocked_until).strftime("%Y-%m-%d %H:%M")},
+        code="remote_service_blocked",
+        extra={"blocked_until": block.blocked_until.isoformat()},
+    )
+
+
+def visit_block_lift(*, actor: User, block_id: int, reason: str) -> VisitBlock:
+    """A supervisor lifts a block (the customer proved who they are at a counter, say); audited with the reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed(_("Please say why the block is lifted."), code="reason_required")
+    with transaction.atomic(durable=True):
+        block = lock_object(
+            VisitBlock.objects,
+            not_found=lambda: NotFound(_("This block does not exist."), code="block_not_found"),
+            pk=block_id,
+        )
+        if block.lifted_at is not None:
+            raise NotAllowed(_("This block has already been lifted."), code="block_already_lifted")
+        block.lifted_at = timezone.now()
+        block.lifted_by = actor
+        block.lift_reason = reason[:200]
+        block.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.VISIT_BLOCK_LIFTED,
+            target=block.visit,
+            data={"block": block.pk, "reason": block.lift_reason, "was_until": block.blocked_until.isoformat()},
+        )
+    return block

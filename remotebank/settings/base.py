@@ -202,7 +202,9 @@ from remotebank.settings.deadlines import *  # noqa: E402,F403
 from remotebank.settings.face import *  # noqa: E402,F403
 from remotebank.settings.gate1 import *  # noqa: E402,F403
 from remotebank.settings.janus import *  # noqa: E402,F403
+from remotebank.settings.liveness import *  # noqa: E402,F403
 from remotebank.settings.location import *  # noqa: E402,F403
+from remotebank.settings.media_capture import *  # noqa: E402,F403
 from remotebank.settings.security import *  # noqa: E402,F403
 from remotebank.settings.storage import *  # noqa: E402,F403
 from remotebank.settings.turn import *  # noqa: E402,F403

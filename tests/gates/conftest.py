@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,11 @@ from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
+from PIL import Image
 
 from apps.audit.models import AuditRecord
 from apps.calls.integrations.janus import JanusServer
+from apps.calls.integrations.media_capture import CapturedFrame
 from apps.calls.models import Call, CallEndReason, CallState
 from apps.calls.services import call_participant_event
 from apps.customers.models import Account, AccountKind, AccountStatus, Customer
@@ -36,7 +38,7 @@ from apps.queueing.services.configuration import service_queue_upsert
 from apps.queueing.services.entries import queue_entry_enqueue
 from apps.queueing.services.offers import offer_accept
 from apps.recordings.models import Snapshot
-from apps.recordings.services.snapshots import snapshot_capture
+from apps.recordings.services.snapshots import snapshot_store_frame
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.services import agent_skill_set, staff_member_upsert
@@ -176,9 +178,17 @@ def make_in_call(
     yield make
 
 
-def capture(in_call: InCall, photo: Path) -> Snapshot:
-    """The agent captures 'the customer's frame': here, a photo of the face set."""
-    return snapshot_capture(actor=in_call.agent.user, call_id=in_call.call.pk, image_bytes=photo.read_bytes())
+def capture(in_call: InCall, photo: Path | Image.Image) -> Snapshot:
+    """The server's capture of 'the customer's frame', here a photo of the face set, stored as the capture stores it.
+
+    The media path itself (Janus, the subscription, decoding) is tested with a
+    real publishing peer in tests/live; these tests need a chosen face.
+    """
+    customer = in_call.call.participants.get(role="customer")
+    assert customer.janus_feed_id is not None
+    image = photo if isinstance(photo, Image.Image) else Image.open(photo).convert("RGB")
+    frame = CapturedFrame(image=image, feed_id=customer.janus_feed_id, captured_at=datetime.now(tz=UTC), index=0)
+    return snapshot_store_frame(actor=in_call.agent.user, call_id=in_call.call.pk, frame=frame)
 
 
 # --- Shared by the gate tests -----------------------------------------------------------

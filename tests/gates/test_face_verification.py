@@ -68,17 +68,11 @@ def test_a_different_person_fails_face_verification_and_the_service_ends_without
 def test_a_snapshot_without_a_face_may_be_retaken(
     make_in_call: Callable[..., InCall], on_commit: Callable[..., Any]
 ) -> None:
-    from io import BytesIO
-
     from PIL import Image
 
     in_call = make_in_call(person=KIT)
     _pass_identity(in_call, on_commit)
-    blank = BytesIO()
-    Image.new("RGB", (640, 480), (90, 120, 150)).save(blank, "JPEG")
-    from apps.recordings.services.snapshots import snapshot_capture
-
-    wall = snapshot_capture(actor=in_call.agent.user, call_id=in_call.call.pk, image_bytes=blank.getvalue())
+    wall = capture(in_call, Image.new("RGB", (640, 480), (90, 120, 150)))
     _post(in_call, "face", on_commit, snapshot=str(wall.public_id))
     first = GateAttempt.objects.get(progress__visit=in_call.visit, gate="face")
     assert (first.status, first.result_code) == (AttemptStatus.ERROR, "live:FaceNotFound")

@@ -163,28 +163,20 @@
   byId("call-transfer").addEventListener("click", () => {
     if (current) act(callUrl("transfer/"), "POST", { queue: Number(byId("call-queue").value) });
   });
-  // Capture the customer's current frame (R5): multipart upload, so not through ui.api (JSON only).
+  // Capture the customer's current frame (R5): the SERVER takes it from the call's video (no image is sent).
   byId("call-snapshot").addEventListener("click", async () => {
     const button = byId("call-snapshot");
-    const customer = current && current.participants.find((person) => person.role === "customer");
-    if (!video || !customer) return;
+    if (!current) return;
     ui.showError("");
+    button.disabled = true;
     try {
-      const blob = await video.snapshot(customer.handle);
-      const form = new FormData();
-      form.append("image", blob, "snapshot.jpg");
-      const response = await fetch(captureUrl(), {
-        method: "POST",
-        body: form,
-        credentials: "same-origin",
-        headers: { Accept: "application/json", "X-CSRFToken": document.querySelector('meta[name="csrf-token"]').content },
-      });
-      const data = await response.json().catch(() => ({}));
-      if (!response.ok) throw new Error(data.message || response.statusText);
+      await ui.api(captureUrl(), { method: "POST", body: {} });
       ui.showNotice(button.dataset.done);
       await showSnapshots();
     } catch (error) {
       ui.showError(error.message);
+    } finally {
+      button.disabled = false;
     }
   });
   byId("call-mute").addEventListener("click", () => {

@@ -86,15 +86,9 @@
     }
   }
 
-  async function faceCheck() {
-    // The newest snapshot of the customer is the live image (R5.1); take one first if there is none.
-    const data = await ui.api(`/api/recordings/calls/${callId}/snapshots/`).catch((error) => ui.showError(error.message));
-    const snapshots = (data && data.snapshots) || [];
-    if (!snapshots.length) {
-      ui.showError(messages.snapshot_first);
-      return;
-    }
-    act(gatesUrl("face/"), { snapshot: snapshots[snapshots.length - 1].id });
+  function faceCheck() {
+    // Gate 3 with liveness (issue 14): the server challenges the customer and captures the live image itself.
+    act(gatesUrl("face/"), {});
   }
 
   function renderOperations() {

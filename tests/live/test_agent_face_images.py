@@ -1,0 +1,95 @@
+"""The agent page shows Gate 3's three images side by side with the scores (issue 14), in a real Chromium.
+
+After Gate 3 ran (here on a chosen server-stored frame; the liveness run is
+tested in test_liveness_janus.py), the agent console shows the live image,
+the ID-card portrait and the registry photo as loaded thumbnails, with the
+three distances. A screenshot is taken and the three images checked in it
+(each decoded by the browser, each a distinct picture).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from apps.gates.models import GateAttempt
+from tests.gates.conftest import KIT, InCall, _pass_face, _pass_identity
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CI = os.environ.get("CI", "").lower() == "true"
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+
+
+def _require_browser() -> None:
+    missing = None
+    if not CHROMIUM.exists():
+        missing = "Debian's chromium is not installed"
+    elif importlib.util.find_spec("playwright") is None:
+        missing = "playwright is not installed (requirements/browser.txt)"
+    if missing:
+        if CI:
+            pytest.fail(f"CI=true requires the agent-page browser test, but {missing}", pytrace=False)
+        pytest.skip(missing)
+
+
+def test_the_agent_sees_live_portrait_and_registry_side_by_side_with_scores(
+    make_in_call: Callable[..., InCall],
+    on_commit: Callable[..., Any],
+    live_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    _require_browser()
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import expect, sync_playwright
+
+    in_call = make_in_call(person=KIT)
+    _pass_identity(in_call, on_commit)
+    _pass_face(in_call, on_commit)
+    attempt = GateAttempt.objects.get(progress__visit=in_call.visit, gate="face")
+    session_cookie = settings.SESSION_COOKIE_NAME
+    agent_cookie = in_call.staff_client.cookies[session_cookie].value
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        try:
+            context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 1400})
+            context.add_cookies([{"name": session_cookie, "value": agent_cookie, "url": live_server.url}])
+            agent = context.new_page()
+            agent.goto(f"{live_server.url}{reverse('console:agent')}")
+            thumbnails = agent.locator("#face-compare figure img")
+            expect(thumbnails).to_have_count(3, timeout=15000)
+            agent.wait_for_function(
+                "() => [...document.querySelectorAll('#face-compare figure img')]"
+                ".every((image) => image.complete && image.naturalWidth > 0)",
+                timeout=15000,
+            )
+            names = [item.get_attribute("data-image") for item in agent.locator("#face-compare figure").all()]
+            sizes = agent.evaluate(
+                "() => [...document.querySelectorAll('#face-compare figure img')]"
+                ".map((image) => [image.naturalWidth, image.naturalHeight])"
+            )
+            tops = agent.evaluate(
+                "() => [...document.querySelectorAll('#face-compare figure')].map((f) => f.getBoundingClientRect().top)"
+            )
+            scores = agent.locator("#face-compare-scores").inner_text()
+            screenshot = tmp_path / "agent-face-compare.png"
+            agent.locator("#face-compare").screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+
+    assert names == ["live", "id_portrait", "registry"]
+    assert len({tuple(size) for size in sizes}) == 3, sizes  # three different pictures, all decoded
+    assert max(tops) - min(tops) < 5, tops  # side by side, one row
+    for key in ("live_vs_id", "live_vs_registry", "id_vs_registry"):
+        assert str(attempt.scores[key]) in scores, (key, scores)
+    assert screenshot.stat().st_size > 5000
