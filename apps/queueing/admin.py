@@ -79,7 +79,7 @@ class ServiceQueueAdmin(admin.ModelAdmin):
 
 @admin.register(QueueEntry)
 class QueueEntryAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "queue", "business_code", "level", "state", "enqueued_at", "agent", "end_reason")
+    list_display = ("id", "queue", "business_code", "level", "state", "enqueued_at", "agent", "end_reason")
     list_filter = ("queue", "state", "business_code", "level")
     date_hierarchy = "enqueued_at"
 
