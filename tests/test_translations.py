@@ -135,5 +135,7 @@ def test_back_office_labels_of_our_models_are_chinese(db: None) -> None:
 def test_no_template_uses_inline_event_handlers() -> None:
     """The Content-Security-Policy blocks onchange= and friends: behaviour lives in static JS files."""
     handler = re.compile(r"\son[a-z]+\s*=\s*[\"']", re.IGNORECASE)
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "templates").rglob("*.html") if handler.search(p.read_text())]
+    offenders = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "templates").rglob("*.html") if handler.search(p.read_text())
+    ]
     assert offenders == []

@@ -12,7 +12,6 @@ class AuditRecordAdmin(ReadOnlyAdmin):
     list_display = (
         "sequence",
         "created_at",
-        "action",
         "action_name",
         "actor_kind",
         "actor_label",

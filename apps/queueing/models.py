@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -63,6 +64,16 @@ class ServiceQueue(models.Model):
         _("overflow above longest wait (seconds)"), null=True, blank=True
     )
     paused = models.BooleanField(_("paused"), default=False)
+    # The supervisor wallboard's targets for this queue: a tile is green when the figure meets
+    # its target, amber when within a quarter of it, red beyond (apps/console, R2.6).
+    target_waiting = models.PositiveIntegerField(_("target: most customers waiting"), default=5)
+    target_longest_wait_seconds = models.PositiveIntegerField(_("target: longest wait (seconds)"), default=120)
+    target_service_level_percent = models.PositiveSmallIntegerField(
+        _("target: service level at least (%)"), default=80, validators=[MaxValueValidator(100)]
+    )
+    target_abandon_rate_percent = models.PositiveSmallIntegerField(
+        _("target: abandon rate at most (%)"), default=10, validators=[MaxValueValidator(100)]
+    )
 
     class Meta:
         ordering = ("code",)
