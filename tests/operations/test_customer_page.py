@@ -100,7 +100,7 @@ def test_the_customer_answers_the_questions_and_sets_the_pin_on_their_own_page(
             layout = page.locator("#pin-keys button").all_inner_texts()
             # A phone's pad: nine digits in three rows, then Clear, the tenth digit, Delete.
             assert len(layout) == 12 and layout[9] == "清除" and layout[11] == "⌫", layout
-            assert sorted(layout[:9] + [layout[10]]) == [str(digit) for digit in range(10)]
+            assert sorted([*layout[:9], layout[10]]) == [str(digit) for digit in range(10)]
             assert page.locator("#pin-dots").inner_text().replace("\n", "") == "○" * 6  # six empty places
             for digit in PIN:
                 page.click(f"#pin-keys button:text-is('{digit}')")
