@@ -84,12 +84,20 @@ def test_the_customer_answers_the_questions_and_sets_the_pin_on_their_own_page(
             # The questions appear on the customer's page, not the agent's.
             questions = page.locator("#questions-form fieldset")
             expect(questions).to_have_count(settings.GATE_QUESTIONS_COUNT, timeout=20000)
+            # Said so, and brought into view on the phone (they appear below the video).
+            expect(page.locator("#questions-notice")).to_be_visible()
+            page.wait_for_function(
+                "() => { const r = document.getElementById('questions').getBoundingClientRect();"
+                " return r.top < window.innerHeight && r.bottom > 0; }",
+                timeout=5000,
+            )
             right = GateProgress.objects.get(visit=in_call.visit).attempts.get(gate="questions").question_draw.correct
             assert agent.locator("#questions-form").count() == 0
             for index, choice in enumerate(right):
                 page.locator(f'#questions-form input[name="q{index}"][value="{choice}"]').check()
             page.click("#questions-submit")
             page.wait_for_function("() => document.getElementById('questions').hidden", timeout=15000)
+            expect(page.locator("#questions-received")).to_be_visible()  # the answers were received
 
             # All gates passed: the agent starts the activation from the console.
             start = agent.locator("#operation-start button")
