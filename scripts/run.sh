@@ -58,12 +58,17 @@ cat <<MSG
     Health:                http://$host:$port/health/
     Agent console:         http://$host:$port/console/live/agent/
     Supervisor live view:  http://$host:$port/console/live/supervisor/
+    Compliance workspace:  http://$host:$port/console/live/compliance/
     Janus (video):         ws://127.0.0.1:8188 (log: var/janus/janus.log)
     TURN relay (coturn):   turn:127.0.0.1:3478 UDP+TCP (log: var/turn/turn.log)
 
   Demo logins (password: ${REMOTEBANK_DEMO_PASSWORD:-remotebank-demo}):
     admin (administrator), compliance01 (compliance officer),
     supervisor01, supervisor02 (supervisors), agent01 … agent12 (agents), expert01, expert02 (experts)
+
+  Second factor: administrators, supervisors and compliance officers set up an
+  authenticator app (TOTP) at their first login, at
+  http://$host:$port/console/security/enrol/ (the page shows a QR code, then one-time recovery codes).
 
   Press Ctrl-C to stop.
 MSG

@@ -75,6 +75,9 @@ class AuditAction(models.TextChoices):
     VISIT_SCREENING_PASSED = "verification.visit.screening_passed", _("Blacklist screening passed")
     VISIT_REFUSED = "verification.visit.refused", _("Visit refused")
     VISIT_CLOSED = "verification.visit.closed", _("Service closed with its outcome")
+    # The customer's page showed that the call is recorded (dual recording) and the customer
+    # agreed before queueing (data: notice, camera, microphone: what the device check found).
+    VISIT_RECORDING_CONSENTED = "visits.visit.recording_consented", _("Customer agreed to the recorded call")
     # Queueing and routing (apps.queueing).
     QUEUE_CONFIGURED = "queueing.queue.configured", _("Queue configured")
     QUEUE_ENTERED = "queueing.entry.entered", _("Customer joined a queue")

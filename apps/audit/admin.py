@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from apps.audit.models import AuditRecord
 from apps.common.admin import ReadOnlyAdmin
@@ -11,8 +12,7 @@ class AuditRecordAdmin(ReadOnlyAdmin):
     list_display = (
         "sequence",
         "created_at",
-        "action",
-        "action_label",
+        "action_name",
         "actor_kind",
         "actor_label",
         "target_type",
@@ -36,3 +36,7 @@ class AuditRecordAdmin(ReadOnlyAdmin):
         "record_hash",
     )
     readonly_fields = fields
+
+    @admin.display(description=_("action name"))
+    def action_name(self, record: AuditRecord) -> str:
+        return record.action_label

@@ -12,6 +12,7 @@ class CommonConfig(AppConfig):
         from django.contrib import admin
 
         # The back office is Django's admin; its titles follow the user's language.
-        admin.site.site_header = _("RemoteBank back office")
-        admin.site.site_title = _("RemoteBank")
-        admin.site.index_title = _("Remote counter administration")
+        # One product title everywhere: the customer page uses the same one.
+        admin.site.site_header = _("RemoteBank video counter")
+        admin.site.site_title = _("RemoteBank video counter")
+        admin.site.index_title = _("Back office")

@@ -11,6 +11,7 @@ reader, and reportlab keeps the whole document in memory until it is saved.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -205,6 +206,23 @@ XLSX_MAX_ROWS_PER_SHEET = 1_048_576
 _XLSX_COLUMN_WIDTHS = (10, 20, 10, 18, 30, 24, 24, 12, 30, 60, 20)
 
 
+def _xlsx_finish(sheet: Any, titles_row: int, last_row: int) -> None:
+    """Each column can be filtered (the rows' count is known only now: written at save)."""
+    from openpyxl.utils import get_column_letter
+
+    sheet.auto_filter.ref = f"A{titles_row}:{get_column_letter(len(EXPORT_COLUMNS))}{max(last_row, titles_row)}"
+
+
+def _xlsx_time(sheet: Any, text: str) -> Any:
+    """The time as a real date-time (sortable, filterable), shown as the text was: local time,
+    as every time in the report (Excel cells have no time zone)."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=datetime.strptime(text, "%Y-%m-%d %H:%M:%S"))  # noqa: DTZ007
+    cell.number_format = "yyyy-mm-dd hh:mm:ss"
+    return cell
+
+
 class XlsxExporter:
     extension = "xlsx"
     content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -226,6 +244,9 @@ class XlsxExporter:
             sheet = workbook.create_sheet(title=title[:31])
             for index, width in enumerate(_XLSX_COLUMN_WIDTHS, start=1):
                 sheet.column_dimensions[get_column_letter(index)].width = width
+            # The column titles stay in view while scrolling. A write-only sheet writes its view
+            # before its rows, so this is set first: below the report's header on the first sheet.
+            sheet.freeze_panes = f"A{len(header.lines()) + 4}" if number == 1 else "A2"
             return sheet
 
         def safe_cell(sheet: Any, value: Any) -> Any:
@@ -259,15 +280,17 @@ class XlsxExporter:
             sheet.append([label, safe_cell(sheet, value)])
         sheet.append([])
         sheet.append(column_titles(sheet))
-        rows_on_sheet = len(header.lines()) + 3
+        rows_on_sheet = titles_row = len(header.lines()) + 3
         written = 0
         for row in _report_progress(rows(), progress):
             if rows_on_sheet >= XLSX_MAX_ROWS_PER_SHEET:
+                _xlsx_finish(sheet, titles_row, rows_on_sheet)
                 sheet_number += 1
                 sheet = new_sheet(sheet_number)
                 sheet.append(column_titles(sheet))
-                rows_on_sheet = 1
+                rows_on_sheet = titles_row = 1
             cells = list(row)
+            cells[1] = _xlsx_time(sheet, cells[1])
             for index in _FREE_TEXT_CELLS:
                 # Recorded free text may hold anything; the other cells are ours.
                 if cells[index]:
@@ -275,6 +298,7 @@ class XlsxExporter:
             sheet.append(cells)
             rows_on_sheet += 1
             written += 1
+        _xlsx_finish(sheet, titles_row, rows_on_sheet)
         workbook.save(path)
         progress(written)
         return written
@@ -305,6 +329,61 @@ _PDF_COLUMNS = ((0, 44.0), (1, 78.0), (3, 80.0), (5, 120.0), (8, 130.0), (9, 334
 _BREAK_AFTER = frozenset(" ,;:/-，、；：")
 
 
+_DETAILS = 9
+
+
+def readable_details(details: str) -> str:
+    """The recorded JSON as "key: value" pairs a person reads, reasons in words; the JSON itself
+    stays in the CSV and XLSX exports, which are for machines as much as for people."""
+    from apps.compliance.labels import reason_label
+
+    try:
+        data = json.loads(details)
+    except (TypeError, ValueError):
+        return str(details)
+    if not isinstance(data, dict):
+        return str(details)
+    parts = []
+    for key, value in data.items():
+        shown = value
+        if key in ("reason", "outcome", "result") and isinstance(value, str):
+            shown = reason_label(value) or value
+        elif isinstance(value, dict | list):
+            shown = json.dumps(value, ensure_ascii=False)
+        parts.append(f"{key}: {shown}")
+    return "; ".join(parts)
+
+
+def _numbered_canvas_class() -> Any:
+    from reportlab.pdfgen.canvas import Canvas
+
+    class NumberedCanvas(Canvas):
+        """Keeps each page until the end, then draws "Page N of M" on all of them."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:  # noqa: N802 - reportlab's name
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._pages)
+            for number, state in enumerate(self._pages, start=1):
+                self.__dict__.update(state)
+                self.setFont(_PDF_FONT_NAME, _FONT_SIZE)
+                self.drawRightString(
+                    _PAGE_WIDTH - _MARGIN,
+                    _PAGE_HEIGHT - _MARGIN + 8,
+                    _("Page %(number)s of %(total)s") % {"number": number, "total": total},
+                )
+                Canvas.showPage(self)
+            Canvas.save(self)
+
+    return NumberedCanvas
+
+
 class _PdfLayout:
     """Draws the report on a reportlab canvas: a header block, then rows as a ruled table."""
 
@@ -326,7 +405,8 @@ class _PdfLayout:
         """Everything drawn besides the rows (for the font subset)."""
         return [
             header.title,
-            _("Page %(number)s"),
+            _("Page %(number)s of %(total)s"),
+            "0123456789",
             *(f"{label}: {value}" for label, value in header.lines()),
             *(str(EXPORT_COLUMNS[index]) for index, _width in _PDF_COLUMNS),
         ]
@@ -336,7 +416,7 @@ class _PdfLayout:
         canvas.setFont(_PDF_FONT_NAME, _FONT_SIZE)
         top = _PAGE_HEIGHT - _MARGIN + 8
         canvas.drawString(_MARGIN, top, f"{self.header.title} #{self.header.export_id}")
-        canvas.drawRightString(_PAGE_WIDTH - _MARGIN, top, _("Page %(number)s") % {"number": self.page})
+        # "Page N of M": M is known only at the end, so the canvas draws it when saving (_NumberedCanvas).
         return _PAGE_HEIGHT - _MARGIN - 4
 
     def draw_header(self) -> None:
@@ -394,7 +474,10 @@ class _PdfLayout:
         self.canvas.line(_MARGIN, self.y, _PAGE_WIDTH - _MARGIN, self.y)
 
     def draw_row(self, row: ExportRow) -> None:
-        cells = [self._cell_lines(str(row[index]), width) for index, width in _PDF_COLUMNS]
+        cells = [
+            self._cell_lines(readable_details(row[index]) if index == _DETAILS else str(row[index]), width)
+            for index, width in _PDF_COLUMNS
+        ]
         if self.y - (_LEADING * max(len(lines) for lines in cells) + 2) < _MARGIN:
             self.canvas.showPage()
             self.page += 1
@@ -409,19 +492,18 @@ class PdfExporter:
 
     def write(self, path: Path, *, header: ReportHeader, rows: RowSource, progress: ProgressCallback) -> int:
         from reportlab.pdfbase.ttfonts import TTFont
-        from reportlab.pdfgen.canvas import Canvas
 
         # First pass: every character the document will draw.
         characters = set("".join(_PdfLayout.texts(header)))
         for row in rows():
             for index, _width in _PDF_COLUMNS:
-                characters.update(str(row[index]))
+                characters.update(readable_details(row[index]) if index == _DETAILS else str(row[index]))
         font_path, font_index = cjk_font_source()
         font_file = cjk_truetype_subset(characters, path=font_path, index=font_index)
 
         written = 0
         with PDF_LOCK, registered_font(TTFont(_PDF_FONT_NAME, font_file)):
-            canvas = Canvas(str(path), pagesize=(_PAGE_WIDTH, _PAGE_HEIGHT), pageCompression=1)
+            canvas = _numbered_canvas_class()(str(path), pagesize=(_PAGE_WIDTH, _PAGE_HEIGHT), pageCompression=1)
             canvas.setTitle(f"{header.title} #{header.export_id}")
             canvas.setAuthor(header.generated_by)
             layout = _PdfLayout(canvas, header)

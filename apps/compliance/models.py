@@ -46,7 +46,7 @@ class AuditExport(ConcurrentTransitionMixin, models.Model):
     # Incremented each time a task (re)starts the export: a redelivered task
     # may run while an older one is still going, and only the newest attempt
     # may write progress or finish (compare-and-set on this number).
-    attempt = models.PositiveIntegerField(default=0)
+    attempt = models.PositiveIntegerField(verbose_name=_("attempt"), default=0)
     # The newest audit record when the run started. Sequences are assigned in
     # commit order under the chain lock, so "sequence <= this" is a stable set:
     # the count and the rows written agree, and a rerun writes the same rows.

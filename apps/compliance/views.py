@@ -33,6 +33,7 @@ from apps.audit.services import audit_chain_verification_run, audit_checkpoint_e
 from apps.businesses.registry import business_choices
 from apps.common.errors import NotFound, PermissionDenied, ValidationFailed
 from apps.compliance.charts import rate_bars_svg, stacked_bars_svg
+from apps.compliance.labels import action_choices, outcome_reason_choices, target_type_choices
 from apps.compliance.models import ExportFormat
 from apps.compliance.selectors import (
     OPEN_OUTCOME,
@@ -112,6 +113,9 @@ def workspace(request: HttpRequest) -> HttpResponse:
         "may_export": user.has_perm(EXPORT_PERMISSION),
         "may_unmask": user.has_perm(UNMASK_PERMISSION),
         "formats": ExportFormat.choices,
+        "action_choices": action_choices(),
+        "target_type_choices": target_type_choices(),
+        "outcome_choices": outcome_reason_choices(),
     }
     return render(request, "compliance/workspace.html", context)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.functional import Promise
 
@@ -59,9 +60,29 @@ class AgentRow:
     skills: list[str | Promise]
 
 
+def services_today_by_staff(*, now: datetime | None = None) -> dict[int, int]:
+    """Per staff id, the customers they answered since local midnight (from the queue entries themselves)."""
+    start = local_day_start(now or timezone.now())
+    answered = (
+        QueueEntry.objects.filter(answered_at__gte=start, agent__isnull=False)
+        .values("agent__staff_id")
+        .annotate(n=Count("pk"))
+        .values_list("agent__staff_id", "n")
+    )
+    return dict(answered)
+
+
+def agent_state_counts(rows: list[AgentRow]) -> dict[str, int]:
+    """Agents and experts per state; those who never logged in count as offline (they are)."""
+    counts = {state.value: 0 for state in AgentState}
+    for row in rows:
+        counts[row.state] += 1
+    return counts
+
+
 def console_agents(*, now: datetime | None = None) -> list[AgentRow]:
     """Agents and experts with an active login, and their presence (offline when they never had one)."""
-    today = timezone.localdate(now or timezone.now())
+    served = services_today_by_staff(now=now)
     businesses = business_labels()
     staff_members = (
         StaffProfile.objects.filter(role__in=(Role.AGENT, Role.EXPERT), user__is_active=True)
@@ -84,7 +105,8 @@ def console_agents(*, now: datetime | None = None) -> list[AgentRow]:
                 state=state.value,
                 state_label=state.label,
                 state_since=presence.state_since if presence else None,
-                services_today=presence.services_today if presence and presence.services_date == today else 0,
+                # Counted from today's answered entries: the presence's own counter follows the UTC date.
+                services_today=served.get(staff.pk, 0),
                 skills=[businesses.get(skill.business_code, skill.business_code) for skill in staff.skills.all()],
             )
         )

@@ -8,6 +8,7 @@ app_name = "console"
 
 urlpatterns = [
     path("agent/", views.agent_workspace, name="agent"),
+    path("agent/invitees/", views.agent_invitees, name="agent-invitees"),
     path("supervisor/", views.supervisor_live, name="supervisor"),
     path("recordings/", views.recordings_list, name="recordings"),
     path("recordings/<int:recording_id>/", views.recording_player, name="recording-player"),

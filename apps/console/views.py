@@ -14,7 +14,7 @@ from django.contrib.auth.decorators import user_passes_test
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +25,7 @@ from django.views.decorators.http import require_safe
 from apps.console.charts import waiting_chart_svg
 from apps.console.forms import RecordingSearchForm
 from apps.console.selectors import (
+    agent_state_counts,
     business_labels,
     console_agents,
     console_waiting_entries,
@@ -33,7 +34,7 @@ from apps.console.selectors import (
     waiting_points_today,
 )
 from apps.queueing.models import AgentState, EntryState, ServiceQueue
-from apps.queueing.selectors import agent_snapshot_for_staff, agents_by_state, queue_figures
+from apps.queueing.selectors import agent_snapshot_for_staff, queue_figures
 from apps.recordings.models import RecordingFileKind, RecordingState
 from apps.recordings.selectors import (
     evidence_file,
@@ -130,6 +131,24 @@ def _service_messages() -> dict[str, Any]:
     }
 
 
+def _invitees(request: HttpRequest) -> list[dict[str, Any]]:
+    return [
+        {"id": member.pk, "name": f"{member.display_name} ({member.get_role_display()})"}
+        for member in StaffProfile.objects.filter(
+            role__in=(Role.EXPERT, Role.AGENT), presence__state=AgentState.AVAILABLE
+        )
+        .exclude(user__username=request.user.get_username())
+        .order_by("role", "employee_number")
+    ]
+
+
+@require_safe
+@staff_with_permission(SERVE)
+def agent_invitees(request: HttpRequest) -> JsonResponse:
+    """The colleagues available now, for the call's invite list (refreshed when the agent opens it)."""
+    return JsonResponse({"invitees": _invitees(request)})
+
+
 @require_safe
 @staff_with_permission(SERVE)
 def agent_workspace(request: HttpRequest) -> HttpResponse:
@@ -146,14 +165,11 @@ def agent_workspace(request: HttpRequest) -> HttpResponse:
             "calls": "/api/calls/",
             "gates": "/api/gates/",
             "operations": "/api/operations/",
+            "invitees": reverse("console:agent-invitees"),
         },
         # Who can be invited into a call, and where a customer can be transferred (R1.2).
-        "experts": [
-            {"id": member.pk, "name": f"{member.display_name} ({member.get_role_display()})"}
-            for member in StaffProfile.objects.filter(role__in=(Role.EXPERT, Role.AGENT)).exclude(
-                user__username=request.user.get_username()
-            )
-        ],
+        # Only colleagues who are available now: an offline or busy one cannot pick the call up.
+        "experts": _invitees(request),
         "queues": [{"id": queue.pk, "name": queue.name} for queue in ServiceQueue.objects.order_by("code")],
         # What the server holds now, for the first paint (and for a page whose
         # socket cannot connect); the socket then pushes every change.
@@ -225,7 +241,22 @@ def supervisor_live(request: HttpRequest) -> HttpResponse:
         for queue in queues
     ]
     states = _state_labels()
+    agents = console_agents(now=now)
     config = {
+        # Agents and experts in all: the figures API counts presences, and who never logged in is offline too.
+        "staff_total": len(agents),
+        # Per queue, the wallboard tiles' targets (green when met, amber within a quarter, red beyond).
+        "targets": {
+            queue.code: {
+                "waiting": queue.target_waiting,
+                "longest_wait_seconds": queue.target_longest_wait_seconds,
+                "service_level": queue.target_service_level_percent / 100,
+                "abandon_rate": queue.target_abandon_rate_percent / 100,
+            }
+            for queue in ServiceQueue.objects.all()
+        },
+        # Today's waiting counts per queue for the charts (Chart.js, served from static/vendor).
+        "chart_points": {str(queue_id): series for queue_id, series in points.items()},
         "urls": {
             "figures": reverse("queueing:figures"),
             "move": reverse("queueing:entry-move", kwargs={"entry_id": 0}),
@@ -248,15 +279,21 @@ def supervisor_live(request: HttpRequest) -> HttpResponse:
             "moved": _("Customer moved to %(queue)s."),
             "state_set": _("%(name)s is now %(state)s."),
             "paused": _("paused"),
+            "kpi_waiting": _("Waiting"),
+            "kpi_longest": _("Longest wait"),
+            "kpi_service_level": _("Service level"),
+            "kpi_abandon": _("Abandon rate"),
+            "kpi_target": _("Target %(target)s"),
+            "chart_waiting": _("Customers waiting"),
         },
     }
     context = {
         **admin.site.each_context(request),
         "title": _("Supervisor live view"),
         "figures": queue_figures(now=now),
-        "agent_counts": [(states[state], count) for state, count in agents_by_state().items()],
+        "agent_counts": [(states[state], count) for state, count in agent_state_counts(agents).items()],
         "waiting": console_waiting_entries(now=now),
-        "agents": console_agents(now=now),
+        "agents": agents,
         "settable_states": [AgentState.AVAILABLE, AgentState.AWAY, AgentState.OFFLINE],
         "queues": queues,
         "charts": charts,

@@ -51,9 +51,9 @@ class Customer(models.Model):
     customer_number = models.CharField(_("customer number"), max_length=20, unique=True)
     name = models.CharField(_("name"), max_length=64)
     id_number = EncryptedCharField(_("ID number"), max_length=18)
-    id_number_index = models.CharField(max_length=64, unique=True, editable=False)
+    id_number_index = models.CharField(verbose_name=_("ID number index"), max_length=64, unique=True, editable=False)
     mobile = EncryptedCharField(_("mobile number"), max_length=20)
-    mobile_index = models.CharField(max_length=64, db_index=True, editable=False)
+    mobile_index = models.CharField(verbose_name=_("mobile number index"), max_length=64, db_index=True, editable=False)
     level = models.CharField(_("level"), max_length=16, choices=CustomerLevel.choices, default=CustomerLevel.ORDINARY)
     home_branch = models.ForeignKey(
         Branch, on_delete=models.PROTECT, related_name="customers", verbose_name=_("branch")
@@ -65,7 +65,9 @@ class Customer(models.Model):
     id_valid_until = models.DateField(_("ID card valid until"), null=True, blank=True)
     # Reference of the last core-banking request applied to this record, so a
     # replayed request (same reference) is answered without applying twice.
-    core_reference = models.CharField(max_length=64, blank=True, editable=False)
+    core_reference = models.CharField(
+        verbose_name=_("core banking reference"), max_length=64, blank=True, editable=False
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -134,8 +136,10 @@ class Account(models.Model):
     company_name = models.CharField(_("company name"), max_length=120, blank=True)
     # Core banking's own PIN store (the sandbox core keeps it here): a salted
     # hash only, never a PIN. Reference: see Customer.core_reference.
-    pin_hash = models.CharField(max_length=128, blank=True, editable=False)
-    core_reference = models.CharField(max_length=64, blank=True, editable=False)
+    pin_hash = models.CharField(verbose_name=_("PIN hash"), max_length=128, blank=True, editable=False)
+    core_reference = models.CharField(
+        verbose_name=_("core banking reference"), max_length=64, blank=True, editable=False
+    )
 
     class Meta:
         ordering = ("number",)
@@ -165,7 +169,9 @@ class BlacklistEntry(models.Model):
     kind = models.CharField(_("list"), max_length=16, choices=BlacklistKind.choices)
     # NULL, not "", when absent: the encrypted field stores empty values as NULL.
     id_number = EncryptedCharField(_("ID number"), max_length=18, null=True, blank=True)
-    id_number_index = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    id_number_index = models.CharField(
+        verbose_name=_("ID number index"), max_length=64, blank=True, db_index=True, editable=False
+    )
     account_number = models.CharField(_("account number"), max_length=32, blank=True, db_index=True)
     source = models.CharField(_("source"), max_length=100)
     listed_since = models.DateField(_("listed since"))

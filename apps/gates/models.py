@@ -52,14 +52,14 @@ class GateProgress(ConcurrentTransitionMixin, models.Model):
     visit = models.OneToOneField(Visit, on_delete=models.PROTECT, related_name="gate_progress", verbose_name=_("visit"))
     state = FSMField(_("state"), default=GateState.IDENTITY, choices=GateState.choices, protected=True)
     started_at = models.DateTimeField(_("started at"))
-    identity_passed_at = models.DateTimeField(null=True, blank=True)
-    face_passed_at = models.DateTimeField(null=True, blank=True)
-    questions_passed_at = models.DateTimeField(null=True, blank=True)
+    identity_passed_at = models.DateTimeField(verbose_name=_("identity check passed at"), null=True, blank=True)
+    face_passed_at = models.DateTimeField(verbose_name=_("face check passed at"), null=True, blank=True)
+    questions_passed_at = models.DateTimeField(verbose_name=_("questions passed at"), null=True, blank=True)
     failed_gate = models.CharField(_("failed gate"), max_length=16, choices=Gate.choices, blank=True)
     failure_reason = models.CharField(_("failure reason"), max_length=64, blank=True)
-    failed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(verbose_name=_("failed at"), null=True, blank=True)
     # The photo on file returned by Gate 2, compared by Gate 3.
-    registry_photo = models.FileField(upload_to="gates/registry/%Y/%m/", blank=True)
+    registry_photo = models.FileField(verbose_name=_("registry photo"), upload_to="gates/registry/%Y/%m/", blank=True)
 
     class Meta:
         verbose_name = _("gate progress")

@@ -62,8 +62,8 @@ def gate_attempt_result_message(attempt: GateAttempt) -> str:  # noqa: PLR0911 -
         if attempt.status == AttemptStatus.PASSED:
             return _("Face verification passed.")
         if attempt.status == AttemptStatus.FAILED:
-            # The exact wording the bank's process requires (R6.3).
-            return "人脸识别不通过 (face verification failed)"
+            # The exact wording the bank's process requires (R6.3), in the reader's language.
+            return _("Face verification failed.")
         if attempt.result_code.startswith("live:"):
             return _("No single face was found in the snapshot. Please capture the customer again.")
         return _("The face check could not be completed (%(code)s).") % {"code": attempt.result_code}

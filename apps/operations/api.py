@@ -25,6 +25,7 @@ from apps.operations.handlers import INTENT_SCRIPT, masked_for_agent
 from apps.operations.models import Operation
 from apps.operations.selectors import (
     operation_for_staff_participant,
+    operation_result_label,
     operation_waiting_for_customer,
     operations_for_visit,
 )
@@ -80,6 +81,7 @@ class OperationAgentOutputSerializer(serializers.Serializer[Operation]):
     state = serializers.CharField()
     confirm_by = serializers.CharField()
     result = serializers.CharField(source="result_code")
+    result_label = serializers.SerializerMethodField()
     before = serializers.SerializerMethodField()
     after = serializers.SerializerMethodField()
     details = serializers.SerializerMethodField()
@@ -88,6 +90,9 @@ class OperationAgentOutputSerializer(serializers.Serializer[Operation]):
     created_at = serializers.DateTimeField(default_timezone=UTC)
     finished_at = serializers.DateTimeField(default_timezone=UTC)
     script = serializers.SerializerMethodField(help_text="Intent verification only: the script the agent reads.")
+
+    def get_result_label(self, operation: Operation) -> str:
+        return operation_result_label(operation.result_code)
 
     def get_before(self, operation: Operation) -> dict[str, str]:
         return {name: masked_for_agent(name, str(value)) for name, value in operation.before.items()}

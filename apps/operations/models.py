@@ -52,12 +52,16 @@ class ConfirmBy(models.TextChoices):
 
 
 class Operation(ConcurrentTransitionMixin, models.Model):
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="operations")
-    call = models.ForeignKey(Call, null=True, blank=True, on_delete=models.PROTECT, related_name="operations")
+    public_id = models.UUIDField(verbose_name=_("public ID"), default=uuid.uuid4, unique=True, editable=False)
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="operations", verbose_name=_("service"))
+    call = models.ForeignKey(
+        Call, null=True, blank=True, on_delete=models.PROTECT, related_name="operations", verbose_name=_("call")
+    )
     business_code = models.CharField(_("business"), max_length=32)
-    idempotency_key = models.CharField(max_length=64)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    idempotency_key = models.CharField(verbose_name=_("idempotency key"), max_length=64)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("requested by")
+    )
     state = FSMField(
         _("state"), default=OperationState.AWAITING_CONFIRMATION, choices=OperationState.choices, protected=True
     )
@@ -66,13 +70,15 @@ class Operation(ConcurrentTransitionMixin, models.Model):
     # after (R7.4), the original loss report's date (R7.3), the recorded
     # answers of an intent verification (R7.5). Personal values are kept
     # as they were: the service record is evidence.
-    before = models.JSONField(default=dict, blank=True)
-    after = models.JSONField(default=dict, blank=True)
-    details = models.JSONField(default=dict, blank=True)
-    core_attempts = models.PositiveSmallIntegerField(default=0)
+    before = models.JSONField(verbose_name=_("before"), default=dict, blank=True)
+    after = models.JSONField(verbose_name=_("after"), default=dict, blank=True)
+    details = models.JSONField(verbose_name=_("details"), default=dict, blank=True)
+    core_attempts = models.PositiveSmallIntegerField(verbose_name=_("core banking attempts"), default=0)
     result_code = models.CharField(_("result"), max_length=40, blank=True)
-    certificate = models.FileField(upload_to="operations/certificates/%Y/%m/", blank=True)
-    certificate_sha256 = models.CharField(max_length=64, blank=True)
+    certificate = models.FileField(
+        verbose_name=_("certificate"), upload_to="operations/certificates/%Y/%m/", blank=True
+    )
+    certificate_sha256 = models.CharField(verbose_name=_("certificate SHA-256"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("started at"), auto_now_add=True)
     confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)

@@ -16,6 +16,33 @@ from apps.operations.models import OPEN_STATES, ConfirmBy, Operation
 from apps.recordings.models import Snapshot
 from apps.visits.models import Visit
 
+# What each result code means to a person (the agent's panel, the customer's
+# page, compliance reports): a raw code never reaches a screen.
+RESULT_LABELS: dict[str, Promise] = {
+    "activated": _("Card activated"),
+    "pin_reset": _("PIN reset"),
+    "released": _("Loss report released"),
+    "updated": _("Information updated"),
+    "intent_confirmed": _("Intent confirmed"),
+    "intent_refused": _("Intent refused"),
+    "customer_declined": _("Declined by the customer"),
+    "agent_cancelled": _("Cancelled by the agent"),
+    "call_ended": _("The call ended first"),
+    "interrupted": _("Interrupted"),
+    "core_banking_error": _("Core banking error"),
+    "core_banking_unavailable": _("Core banking unavailable"),
+    "core_banking_timeout": _("Core banking did not answer in time"),
+    "core_banking_rejected": _("Rejected by core banking"),
+}
+
+
+def operation_result_label(code: str) -> str:
+    """The result in words; an unknown code says "other result" rather than itself."""
+    if not code:
+        return ""
+    label = RESULT_LABELS.get(code)
+    return str(label) if label is not None else str(_("Other result"))
+
 
 def operations_for_visit(*, visit: Visit) -> QuerySet[Operation]:
     return Operation.objects.filter(visit=visit).select_related("call").order_by("created_at", "pk")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -69,6 +70,16 @@ class ServiceQueue(models.Model):
     # naming that version; each customer's page applies the messages in
     # version order and asks for a snapshot on a gap (docs/queueing.md, "Positions").
     change_version = models.BigIntegerField(default=0, editable=False)
+    # The supervisor wallboard's targets for this queue: a tile is green when the figure meets
+    # its target, amber when within a quarter of it, red beyond (apps/console, R2.6).
+    target_waiting = models.PositiveIntegerField(_("target: most customers waiting"), default=5)
+    target_longest_wait_seconds = models.PositiveIntegerField(_("target: longest wait (seconds)"), default=120)
+    target_service_level_percent = models.PositiveSmallIntegerField(
+        _("target: service level at least (%)"), default=80, validators=[MaxValueValidator(100)]
+    )
+    target_abandon_rate_percent = models.PositiveSmallIntegerField(
+        _("target: abandon rate at most (%)"), default=10, validators=[MaxValueValidator(100)]
+    )
 
     class Meta:
         ordering = ("code",)
@@ -85,12 +96,16 @@ class ServiceQueue(models.Model):
 class OverflowTarget(models.Model):
     """Where a queue's customers overflow to, tried in ``position`` order (R2.3)."""
 
-    queue = models.ForeignKey(ServiceQueue, on_delete=models.CASCADE, related_name="overflow_targets")
+    queue = models.ForeignKey(
+        ServiceQueue, on_delete=models.CASCADE, related_name="overflow_targets", verbose_name=_("queue")
+    )
     target = models.ForeignKey(ServiceQueue, on_delete=models.CASCADE, related_name="+", verbose_name=_("target"))
     position = models.PositiveSmallIntegerField(_("order"), default=1)
 
     class Meta:
         ordering = ("queue", "position")
+        verbose_name = _("overflow target")
+        verbose_name_plural = _("overflow targets")
         constraints = (
             models.UniqueConstraint(fields=("queue", "target"), name="overflow_target_once"),
             models.CheckConstraint(condition=~models.Q(queue=models.F("target")), name="overflow_not_to_itself"),
@@ -112,15 +127,17 @@ class AgentState(models.TextChoices):
 class AgentPresence(ConcurrentTransitionMixin, models.Model):
     """An agent's or expert's live state at the remote counter (R2.2)."""
 
-    staff = models.OneToOneField(StaffProfile, on_delete=models.CASCADE, related_name="presence")
+    staff = models.OneToOneField(
+        StaffProfile, on_delete=models.CASCADE, related_name="presence", verbose_name=_("staff member")
+    )
     state = FSMField(_("state"), default=AgentState.OFFLINE, choices=AgentState.choices, protected=True)
     state_since = models.DateTimeField(_("since"))
     # When the agent last became free: "longest idle" orders by this.
     idle_since = models.DateTimeField(_("idle since"), null=True, blank=True)
-    wrap_up_until = models.DateTimeField(null=True, blank=True)
-    services_date = models.DateField(null=True, blank=True)
+    wrap_up_until = models.DateTimeField(verbose_name=_("wrap-up until"), null=True, blank=True)
+    services_date = models.DateField(verbose_name=_("services date"), null=True, blank=True)
     services_today = models.PositiveIntegerField(_("services today"), default=0)
-    missed_offers_in_row = models.PositiveSmallIntegerField(default=0)
+    missed_offers_in_row = models.PositiveSmallIntegerField(verbose_name=_("missed offers in a row"), default=0)
 
     class Meta:
         verbose_name = _("agent presence")
@@ -227,40 +244,54 @@ class QueueEntry(ConcurrentTransitionMixin, models.Model):
 
     # One visit may queue more than once (a transfer, a dropped call coming
     # back), but has at most one live entry (constraint below).
-    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="queue_entries")
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="queue_entries", verbose_name=_("service"))
     # The visit's customer, copied at enqueue so that the database can hold
     # "one live entry per customer" (constraint below); null only on rows
     # older than the column whose visit had no customer.
     customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="queue_entries"
+        Customer,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="queue_entries",
+        verbose_name=_("customer"),
     )
-    queue = models.ForeignKey(ServiceQueue, on_delete=models.PROTECT, related_name="entries")
-    business_code = models.CharField(max_length=32, choices=business_choices())
-    level = models.CharField(max_length=16, choices=CustomerLevel.choices)
-    state = FSMField(default=EntryState.WAITING, choices=EntryState.choices, protected=True)
+    queue = models.ForeignKey(ServiceQueue, on_delete=models.PROTECT, related_name="entries", verbose_name=_("queue"))
+    business_code = models.CharField(verbose_name=_("business"), max_length=32, choices=business_choices())
+    level = models.CharField(verbose_name=_("customer level"), max_length=16, choices=CustomerLevel.choices)
+    state = FSMField(verbose_name=_("state"), default=EntryState.WAITING, choices=EntryState.choices, protected=True)
     # Kept across overflow and moves: the customer's waited time is theirs.
-    enqueued_at = models.DateTimeField()
-    priority_key = models.FloatField(db_index=True)
+    enqueued_at = models.DateTimeField(verbose_name=_("queued at"))
+    priority_key = models.FloatField(verbose_name=_("priority key"), db_index=True)
     # Monotonically increasing (one database sequence) at enqueue; a move
     # takes a new one in the target queue: the tie-break of ``priority_key`` everywhere (the
     # dispatcher, positions, the customer's page), so that (key, ticket) is a
     # strict total order that the page can compare without the database.
     ticket = models.BigIntegerField(_("ticket"), default=0)
-    agent = models.ForeignKey(AgentPresence, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
-    offer_expires_at = models.DateTimeField(null=True, blank=True)
-    offers_made = models.PositiveSmallIntegerField(default=0)
+    agent = models.ForeignKey(
+        AgentPresence, null=True, blank=True, on_delete=models.PROTECT, related_name="entries", verbose_name=_("agent")
+    )
+    offer_expires_at = models.DateTimeField(verbose_name=_("offer expires at"), null=True, blank=True)
+    offers_made = models.PositiveSmallIntegerField(verbose_name=_("offers made"), default=0)
     # Set while the customer's page is gone; cleared when it comes back.
-    disconnected_at = models.DateTimeField(null=True, blank=True)
+    disconnected_at = models.DateTimeField(verbose_name=_("disconnected at"), null=True, blank=True)
     # When the customer was last heard from: joining, the page's WebSocket
     # connecting, its heartbeats (written at most once per heartbeat
     # interval). A page silent for VISIT_HEARTBEAT_SILENCE_SECONDS is marked
     # disconnected by the dispatcher, e.g. after its Daphne died without
     # running ``disconnect`` (docs/queueing.md, "Dropped pages").
     last_seen_at = models.DateTimeField(_("last heard from"), default=timezone.now)
-    answered_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    end_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
-    overflowed_from = models.ForeignKey(ServiceQueue, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    answered_at = models.DateTimeField(verbose_name=_("answered at"), null=True, blank=True)
+    ended_at = models.DateTimeField(verbose_name=_("ended at"), null=True, blank=True)
+    end_reason = models.CharField(verbose_name=_("end reason"), max_length=32, choices=EndReason.choices, blank=True)
+    overflowed_from = models.ForeignKey(
+        ServiceQueue,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("overflowed from"),
+    )
 
     class Meta:
         ordering = ("priority_key", "ticket")

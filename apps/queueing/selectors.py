@@ -250,6 +250,7 @@ def agent_snapshot(*, presence_id: int) -> dict[str, Any]:
             "business": entry.business_code,
             "level": entry.level,
             "expires_at": _instant(entry.offer_expires_at),
+            "enqueued_at": _instant(entry.enqueued_at),
             "customer": entry.visit.customer.name if entry.visit.customer else "",
         },
     }

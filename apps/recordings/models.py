@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
@@ -55,8 +56,8 @@ class Recording(ConcurrentTransitionMixin, models.Model):
     # times the sweeper queued it again and when it looks next (backoff,
     # RECORDINGS_PENDING_RETRY_SECONDS / RECORDINGS_PENDING_MAX_WAIT_SECONDS).
     pending_since = models.DateTimeField(_("pending since"), default=timezone.now)
-    pending_checks = models.PositiveSmallIntegerField(default=0)
-    next_check_at = models.DateTimeField(null=True, blank=True)
+    pending_checks = models.PositiveSmallIntegerField(verbose_name=_("pending checks"), default=0)
+    next_check_at = models.DateTimeField(verbose_name=_("next check at"), null=True, blank=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
@@ -70,7 +71,7 @@ class Recording(ConcurrentTransitionMixin, models.Model):
         )
 
     def __str__(self) -> str:
-        return f"recording of call {self.call_id}"
+        return gettext("Recording of call %(call)s") % {"call": self.call_id}
 
     # From processing too: a worker that died mid-way leaves the row
     # processing and the broker redelivers the task.
@@ -104,22 +105,29 @@ class Recording(ConcurrentTransitionMixin, models.Model):
 
 
 class RecordingFile(models.Model):
-    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="files")
+    recording = models.ForeignKey(
+        Recording, on_delete=models.PROTECT, related_name="files", verbose_name=_("recording")
+    )
     kind = models.CharField(_("kind"), max_length=24, choices=RecordingFileKind.choices)
     participant = models.ForeignKey(
-        CallParticipant, null=True, blank=True, on_delete=models.PROTECT, related_name="recording_files"
+        CallParticipant,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="recording_files",
+        verbose_name=_("participant"),
     )
     # Janus' feed id for per-participant files (a participant who rejoined has several feeds).
-    feed_id = models.PositiveBigIntegerField(null=True, blank=True)
+    feed_id = models.PositiveBigIntegerField(verbose_name=_("feed ID"), null=True, blank=True)
     # Originals: absolute path where Janus wrote them. Outputs: name in the default storage.
     path = models.CharField(_("path"), max_length=500)
-    in_storage = models.BooleanField(default=True)
+    in_storage = models.BooleanField(verbose_name=_("in storage"), default=True)
     size_bytes = models.PositiveBigIntegerField(_("size (bytes)"))
     sha256 = models.CharField(_("SHA-256"), max_length=64)
     duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
     # First packet written (µs since epoch, from the Janus header), for originals.
-    first_write_us = models.PositiveBigIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    first_write_us = models.PositiveBigIntegerField(verbose_name=_("first write (µs)"), null=True, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
     # Set when the retention period removed the file itself (recording_file_purge):
     # the row, its hash and its audit records stay as the evidence that it existed.
     purged_at = models.DateTimeField(_("removed at"), null=True, blank=True)
@@ -137,14 +145,18 @@ class RecordingFile(models.Model):
 class Snapshot(models.Model):
     """A frame of the customer's video, taken by the server from Janus when staff in the call asked (R5)."""
 
-    public_id = models.UUIDField(unique=True, editable=False)
-    call = models.ForeignKey(Call, on_delete=models.PROTECT, related_name="snapshots")
-    participant = models.ForeignKey(CallParticipant, on_delete=models.PROTECT, related_name="snapshots")
-    taken_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    public_id = models.UUIDField(verbose_name=_("public ID"), unique=True, editable=False)
+    call = models.ForeignKey(Call, on_delete=models.PROTECT, related_name="snapshots", verbose_name=_("call"))
+    participant = models.ForeignKey(
+        CallParticipant, on_delete=models.PROTECT, related_name="snapshots", verbose_name=_("participant")
+    )
+    taken_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("taken by")
+    )
     image = models.FileField(_("image"), upload_to="recordings/snapshots/%Y/%m/")
     sha256 = models.CharField(_("SHA-256"), max_length=64)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
+    width = models.PositiveIntegerField(verbose_name=_("width"))
+    height = models.PositiveIntegerField(verbose_name=_("height"))
     # The server's clock when the frame was decoded from the customer's feed.
     taken_at = models.DateTimeField(_("taken at"))
     # The Janus feed the server subscribed to; empty on rows from before

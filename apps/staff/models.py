@@ -13,7 +13,9 @@ from apps.staff.roles import Role
 class StaffProfile(models.Model):
     """A bank employee who logs in to the back office."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_profile")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_profile", verbose_name=_("user account")
+    )
     employee_number = models.CharField(_("employee number"), max_length=20, unique=True)
     display_name = models.CharField(_("name"), max_length=64)
     role = models.CharField(_("role"), max_length=32, choices=Role.choices)

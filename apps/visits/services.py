@@ -306,3 +306,28 @@ def visit_block_lift(*, actor: User, block_id: int, reason: str) -> VisitBlock:
             data={"block": block.pk, "reason": block.lift_reason, "was_until": block.blocked_until.isoformat()},
         )
     return block
+
+
+# The version of the recording notice the customer's page shows; a new wording gets a new version,
+# so the audit trail tells which text each customer agreed to.
+RECORDING_NOTICE_VERSION = "2026-12-recorded-call-v1"
+
+
+def visit_recording_consent(*, visit_id: int, camera: bool, microphone: bool) -> Visit:
+    """Record that the customer was told the call is recorded and agreed, before any call (R5).
+
+    Audited with what the page's device check found, so a later dispute can
+    see the customer was told and could be seen and heard. Repeating it (a
+    reload) records it again: each agreement is a fact of its own.
+    """
+    with transaction.atomic():
+        visit = visit_lock(visit_id=visit_id)
+        if visit.outcome:
+            raise ValidationFailed(_("This visit has ended. Please start again."), code="visit_closed")
+        audit_record(
+            actor=visit_actor(visit),
+            action=AuditAction.VISIT_RECORDING_CONSENTED,
+            target=visit,
+            data={"notice": RECORDING_NOTICE_VERSION, "camera": bool(camera), "microphone": bool(microphone)},
+        )
+        return visit

@@ -168,3 +168,29 @@ def test_the_file_speaks_the_language_it_was_requested_in(
 
     assert csv_table(chinese)[1][0][5] == "业务办理被拒绝"
     assert csv_table(english)[1][0][5] == "Visit refused"
+
+
+def test_xlsx_keeps_its_titles_in_view_filters_every_column_and_stores_real_times(
+    compliance_officer: User, gate_records: list[int], run_export: RunExport
+) -> None:
+    from datetime import datetime
+
+    export = run_export(compliance_officer, "xlsx", {"action_prefix": "verification.visit."})
+    sheet = load_workbook(io.BytesIO(file_bytes(export))).worksheets[0]
+    titles_at = next(row[0].row for row in sheet.iter_rows() if row[0].value == "No.")
+    assert sheet.freeze_panes == f"A{titles_at + 1}"
+    assert sheet.auto_filter.ref == f"A{titles_at}:K{titles_at + len(gate_records)}"
+    times = [row[1] for row in sheet.iter_rows(min_row=titles_at + 1, values_only=True)]
+    assert times and all(isinstance(value, datetime) for value in times), times
+
+
+def test_pdf_pages_say_page_n_of_m_and_details_are_readable(
+    compliance_officer: User, gate_records: list[int], run_export: RunExport
+) -> None:
+    export = run_export(compliance_officer, "pdf", {"action_prefix": "verification.visit."})
+    reader = PdfReader(io.BytesIO(file_bytes(export)))
+    total = len(reader.pages)
+    for number, page in enumerate(reader.pages, start=1):
+        assert f"Page {number} of {total}" in page.extract_text()
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert '{"' not in text  # no raw JSON in the details column

@@ -255,7 +255,7 @@ def test_the_evidence_page_shows_the_record_gates_and_an_empty_operations_sectio
     assert world["alice"].customer_number in html
     assert "E-A" in html  # the agent in the call
     assert html.count('class="gate-attempt"') == 2
-    assert "distance: 0.31" in html and "threshold: 0.55" in html
+    assert "Distance: 0.31" in html and "Threshold: 0.55" in html  # labelled, not raw keys
     assert 'id="operations"' in html and "No business operation recorded for this service." in html
     assert 'id="unmask-link"' in html
     record = AuditRecord.objects.get(action="compliance.evidence.viewed")

@@ -249,12 +249,12 @@ def test_the_pages_are_in_chinese_by_default_and_in_english_on_request(
 
     chinese = client.get(page).content.decode()
     assert '<html lang="zh-hans"' in chinese
-    assert "远程银行后台" in chinese  # the back office's header
+    assert "远程银行视频柜台" in chinese  # the product's one title, in the header
     with translation.override("zh-hans"):
         assert f"<h1>{translation.gettext(title)}</h1>" in chinese
 
     english = client.get(page, headers={"accept-language": "en"}).content.decode()
     assert '<html lang="en"' in english
-    assert "RemoteBank back office" in english
+    assert "RemoteBank video counter" in english
     assert f"<h1>{title}</h1>" in english
-    assert "远程银行后台" not in english
+    assert "远程银行视频柜台" not in english

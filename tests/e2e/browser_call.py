@@ -683,6 +683,10 @@ def run_browsers(
         report.mark("gate1_passed")
 
         report.step("queue")
+        # Before calling: the page's camera and microphone check, then the recording notice agreed to.
+        customer.click("#check-start")
+        customer.wait_for_selector("#check-result.ok", timeout=10000)
+        customer.check("#consent")
         customer.click("#join")
         customer_wait(customer, "#step-queue", timeout=10, what="joining the queue")
         joined = time.monotonic()

@@ -84,12 +84,20 @@ def test_the_customer_answers_the_questions_and_sets_the_pin_on_their_own_page(
             # The questions appear on the customer's page, not the agent's.
             questions = page.locator("#questions-form fieldset")
             expect(questions).to_have_count(settings.GATE_QUESTIONS_COUNT, timeout=20000)
+            # Said so, and brought into view on the phone (they appear below the video).
+            expect(page.locator("#questions-notice")).to_be_visible()
+            page.wait_for_function(
+                "() => { const r = document.getElementById('questions').getBoundingClientRect();"
+                " return r.top < window.innerHeight && r.bottom > 0; }",
+                timeout=5000,
+            )
             right = GateProgress.objects.get(visit=in_call.visit).attempts.get(gate="questions").question_draw.correct
             assert agent.locator("#questions-form").count() == 0
             for index, choice in enumerate(right):
                 page.locator(f'#questions-form input[name="q{index}"][value="{choice}"]').check()
             page.click("#questions-submit")
             page.wait_for_function("() => document.getElementById('questions').hidden", timeout=15000)
+            expect(page.locator("#questions-received")).to_be_visible()  # the answers were received
 
             # All gates passed: the agent starts the activation from the console.
             start = agent.locator("#operation-start button")
@@ -98,10 +106,13 @@ def test_the_customer_answers_the_questions_and_sets_the_pin_on_their_own_page(
             pad = page.locator("#pin-pad")
             expect(pad).to_be_visible(timeout=20000)
             layout = page.locator("#pin-keys button").all_inner_texts()
-            assert sorted(layout) == [str(digit) for digit in range(10)]
+            # A phone's pad: nine digits in three rows, then Clear, the tenth digit, Delete.
+            assert len(layout) == 12 and layout[9] == "清除" and layout[11] == "⌫", layout
+            assert sorted([*layout[:9], layout[10]]) == [str(digit) for digit in range(10)]
+            assert page.locator("#pin-dots").inner_text().replace("\n", "") == "○" * 6  # six empty places
             for digit in PIN:
                 page.click(f"#pin-keys button:text-is('{digit}')")
-            assert page.locator("#pin-dots").inner_text() == ""  # cleared for the second entry
+            assert "●" not in page.locator("#pin-dots").inner_text()  # cleared for the second entry
             for digit in PIN:
                 page.click(f"#pin-keys button:text-is('{digit}')")
                 assert PIN not in page.content()

@@ -21,9 +21,17 @@ def test_an_administrator_configures_a_queue_in_the_back_office_and_it_is_audite
         {
             "code": "reset",
             "name": "密码重置",
-            "businesses": '["password_reset"]',
-            "level_bonus_seconds": '{"ordinary": 0, "gold": 45}',
-            "business_bonus_seconds": "{}",
+            # A form, not JSON typed by hand: businesses ticked, one number per level and business.
+            "businesses": ["password_reset"],
+            "level_bonus_ordinary": 0,
+            "level_bonus_gold": 45,
+            "level_bonus_platinum": 60,
+            "level_bonus_private": 120,
+            "business_bonus_password_reset": 15,
+            "target_waiting": 5,
+            "target_longest_wait_seconds": 120,
+            "target_service_level_percent": 80,
+            "target_abandon_rate_percent": 10,
             "agent_strategy": "fewest_services",
             "service_level_seconds": 30,
             "offer_timeout_seconds": 15,
@@ -43,6 +51,8 @@ def test_an_administrator_configures_a_queue_in_the_back_office_and_it_is_audite
         45,
         10,
     )
+    assert queue.businesses == ["password_reset"]
+    assert queue.business_bonus_seconds == {"password_reset": 15}
     record = AuditRecord.objects.get(action="queueing.queue.configured", target_id=str(queue.pk))
     assert record.actor_label == administrator.username
 

@@ -49,6 +49,9 @@
     if (ringing) {
       byId("offer-business").textContent = businessLabel(entry.business);
       byId("offer-level").textContent = levelLabel(entry.level);
+      byId("offer-waited").textContent = entry.enqueued_at
+        ? ui.clock(Math.max(0, (ui.serverNow() - Date.parse(entry.enqueued_at)) / 1000))
+        : "—";
     }
     byId("offer-accept").disabled = acting || !ringing;
     byId("offer-decline").disabled = acting || !ringing;
@@ -62,6 +65,7 @@
       byId("service-level").textContent = levelLabel(entry.level);
     }
     byId("service-end").disabled = acting || !connected;
+    byId("service-end").hidden = !connected;
     // One action for the serving agent: "End service" hangs up the call too
     // (the server ends it), so the call panel's own hang-up is not shown.
     byId("call-hangup").hidden = connected;
@@ -77,6 +81,9 @@
     }
     if (countdownTimer === null) {
       countdownTimer = setInterval(tickCountdown, 250);
+    }
+    if (entry.enqueued_at) {
+      byId("offer-waited").textContent = ui.clock(Math.max(0, (ui.serverNow() - Date.parse(entry.enqueued_at)) / 1000));
     }
     const seconds = Math.ceil((Date.parse(entry.expires_at) - ui.serverNow()) / 1000);
     if (seconds > 0) {

@@ -17,14 +17,33 @@
   let video = null; // RemoteBankCall
   let roles = {};
 
-  function fill() {
+  function fillInvitees(people) {
     const invitee = byId("call-invitee");
-    for (const person of config.experts || []) {
+    const chosen = invitee.value;
+    // The first option is "any available expert"; the rest are the colleagues available now.
+    while (invitee.options.length > 1) invitee.remove(1);
+    for (const person of people || []) {
       const option = document.createElement("option");
       option.value = person.id;
       option.textContent = person.name;
       invitee.appendChild(option);
     }
+    if ([...invitee.options].some((option) => option.value === chosen)) invitee.value = chosen;
+  }
+
+  // Availability changes all the time: the list is asked again each time the agent opens it.
+  async function refreshInvitees() {
+    try {
+      fillInvitees((await ui.api(config.urls.invitees)).invitees);
+    } catch (error) {
+      /* keep the list as it was; the invite itself is checked by the server */
+    }
+  }
+  byId("call-invitee").addEventListener("focus", refreshInvitees);
+  byId("call-invitee").addEventListener("pointerdown", refreshInvitees);
+
+  function fill() {
+    fillInvitees(config.experts);
     const queue = byId("call-queue");
     for (const item of config.queues || []) {
       const option = document.createElement("option");

@@ -63,7 +63,7 @@
       list.appendChild(item);
     }
     const photo = byId("gates-registry-photo");
-    photo.hidden = !gates.has_registry_photo;
+    photo.hidden = !gates.has_registry_photo || photo.dataset.failed === "1";
     if (gates.has_registry_photo && !photo.src) photo.src = gatesUrl("registry-photo/");
 
     const actions = byId("gates-actions");
@@ -100,7 +100,7 @@
       const block = document.createElement("div");
       block.className = "operation";
       block.dataset.state = operation.state;
-      text(block, "p", `${config.businesses[operation.business] || operation.business}: ${messages.operation_states[operation.state] || operation.state}${operation.result ? ` (${operation.result})` : ""}`);
+      text(block, "p", `${config.businesses[operation.business] || operation.business}: ${messages.operation_states[operation.state] || operation.state}${operation.result_label ? ` (${operation.result_label})` : ""}`);
       const changed = Object.keys(operation.after || {});
       if (changed.length) {
         const table = document.createElement("table");
@@ -199,6 +199,12 @@
     timer = setTimeout(refresh, busy ? 1500 : 5000);
   }
 
+  // A photo that cannot load (the call ended and its access with it) is hidden, never shown broken.
+  byId("gates-registry-photo").addEventListener("error", (event) => {
+    event.target.dataset.failed = "1";
+    event.target.hidden = true;
+  });
+
   // call.js announces the call we are in (or its end).
   window.addEventListener("remotebank:call", (event) => {
     const call = event.detail;
@@ -206,7 +212,10 @@
     if (next !== callId) {
       callId = next;
       config.business = call ? call.business : null;
-      byId("gates-registry-photo").removeAttribute("src");
+      const photo = byId("gates-registry-photo");
+      photo.removeAttribute("src");
+      photo.hidden = true;
+      delete photo.dataset.failed;
       byId("gates-panel").hidden = !callId;
       byId("operation-panel").hidden = true;
     }

@@ -34,17 +34,140 @@
     }
   }
 
-  function renderAgentCounts(counts) {
+  // The figures API counts presences; staff who never logged in have none and are offline all the same.
+  function withOffline(counts) {
+    const all = { ...counts };
+    const present = Object.entries(all)
+      .filter(([state]) => state !== "offline")
+      .reduce((sum, [, n]) => sum + (n || 0), 0);
+    all.offline = Math.max(0, (config.staff_total || 0) - present);
+    return all;
+  }
+
+  function renderAgentCounts(apiCounts) {
+    const counts = withOffline(apiCounts);
     const list = byId("agent-counts");
     list.replaceChildren();
     for (const [state, label] of Object.entries(config.states)) {
       const item = document.createElement("li");
+      item.dataset.state = state;
       const number = document.createElement("strong");
       number.textContent = String(counts[state] || 0);
       item.append(`${label}: `, number);
       list.appendChild(item);
     }
+    return counts;
   }
+
+  // KPI tiles: green when the queue's figure meets its target, amber within a quarter of it, red beyond.
+  function level(value, target, higherIsBetter) {
+    if (value === null || value === undefined || target === null || target === undefined) return "none";
+    if (higherIsBetter) {
+      if (value >= target) return "ok";
+      return value >= target * 0.75 ? "warn" : "bad";
+    }
+    if (value <= target) return "ok";
+    return value <= target * 1.25 ? "warn" : "bad";
+  }
+
+  function tile(row, label, text, levelName, targetText) {
+    const box = document.createElement("div");
+    box.className = "kpi";
+    box.dataset.level = levelName;
+    const title = document.createElement("div");
+    title.className = "kpi-label";
+    title.textContent = label;
+    const value = document.createElement("div");
+    value.className = "kpi-value";
+    value.textContent = text;
+    box.append(title, value);
+    if (targetText) {
+      const target = document.createElement("div");
+      target.className = "kpi-target";
+      target.textContent = ui.format(messages.kpi_target, { target: targetText });
+      box.appendChild(target);
+    }
+    row.appendChild(box);
+  }
+
+  function renderTiles(queues, counts) {
+    const board = byId("kpi-tiles");
+    board.replaceChildren();
+    for (const queue of queues) {
+      const target = (config.targets || {})[queue.code] || {};
+      const row = document.createElement("div");
+      row.className = "kpi-row";
+      row.dataset.queue = queue.code;
+      const name = document.createElement("div");
+      name.className = "kpi-name";
+      name.textContent = queue.paused ? `${queue.name} (${messages.paused})` : queue.name;
+      row.appendChild(name);
+      tile(row, messages.kpi_waiting, String(queue.waiting), level(queue.waiting, target.waiting, false), String(target.waiting));
+      tile(row, messages.kpi_longest, ui.clock(queue.longest_wait_seconds), level(queue.longest_wait_seconds || 0, target.longest_wait_seconds, false), ui.clock(target.longest_wait_seconds));
+      tile(row, messages.kpi_service_level, ui.percent(queue.service_level), level(queue.service_level, target.service_level, true), `≥ ${ui.percent(target.service_level)}`);
+      tile(row, messages.kpi_abandon, ui.percent(queue.abandon_rate), level(queue.abandon_rate, target.abandon_rate, false), `≤ ${ui.percent(target.abandon_rate)}`);
+      board.appendChild(row);
+    }
+    const agents = document.createElement("div");
+    agents.className = "kpi-row agents";
+    const name = document.createElement("div");
+    name.className = "kpi-name";
+    name.textContent = byId("agent-counts").previousElementSibling ? byId("agent-counts").previousElementSibling.textContent : "";
+    agents.appendChild(name);
+    for (const [state, label] of Object.entries(config.states)) {
+      const n = counts[state] || 0;
+      tile(agents, label, String(n), state === "available" && n === 0 ? "warn" : "none");
+    }
+    board.appendChild(agents);
+  }
+
+  // Live timers: how long each agent has been in a call (or ringing, or wrapping up), every second.
+  function tickTimers() {
+    const now = ui.serverNow();
+    for (const cell of document.querySelectorAll(".agent-timer[data-since]")) {
+      cell.textContent = ui.clock((now - Date.parse(cell.dataset.since)) / 1000);
+    }
+  }
+  setInterval(tickTimers, 1000);
+
+  // Readable charts: Chart.js (static/vendor/chartjs, no CDN) over today's snapshots; the server's SVG stays
+  // as the fallback when the library cannot run.
+  const charts = new Map();
+  function hourLabel(hour) {
+    const h = Math.floor(hour);
+    const m = Math.floor((hour - h) * 60);
+    return `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}`;
+  }
+  function drawCharts(points) {
+    if (typeof window.Chart !== "function") return;
+    for (const canvas of document.querySelectorAll("canvas.waiting-canvas")) {
+      const series = (points || {})[canvas.dataset.queue] || [];
+      const data = { labels: series.map(([hour]) => hourLabel(hour)), datasets: [{ label: messages.chart_waiting, data: series.map(([, n]) => n), borderColor: "#417690", backgroundColor: "rgba(65,118,144,0.15)", fill: true, pointRadius: 0, tension: 0.2, stepped: false }] };
+      const existing = charts.get(canvas.dataset.queue);
+      if (existing) {
+        existing.data = data;
+        existing.update("none");
+        continue;
+      }
+      charts.set(canvas.dataset.queue, new window.Chart(canvas, {
+        type: "line",
+        data,
+        options: {
+          responsive: true,
+          maintainAspectRatio: false,
+          animation: false,
+          plugins: { legend: { display: false } },
+          scales: {
+            x: { ticks: { maxTicksLimit: 8, autoSkip: true, maxRotation: 0 } },
+            y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: messages.chart_waiting } },
+          },
+        },
+      }));
+    }
+    byId("charts").classList.add("drawn");
+  }
+  drawCharts(config.chart_points);
+  tickTimers();
 
   function moveSelect(entry, queue) {
     const select = document.createElement("select");
@@ -92,7 +215,7 @@
       try {
         const figures = await ui.api(config.urls.figures);
         renderFigures(figures.queues);
-        renderAgentCounts(figures.agents);
+        renderTiles(figures.queues, renderAgentCounts(figures.agents));
         renderWaiting(figures.waiting);
         ui.setStatus(ui.format(messages.updated, { time: new Date().toLocaleTimeString() }), "live");
       } catch (error) {
@@ -112,7 +235,10 @@
         const response = await fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
         if (response.ok && !response.redirected) {
           const page = new DOMParser().parseFromString(await response.text(), "text/html");
-          for (const id of ["agents-body", "charts"]) {
+          // The charts keep their canvases: only their numbers come from the fresh page.
+          const fresh = page.getElementById("console-config");
+          if (fresh) drawCharts(JSON.parse(fresh.textContent).chart_points);
+          for (const id of ["agents-body"]) {
             const fresh = page.getElementById(id);
             const current = byId(id);
             if (fresh && current && !busy(current)) {
