@@ -69,7 +69,7 @@ class ServiceQueue(models.Model):
     # COMMIT, so versions are in commit order) and broadcasts ONE message
     # naming that version; each customer's page applies the messages in
     # version order and asks for a snapshot on a gap (docs/queueing.md, "Positions").
-    change_version = models.BigIntegerField(default=0, editable=False)
+    change_version = models.BigIntegerField(_("change version"), default=0, editable=False)
     # The supervisor wallboard's targets for this queue: a tile is green when the figure meets
     # its target, amber when within a quarter of it, red beyond (apps/console, R2.6).
     target_waiting = models.PositiveIntegerField(_("target: most customers waiting"), default=5)
