@@ -616,8 +616,11 @@ def run_browsers(
         report["chromium"] = staff_browser.version
 
         def context(browser: Any, name: str, **options: Any) -> Any:
-            ctx = browser.new_context(base_url=base_url, **options)
-            ctx.grant_permissions(["camera", "microphone"], origin=base_url)
+            # The phone is in Qingdao: the customer shares the location when the page asks.
+            ctx = browser.new_context(
+                base_url=base_url, geolocation={"latitude": 36.0671, "longitude": 120.3826}, **options
+            )
+            ctx.grant_permissions(["camera", "microphone", "geolocation"], origin=base_url)
             ctx.add_init_script(FIRST_FRAME_SCRIPT)
             ctx.set_default_timeout(20000)
             page = ctx.new_page()
@@ -688,6 +691,8 @@ def run_browsers(
         customer.wait_for_selector("#check-result.ok", timeout=10000)
         customer.check("#consent")
         customer.click("#join")
+        # Then the location notice: the customer agrees, the browser answers.
+        customer.click("#location-allow")
         customer_wait(customer, "#step-queue", timeout=10, what="joining the queue")
         joined = time.monotonic()
         agent.wait_for_selector("#offer-panel", state="visible", timeout=15000)
