@@ -160,6 +160,13 @@ def test_production_settings_send_hsts_and_secure_cookies() -> None:
         REMOTEBANK_JANUS_TOKEN_SECRET="test-token-secret-0123456789",
         REMOTEBANK_JANUS_EVENTS_SECRET="test-events-secret-0123456789",
     )
+    # Without a TURN secret production refuses to start (calls through NAT need it, docs/janus.md).
+    refused = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "REMOTEBANK_TURN_SECRET" in refused.stderr
+    env["REMOTEBANK_TURN_SECRET"] = "test-turn-secret-0123456789"
     script = (
         "import json, django; django.setup(); from django.conf import settings as s; "
         "print(json.dumps([s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SESSION_COOKIE_SECURE, "
