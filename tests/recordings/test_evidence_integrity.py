@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
@@ -18,40 +18,33 @@ from django.urls import reverse
 from PIL import Image, ImageOps
 
 from apps.calls.models import Call
-from apps.recordings.models import Snapshot
 from apps.verification.models import Verification
 from tests.fixtures.cardgen import generate_non_id_image
+from tests.recordings.test_snapshots import _store
 
 pytestmark = pytest.mark.django_db
 
 
-def _jpeg() -> bytes:
-    buffer = io.BytesIO()
-    Image.effect_noise((320, 240), 60).convert("RGB").save(buffer, format="JPEG")
-    return buffer.getvalue()
+def _mirror_in_place(name: str, *, raw: bool = False) -> None:
+    """Replace a stored image by its mirror image: same size and kind, another picture.
 
-
-def _mirror_in_place(name: str) -> None:
-    """Replace a stored image by its mirror image: same size and kind, another picture."""
-    with default_storage.open(name, "rb") as handle:
-        image = Image.open(io.BytesIO(handle.read())).convert("RGB")
+    ``raw``: the stored bytes are not an image (an encrypted photo): write any other picture in their place.
+    """
+    if raw:
+        image = Image.effect_noise((320, 240), 60).convert("RGB")
+    else:
+        with default_storage.open(name, "rb") as handle:
+            image = Image.open(io.BytesIO(handle.read())).convert("RGB")
     buffer = io.BytesIO()
     ImageOps.mirror(image).save(buffer, format="JPEG")
     default_storage.delete(name)
     assert default_storage.save(name, ContentFile(buffer.getvalue())) == name
 
 
-def test_a_mirrored_snapshot_is_detected(
-    make_live_call: Callable[..., Call], agent: User, client: Client, capsys: Any
-) -> None:
+def test_a_mirrored_snapshot_is_detected(make_live_call: Callable[..., Call], agent: User, capsys: Any) -> None:
     call = make_live_call()
-    client.force_login(agent)
-    response = client.post(
-        reverse("recordings:call-snapshot-capture", args=[call.public_id]),
-        {"image": SimpleUploadedFile("frame.jpg", _jpeg(), content_type="image/jpeg")},
-    )
-    assert response.status_code == 201
-    snapshot = Snapshot.objects.get()
+    # A frame as the capture service takes it from the customer's feed (tests/recordings/test_snapshots.py).
+    snapshot = _store(call, agent)
     call_command("recordings_verify", "--call", str(call.public_id))
     assert "1 snapshots and ID-card images match" in capsys.readouterr().out
 
@@ -79,7 +72,18 @@ def test_a_swapped_id_card_photo_is_detected(
     call_command("recordings_verify")
     assert "1 snapshots and ID-card images match" in capsys.readouterr().out
 
-    _mirror_in_place(verification.id_card_photo.name)
+    # Swapped by someone who holds the key (the picture changes, still sealed)...
+    name = verification.id_card_photo.name
+    mirrored = io.BytesIO()
+    ImageOps.mirror(Image.open(verification.id_card_photo.open()).convert("RGB")).save(mirrored, format="JPEG")
+    default_storage.delete(name)
+    verification.id_card_photo.save(Path(name).name, ContentFile(mirrored.getvalue()), save=False)
+    assert verification.id_card_photo.name == name
+    with pytest.raises(CommandError):
+        call_command("recordings_verify")
+    assert f"MISMATCH id_card_photo {name}" in capsys.readouterr().err
+    # ...or by someone who does not (the ciphertext no longer decrypts).
+    _mirror_in_place(name, raw=True)
     with pytest.raises(CommandError):
         call_command("recordings_verify")
     assert f"MISMATCH id_card_photo {verification.id_card_photo.name}" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.fernet import InvalidToken
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models.fields.files import FieldFile
@@ -42,10 +43,12 @@ def _current_hash(item: RecordingFile) -> str:
 
 
 def _field_hash(field: FieldFile) -> str:
+    """The SHA-256 of what the application reads from the file ("" if it is gone or no longer decrypts)."""
     try:
         with field.open("rb") as handle:
             return sha256_of_stream(handle)[0]
-    except (FileNotFoundError, OSError):
+    except (FileNotFoundError, OSError, InvalidToken):
+        # InvalidToken: an encrypted photo (Gate 1's) whose ciphertext was replaced or altered.
         return ""
 
 
