@@ -29,6 +29,7 @@ from websockets.sync.client import ClientConnection, connect
 from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
 from apps.queueing.models import EntryState, QueueEntry
+from apps.queueing.position import Tracker, position_step, position_view
 from apps.queueing.services.configuration import service_queue_upsert
 from apps.queueing.services.entries import queue_entry_leave
 from apps.queueing.services.housekeeping import entries_grace_expire
@@ -71,6 +72,8 @@ class Page:
         self.cookie = cookie
         self.socket: ClientConnection | None = None
         self.sockets = ExitStack()
+        # The page's own position algorithm (queueing/position.js, mirrored in Python).
+        self.tracker = Tracker()
 
     def open(self, port: int) -> dict[str, Any]:
         """Connect, retrying like the page (the new process may still be starting); return the first position."""
@@ -84,7 +87,9 @@ class Page:
                         open_timeout=MESSAGE_SECONDS,
                     )
                 )
-                return self.receive()
+                first = self.receive()
+                self.tracker = position_step(Tracker(), first)
+                return first
             except (OSError, InvalidHandshake):
                 if time.monotonic() > deadline:
                     raise
@@ -94,6 +99,12 @@ class Page:
         assert self.socket is not None
         message: dict[str, Any] = json.loads(self.socket.recv(timeout=MESSAGE_SECONDS))
         return message
+
+    def place_after_next_message(self) -> int:
+        """The place the page shows once it has applied the next message (a queue change)."""
+        position_step(self.tracker, self.receive())
+        place: int = position_view(self.tracker)["position"]
+        return place
 
     def lost(self) -> bool:
         """True once the server side is gone (the page would show "Reconnecting…")."""
@@ -140,7 +151,7 @@ def test_customers_reconnect_to_a_new_daphne_after_a_kill_and_keep_their_place(
 
     # Live updates go through the new process: the first customer leaves, the others move up.
     queue_entry_leave(entry_id=entries[0].pk)
-    assert [pages[number].receive()["position"] for number in (1, 2)] == [1, 2]
+    assert [pages[number].place_after_next_message() for number in (1, 2)] == [1, 2]
 
     # Nobody was abandoned, even once the reconnect grace has long passed.
     later = timezone.now() + timedelta(seconds=queue.reconnect_grace_seconds + 60)

@@ -80,8 +80,8 @@ def test_a_dispatch_whose_connection_is_killed_leaves_nothing_half_written_and_i
             timeout=WAIT_SECONDS,
             what=f"the dispatch to stop mid-way: {processes.log('dispatcher')}",
         )
-        # Mid-transaction: the dispatcher holds the head entry's row lock.
-        assert _unlocked_waiting_entries() == CUSTOMERS - 1
+        # Mid-transaction: the dispatcher's batch holds the row locks of the waiting line it is matching.
+        assert _unlocked_waiting_entries() < CUSTOMERS
         _terminate(dispatcher_backend)
     finally:
         chain_lock.release()
