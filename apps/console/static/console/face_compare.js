@@ -14,7 +14,7 @@
   let callId = null;
   let shown = null; // the snapshot id whose images are on screen
   // Side by side (CSSOM, allowed by the page's CSP, unlike an inline style attribute).
-  Object.assign(images.style, { display: "flex", gap: "12px", flexWrap: "wrap" });
+  Object.assign(images.style, { display: "flex", gap: "8px", flexWrap: "nowrap" });
 
   function figure(src, caption, name) {
     const item = document.createElement("figure");
@@ -23,7 +23,7 @@
     image.src = src;
     image.alt = caption;
     image.className = "face-thumbnail";
-    image.width = 120;
+    image.width = 96;
     const text = document.createElement("figcaption");
     text.textContent = caption;
     item.append(image, text);
