@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
@@ -49,8 +51,7 @@ def _upload_bytes(request: Request, field: str) -> bytes:
     ``apps.common.uploads.request_body_limit``.
     """
     limit = settings.GATE1_MAX_UPLOAD_BYTES
-    handler = LimitedMemoryUploadHandler(request._request, limit=limit)
-    request._request.upload_handlers = [handler]
+    handler = next(h for h in request._request.upload_handlers if isinstance(h, LimitedMemoryUploadHandler))
     upload = request.FILES.get(field)
     if handler.exceeded or (upload is not None and upload.size is not None and upload.size > limit):
         raise PayloadTooLarge(message_for("too_large_bytes"), code="too_large_bytes")
@@ -223,9 +224,22 @@ _PHOTO_UPLOAD = {
 }
 
 
-class VisitIdCardApi(CustomerApi):
+class _PhotoUploadApi(CustomerApi):
+    """A customer endpoint that takes one photo: the bounded in-memory upload handler is set first.
+
+    It must be in place before anything reads the body; the CSRF check of the
+    session authentication may read the form, so ``dispatch`` (before DRF's
+    authentication) installs it, not the handler method.
+    """
+
     parser_classes = (MultiPartParser, FormParser)
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        request.upload_handlers = [LimitedMemoryUploadHandler(request, limit=settings.GATE1_MAX_UPLOAD_BYTES)]
+        return super().dispatch(request, *args, **kwargs)
+
+
+class VisitIdCardApi(_PhotoUploadApi):
     @extend_schema(request=_PHOTO_UPLOAD)
     def post(self, request: Request) -> Response:
         data = _upload_bytes(request, "photo")
@@ -243,10 +257,8 @@ class VisitIdentityConfirmApi(CustomerApi):
         return _answer(verification_identity_confirm(visit_id=request_visit(request).pk))
 
 
-class VisitAccountPhotoApi(CustomerApi):
+class VisitAccountPhotoApi(_PhotoUploadApi):
     """Upload a photo of the bank card or passbook; the number is read in Celery (poll ``current/``)."""
-
-    parser_classes = (MultiPartParser, FormParser)
 
     @extend_schema(request=_PHOTO_UPLOAD)
     def post(self, request: Request) -> Response:
