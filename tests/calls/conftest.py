@@ -201,7 +201,7 @@ def janus(janus_netns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         collector = subprocess.Popen(
             [
                 "ip", "netns", "exec", janus_netns, sys.executable, str(PEER), "events",
-                "--port", str(EVENTS_PORT), "--secret", events_secret, "--out", str(events_file),
+                "--port", str(EVENTS_PORT), f"--secret={events_secret}", "--out", str(events_file),
             ],
             stdout=subprocess.PIPE,
             stderr=collector_stderr,
@@ -572,7 +572,7 @@ def wan_network(workdir: Path, unavailable: Callable[[str], None] = _unavailable
         collector = subprocess.Popen(
             [
                 "ip", "netns", "exec", server_ns, sys.executable, str(PEER), "events",
-                "--port", str(EVENTS_PORT), "--secret", events_secret, "--out", str(events_file),
+                "--port", str(EVENTS_PORT), f"--secret={events_secret}", "--out", str(events_file),
             ],
             stdout=subprocess.PIPE,
             stderr=collector_stderr,

@@ -93,7 +93,7 @@ def live_janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusHarnes
             collector = subprocess.Popen(
                 [
                     "ip", "netns", "exec", netns, sys.executable, str(PEER), "events",
-                    "--port", str(EVENTS_PORT), "--secret", events_secret, "--out", str(events_file),
+                    "--port", str(EVENTS_PORT), f"--secret={events_secret}", "--out", str(events_file),
                 ],
                 stdout=subprocess.PIPE,
                 stderr=collector_stderr,
