@@ -65,9 +65,10 @@ class SecurityHeadersMiddleware:
             ]
         )
         response.headers.setdefault("Content-Security-Policy", policy)
-        # The customer's and staff's video pages need the camera and microphone; nothing else does.
+        # The video pages need the camera and microphone, and the customer's page asks for the
+        # location before calling (with consent, docs/gates.md "Location"); nothing else is allowed.
         response.headers.setdefault(
-            "Permissions-Policy", "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()"
+            "Permissions-Policy", "camera=(self), microphone=(self), geolocation=(self), payment=(), usb=()"
         )
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         return response

@@ -749,6 +749,9 @@ def run_browsers(
         # 4. The expert: available, invited by name, picks the call up (call.js polls /api/calls/mine/).
         report.step("invite expert")
         go_available(expert)
+        # The list is refreshed when the agent opens it (only colleagues available now).
+        agent.focus("#call-invitee")
+        agent.wait_for_selector(f'#call-invitee option[value="{scenario.expert_id}"]', state="attached", timeout=10000)
         agent.select_option("#call-invitee", str(scenario.expert_id))
         invited_epoch = time.time()
         agent.click("#call-invite")
