@@ -124,19 +124,8 @@ def audit_record(
     sequencer chains it within ``AUDIT_CHAIN_BOUND_SECONDS`` of its commit.
     Inline, it is chained here under the chain lock and returned chained.
     """
-    action = AuditAction(action)  # ValueError for a code not defined in actions.py
-    who = _resolve_actor(actor)
-    content: dict[str, Any] = {
-        "created_at": timezone.now(),
-        "actor_kind": who.kind.value if isinstance(who.kind, ActorKind) else who.kind,
-        "actor_id": who.id,
-        "actor_label": who.label[:150],
-        "action": action.value,
-        "target_type": target._meta.label_lower if target is not None else "",
-        "target_id": str(target.pk) if target is not None else "",
-        "target_label": str(target)[:200] if target is not None else "",
-        "data": normalize_data(data or {}),
-    }
+    # ValueError (in _content) for an action code not defined in actions.py.
+    content = _content(AuditEntry(actor=actor, action=action, target=target, data=data), now=timezone.now())
     if audit_chain_mode() == "sequencer":
         return PendingAuditRecord.objects.create(**content)
     with transaction.atomic():
@@ -265,6 +254,7 @@ class AuditEntry:
 
 
 def _content(entry: AuditEntry, *, now: Any) -> dict[str, Any]:
+    """The columns of one record before it is chained (``audit_record`` and ``audit_record_many``)."""
     action = AuditAction(entry.action)
     who = _resolve_actor(entry.actor)
     target = entry.target
