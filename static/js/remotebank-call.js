@@ -32,6 +32,10 @@
     this.videoMuted = false;
     this.statsTimer = null;
     this.level = null;
+    this.betterSince = 0; // consecutive samples better than the current level
+    this.samplesAtLevel = 0;
+    this.upgraded = false; // the current level came from an upgrade
+    this.upgradeAfter = 3; // better samples needed to go up (UPGRADE_SAMPLES, doubled after a failed try)
     this.restarting = {}; // handle kind/feed id -> time of the last ICE restart
     this.messages = loadMessages();
   }
@@ -51,6 +55,9 @@
 
   // Janus videoroom simulcast substreams: 0 lowest, 2 highest.
   var SUBSTREAM = { poor: 0, fair: 1, good: 2 };
+  var RANK = { poor: 0, fair: 1, good: 2 };
+  var UPGRADE_SAMPLES = 3; // 6 s of better samples before a rating (and layer) goes up
+  var MAX_UPGRADE_SAMPLES = 30;
 
   RemoteBankCall.prototype.state = function (name, detail) {
     if (this.options.onState) this.options.onState(name, detail || {});
@@ -318,7 +325,27 @@
           if (poor) level = "poor"; else if (fair && level === "good") level = "fair";
         });
         var kbits = Math.min.apply(null, samples.map(function (sample) { return sample.kbits; }));
+        // Down at once, up only after UPGRADE_SAMPLES better samples in a row:
+        // a lower layer carries fewer kbit/s, so without this the rating and
+        // the layer flap every 2 s (seen on a 5 % loss link: poor, fair,
+        // good, fair... and the customer told so each time).
+        // An upgrade that fails within two samples doubles the wait before
+        // the next try (up to a minute): a link that cannot carry the
+        // higher layer is not probed every few seconds.
+        var better = self.level !== null && RANK[level] > RANK[self.level];
+        var worse = self.level !== null && RANK[level] < RANK[self.level];
+        self.samplesAtLevel += 1;
+        self.betterSince = better ? self.betterSince + 1 : 0;
+        if (better && self.betterSince < self.upgradeAfter) level = self.level;
+        if (worse && self.upgraded && self.samplesAtLevel <= 2) {
+          self.upgradeAfter = Math.min(self.upgradeAfter * 2, MAX_UPGRADE_SAMPLES);
+        } else if (self.samplesAtLevel > MAX_UPGRADE_SAMPLES) {
+          self.upgradeAfter = UPGRADE_SAMPLES;
+        }
         if (level !== self.level) {
+          self.upgraded = better;
+          self.betterSince = 0;
+          self.samplesAtLevel = 0;
           self.level = level;
           // A weak subscriber asks Janus for a lower simulcast layer (no-op
           // for a feed sent without simulcast, such as the customer's).
@@ -326,6 +353,7 @@
             var feed = self.feeds[id];
             if (feed && feed.plugin) feed.plugin.send({ message: { request: "configure", substream: SUBSTREAM[level] } });
           });
+          if (ids.length) self.state("substream", { substream: SUBSTREAM[level], level: level });
         }
         self.state("quality", {
           kbits: kbits,
