@@ -147,14 +147,14 @@ JANUS_TURN_CREDENTIAL_SECONDS = env_int("REMOTEBANK_JANUS_TURN_CREDENTIAL_SECOND
 # Weak links: the video bitrate cap (bits/s) Janus asks each publisher to keep
 # to (videoroom ``configure`` ``bitrate``, enforced by REMB). A phone's 4G
 # uplink is the narrowest part of a call, so the customer's cap is small.
-# With simulcast on, staff cameras are sent in layers and each weak
-# subscriber gets a lower one. Off by default: in one run of the browser
-# end-to-end test with it on, the evidence file of the recording played
-# 31.0 s where the recording measured 38.6 s (not investigated yet; Janus
-# records one layer of a simulcast publisher). docs/janus.md, "Weak links".
+# Staff cameras go out in simulcast layers and each weak subscriber (the
+# customer's phone on a poor downlink) gets a lower one. On by default since
+# 2026-12-03: tests/calls/test_network.py's simulcast test checks that a
+# weak subscriber gets a lower layer and that the recordings last as long as
+# they were written through the layer switches. docs/janus.md, "Weak links".
 CALL_VIDEO_BITRATE_CUSTOMER = env_int("REMOTEBANK_CALL_VIDEO_BITRATE_CUSTOMER", 300_000)
 CALL_VIDEO_BITRATE_STAFF = env_int("REMOTEBANK_CALL_VIDEO_BITRATE_STAFF", 900_000)
-CALL_VIDEO_SIMULCAST_STAFF = env_bool("REMOTEBANK_CALL_VIDEO_SIMULCAST_STAFF", default=False)
+CALL_VIDEO_SIMULCAST_STAFF = env_bool("REMOTEBANK_CALL_VIDEO_SIMULCAST_STAFF", default=True)
 # A remote video that decodes no frame for this long is a stall: the page
 # restarts ICE (same session, new candidates) before the call's rejoin grace
 # period (CALL_REJOIN_GRACE_SECONDS) would start.

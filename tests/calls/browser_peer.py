@@ -53,6 +53,30 @@ FRAMES_DECODED = """async () => {
 }"""
 
 
+# The width of the remote video being decoded (a simulcast subscriber's layer)
+# and, for a publisher, how many simulcast encodings its camera sends.
+VIDEO_SHAPE = """async () => {
+  let width = 0;
+  for (const feed of Object.values(window.call.feeds)) {
+    const pc = feed.plugin && feed.plugin.webrtcStuff && feed.plugin.webrtcStuff.pc;
+    if (!pc) continue;
+    (await pc.getStats()).forEach((entry) => {
+      if (entry.type === "inbound-rtp" && entry.kind === "video") width = Math.max(width, entry.frameWidth || 0);
+    });
+  }
+  const layers = [];
+  const publisher = window.call.publisher && window.call.publisher.webrtcStuff && window.call.publisher.webrtcStuff.pc;
+  if (publisher) {
+    (await publisher.getStats()).forEach((entry) => {
+      if (entry.type === "outbound-rtp" && entry.kind === "video" && (entry.bytesSent || 0) > 0) {
+        layers.push({ rid: entry.rid || null, width: entry.frameWidth || 0, active: entry.active !== false });
+      }
+    });
+  }
+  return { width: width, layers: layers };
+}"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=40)
@@ -70,15 +94,18 @@ def main() -> None:
             report["started_at"] = time.time()
             page.goto(f"{PAGE.as_uri()}#{quote(json.dumps(credentials))}")
             frames: list[list[float]] = []
+            shapes: list[list[object]] = []
             while time.monotonic() - started < options.seconds:
                 if options.stop_file is not None and options.stop_file.exists():
                     break
                 try:
                     frames.append([round(time.monotonic() - started, 2), page.evaluate(FRAMES_DECODED)])
+                    shapes.append([round(time.monotonic() - started, 2), page.evaluate(VIDEO_SHAPE)])
                 except Exception as exc:  # the page may be mid-renegotiation
                     frames.append([round(time.monotonic() - started, 2), -1, str(exc)[:100]])
                 page.wait_for_timeout(1000)
             report["frames"] = frames
+            report["shapes"] = shapes
             report["log"] = page.evaluate("window.callLog")
             report["console_errors"] = [line for line in console if line.startswith("error")][-20:]
         finally:
