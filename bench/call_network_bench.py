@@ -15,7 +15,13 @@ tests/calls/linkem.py) and runs one two-way call per kind with aiortc peers
   through coturn (its platform-style REST credentials);
 - shaped: relayed, over a link of 300 ms one-way delay, 5 % loss and
   500 kbit/s each way; the customer capped at 300 kbit/s, the agent at 150;
-  this call lasts 20 s longer (its set-up alone takes about 10 s).
+  this call lasts 20 s longer (its set-up alone takes about 10 s);
+- browser-shaped: the same link, both sides headless Chromium with the
+  shared call library (tests/calls/browser_peer.py, Chromium's fake camera
+  and microphone): the agent publishes in simulcast at the platform's staff
+  cap and the weak customer asks for a lower layer, as in production. Frames
+  are sampled once a second (``framesDecoded``), so its first-frame figure
+  is to the second.
 
 For each: time to the first decoded remote frame (from the peer's start, and
 from its subscription), decoded frames per second on the agent's side and on
@@ -49,6 +55,7 @@ TARGETS = {
     "direct": {"first_frame_s": 5.0, "fps": 20.0},
     "relayed": {"first_frame_s": 5.0, "fps": 20.0},
     "shaped": {"first_frame_s": 15.0, "fps": 10.0},
+    "browser-shaped": {"first_frame_s": 15.0, "fps": 10.0},
 }
 
 
@@ -151,6 +158,87 @@ def one_call(
     return figures
 
 
+def browser_call(
+    wan: WanHarness, seconds: float, workdir: Path, shaping: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """Both sides in Chromium over the shaped, relayed link; the agent in simulcast."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "remotebank.settings.local")
+    django.setup()  # the platform's own caps and stall setting, not copies
+    from django.conf import settings
+
+    room_id = secrets.randbelow(2**52) + 1
+    record_dir = workdir / f"rec-{room_id}"
+    record_dir.mkdir()
+    (create,) = wan.run(
+        wan.server_ns,
+        [{"op": "room", "method": "create_room",
+          "kwargs": {"room_id": room_id, "secret": "s", "description": "browser", "record_dir": str(record_dir)}}],
+    )  # fmt: skip
+    assert "ok" in create, create
+    seconds += 20  # as "shaped": the set-up over the weak link takes seconds
+
+    def credentials(handle: str, role: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "server_url": wan.server.public_ws_url, "room_id": room_id, "session_token": wan.session_token(),
+            "room_token": wan.room_token(room_id), "handle": handle, "role": role,
+            "stall_seconds": settings.CALL_MEDIA_STALL_SECONDS, **extra,
+        }  # fmt: skip
+
+    link = shaping or {"delay_ms": 300, "loss": 0.05, "rate_kbit": 500}
+    stop = workdir / f"stop-{room_id}"
+    janus_pid, turn_pid = wan.janus_process.pid, wan.turn_process.pid
+    wan.firewall("relay-only")
+    try:
+        with wan.link(**link):
+            cpu_before = (_cpu_seconds(janus_pid), _cpu_seconds(turn_pid))
+            wall_before = time.monotonic()
+            agent = wan.browser(
+                wan.server_ns,
+                credentials("agent", "agent", ice_servers=[], video_bitrate=settings.CALL_VIDEO_BITRATE_STAFF,
+                            simulcast=True),
+                seconds=seconds, stop=stop,
+            )  # fmt: skip
+            customer = wan.browser(
+                wan.customer_ns,
+                credentials("customer", "customer", ice_servers=wan.ice_servers("bench-browser"),
+                            video_bitrate=settings.CALL_VIDEO_BITRATE_CUSTOMER, simulcast=False),
+                seconds=seconds, stop=stop,
+            )  # fmt: skip
+            outputs = [process.communicate(timeout=seconds + 60) for process in (agent, customer)]
+            wall = time.monotonic() - wall_before
+            cpu_after = (_cpu_seconds(janus_pid), _cpu_seconds(turn_pid))
+    finally:
+        stop.touch()
+        wan.firewall("open")
+    wan.run(wan.server_ns, [{"op": "room", "method": "destroy_room", "kwargs": {"room_id": room_id, "secret": "s"}}])
+    figures: dict[str, Any] = {"kind": "browser-shaped", "link": link,
+                               "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+    for side, (stdout, stderr) in zip(("agent", "customer"), outputs, strict=True):
+        try:
+            report = json.loads(stdout)
+        except ValueError:
+            figures[side] = {"error": stderr[-500:]}
+            continue
+        samples = [(at, frames) for at, frames, *_ in report["frames"] if frames >= 0]
+        first = next((at for at, frames in samples if frames > 0), None)
+        steady = [(at, frames) for at, frames in samples if first is not None and at >= first + 1]
+        fps = (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0]) if len(steady) > 1 else 0.0
+        widths = sorted({shape["width"] for _, shape in report.get("shapes", []) if shape["width"]})
+        figures[side] = {
+            "first_frame_s": first,
+            "decoded_fps": round(fps, 1),
+            "decoded_frames": samples[-1][1] if samples else 0,
+            "widths_decoded": widths,
+            "layer_requests": [entry["detail"] for entry in report["log"] if entry.get("state") == "substream"],
+        }
+    figures["janus_cpu_share_per_call"] = round((cpu_after[0] - cpu_before[0]) / wall, 4)
+    figures["coturn_cpu_share_per_call"] = round((cpu_after[1] - cpu_before[1]) / wall, 4)
+    figures["call_wall_s"] = round(wall, 1)
+    return figures
+
+
 def verdict(figures: dict[str, Any]) -> list[str]:
     target = TARGETS[figures["kind"]]
     lines = []
@@ -172,7 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=12.0, help="length of each call")
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--kinds", default="direct,relayed,shaped")
+    parser.add_argument("--kinds", default="direct,relayed,shaped,browser-shaped")
     parser.add_argument("--delay-ms", type=float, default=300, help="shaped link: one-way delay")
     parser.add_argument("--loss", type=float, default=0.05, help="shaped link: loss probability per packet")
     parser.add_argument("--rate-kbit", type=float, default=500, help="shaped link: rate each way")
@@ -184,7 +272,10 @@ def main() -> None:
             for _ in range(options.repeat):
                 for kind in options.kinds.split(","):
                     shaping = {"delay_ms": options.delay_ms, "loss": options.loss, "rate_kbit": options.rate_kbit}
-                    figures = one_call(wan, kind, options.seconds, workdir, shaping)
+                    if kind == "browser-shaped":
+                        figures = browser_call(wan, options.seconds, workdir, shaping)
+                    else:
+                        figures = one_call(wan, kind, options.seconds, workdir, shaping)
                     print(json.dumps(figures), flush=True)
                     results.append(figures)
     print()

@@ -429,6 +429,27 @@ class WanHarness:
             if process.stderr is not None:
                 process.stderr.close()
 
+    def browser(self, netns: str, credentials: dict[str, Any], *, seconds: float, stop: Path) -> subprocess.Popen[str]:
+        """Start tests/calls/browser_peer.py (headless Chromium, the shared call library) in ``netns``, not waiting.
+
+        The join credentials go in through a file (stdin); the report comes
+        out on stdout when ``seconds`` pass or ``stop`` exists.
+        """
+        import tempfile
+
+        with tempfile.TemporaryFile("w+") as stdin:
+            json.dump(credentials, stdin)
+            stdin.seek(0)
+            return subprocess.Popen(
+                ["ip", "netns", "exec", netns, sys.executable, str(ROOT / "tests" / "calls" / "browser_peer.py"),
+                 "--seconds", str(seconds), "--stop-file", str(stop)],
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )  # fmt: skip
+
     def start(self, netns: str, steps: list[dict[str, Any]]) -> subprocess.Popen[str]:
         """Start peer.py steps in ``netns`` without waiting (two sides of a call run at once)."""
         for step in steps:

@@ -536,27 +536,6 @@ def test_after_a_5_s_outage_the_browser_restarts_ice_and_the_call_goes_on(wan: W
     print(json.dumps({"restarts": restarts, "cut": round(cut, 2), "back": round(back, 2), "page_frames": decoded[-3:]}))
 
 
-def _browser(netns: str, credentials: dict[str, Any], *, seconds: float, stop: Path) -> Any:
-    """Start tests/calls/browser_peer.py in ``netns`` without waiting; the credentials go in through a file."""
-    import sys
-    import tempfile
-
-    from tests.calls.conftest import ROOT
-
-    with tempfile.TemporaryFile("w+") as stdin:
-        json.dump(credentials, stdin)
-        stdin.seek(0)
-        return subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, str(ROOT / "tests" / "calls" / "browser_peer.py"),
-             "--seconds", str(seconds), "--stop-file", str(stop)],
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )  # fmt: skip
-
-
 def test_a_weak_subscriber_gets_a_lower_simulcast_layer_of_the_agent_and_video_keeps_flowing(
     wan: WanHarness, tmp_path: Path
 ) -> None:
@@ -599,14 +578,14 @@ def test_a_weak_subscriber_gets_a_lower_simulcast_layer_of_the_agent_and_video_k
 
     seconds = 60
     with wan.link(delay_ms=300, loss=0.05, rate_kbit=500) as counters:
-        agent = _browser(
+        agent = wan.browser(
             wan.server_ns,
             credentials(AGENT, "agent", ice_servers=[], video_bitrate=900_000, simulcast=True),
             seconds=seconds,
             stop=stop,
         )
         time.sleep(2)  # the agent publishes first, as in a real call
-        customer = _browser(
+        customer = wan.browser(
             wan.customer_ns,
             credentials(CUSTOMER, "customer", ice_servers=wan.ice_servers("weak-simulcast"), video_bitrate=300_000,
                         simulcast=False),
