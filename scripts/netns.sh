@@ -26,9 +26,11 @@
 # has no sch_netem).
 #
 #   scripts/netns.sh wan-up PREFIX [veth|tun]
-#   scripts/netns.sh wan-firewall PREFIX open|relay-only|no-udp|outage
+#   scripts/netns.sh wan-firewall PREFIX open|relay-only|no-udp|tls-only|outage
 #       relay-only: the customer's UDP may reach the server only at the TURN
 #       port (3478); no-udp: no UDP at all (TURN over TCP is the way out);
+#       tls-only: the customer reaches nothing but TCP 5349 (TURN over TLS)
+#       and the signalling WebSocket, TCP 8188 (443 in production);
 #       outage: nothing passes (a tunnel, a lift)
 #   scripts/netns.sh wan-down PREFIX
 #
@@ -130,6 +132,11 @@ case "$action" in
         ;;
       no-udp)
         run ip netns exec "$r" iptables -A FORWARD -p udp -j DROP
+        ;;
+      tls-only)
+        run ip netns exec "$r" iptables -A FORWARD -i r1 -p tcp -d 198.18.0.1 --dport 5349 -j ACCEPT
+        run ip netns exec "$r" iptables -A FORWARD -i r1 -p tcp -d 198.18.0.1 --dport 8188 -j ACCEPT
+        run ip netns exec "$r" iptables -A FORWARD -i r1 -j DROP
         ;;
       outage)
         run ip netns exec "$r" iptables -A FORWARD -j DROP

@@ -356,6 +356,41 @@ def janus_settings(settings: Any, janus_control: JanusServer, tmp_path: Path) ->
 LINKEM = ROOT / "tests" / "calls" / "linkem.py"
 WAN_SERVER_IP = "198.18.0.1"  # scripts/netns.sh wan-up
 TURN_PORT = 3478
+TURN_TLS_PORT = 5349
+
+
+def _self_signed_certificate(folder: Path, ip: str) -> tuple[Path, Path]:
+    """A throwaway certificate and key for ``ip`` (coturn's TURN over TLS in the test network)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "turn-cert.pem", folder / "turn-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o644)  # coturn drops privileges on some systems; a test-only key
+    return cert_path, key_path
 
 
 @dataclass
@@ -378,6 +413,7 @@ class WanHarness:
     events_file: Path
     janus_process: subprocess.Popen[bytes]
     turn_process: subprocess.Popen[bytes]
+    turn_tls_cert: Path  # self-signed for WAN_SERVER_IP; the peers trust it (SSL_CERT_FILE)
 
     def session_token(self) -> str:
         return janus_session_token(self.server, valid_seconds=600)
@@ -386,12 +422,18 @@ class WanHarness:
         return janus_token(self.server, room_id=room_id, valid_seconds=600)
 
     def ice_servers(self, user: str, *, transport: str = "udp") -> list[dict[str, Any]]:
+        """Platform-style TURN credentials; ``transport`` udp, tcp or tls (``turns:``, port 5349)."""
         from apps.calls.integrations.turn import turn_credentials
 
+        url = (
+            f"turns:{WAN_SERVER_IP}:{TURN_TLS_PORT}?transport=tcp"
+            if transport == "tls"
+            else f"turn:{WAN_SERVER_IP}:{TURN_PORT}?transport={transport}"
+        )
         credentials = turn_credentials(
             secret=self.turn_secret,
             user=user,
-            urls=[f"turn:{WAN_SERVER_IP}:{TURN_PORT}?transport={transport}"],
+            urls=[url],
             valid_seconds=600,
         )
         return [
@@ -457,6 +499,9 @@ class WanHarness:
             step.setdefault("server", asdict(self.server))
         process = subprocess.Popen(
             ["ip", "netns", "exec", netns, sys.executable, str(PEER), "steps"],
+            # aioice checks the TURN server's certificate against the default
+            # trust store; this one trusts the harness's self-signed coturn.
+            env={**os.environ, "SSL_CERT_FILE": str(self.turn_tls_cert)},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -573,8 +618,13 @@ def wan_network(workdir: Path, unavailable: Callable[[str], None] = _unavailable
         workdir / "conf",
     )
     turn_dir = workdir / "turn"
+    turn_dir.mkdir(parents=True, exist_ok=True)
+    tls_cert, tls_key = _self_signed_certificate(turn_dir, WAN_SERVER_IP)
     write_turn_config(
         TurnConfigOptions(
+            tls_port=TURN_TLS_PORT,
+            tls_cert=str(tls_cert),
+            tls_key=str(tls_key),
             secret=turn_secret,
             listen_ip=WAN_SERVER_IP,
             port=TURN_PORT,
@@ -637,6 +687,7 @@ def wan_network(workdir: Path, unavailable: Callable[[str], None] = _unavailable
             events_file=events_file,
             janus_process=janus_process,
             turn_process=turn_process,
+            turn_tls_cert=tls_cert,
         )
     finally:
         _stop(janus_process)

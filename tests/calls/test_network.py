@@ -222,6 +222,30 @@ def test_where_all_udp_is_blocked_turn_over_tcp_carries_the_call(wan: WanHarness
     assert len(agent["frames"]) >= 60 and len(customer["frames"]) >= 60, (len(agent["frames"]), len(customer["frames"]))
 
 
+def test_where_only_tls_gets_out_turn_over_tls_carries_the_call(wan: WanHarness, tmp_path: Path) -> None:
+    """The customer's network lets out only TLS to 5349 and the signalling WebSocket: TURN over TLS (``turns:``)."""
+    room_id = _room_id()
+    _create_room(wan, room_id, tmp_path / "recordings")
+    wan.firewall("tls-only")
+    try:
+        with wan.link():
+            customer, agent = _call(
+                wan, room_id, seconds=8, customer_ice=wan.ice_servers("call-customer-tls", transport="tls")
+            )
+    finally:
+        wan.firewall("open")
+    _destroy_room(wan, room_id)
+    assert customer["publisher_pair"]["local"]["type"] == "relay"
+    assert customer["publisher_pair"]["turn_transport"] == "tcp"  # aioice names TLS over TCP "tcp"
+    assert len(agent["frames"]) >= 60 and len(customer["frames"]) >= 60, (len(agent["frames"]), len(customer["frames"]))
+    # coturn served the customer's allocation over TLS on 5349 (its session line names the TLS version).
+    import re
+
+    turn_log = wan.turn_log.read_text(errors="replace")
+    assert re.search(r"username=<\d+:call-customer-tls>.*method=TLSv1\.[23]", turn_log), wan.log_tails()
+    assert re.search(r"user <\d+:call-customer-tls>.*local 198\.18\.0\.1:5349", turn_log), wan.log_tails()
+
+
 # --- Pure parts: credentials and generated configurations -----------------------------
 
 
