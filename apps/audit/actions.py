@@ -152,6 +152,7 @@ class AuditAction(models.TextChoices):
     GATE_LIVENESS_CHALLENGED = "gates.liveness.challenged", _("Liveness challenge sent to the customer")
     VISIT_BLOCKED = "visits.block.created", _("Remote service blocked after a failed identity or face check")
     VISIT_BLOCK_LIFTED = "visits.block.lifted", _("Remote service block lifted")
+    VISIT_BLOCK_REFUSED = "visits.block.refused", _("New remote visit refused: remote service blocked")
     GATES_ALL_PASSED = "gates.progress.all_passed", _("All four gates passed")
     GATES_OUT_OF_ORDER = "gates.request.out_of_order", _("Business operation refused: gates not passed")
     QUESTION_TEMPLATE_SAVED = "gates.question_template.saved", _("Gate 4 question added or changed")

@@ -2,6 +2,8 @@
 
 The pages only read; every action goes through the queueing API from the
 browser, so the services (and their audit records) stay the only writers.
+The blocks page is the one form post: its lift view only calls the service
+(``visit_block_lift``, which audits) and redirects back.
 """
 
 from __future__ import annotations
@@ -9,19 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.contrib.auth.decorators import user_passes_test
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
+from apps.common.errors import ApplicationError
+from apps.common.masking import mask_mobile, mask_name
 from apps.console.charts import waiting_chart_svg
 from apps.console.forms import RecordingSearchForm
 from apps.console.selectors import (
@@ -46,6 +51,8 @@ from apps.recordings.selectors import (
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
 from apps.staff.selectors import staff_profile_for
+from apps.visits.selectors import visit_blocks_in_force
+from apps.visits.services import visit_block_lift
 
 SERVE = "queueing.serve_customers"
 SUPERVISE = "queueing.supervise_queues"
@@ -392,3 +399,49 @@ def recording_player(request: HttpRequest, recording_id: int) -> HttpResponse:
         "config": config,
     }
     return render(request, "console/recording_player.html", context)
+
+
+# The gate whose failure caused a block (the reason's prefix, apps.visits.services.BLOCKING_GATES).
+_BLOCK_GATES = {"identity": _("Networked identity check"), "face": _("Face verification")}
+
+
+@require_safe
+@staff_with_permission(SUPERVISE)
+def visit_blocks(request: HttpRequest) -> HttpResponse:
+    """The remote-service blocks in force after a failed Gate 2 or 3, each with a form to lift it (issue 14)."""
+    rows = [
+        {
+            "block": block,
+            "customer": mask_name(block.customer.name) if block.customer is not None else "",
+            "mobile": mask_mobile(block.visit.mobile),
+            "gate": _BLOCK_GATES.get(block.reason.partition(":")[0], ""),
+        }
+        for block in visit_blocks_in_force()
+    ]
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Remote service blocks"),
+        "rows": rows,
+        "block_hours": settings.VISIT_BLOCK_HOURS,
+        "config": {"messages": _common_messages()},
+    }
+    return render(request, "console/blocks.html", context)
+
+
+@require_POST
+@staff_with_permission(SUPERVISE)
+def visit_block_lift_form(request: HttpRequest, block_id: int) -> HttpResponse:
+    """Lift one block with the supervisor's reason (the service audits who and why); back to the list."""
+    user = request.user
+    assert isinstance(user, User)  # staff_with_permission let only a logged-in user through
+    try:
+        block = visit_block_lift(actor=user, block_id=block_id, reason=request.POST.get("reason", ""))
+    except ApplicationError as error:
+        messages.error(request, str(error.message))
+    else:
+        messages.success(
+            request,
+            _("The block after service %(service)s is lifted; the customer may start remote visits again.")
+            % {"service": block.visit.public_id},
+        )
+    return redirect("console:blocks")

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, audit_record
 from apps.businesses.registry import BusinessType, business_get
-from apps.common.crypto import mobile_index
+from apps.common.crypto import mobile_index, normalize_mobile
 from apps.common.errors import ApplicationError, NotAllowed, NotFound, ValidationFailed
 from apps.common.fsm import fsm_step
 from apps.common.images import ImageRejected, image_to_jpeg_bytes, load_untrusted_image
@@ -49,7 +49,14 @@ from apps.verification.integrations.sms import SmsError, get_sms_gateway
 from apps.verification.messages import message_for
 from apps.verification.models import AccountPhotoState, RefusalCode, Verification, VerificationState
 from apps.visits.models import VisitOutcome
-from apps.visits.services import visit_actor, visit_close, visit_customer_bind, visit_lock, visit_start
+from apps.visits.services import (
+    visit_actor,
+    visit_block_refuse,
+    visit_close,
+    visit_customer_bind,
+    visit_lock,
+    visit_start,
+)
 
 
 class UploadRejected(ApplicationError):
@@ -113,11 +120,17 @@ def _refuse(verification: Verification, code: RefusalCode, audit_data: dict[str,
     return verification
 
 
-@transaction.atomic(durable=True)
 def verification_start(*, business_code: str, mobile: str) -> Verification:
-    """Open a visit for the business chosen, with its Gate 1 at the first step."""
-    visit = visit_start(business_code=business_code, mobile=mobile)
-    return Verification.objects.create(visit=visit)
+    """Open a visit for the business chosen, with its Gate 1 at the first step.
+
+    A number or customer blocked after a failed Gate 2 or 3 is refused first,
+    outside this service's transaction, so that the refusal's audit record is
+    committed although the request fails.
+    """
+    visit_block_refuse(mobile=normalize_mobile(mobile), business_code=business_code)
+    with transaction.atomic(durable=True):
+        visit = visit_start(business_code=business_code, mobile=mobile)
+        return Verification.objects.create(visit=visit)
 
 
 def verification_id_card_upload(*, visit_id: int, data: bytes) -> Verification:

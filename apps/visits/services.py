@@ -61,7 +61,7 @@ def visit_start(*, business_code: str, mobile: str) -> Visit:
     normalized = normalize_mobile(mobile)
     if len(normalized) != 11 or not normalized.startswith("1"):
         raise ValidationFailed(_("Please enter an 11-digit mainland mobile number."), code="invalid_mobile")
-    _refuse_if_blocked(normalized)
+    visit_block_refuse(mobile=normalized, business_code=business_code, audit=False)
     with transaction.atomic():
         visit = Visit.objects.create(business_code=business_code, mobile=normalized)
         audit_record(
@@ -264,13 +264,36 @@ def visit_block_active_for(*, mobile: str, now: datetime | None = None) -> Visit
     )
 
 
-def _refuse_if_blocked(mobile: str) -> None:
+def visit_block_refuse(*, mobile: str, business_code: str = "", audit: bool = True) -> None:
+    """Refuse a new remote visit while a block is in force for this number or its customer (409).
+
+    With ``audit`` the refusal is recorded (``visits.block.refused``, against
+    the visit that caused the block) in a durable transaction of its own,
+    committed before the error propagates, so the record survives the
+    caller's rollback: Gate 1 (``verification_start``) calls it so BEFORE it
+    opens its own durable transaction. ``visit_start`` checks again inside
+    that transaction (``audit=False``, logged only: a record written there
+    would be rolled back with the refusal).
+    """
     block = visit_block_active_for(mobile=mobile)
     if block is None:
         return
-    # visit_start runs inside Gate 1's durable transaction, which this refusal
-    # rolls back: an audit record written here would vanish, so it is logged.
-    logger.warning("remote visit refused for %s: block %s until %s", mask_mobile(mobile), block.pk, block.blocked_until)
+    masked = mask_mobile(mobile)
+    logger.warning("remote visit refused for %s: block %s until %s", masked, block.pk, block.blocked_until)
+    if audit:
+        with transaction.atomic(durable=True):
+            audit_record(
+                actor=Actor(ActorKind.CUSTOMER, "", f"mobile {masked}"),
+                action=AuditAction.VISIT_BLOCK_REFUSED,
+                target=block.visit,
+                data={
+                    "block": block.pk,
+                    "reason": block.reason,
+                    "until": block.blocked_until.isoformat(),
+                    "mobile": masked,
+                    "business": business_code,
+                },
+            )
     raise NotAllowed(
         _(
             "Identity verification failed in a recent remote visit, so remote services are not available "

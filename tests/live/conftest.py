@@ -142,14 +142,8 @@ class LiveCall:
     feed: int
 
 
-@pytest.fixture
-def live_call(
-    live_janus: JanusHarness,
-    make_in_call: Callable[..., InCall],  # noqa: F811 - the fixture re-exported above
-    settings: Any,
-    tmp_path: Path,
-) -> Iterator[Callable[..., Any]]:
-    """``with live_call(source, person=...) as live:`` a connected call whose customer publishes ``source`` for real."""
+def _use_live_janus(live_janus: JanusHarness, settings: Any) -> None:
+    """The platform knows the live Janus, and the server capture joins its namespace."""
     settings.JANUS_SERVERS = [
         *settings.JANUS_SERVERS,
         {
@@ -165,31 +159,47 @@ def live_call(
     ]
     settings.MEDIA_CAPTURE_NETNS = live_janus.netns
 
+
+def _open_room_on_live_janus(live_janus: JanusHarness, call: Call, tmp_path: Path) -> None:
+    """Move ``call`` onto the live Janus and open its room there."""
+    # The room on the live Janus is the harness's, not one the platform opened: when the
+    # service ends, the platform (outside the namespace) must not try to close it.
+    Call.objects.filter(pk=call.pk).update(janus_server=live_janus.server.name, room_open=False)
+    record_dir = tmp_path / f"rec-{call.pk}"
+    record_dir.mkdir(mode=0o777)
+    record_dir.chmod(0o777)
+    created = live_janus.run(
+        [
+            {
+                "op": "room",
+                "method": "create_room",
+                "kwargs": {
+                    "room_id": call.room_id,
+                    "secret": call.room_secret,
+                    "description": "live capture test",
+                    "record_dir": str(record_dir),
+                },
+            }
+        ]
+    )
+    assert "ok" in created[0], created
+
+
+@pytest.fixture
+def live_call(
+    live_janus: JanusHarness,
+    make_in_call: Callable[..., InCall],  # noqa: F811 - the fixture re-exported above
+    settings: Any,
+    tmp_path: Path,
+) -> Iterator[Callable[..., Any]]:
+    """``with live_call(source, person=...) as live:`` a connected call whose customer publishes ``source`` for real."""
+    _use_live_janus(live_janus, settings)
+
     @contextmanager
     def start(source: dict[str, Any], *, seconds: float = 25, **options: Any) -> Iterator[LiveCall]:
         in_call = make_in_call(**options)
         call = in_call.call
-        # The room on the live Janus is the harness's, not one the platform opened: when the
-        # service ends, the platform (outside the namespace) must not try to close it.
-        Call.objects.filter(pk=call.pk).update(janus_server=live_janus.server.name, room_open=False)
-        record_dir = tmp_path / f"rec-{call.pk}"
-        record_dir.mkdir(mode=0o777)
-        record_dir.chmod(0o777)
-        created = live_janus.run(
-            [
-                {
-                    "op": "room",
-                    "method": "create_room",
-                    "kwargs": {
-                        "room_id": call.room_id,
-                        "secret": call.room_secret,
-                        "description": "live capture test",
-                        "record_dir": str(record_dir),
-                    },
-                }
-            ]
-        )
-        assert "ok" in created[0], created
+        _open_room_on_live_janus(live_janus, call, tmp_path)
         customer = call.participants.get(role="customer")
         ready = tmp_path / f"ready-{call.pk}.json"
         step = {

@@ -4,7 +4,8 @@ After Gate 3 ran (here on a chosen server-stored frame; the liveness run is
 tested in test_liveness_janus.py), the agent console shows the live image,
 the ID-card portrait and the registry photo as loaded thumbnails, with the
 three distances. A screenshot is taken and the three images checked in it
-(each decoded by the browser, each a distinct picture).
+(each decoded by the browser, and in the screenshot's pixels each thumbnail
+shows its own photo, not a blank box or another of the three).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from PIL import Image, ImageOps
 
-from apps.gates.models import GateAttempt
+from apps.gates.models import GateAttempt, GateProgress
 from tests.gates.conftest import KIT, InCall, _pass_face, _pass_identity
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,6 +84,16 @@ def test_the_agent_sees_live_portrait_and_registry_side_by_side_with_scores(
             tops = agent.evaluate(
                 "() => [...document.querySelectorAll('#face-compare figure')].map((f) => f.getBoundingClientRect().top)"
             )
+            # Where each thumbnail's picture (inside its 1 px border) lies in the element's screenshot.
+            boxes = agent.evaluate(
+                """() => {
+                  const frame = document.getElementById('face-compare').getBoundingClientRect();
+                  return [...document.querySelectorAll('#face-compare figure img')].map((image) => {
+                    const box = image.getBoundingClientRect();
+                    return [box.left - frame.left + 1, box.top - frame.top + 1, box.width - 2, box.height - 2];
+                  });
+                }"""
+            )
             scores = agent.locator("#face-compare-scores").inner_text()
             screenshot = tmp_path / "agent-face-compare.png"
             agent.locator("#face-compare").screenshot(path=str(screenshot))
@@ -92,4 +105,35 @@ def test_the_agent_sees_live_portrait_and_registry_side_by_side_with_scores(
     assert max(tops) - min(tops) < 5, tops  # side by side, one row
     for key in ("live_vs_id", "live_vs_registry", "id_vs_registry"):
         assert str(attempt.scores[key]) in scores, (key, scores)
-    assert screenshot.stat().st_size > 5000
+    # The screenshot itself shows the three pictures: each thumbnail's pixels are its own photo (drawn as
+    # object-fit: cover), closer to it than to either of the other two, and none is blank.
+    progress = GateProgress.objects.get(visit=in_call.visit)
+    assert attempt.snapshot is not None
+    sources = [attempt.snapshot.image, in_call.visit.verification.id_card_portrait, progress.registry_photo]
+    with Image.open(screenshot) as shot:
+        shown = [shot.convert("RGB").crop((round(x), round(y), round(x + w), round(y + h))) for x, y, w, h in boxes]
+    expected = [_cover(_open(source), shown[index].size) for index, source in enumerate(sources)]
+    for index, picture in enumerate(shown):
+        assert np.asarray(picture.convert("L"), dtype=np.float32).std() > 10, f"thumbnail {names[index]} is blank"
+        distances = [_difference(picture, other) for other in expected]
+        assert distances.index(min(distances)) == index, (names[index], distances)
+        assert distances[index] < 25, (names[index], distances)
+
+
+def _open(source: Any) -> Image.Image:
+    with source.open("rb") as handle:
+        image = Image.open(handle)
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def _cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """What the browser draws for ``object-fit: cover`` centred in a box of ``size``."""
+    return ImageOps.fit(image, size, method=Image.Resampling.BILINEAR, centering=(0.5, 0.5))
+
+
+def _difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute grey-level difference at a small common size (tolerates scaling and JPEG noise)."""
+    small = (24, 30)
+    left = np.asarray(a.convert("L").resize(small, Image.Resampling.BILINEAR), dtype=np.float32)
+    right = np.asarray(b.convert("L").resize(small, Image.Resampling.BILINEAR), dtype=np.float32)
+    return float(np.abs(left - right).mean())

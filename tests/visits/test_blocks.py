@@ -21,8 +21,8 @@ from PIL import Image
 from apps.audit.models import AuditRecord
 from apps.common.errors import NotAllowed
 from apps.gates.models import AttemptStatus, GateAttempt
-from apps.visits.models import VisitBlock, VisitOutcome
-from apps.visits.services import visit_close, visit_start
+from apps.visits.models import Visit, VisitBlock, VisitOutcome
+from apps.visits.services import visit_block_lift, visit_close, visit_start
 from tests.conftest import SYSTEM
 from tests.factories import visit_with_gate1
 from tests.gates.conftest import (  # noqa: F401 - fixtures re-exported
@@ -141,3 +141,33 @@ def test_a_block_ends_by_itself_and_can_be_switched_off(settings: Any) -> None:
     other = visit_with_gate1(business_code="activation", mobile="13811114444", state="queue_ready")
     visit_close(visit_id=other.pk, actor=SYSTEM, outcome=VisitOutcome.GATE_FAILED, reason="identity:mismatch")
     assert not VisitBlock.objects.filter(visit=other).exists()
+
+
+def test_a_blocked_customer_trying_to_start_is_refused_in_plain_words_and_the_refusal_is_audited(
+    supervisor: User,
+) -> None:
+    visit = visit_with_gate1(business_code="activation", mobile="13811115555", state="queue_ready")
+    visit_close(visit_id=visit.pk, actor=SYSTEM, outcome=VisitOutcome.GATE_FAILED, reason="identity:mismatch")
+    block = VisitBlock.objects.get(visit=visit)
+    visits_before = set(Visit.objects.values_list("pk", flat=True))
+
+    response = _start("138-1111-5555")
+
+    assert response.status_code == 409, response.content
+    body = response.json()
+    assert body["code"] == "remote_service_blocked"
+    until = timezone.localtime(block.blocked_until).strftime("%Y-%m-%d %H:%M")
+    assert until in body["message"] and "请到柜面办理业务" in body["message"]
+    # Nothing half-written: no visit was opened...
+    assert set(Visit.objects.values_list("pk", flat=True)) == visits_before
+    # ...but the refusal survived the request's rollback, masked, against the visit that caused the block.
+    record = AuditRecord.objects.get(action="visits.block.refused")
+    assert record.target_id == str(visit.pk)
+    assert record.data["block"] == block.pk and record.data["reason"] == "identity:mismatch"
+    assert record.data["business"] == "activation" and record.data["mobile"] != "13811115555"
+    assert "13811115555" not in str(record.data) and "13811115555" not in record.actor_label
+
+    # Once lifted, the same number starts a visit, and nothing more is refused.
+    visit_block_lift(actor=supervisor, block_id=block.pk, reason="ID checked at a counter")
+    assert _start("13811115555").status_code == 201
+    assert AuditRecord.objects.filter(action="visits.block.refused").count() == 1
