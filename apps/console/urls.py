@@ -10,6 +10,7 @@ urlpatterns = [
     path("agent/", views.agent_workspace, name="agent"),
     path("agent/invitees/", views.agent_invitees, name="agent-invitees"),
     path("supervisor/", views.supervisor_live, name="supervisor"),
+    path("supervisor/calls/<uuid:public_id>/", views.supervisor_call, name="supervisor-call"),
     path("recordings/", views.recordings_list, name="recordings"),
     path("recordings/<int:recording_id>/", views.recording_player, name="recording-player"),
 ]
