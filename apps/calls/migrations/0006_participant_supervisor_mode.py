@@ -12,7 +12,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="callparticipant",
             name="supervisor_mode",
-            field=models.CharField(blank=True, choices=[("listen", "Listening in"), ("join", "Joined the call")], max_length=8),
+            field=models.CharField(
+                blank=True, choices=[("listen", "Listening in"), ("join", "Joined the call")], max_length=8
+            ),
         ),
         migrations.AlterField(
             model_name="callparticipant",
