@@ -104,6 +104,11 @@ class AuditAction(models.TextChoices):
     CALL_ENDED = "calls.call.ended", _("Call ended")
     CALL_PARTICIPANT_EVENT = "calls.participant.event", _("Call participant joined, published or left")
     CALL_INVITED = "calls.call.invited", _("Expert or agent invited into a call")
+    # A supervisor entered a live call of their team (data: supervisor, mode "listen" or
+    # "join", previous mode when a listener switched to joining).
+    CALL_SUPERVISOR_ENTERED = "calls.supervisor.entered", _("Supervisor listened in on or joined a call")
+    # The supervisor left the call (data: supervisor, mode); a call's end closes the seat without this record.
+    CALL_SUPERVISOR_LEFT = "calls.supervisor.left", _("Supervisor left a call")
     # Compliance (apps.compliance): audit-report exports and access to personal data.
     # Requested: a staff member asked for an export (data: format, filters, unmasked).
     COMPLIANCE_EXPORT_REQUESTED = "compliance.export.requested", _("Audit export requested")

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.calls.models import CallParticipant
+from apps.calls.models import CallParticipant, SupervisorMode
 from apps.calls.selectors import (
     CallSeat,
     call_get,
@@ -24,9 +24,17 @@ from apps.calls.selectors import (
     call_latest_for_visit,
     call_participant_current_for_staff,
     call_seat,
+    call_supervisor_seat,
     participant_for,
 )
-from apps.calls.services import call_hang_up, call_invite, call_participant_event, call_transfer
+from apps.calls.services import (
+    call_hang_up,
+    call_invite,
+    call_participant_event,
+    call_supervisor_join,
+    call_supervisor_leave,
+    call_transfer,
+)
 from apps.common.api import request_staff_user, require_permission
 from apps.common.errors import PermissionDenied
 from apps.staff.models import StaffProfile
@@ -34,6 +42,7 @@ from apps.staff.selectors import staff_profile_for
 from apps.visits.authentication import CustomerApi, request_visit
 
 _SERVE = require_permission("queueing.serve_customers")
+_SUPERVISE = require_permission("queueing.supervise_queues")
 
 
 def _staff(request: Request) -> StaffProfile:
@@ -68,15 +77,21 @@ class CallSeatOutputSerializer(serializers.Serializer[CallSeat]):
         video_bitrate = serializers.IntegerField(help_text="Video bitrate cap of this participant (bits/s).")
         simulcast = serializers.BooleanField(help_text="Send the camera in simulcast layers.")
         stall_seconds = serializers.IntegerField(help_text="A remote video stalled this long triggers an ICE restart.")
+        publish = serializers.BooleanField(help_text="False for a supervisor listening in: join, never publish.")
 
     call = serializers.CharField(source="call.public_id")
     state = serializers.CharField(source="call.state")
     end_reason = serializers.CharField(source="call.end_reason")
     room_ready = serializers.BooleanField(source="call.room_open")
     role = serializers.CharField(source="participant.role")
+    mode = serializers.CharField(source="participant.supervisor_mode", help_text="A supervisor's: listen or join.")
+    present = serializers.SerializerMethodField(help_text="Whether this participant is still in the call.")
     business = serializers.CharField(source="call.visit.business_code")
     participants = ParticipantOutputSerializer(source="present", many=True)
     join = JoinOutputSerializer(required=False, help_text="Only while the room is open to this participant.")
+
+    def get_present(self, seat: CallSeat) -> bool:
+        return seat.participant.left_at is None
 
     def to_representation(self, instance: CallSeat) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -205,6 +220,53 @@ class CallTransferApi(APIView):
             agent=agent,
         )
         return Response(self.OutputSerializer(entry).data)
+
+
+class CallSuperviseApi(APIView):
+    """``GET``: the supervisor's seat in the call; ``POST``: listen in or join (issue 21).
+
+    Both answer the seat, with the credentials to enter the room while it is
+    open (``join.publish`` is false when listening).
+    """
+
+    permission_classes = (_SUPERVISE,)
+
+    class InputSerializer(serializers.Serializer[Any]):
+        mode = serializers.ChoiceField(
+            choices=SupervisorMode.choices, help_text="listen: silent, subscribe only; join: take part."
+        )
+
+    @extend_schema(responses=CallSeatOutputSerializer)
+    def get(self, request: Request, public_id: str) -> Response:
+        call = call_get(public_id=public_id)
+        seat = call_supervisor_seat(call=call, supervisor=_staff(request))
+        return Response(CallSeatOutputSerializer(call_seat(call=call, participant=seat)).data)
+
+    @extend_schema(request=InputSerializer, responses={201: CallSeatOutputSerializer})
+    def post(self, request: Request, public_id: str) -> Response:
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        call = call_get(public_id=public_id)
+        seat = call_supervisor_join(
+            call_id=call.pk,
+            actor=request_staff_user(request),
+            supervisor=_staff(request),
+            mode=payload.validated_data["mode"],
+        )
+        call.refresh_from_db()
+        return Response(CallSeatOutputSerializer(call_seat(call=call, participant=seat)).data, status=201)
+
+
+class CallSuperviseLeaveApi(APIView):
+    """``POST``: the supervisor leaves the call (it goes on)."""
+
+    permission_classes = (_SUPERVISE,)
+
+    @extend_schema(request=None, responses=CallSeatOutputSerializer)
+    def post(self, request: Request, public_id: str) -> Response:
+        call = call_get(public_id=public_id)
+        seat = call_supervisor_leave(call_id=call.pk, actor=request_staff_user(request), supervisor=_staff(request))
+        return Response(CallSeatOutputSerializer(call_seat(call=call, participant=seat)).data)
 
 
 # Janus' videoroom event names → ours.

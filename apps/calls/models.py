@@ -93,11 +93,20 @@ class ParticipantRole(models.TextChoices):
     EXPERT = "expert", _("Expert")
     # Another agent brought in to help (R1.2): the role says who they really are.
     ASSISTING_AGENT = "assisting_agent", _("Second agent")
+    # The serving agent's supervisor, listening silently or joined (issue 21).
+    SUPERVISOR = "supervisor", _("Supervisor")
+
+
+class SupervisorMode(models.TextChoices):
+    # Subscribes only: never publishes, and is not shown to the customer or the agent.
+    LISTEN = "listen", _("Listening in")
+    # Publishes camera and microphone and is shown to everyone in the call.
+    JOIN = "join", _("Joined the call")
 
 
 # Staff brought into someone else's call: hanging up only leaves it, and their
 # dropping out alone does not end it.
-ASSISTING_ROLES = (ParticipantRole.EXPERT, ParticipantRole.ASSISTING_AGENT)
+ASSISTING_ROLES = (ParticipantRole.EXPERT, ParticipantRole.ASSISTING_AGENT, ParticipantRole.SUPERVISOR)
 
 
 class CallParticipant(models.Model):
@@ -116,6 +125,8 @@ class CallParticipant(models.Model):
     disconnected_at = models.DateTimeField(null=True, blank=True)
     left_at = models.DateTimeField(null=True, blank=True)
     janus_feed_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # Only for the SUPERVISOR role: listening silently or joined (blank otherwise).
+    supervisor_mode = models.CharField(max_length=8, choices=SupervisorMode.choices, blank=True)
 
     class Meta:
         ordering = ("call", "invited_at")

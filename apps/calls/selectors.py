@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.calls.integrations.janus import janus_server, janus_session_token, janus_token
 from apps.calls.integrations.turn import turn_participant_credentials
-from apps.calls.models import Call, CallParticipant, CallState, ParticipantRole
+from apps.calls.models import Call, CallParticipant, CallState, ParticipantRole, SupervisorMode
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied
 from apps.staff.models import StaffProfile
 from apps.staff.roles import Role
@@ -135,6 +136,18 @@ def call_participant_current_for_staff(*, staff: StaffProfile) -> CallParticipan
     return participant
 
 
+def call_current_for_staff(*, staff: StaffProfile) -> Call | None:
+    """The live call this staff member is present in right now (with its visit), or None."""
+    participant = (
+        CallParticipant.objects.filter(staff=staff, left_at__isnull=True)
+        .exclude(call__state=CallState.ENDED)
+        .select_related("call__visit")
+        .order_by("-invited_at")
+        .first()
+    )
+    return participant.call if participant is not None else None
+
+
 def call_invitee_get(*, staff_id: int) -> StaffProfile:
     """The staff member named for an invitation, or NotFound."""
     invitee = StaffProfile.objects.filter(pk=staff_id).first()
@@ -162,6 +175,8 @@ class JoinCredentials:
     video_bitrate: int
     simulcast: bool
     stall_seconds: int
+    # False for a supervisor listening in: the page joins the room but never publishes.
+    publish: bool
 
 
 def _ice_servers(*, call: Call, participant: CallParticipant) -> list[dict[str, Any]]:
@@ -199,6 +214,7 @@ def call_join_credentials(*, call: Call, participant: CallParticipant) -> JoinCr
         ),
         simulcast=participant.role != ParticipantRole.CUSTOMER and settings.CALL_VIDEO_SIMULCAST_STAFF,
         stall_seconds=settings.CALL_MEDIA_STALL_SECONDS,
+        publish=participant.supervisor_mode != SupervisorMode.LISTEN,
     )
 
 
@@ -230,9 +246,59 @@ def call_seat(*, call: Call, participant: CallParticipant) -> CallSeat:
     join = None
     if call.room_open and call.state != CallState.ENDED and participant.left_at is None:
         join = call_join_credentials(call=call, participant=participant)
-    return CallSeat(
-        call=call,
-        participant=participant,
-        present=list(call.participants.filter(left_at__isnull=True)),
-        join=join,
+    # A supervisor listening in is shown to nobody but themselves (silent monitoring).
+    present = call.participants.filter(left_at__isnull=True).exclude(
+        ~Q(pk=participant.pk), supervisor_mode=SupervisorMode.LISTEN
     )
+    return CallSeat(call=call, participant=participant, present=list(present), join=join)
+
+
+def call_supervisor_seat(*, call: Call, supervisor: StaffProfile) -> CallParticipant:
+    """The supervisor's latest seat in this call (present, or left), or PermissionDenied."""
+    seat = (
+        CallParticipant.objects.filter(call=call, staff=supervisor, role=ParticipantRole.SUPERVISOR)
+        .order_by("-invited_at")
+        .first()
+    )
+    if seat is None:
+        raise PermissionDenied(_("You are not in this call."), code="not_a_participant")
+    return seat
+
+
+@dataclass(frozen=True)
+class SupervisedCall:
+    """A live call on a supervisor's wallboard."""
+
+    public_id: str
+    agent_name: str
+    business_code: str
+    since: datetime
+    state: str
+    # The supervisor's own mode in it ("listen", "join"), blank when not in it.
+    my_mode: str
+
+
+def calls_live_for_supervisor(*, supervisor: StaffProfile) -> list[SupervisedCall]:
+    """The live calls served by this supervisor's team, oldest first."""
+    agents = CallParticipant.objects.filter(
+        role=ParticipantRole.AGENT,
+        staff__supervisor=supervisor,
+        call__state__in=(CallState.CONNECTING, CallState.CONNECTED),
+    ).select_related("call__visit", "staff")
+    mine = dict(
+        CallParticipant.objects.filter(
+            staff=supervisor, role=ParticipantRole.SUPERVISOR, left_at__isnull=True
+        ).values_list("call_id", "supervisor_mode")
+    )
+    calls = [
+        SupervisedCall(
+            public_id=str(seat.call.public_id),
+            agent_name=seat.staff.display_name if seat.staff else "",
+            business_code=seat.call.visit.business_code,
+            since=seat.call.connected_at or seat.call.created_at,
+            state=seat.call.state,
+            my_mode=mine.get(seat.call_id, ""),
+        )
+        for seat in agents
+    ]
+    return sorted(calls, key=lambda call: call.since)

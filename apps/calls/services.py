@@ -29,7 +29,15 @@ from apps.calls.integrations.janus import (
     janus_server,
     janus_servers,
 )
-from apps.calls.models import ASSISTING_ROLES, Call, CallEndReason, CallParticipant, CallState, ParticipantRole
+from apps.calls.models import (
+    ASSISTING_ROLES,
+    Call,
+    CallEndReason,
+    CallParticipant,
+    CallState,
+    ParticipantRole,
+    SupervisorMode,
+)
 from apps.calls.selectors import participant_for
 from apps.calls.signals import call_ended
 from apps.common.errors import NotAllowed, NotFound, PermissionDenied, ValidationFailed
@@ -400,6 +408,85 @@ def call_invite(
             },
         )
     return participant
+
+
+@transaction.atomic(durable=True)
+def call_supervisor_join(
+    *, call_id: int, actor: AnyActor, supervisor: StaffProfile, mode: SupervisorMode | str
+) -> CallParticipant:
+    """A supervisor enters a live call of their team (issue 21): listening silently, or joined.
+
+    ``listen`` gives a seat that subscribes only (the page never publishes, and
+    the seat is shown to nobody else); ``join`` publishes and is announced to
+    the customer and the agent. A listener may switch to ``join`` by calling
+    again; anything else repeated is refused. Returns the supervisor's seat.
+    """
+    if mode not in SupervisorMode.values:
+        raise ValidationFailed(_("Choose to listen or to join."), code="invalid_supervisor_mode")
+    mode = SupervisorMode(mode)
+    if supervisor.role != Role.SUPERVISOR:
+        raise PermissionDenied(_("Only a supervisor can listen in on or join a call."), code="not_a_supervisor")
+    call = _lock(call_id)
+    if call.state == CallState.ENDED:
+        raise _call_over(call)
+    serving = CallParticipant.objects.filter(call=call, role=ParticipantRole.AGENT).select_related("staff").first()
+    if serving is None or serving.staff is None or serving.staff.supervisor_id != supervisor.pk:
+        raise PermissionDenied(
+            _("Only the supervisor of the serving agent's team can listen in on or join this call."),
+            code="not_team_supervisor",
+        )
+    seat = CallParticipant.objects.filter(call=call, staff=supervisor, left_at__isnull=True).first()
+    previous = ""
+    if seat is not None:
+        if seat.supervisor_mode == SupervisorMode.JOIN or mode == SupervisorMode.LISTEN:
+            raise NotAllowed(
+                _("You are already in this call."), code="already_in_call", extra={"mode": seat.supervisor_mode}
+            )
+        previous = seat.supervisor_mode
+        seat.supervisor_mode = mode
+        seat.save(update_fields=["supervisor_mode"])
+    else:
+        if CallParticipant.objects.filter(
+            staff=supervisor, left_at__isnull=True, call__state__in=LIVE_CALL_STATES
+        ).exists():
+            raise NotAllowed(_("You are in another call. Leave it first."), code="in_another_call")
+        seat = CallParticipant.objects.create(
+            call=call, role=ParticipantRole.SUPERVISOR, staff=supervisor, supervisor_mode=mode
+        )
+    audit_record(
+        actor=actor,
+        action=AuditAction.CALL_SUPERVISOR_ENTERED,
+        target=call,
+        data={"supervisor": supervisor.employee_number, "mode": mode.value, "previous_mode": previous},
+    )
+    # A bank tells the customer when a supervisor joins; a silent listener is announced to nobody.
+    if mode == SupervisorMode.JOIN:
+        _notify(call, "supervisor_joined")
+    return seat
+
+
+@transaction.atomic(durable=True)
+def call_supervisor_leave(*, call_id: int, actor: AnyActor, supervisor: StaffProfile) -> CallParticipant:
+    """The supervisor leaves the call; the call goes on. (Its end closes the seat by itself.)"""
+    call = _lock(call_id)
+    if call.state == CallState.ENDED:
+        raise _call_over(call)
+    seat = CallParticipant.objects.filter(
+        call=call, staff=supervisor, role=ParticipantRole.SUPERVISOR, left_at__isnull=True
+    ).first()
+    if seat is None:
+        raise NotAllowed(_("You are not in this call."), code="not_in_call")
+    seat.left_at = timezone.now()
+    seat.save(update_fields=["left_at"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.CALL_SUPERVISOR_LEFT,
+        target=call,
+        data={"supervisor": supervisor.employee_number, "mode": seat.supervisor_mode},
+    )
+    if seat.supervisor_mode == SupervisorMode.JOIN:
+        _notify(call, "supervisor_left")
+    return seat
 
 
 @transaction.atomic(durable=True)

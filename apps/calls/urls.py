@@ -15,4 +15,6 @@ urlpatterns = [
     path("<uuid:public_id>/hang-up/", api.StaffCallHangUpApi.as_view(), name="staff-call-hang-up"),
     path("<uuid:public_id>/invite/", api.CallInviteApi.as_view(), name="invite"),
     path("<uuid:public_id>/transfer/", api.CallTransferApi.as_view(), name="transfer"),
+    path("<uuid:public_id>/supervise/", api.CallSuperviseApi.as_view(), name="supervise"),
+    path("<uuid:public_id>/supervise/leave/", api.CallSuperviseLeaveApi.as_view(), name="supervise-leave"),
 ]

@@ -12,6 +12,7 @@ urlpatterns = [
     path("supervisor/", views.supervisor_live, name="supervisor"),
     path("blocks/", views.visit_blocks, name="blocks"),
     path("blocks/<int:block_id>/lift/", views.visit_block_lift_form, name="block-lift"),
+    path("supervisor/calls/<uuid:public_id>/", views.supervisor_call, name="supervisor-call"),
     path("recordings/", views.recordings_list, name="recordings"),
     path("recordings/<int:recording_id>/", views.recording_player, name="recording-player"),
 ]

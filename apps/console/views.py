@@ -25,7 +25,9 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST, require_safe
 
-from apps.common.errors import ApplicationError
+from apps.calls.models import Call
+from apps.calls.selectors import call_current_for_staff, call_get, calls_live_for_supervisor
+from apps.common.errors import ApplicationError, NotFound
 from apps.common.masking import mask_mobile, mask_name
 from apps.console.charts import waiting_chart_svg
 from apps.console.forms import RecordingSearchForm
@@ -139,12 +141,29 @@ def _service_messages() -> dict[str, Any]:
 
 
 def _invitees(request: HttpRequest) -> list[dict[str, Any]]:
+    """Who the agent can bring into their current call: available now and skilled for its business.
+
+    Each is shown with their role and state (always "available" here: anyone
+    else could not pick the call up); without a current call, nobody.
+    """
+    staff = staff_profile_for(request.user)
+    call = call_current_for_staff(staff=staff) if staff is not None else None
+    if call is None or staff is None:
+        return []
+    state_label = AgentState(AgentState.AVAILABLE).label
     return [
-        {"id": member.pk, "name": f"{member.display_name} ({member.get_role_display()})"}
+        {
+            "id": member.pk,
+            "name": f"{member.display_name} ({member.get_role_display()} · {state_label})",
+            "state": AgentState.AVAILABLE.value,
+        }
         for member in StaffProfile.objects.filter(
-            role__in=(Role.EXPERT, Role.AGENT), presence__state=AgentState.AVAILABLE
+            role__in=(Role.EXPERT, Role.AGENT),
+            presence__state=AgentState.AVAILABLE,
+            skills__business_code=call.visit.business_code,
         )
-        .exclude(user__username=request.user.get_username())
+        .exclude(pk=staff.pk)
+        .distinct()
         .order_by("role", "employee_number")
     ]
 
@@ -152,7 +171,7 @@ def _invitees(request: HttpRequest) -> list[dict[str, Any]]:
 @require_safe
 @staff_with_permission(SERVE)
 def agent_invitees(request: HttpRequest) -> JsonResponse:
-    """The colleagues available now, for the call's invite list (refreshed when the agent opens it)."""
+    """The colleagues available now and skilled for the call's business (refreshed when the agent opens it)."""
     return JsonResponse({"invitees": _invitees(request)})
 
 
@@ -211,6 +230,9 @@ def agent_workspace(request: HttpRequest) -> HttpResponse:
             "customer": _("Customer"),
             "agent": _("Agent"),
             "expert": _("Expert"),
+            "supervisor": _("Supervisor"),
+            "supervisor_joined": _("A supervisor has joined the call."),
+            "supervisor_left": _("The supervisor has left the call."),
             "mute": _("Mute"),
             "unmute": _("Unmute"),
             "camera_off": _("Camera off"),
@@ -294,9 +316,22 @@ def supervisor_live(request: HttpRequest) -> HttpResponse:
             "chart_waiting": _("Customers waiting"),
         },
     }
+    supervisor = staff_profile_for(request.user)
+    business_names = business_labels()
+    live_calls = [
+        {
+            "public_id": live.public_id,
+            "agent_name": live.agent_name,
+            "business_label": business_names.get(live.business_code, live.business_code),
+            "since": live.since,
+        }
+        for live in (calls_live_for_supervisor(supervisor=supervisor) if supervisor is not None else [])
+    ]
     context = {
         **admin.site.each_context(request),
         "title": _("Supervisor live view"),
+        "live_calls": live_calls,
+        "may_enter_calls": supervisor is not None and supervisor.role == Role.SUPERVISOR,
         "figures": queue_figures(now=now),
         "agent_counts": [(states[state], count) for state, count in agent_state_counts(agents).items()],
         "waiting": console_waiting_entries(now=now),
@@ -307,6 +342,56 @@ def supervisor_live(request: HttpRequest) -> HttpResponse:
         "config": config,
     }
     return render(request, "console/supervisor.html", context)
+
+
+@require_safe
+@staff_with_permission(SUPERVISE)
+def supervisor_call(request: HttpRequest, public_id: str) -> HttpResponse:
+    """A supervisor in a live call of their team: listening silently or joined (issue 21).
+
+    The page only reads: it enters the call through the calls API (POST
+    ``supervise/``, the service checks team and state) with the mode chosen
+    on the wallboard, and leaves through it.
+    """
+    try:
+        call: Call = call_get(public_id=public_id)
+    except NotFound as missing:
+        raise Http404 from missing
+    mode = request.GET.get("mode", "listen")
+    if mode not in ("listen", "join"):
+        mode = "listen"
+    config = {
+        "mode": mode,
+        "urls": {
+            "seat": reverse("calls:supervise", args=[call.public_id]),
+            "leave": reverse("calls:supervise-leave", args=[call.public_id]),
+            "wallboard": reverse("console:supervisor"),
+        },
+        "messages": _common_messages()
+        | {
+            "customer": _("Customer"),
+            "agent": _("Agent"),
+            "expert": _("Expert"),
+            "assisting_agent": _("Second agent"),
+            "supervisor": _("Supervisor"),
+            "entering": _("Entering the call…"),
+            "listening": _("Listening silently: the customer and the agent do not see or hear you."),
+            "joined": _("You have joined the call: the customer and the agent see and hear you."),
+            "call_ended": _("The call has ended."),
+            "left": _("You have left the call."),
+            "camera_refused": _("Camera or microphone access was refused. Allow it in the browser to continue."),
+            "camera_missing": _("No camera or microphone was found."),
+            "server_unreachable": _("The video connection dropped."),
+        },
+    }
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Supervising a call"),
+        "call": call,
+        "business": business_labels().get(call.visit.business_code, call.visit.business_code),
+        "config": config,
+    }
+    return render(request, "console/supervisor_call.html", context)
 
 
 def _recording_state_labels() -> dict[str, Any]:

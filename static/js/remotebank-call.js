@@ -1,7 +1,9 @@
 /*
  * One participant's side of a RemoteBank video call, on Janus' videoroom.
  *
- * Used by the customer's mobile page and the agent console. The server gives
+ * Used by the customer's mobile page, the agent console and the supervisor's
+ * call page (credentials.publish false: a silent listener joins the room to
+ * learn of its publishers and subscribes to them, but never publishes). The server gives
  * credentials (server URL, room id, a token bound to this room, and the
  * participant's opaque handle, used as the Janus display name so that events
  * and recordings map back to the participant); this module publishes the
@@ -119,7 +121,8 @@
         if (event === "joined") {
           self.privateId = msg.private_id;
           self.state("joined");
-          self.publish();
+          // A supervisor listening in joins the room (to hear of its publishers) but never publishes.
+          if (creds.publish !== false) self.publish();
           (msg.publishers || []).forEach(function (p) { self.subscribe(p.id, p.display); });
         } else if (event === "event") {
           (msg.publishers || []).forEach(function (p) { self.subscribe(p.id, p.display); });
@@ -163,6 +166,22 @@
           self.fail("publish_failed", String((error && error.message) || error));
         }
       },
+    });
+  };
+
+  /* Start publishing on a seat that joined without (a listening supervisor who joins the call). */
+  RemoteBankCall.prototype.startPublishing = function () {
+    this.options.credentials.publish = true;
+    if (this.publisher && this.privateId !== null) this.publish();
+  };
+
+  /* Caption every remote tile again (a participant's role learnt after their feed appeared). */
+  RemoteBankCall.prototype.relabel = function () {
+    var self = this;
+    Object.keys(self.feeds).forEach(function (id) {
+      var feed = self.feeds[id];
+      var caption = feed.tile && feed.tile.querySelector("figcaption");
+      if (caption && self.options.labelFor) caption.textContent = self.options.labelFor(feed.handle);
     });
   };
 

@@ -31,9 +31,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from apps.calls.integrations.janus import JanusServer, janus_session_token, janus_token
 from apps.calls.janus_config import JanusConfigOptions, available_modules, debian_janus_lib_dir, write_janus_config
+from apps.calls.models import Call
+from apps.customers.models import Customer
+from apps.queueing.models import AgentState, ServiceQueue
+from apps.queueing.services.agents import agent_state_set
+from apps.queueing.services.configuration import service_queue_upsert
+from apps.queueing.services.entries import queue_entry_enqueue
+from apps.queueing.services.offers import offer_accept
+from apps.staff.models import StaffProfile
+from apps.staff.roles import Role
+from apps.staff.services import agent_skill_set, staff_member_upsert
+from apps.visits.authentication import SESSION_KEY
+from tests.conftest import SYSTEM
+from tests.factories import visit_with_gate1
 
 CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parents[2]
@@ -710,3 +724,62 @@ def _wait_for_host_port(netns: str, host: str, port: int, *, timeout: float) -> 
             return True
         time.sleep(0.05)
     return False
+
+
+# --- a call answered by an agent (the lifecycle and supervisor tests) ------------------------------
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def queue() -> ServiceQueue:
+    return service_queue_upsert(actor=SYSTEM, code="activation", name="激活", businesses=["activation"])
+
+
+@pytest.fixture
+def make_member(branch: Any, on_commit: Callable[..., Any]) -> Callable[..., StaffProfile]:
+    counter = iter(range(1, 100))
+
+    def make(role: Role = Role.AGENT, *, available: bool = True) -> StaffProfile:
+        number = next(counter)
+        staff = staff_member_upsert(
+            actor=SYSTEM,
+            username=f"call_{role.value}{number}",
+            employee_number=f"CA{number:03d}",
+            display_name=f"{role.label}{number}",
+            role=role,
+            branch=branch,
+        )
+        agent_skill_set(actor=SYSTEM, staff=staff, business_code="activation", proficiency=4)
+        if available:
+            with on_commit():
+                agent_state_set(actor=SYSTEM, staff=staff, state=AgentState.AVAILABLE)
+        return staff
+
+    return make
+
+
+@pytest.fixture
+def answered(
+    janus_settings: JanusServer,
+    queue: ServiceQueue,
+    make_customer: Callable[..., Customer],
+    make_member: Callable[..., StaffProfile],
+    on_commit: Callable[..., Any],
+    client: Client,
+) -> tuple[Call, StaffProfile, Client]:
+    """A customer (with a browser session) whose call an agent has just answered."""
+    agent = make_member()
+    customer = make_customer()
+    visit = visit_with_gate1(business_code="activation", mobile=customer.mobile, customer=customer, state="queue_ready")
+    session = client.session
+    session[SESSION_KEY] = visit.pk
+    session.save()
+    with on_commit():
+        entry = queue_entry_enqueue(visit_id=visit.pk)
+    with on_commit():  # the room is opened after the acceptance commits
+        offer_accept(actor=agent.user, staff=agent, entry_id=entry.pk)
+    return Call.objects.get(entry=entry), agent, client

@@ -210,6 +210,8 @@ class Scenario:
     mobile: str
     account_number: str
     account_status: str
+    # The agent's team supervisor (the supervisor scenario).
+    supervisor_username: str
 
 
 class Report:
@@ -310,8 +312,8 @@ def pick_scenario() -> Scenario:
 
     business = business_get(BUSINESS)
     agent = (
-        StaffProfile.objects.filter(role=Role.AGENT, skills__business_code=BUSINESS)
-        .select_related("user")
+        StaffProfile.objects.filter(role=Role.AGENT, skills__business_code=BUSINESS, supervisor__isnull=False)
+        .select_related("user", "supervisor__user")
         .order_by("user__username")
         .first()
     )
@@ -337,6 +339,7 @@ def pick_scenario() -> Scenario:
             mobile=customer.mobile,
             account_number=served[0].number,
             account_status=served[0].status,
+            supervisor_username=agent.supervisor.user.username if agent.supervisor else "",
         )
     raise StepFailed(f"no seeded customer has an account {BUSINESS} accepts")
 
@@ -598,6 +601,54 @@ def _first_frame_seconds(videos: list[dict[str, Any]], since_epoch: float) -> fl
     return round(min(stamps) / 1000 - since_epoch, 3) if stamps else None
 
 
+def customer_gate1_and_queue(customer: Any, scenario: Scenario, card: bytes, report: Report) -> None:
+    """The customer's page: Gate 1 through its own form, the camera check and consents, then the queue."""
+    # 2. The customer: Gate 1 through the page's own form, then the queue.
+    report.step("gate 1")
+    customer.goto("/")
+    report["customer_page_lang"] = customer.evaluate("() => document.documentElement.lang")
+    customer.select_option("#business", scenario.business)
+    customer.fill("#mobile", scenario.mobile)
+    customer.click("#start")
+    customer_wait(customer, "#step-id", timeout=10, what="after choosing the business")
+    customer.set_input_files("#id-photo", files=[{"name": "id-card.jpg", "mimeType": "image/jpeg", "buffer": card}])
+    uploaded = time.monotonic()
+    customer.click("#id-upload")
+    customer_wait(customer, "#step-confirm", timeout=60, what="reading the ID card")
+    report["id_card_read_s"] = round(time.monotonic() - uploaded, 3)
+    report["id_card_read"] = {
+        "name_ok": customer.text_content("#f-name") == scenario.customer_name,
+        "number_ok": customer.text_content("#f-number") == scenario.id_number,
+    }
+    customer.click("#confirm")
+    customer_wait(customer, "#step-sms", timeout=10, what="matching the identity")
+    # The SMS proof of the mobile number: the code the sandbox gateway
+    # "sent" is read off its development page, as a tester would.
+    customer.click("#sms-send")
+    customer.wait_for_selector("#sms-hint", state="visible", timeout=10000)
+    outbox = customer.evaluate("async () => (await fetch('/api/visits/dev/sms/')).text()")
+    sms_code = re.search(rf"{scenario.mobile}</td><td>[^<]*?(\d{{6}})", outbox)
+    if sms_code is None:
+        raise StepFailed("no SMS code for the customer's mobile on the sandbox page")
+    customer.fill("#sms-code", sms_code.group(1))
+    customer.click("#sms-verify")
+    customer_wait(customer, "#step-account", timeout=10, what="proving the mobile number")
+    customer.fill("#account-number", scenario.account_number)
+    customer.click("#account-submit")
+    customer_wait(customer, "#step-done", timeout=10, what="checking the account")
+    report.mark("gate1_passed")
+
+    report.step("queue")
+    # Before calling: the page's camera and microphone check, then the recording notice agreed to.
+    customer.click("#check-start")
+    customer.wait_for_selector("#check-result.ok", timeout=10000)
+    customer.check("#consent")
+    customer.click("#join")
+    # Then the location notice: the customer agrees, the browser answers.
+    customer.click("#location-allow")
+    customer_wait(customer, "#step-queue", timeout=10, what="joining the queue")
+
+
 def run_browsers(
     scenario: Scenario, card: bytes, camera: Path | None, base_url: str, shots: Path, report: Report
 ) -> str:
@@ -650,50 +701,7 @@ def run_browsers(
         staff_login(expert, scenario.expert_username)
         report.mark("staff_ready")
 
-        # 2. The customer: Gate 1 through the page's own form, then the queue.
-        report.step("gate 1")
-        customer.goto("/")
-        report["customer_page_lang"] = customer.evaluate("() => document.documentElement.lang")
-        customer.select_option("#business", scenario.business)
-        customer.fill("#mobile", scenario.mobile)
-        customer.click("#start")
-        customer_wait(customer, "#step-id", timeout=10, what="after choosing the business")
-        customer.set_input_files("#id-photo", files=[{"name": "id-card.jpg", "mimeType": "image/jpeg", "buffer": card}])
-        uploaded = time.monotonic()
-        customer.click("#id-upload")
-        customer_wait(customer, "#step-confirm", timeout=60, what="reading the ID card")
-        report["id_card_read_s"] = round(time.monotonic() - uploaded, 3)
-        report["id_card_read"] = {
-            "name_ok": customer.text_content("#f-name") == scenario.customer_name,
-            "number_ok": customer.text_content("#f-number") == scenario.id_number,
-        }
-        customer.click("#confirm")
-        customer_wait(customer, "#step-sms", timeout=10, what="matching the identity")
-        # The SMS proof of the mobile number: the code the sandbox gateway
-        # "sent" is read off its development page, as a tester would.
-        customer.click("#sms-send")
-        customer.wait_for_selector("#sms-hint", state="visible", timeout=10000)
-        outbox = customer.evaluate("async () => (await fetch('/api/visits/dev/sms/')).text()")
-        sms_code = re.search(rf"{scenario.mobile}</td><td>[^<]*?(\d{{6}})", outbox)
-        if sms_code is None:
-            raise StepFailed("no SMS code for the customer's mobile on the sandbox page")
-        customer.fill("#sms-code", sms_code.group(1))
-        customer.click("#sms-verify")
-        customer_wait(customer, "#step-account", timeout=10, what="proving the mobile number")
-        customer.fill("#account-number", scenario.account_number)
-        customer.click("#account-submit")
-        customer_wait(customer, "#step-done", timeout=10, what="checking the account")
-        report.mark("gate1_passed")
-
-        report.step("queue")
-        # Before calling: the page's camera and microphone check, then the recording notice agreed to.
-        customer.click("#check-start")
-        customer.wait_for_selector("#check-result.ok", timeout=10000)
-        customer.check("#consent")
-        customer.click("#join")
-        # Then the location notice: the customer agrees, the browser answers.
-        customer.click("#location-allow")
-        customer_wait(customer, "#step-queue", timeout=10, what="joining the queue")
+        customer_gate1_and_queue(customer, scenario, card, report)
         joined = time.monotonic()
         agent.wait_for_selector("#offer-panel", state="visible", timeout=15000)
         report["offer_rang_after_join_s"] = round(time.monotonic() - joined, 3)
@@ -871,6 +879,225 @@ def run_browsers(
     return call_id
 
 
+# --- the supervisor scenario (issue 21, item 4) -------------------------------------------------
+
+# Every figcaption of a page's remote tiles, in order.
+CAPTIONS_JS = "(selector) => [...document.querySelectorAll(selector + ' figcaption')].map((c) => c.textContent)"
+# The supervisor page's own camera: a listener must have none.
+LOCAL_TRACKS_JS = """
+() => {
+  const video = document.getElementById("call-local");
+  return video && video.srcObject ? video.srcObject.getTracks().map((t) => t.kind) : [];
+}
+"""
+
+
+def _in_worker(function: Any, *args: Any) -> Any:
+    """Run Django ORM / Janus control calls off Playwright's thread (its event loop makes them refuse)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def run() -> Any:
+        try:
+            return function(*args)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=60)
+
+
+def _session_cookie_for(username: str) -> tuple[str, str]:
+    """A session of ``username`` logged in with the second factor verified (as a real OTP login leaves it)."""
+    from django.conf import settings
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from tests.security.helpers import force_login_verified
+
+    client = Client()
+    force_login_verified(client, User.objects.get(username=username))
+    return settings.SESSION_COOKIE_NAME, str(client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+
+def _room_publishers(call_public_id: str) -> dict[str, Any]:
+    """Who is in the call's Janus room and whether they publish, by our participant roles."""
+    from apps.calls.integrations.janus import JanusVideoRoom, janus_server
+    from apps.calls.models import Call
+
+    call = Call.objects.get(public_id=call_public_id)
+    role_of = {
+        p.handle: f"{p.role}:{p.supervisor_mode}" if p.supervisor_mode else p.role for p in call.participants.all()
+    }
+    room = JanusVideoRoom(janus_server(call.janus_server)).participants(room_id=call.room_id)
+    return {role_of.get(item.display, item.display): item.publisher for item in room}
+
+
+def _supervisor_records(call_public_id: str) -> dict[str, Any]:
+    from apps.audit.models import AuditRecord
+    from apps.audit.services import audit_pending_sweep
+    from apps.calls.models import Call
+
+    audit_pending_sweep()
+    call = Call.objects.get(public_id=call_public_id)
+    return {
+        "call": {"state": call.state, "end_reason": call.end_reason},
+        "seats": [
+            {
+                "mode": seat.supervisor_mode,
+                "staff": seat.staff.user.username if seat.staff else None,
+                "joined": seat.joined_at is not None,
+                "published": seat.publishing_since is not None,
+                "left": seat.left_at is not None,
+            }
+            for seat in call.participants.filter(role="supervisor").select_related("staff__user").order_by("invited_at")
+        ],
+        "audit": [
+            {"action": record.action, "actor": record.actor_label, "mode": record.data.get("mode")}
+            for record in AuditRecord.objects.filter(
+                action__startswith="calls.supervisor.", target_id=str(call.pk)
+            ).order_by("sequence")
+        ],
+    }
+
+
+def run_supervisor_browsers(
+    scenario: Scenario, card: bytes, camera: Path | None, base_url: str, shots: Path, report: Report
+) -> str:
+    """Customer and agent in a call; the team's supervisor listens in, leaves, then joins from the wallboard."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        launch = {"executable_path": CHROMIUM, "headless": True, "timeout": 30000}
+        staff_browser = pw.chromium.launch(args=CHROMIUM_FLAGS, **launch)
+        customer_browser = (
+            pw.chromium.launch(args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"], **launch)
+            if camera
+            else staff_browser
+        )
+
+        def context(browser: Any, name: str, **options: Any) -> Any:
+            ctx = browser.new_context(
+                base_url=base_url, geolocation={"latitude": 36.0671, "longitude": 120.3826}, **options
+            )
+            ctx.grant_permissions(["camera", "microphone", "geolocation"], origin=base_url)
+            ctx.add_init_script(FIRST_FRAME_SCRIPT)
+            ctx.set_default_timeout(20000)
+            page = ctx.new_page()
+            watch_console(page, name, report)
+            return page
+
+        desk = {"viewport": {"width": 1280, "height": 1000}, "locale": "zh-CN", "timezone_id": "Asia/Shanghai"}
+        agent = context(staff_browser, "agent", **desk)
+        supervisor = context(staff_browser, "supervisor", **desk)
+        customer = context(
+            customer_browser,
+            "customer",
+            viewport={"width": 390, "height": 844},
+            is_mobile=True,
+            has_touch=True,
+            locale="zh-CN",
+            timezone_id="Asia/Shanghai",
+        )
+
+        report.step("agent login")
+        staff_login(agent, scenario.agent_username)
+        go_available(agent)
+        # The supervisor's login needs the second factor: the browser carries a verified session.
+        report.step("supervisor login")
+        cookie_name, cookie = _in_worker(_session_cookie_for, scenario.supervisor_username)
+        supervisor.context.add_cookies([{"name": cookie_name, "value": cookie, "url": base_url}])
+
+        customer_gate1_and_queue(customer, scenario, card, report)
+        agent.wait_for_selector("#offer-panel", state="visible", timeout=15000)
+        report.step("accept")
+        agent.click("#offer-accept")
+        customer_wait(customer, "#step-call", timeout=20, what="entering the call")
+        wait_decoding(customer, "#remote-videos", 1, timeout=30, what="customer page")
+        wait_decoding(agent, "#call-remote", 1, timeout=30, what="agent page")
+        current: dict[str, Any] = {}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            current = fetch_json(customer, "/api/calls/current/")
+            if (current.get("body") or {}).get("state") == "connected":
+                break
+            time.sleep(0.2)
+        call_id = str((current.get("body") or {}).get("call"))
+        report.mark("two_way_video")
+
+        # 1. Listen: from the wallboard's 旁听; the supervisor decodes both, publishes nothing, is shown to nobody.
+        report.step("supervisor listens")
+        supervisor.goto("/console/live/supervisor/")
+        row = f'#live-calls-table tr[data-call="{call_id}"]'
+        supervisor.wait_for_selector(row, timeout=10000)
+        report["wallboard_row"] = supervisor.text_content(row)
+        report["wallboard_buttons"] = [
+            supervisor.text_content(f"{row} a.live-call-listen"),
+            supervisor.text_content(f"{row} a.live-call-join"),
+        ]
+        supervisor.click(f"{row} a.live-call-listen")
+        supervisor.wait_for_selector("#supervise-mode[data-mode=listen]", timeout=15000)
+        listening = wait_decoding(supervisor, "#call-remote", 2, timeout=30, what="supervisor listening")
+        time.sleep(2)  # long enough for a (wrongly) published feed to reach the others
+        report["listen"] = {
+            "supervisor_videos": _summary(listening),
+            "supervisor_local_tracks": supervisor.evaluate(LOCAL_TRACKS_JS),
+            "supervisor_captions": supervisor.evaluate(CAPTIONS_JS, "#call-remote"),
+            "customer_videos": len(_videos(customer, "#remote-videos")),
+            "agent_videos": len(_videos(agent, "#call-remote")),
+            "customer_roles": sorted(
+                p["role"] for p in fetch_json(customer, "/api/calls/current/")["body"]["participants"]
+            ),
+            "agent_roles": sorted(
+                p["role"] for p in fetch_json(agent, f"/api/calls/{call_id}/")["body"]["participants"]
+            ),
+            "customer_notice_hidden": customer.evaluate("() => document.getElementById('call-supervisor').hidden"),
+            "janus": _in_worker(_room_publishers, call_id),
+            "mode_text": supervisor.text_content("#supervise-mode"),
+        }
+        supervisor.screenshot(path=str(shots / "supervisor-listening.png"), full_page=True)
+
+        # 2. Leave, back to the wallboard, and join with 加入: shown to and seen by everyone.
+        report.step("supervisor joins")
+        supervisor.click("#supervise-leave")
+        supervisor.wait_for_url("**/console/live/supervisor/", timeout=10000)
+        supervisor.wait_for_selector(row, timeout=10000)
+        supervisor.click(f"{row} a.live-call-join")
+        supervisor.wait_for_selector("#supervise-mode[data-mode=join]", timeout=15000)
+        joined_videos = wait_decoding(supervisor, "#call-remote", 2, timeout=30, what="supervisor joined")
+        agent_videos = wait_decoding(agent, "#call-remote", 2, timeout=30, what="agent page with the supervisor")
+        customer_videos = wait_decoding(customer, "#remote-videos", 2, timeout=30, what="customer with the supervisor")
+        customer.wait_for_selector("#call-supervisor", state="visible", timeout=10000)
+        report["join"] = {
+            "supervisor_videos": _summary(joined_videos),
+            "agent_videos": _summary(agent_videos),
+            "customer_videos": _summary(customer_videos),
+            "supervisor_local_tracks": supervisor.evaluate(LOCAL_TRACKS_JS),
+            "agent_captions": agent.evaluate(CAPTIONS_JS, "#call-remote"),
+            "customer_captions": customer.evaluate(CAPTIONS_JS, "#remote-videos"),
+            "customer_notice": customer.text_content("#call-supervisor"),
+            "agent_notice": agent.text_content("#console-notice"),
+            "janus": _in_worker(_room_publishers, call_id),
+        }
+        supervisor.screenshot(path=str(shots / "supervisor-joined.png"), full_page=True)
+        agent.screenshot(path=str(shots / "agent-with-supervisor.png"), full_page=True)
+        customer.screenshot(path=str(shots / "customer-with-supervisor.png"), full_page=True)
+
+        # 3. The customer hangs up: the supervisor's page learns the call is over.
+        report.step("hang up")
+        customer.click("#hangup")
+        customer_wait(customer, "#step-ended", timeout=10, what="after hanging up")
+        supervisor.wait_for_selector("#live-status[data-status=closed]", timeout=15000)
+        report["supervisor_after_hangup"] = supervisor.text_content("#live-status")
+        report["records"] = _in_worker(_supervisor_records, call_id)
+
+        customer_browser.close()
+        if customer_browser is not staff_browser:
+            staff_browser.close()
+    return call_id
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -881,6 +1108,9 @@ def main() -> int:
     parser.add_argument("--shots-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, default=8000, help="Daphne's port (events URL must match)")
     parser.add_argument("--janus-port", type=int, default=8188)
+    parser.add_argument(
+        "--scenario", choices=("call", "supervisor"), default="call", help="supervisor: issue 21's listen and join"
+    )
     args = parser.parse_args()
 
     # pytest stops us with SIGTERM on timeout: unwind so the finally block stops Daphne and Janus.
@@ -920,11 +1150,15 @@ def main() -> int:
         _wait_for_port(args.janus_port, timeout=10, process=janus, log=janus_log, what="Janus")
         report.mark("servers_ready")
 
-        call_id = run_browsers(scenario, card, camera, f"http://127.0.0.1:{args.port}", args.shots_dir, report)
-        report.mark("browsers_closed")
-
-        report.step("server-side checks")
-        server_side_checks(call_id, report)
+        base_url = f"http://127.0.0.1:{args.port}"
+        if args.scenario == "supervisor":
+            run_supervisor_browsers(scenario, card, camera, base_url, args.shots_dir, report)
+            report.mark("browsers_closed")
+        else:
+            call_id = run_browsers(scenario, card, camera, base_url, args.shots_dir, report)
+            report.mark("browsers_closed")
+            report.step("server-side checks")
+            server_side_checks(call_id, report)
         connections.close_all()
         report.step("done")
         report["ok"] = True

@@ -188,16 +188,16 @@ def _script_environment(database: str, workdir: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def browser_call(e2e_netns: str, e2e_database: str, tmp_path: Path) -> Callable[[], BrowserCallRun]:
+def browser_call(e2e_netns: str, e2e_database: str, tmp_path: Path) -> Callable[..., BrowserCallRun]:
     """Run browser_call.py in the namespace (once) and return its report."""
 
-    def run() -> BrowserCallRun:
+    def run(scenario: str = "call") -> BrowserCallRun:
         workdir, shots, out = tmp_path / "work", tmp_path / "screenshots", tmp_path / "report.json"
         workdir.mkdir()
         command = [
             "ip", "netns", "exec", e2e_netns, sys.executable, str(SCRIPT),
             "--work-dir", str(workdir), "--json-out", str(out), "--shots-dir", str(shots),
-            "--port", str(DAPHNE_PORT), "--janus-port", str(JANUS_PORT),
+            "--port", str(DAPHNE_PORT), "--janus-port", str(JANUS_PORT), "--scenario", scenario,
         ]  # fmt: skip
         started = time.monotonic()
         with (tmp_path / "stdout.txt").open("wb") as stdout, (tmp_path / "stderr.txt").open("wb") as stderr:

@@ -107,6 +107,7 @@
     current = call;
     announce(call);
     roles = Object.fromEntries(call.participants.map((p) => [p.handle, p.role]));
+    if (video) video.relabel();
     byId("call-panel").hidden = false;
     byId("call-staff-actions").hidden = call.role !== "agent";
     if (call.state === "ended") {
@@ -208,6 +209,11 @@
   window.addEventListener("remotebank:agent-event", (event) => {
     const message = event.detail || {};
     if (message.event === "call_invite") ui.showNotice(ui.format(messages.invite_from, { name: message.by || "" }));
+    // A supervisor joined or left: the call's participants (and so the tiles' captions) changed.
+    if (message.event === "call_supervisor_joined" || message.event === "call_supervisor_left") {
+      ui.showNotice(message.event === "call_supervisor_joined" ? messages.supervisor_joined : messages.supervisor_left);
+      if (current) load(current.call);
+    }
   });
   window.addEventListener("remotebank:snapshot", (event) => follow((event.detail || {}).call || null));
   fill();

@@ -228,7 +228,7 @@
     setTimeout(poll, config.refresh_seconds * 1000);
   }
 
-  // The agents table and the charts are rendered by the server: fetch this page and swap them in.
+  // The agents table, the team's live calls and the charts are rendered by the server: fetch this page and swap them in.
   async function refreshRendered() {
     if (!document.hidden) {
       try {
@@ -238,7 +238,7 @@
           // The charts keep their canvases: only their numbers come from the fresh page.
           const fresh = page.getElementById("console-config");
           if (fresh) drawCharts(JSON.parse(fresh.textContent).chart_points);
-          for (const id of ["agents-body"]) {
+          for (const id of ["agents-body", "live-calls-body"]) {
             const fresh = page.getElementById(id);
             const current = byId(id);
             if (fresh && current && !busy(current)) {
