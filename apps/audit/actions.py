@@ -109,6 +109,9 @@ class AuditAction(models.TextChoices):
     CALL_SUPERVISOR_ENTERED = "calls.supervisor.entered", _("Supervisor listened in on or joined a call")
     # The supervisor left the call (data: supervisor, mode); a call's end closes the seat without this record.
     CALL_SUPERVISOR_LEFT = "calls.supervisor.left", _("Supervisor left a call")
+    # Janus reported a listening supervisor publishing (a client that ignored its
+    # listen-only credentials); the feed is kicked from the room (data: supervisor, feed).
+    CALL_SUPERVISOR_PUBLISH_REFUSED = "calls.supervisor.publish_refused", _("Listening supervisor's publishing stopped")
     # Compliance (apps.compliance): audit-report exports and access to personal data.
     # Requested: a staff member asked for an export (data: format, filters, unmasked).
     COMPLIANCE_EXPORT_REQUESTED = "compliance.export.requested", _("Audit export requested")

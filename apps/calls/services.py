@@ -190,6 +190,9 @@ def call_participant_event(
             participant.joined_at = participant.joined_at or at
             participant.janus_feed_id = feed_id or participant.janus_feed_id
             participant.disconnected_at = None
+        elif event == "published" and participant.supervisor_mode == SupervisorMode.LISTEN:
+            _listener_publish_refuse(call, participant, feed_id)
+            return call
         elif event == "published":
             participant.publishing_since = at
             participant.disconnected_at = None
@@ -216,6 +219,22 @@ def call_participant_event(
         elif event in ("left", "unpublished"):
             _notify(call, "participant_dropped", role=participant.role)
         return call
+
+
+def _listener_publish_refuse(call: Call, participant: CallParticipant, feed_id: int | None) -> None:
+    # Listen-only credentials make the page subscribe only; a client that
+    # publishes anyway is forged or broken: never counted as publishing, and
+    # its feed leaves the room (the seat stays: it may still listen).
+    audit_record(
+        actor=MEDIA,
+        action=AuditAction.CALL_SUPERVISOR_PUBLISH_REFUSED,
+        target=call,
+        data={"supervisor": participant.staff_id, "feed": feed_id},
+    )
+    if feed_id is not None:
+        from apps.calls.tasks import call_feed_kick_task
+
+        enqueue_on_commit(call_feed_kick_task, call.pk, feed_id)
 
 
 def _end(call: Call, *, reason: CallEndReason, actor: AnyActor, detail: str = "", now: datetime | None = None) -> None:
@@ -292,6 +311,18 @@ def call_room_close(*, call_id: int) -> None:
     with transaction.atomic(durable=True):
         Call.objects.filter(pk=call_id).update(room_open=False)
         audit_record(actor=MEDIA, action=AuditAction.CALL_ROOM_CLOSED, target=call)
+
+
+def call_feed_kick(*, call_id: int, feed_id: int) -> None:
+    """Remove one feed from the call's room (Janus ``kick``); nothing to do once the room is gone."""
+    call = Call.objects.get(pk=call_id)
+    if call.state == CallState.ENDED or not call.room_open:
+        return
+    room = JanusVideoRoom(janus_server(call.janus_server))
+    # Only a feed still in the room: a retry after a lost reply, or a client
+    # that already went, is not an error.
+    if room.exists(room_id=call.room_id) and any(p.id == feed_id for p in room.participants(room_id=call.room_id)):
+        room.kick(room_id=call.room_id, secret=call.room_secret, participant_id=feed_id)
 
 
 @transaction.atomic(durable=True)

@@ -239,3 +239,79 @@ def test_the_invite_list_shows_only_available_colleagues_skilled_for_the_calls_b
     invitees = _browser(agent, "zh-hans").get(reverse("console:agent-invitees")).json()["invitees"]
     assert [person["id"] for person in invitees] == [skilled.pk]
     assert invitees[0]["state"] == "available" and "空闲" in invitees[0]["name"]
+
+
+def _forged_publisher(call: Call, join: dict[str, Any], stop: Any, joined: Any, result: dict[str, Any]) -> None:
+    """A client that ignores its listen-only credentials: joins the room as a publisher (in its own loop)."""
+    import asyncio
+
+    from apps.calls.integrations.janus import _JanusApi, _VideoRoomHandle, janus_server
+
+    async def run() -> None:
+        server = janus_server(call.janus_server)
+        async with _JanusApi(server.admin_ws_url, api_secret=server.api_secret) as api:
+            handle = _VideoRoomHandle(api)
+            await handle.open()
+            body = {
+                "request": "join",
+                "room": call.room_id,
+                "ptype": "publisher",
+                "display": join["handle"],
+                "token": join["room_token"],
+            }
+            transaction = await api.transport.send(
+                {"janus": "message", "body": body}, session_id=handle.session_id, handle_id=handle.handle_id
+            )
+            reply = await transaction.get(matcher=lambda message: message.get("janus") in ("event", "error"))
+            await transaction.done()
+            result["feed"] = reply["plugindata"]["data"].get("id")
+            joined.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+            await handle.close()
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:  # reported to the test, which fails on it
+        result["error"] = repr(exc)
+        joined.set()
+
+
+def test_a_listener_that_publishes_anyway_is_refused_audited_and_kicked_from_the_room(
+    answered: Answered, team_supervisor: StaffProfile, on_commit: Callable[..., Any]
+) -> None:
+    """Listen-only credentials are honoured by the page; a forged client that publishes is stopped by the server."""
+    import threading
+
+    from apps.calls.integrations.janus import JanusVideoRoom, janus_server
+
+    call, _agent, customer_browser = answered
+    join = _enter(_browser(team_supervisor), call, "listen").json()["join"]
+    assert join["publish"] is False
+    stop, joined, result = threading.Event(), threading.Event(), {}
+    forger = threading.Thread(target=_forged_publisher, args=(call, join, stop, joined, result), daemon=True)
+    forger.start()
+    try:
+        assert joined.wait(15) and "error" not in result, result
+        feed = result["feed"]
+        room = JanusVideoRoom(janus_server(call.janus_server))
+        assert feed in [p.id for p in room.participants(room_id=call.room_id)]
+        events = [
+            _videoroom("joined", call.room_id, feed, display=join["handle"]),
+            _videoroom("published", call.room_id, feed),
+        ]
+        with on_commit():
+            assert _post_events(Client(), events).status_code == 200
+        seat = CallParticipant.objects.get(call=call, staff=team_supervisor)
+        # Never counted as publishing, still listening, and shown to nobody.
+        assert seat.publishing_since is None and seat.supervisor_mode == SupervisorMode.LISTEN and seat.left_at is None
+        assert _roles_seen_by_customer(customer_browser) == ["agent", "customer"]
+        (refused,) = AuditRecord.objects.filter(
+            action=AuditAction.CALL_SUPERVISOR_PUBLISH_REFUSED, target_id=str(call.pk)
+        )
+        assert refused.data == {"supervisor": team_supervisor.pk, "feed": feed}
+        # The forged feed is gone from the room on Janus.
+        assert feed not in [p.id for p in room.participants(room_id=call.room_id)]
+    finally:
+        stop.set()
+        forger.join(10)
