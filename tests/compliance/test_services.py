@@ -519,3 +519,17 @@ def translation_zh() -> Any:
     from django.utils import translation
 
     return translation.override("zh-hans")
+
+
+def test_the_service_search_offers_choices_and_date_pickers_not_free_text_codes(
+    client: Client, compliance_officer: User
+) -> None:
+    """Issue #19: filters were free-text code prefixes. Business, outcome and failed gate are chosen, dates picked."""
+    force_login_verified(client, compliance_officer)
+    html = client.get(SERVICES, headers={"accept-language": "zh-hans"}).content.decode()
+    for name in ("business", "outcome", "gate_failed"):
+        assert f'<select name="{name}"' in html, name
+    for name in ("from", "to"):
+        assert re.search(rf'<input type="date" name="{name}"', html), name
+    business = html.split('<select name="business"', 1)[1].split("</select>", 1)[0]
+    assert "激活" in business and ">activation<" not in business  # options read as words, values stay codes
