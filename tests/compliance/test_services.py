@@ -533,3 +533,21 @@ def test_the_service_search_offers_choices_and_date_pickers_not_free_text_codes(
         assert re.search(rf'<input type="date" name="{name}"', html), name
     business = html.split('<select name="business"', 1)[1].split("</select>", 1)[0]
     assert "激活" in business and ">activation<" not in business  # options read as words, values stay codes
+
+
+def test_the_evidence_pages_recording_files_show_readable_sizes(
+    client: Client, world: dict[str, Any], compliance_officer: User
+) -> None:
+    """Issue #19: file sizes were raw byte counts."""
+    from apps.recordings.models import Recording, RecordingFile
+
+    seeded = world["services"]["done_a"]
+    recording = Recording.objects.create(call=seeded.call)
+    RecordingFile.objects.create(
+        recording=recording, kind="composite", path="x/composite.mp4", size_bytes=52_428_800, sha256="3" * 64
+    )
+    force_login_verified(client, compliance_officer)
+    html = client.get(evidence_url(seeded), headers={"accept-language": "en"}).content.decode()
+    files = html.split('class="recording-files"', 1)[1].split("</table>", 1)[0]
+    assert ">50.0\xa0MB<" in files
+    assert ">52428800<" not in files and "Evidence file (all participants)" in files
