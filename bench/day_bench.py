@@ -705,6 +705,8 @@ async def _service_body(
 
     # The queue, followed on the WebSocket.
     enqueued = time.monotonic()
+    # The page's recording notice: the server refuses the queue without the agreement.
+    await http.call("POST", "/api/mobile/consent/", json={"camera": True, "microphone": True})
     await http.call("POST", "/api/queueing/visit/join/")
     ws_url = http.base.replace("http://", "ws://") + "/ws/visit/"
     ws = Socket(await http.session.ws_connect(ws_url, headers={"Origin": http.base}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -45,3 +46,22 @@ def test_the_backends_follow_the_environment() -> None:
         assert backend == "channels.layers.InMemoryChannelLayer"
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def test_make_runs_banner_names_every_workspace_and_the_second_factor_enrolment_at_urls_that_exist() -> None:
+    """Issue #19: the banner of ``make run`` said nothing of the second factor nor of the compliance workspace."""
+    from pathlib import Path
+
+    from django.urls import Resolver404, resolve
+
+    banner = (Path(__file__).resolve().parent.parent / "scripts" / "run.sh").read_text()
+    paths = re.findall(r"http://\$host:\$port(/[^\s)\"]*)", banner)
+    for required in ("/console/live/compliance/", "/console/security/enrol/", "/console/live/agent/"):
+        assert required in paths, required
+    unknown = []
+    for path in paths:
+        try:
+            resolve(path)
+        except Resolver404:
+            unknown.append(path)
+    assert unknown == []

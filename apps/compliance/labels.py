@@ -30,6 +30,10 @@ GATE_RESULT_LABELS: dict[str, Promise] = {
     "answers_incomplete": _("Answers incomplete"),
     "attempts_exhausted": _("No attempts left"),
     "check_timed_out": _("The check timed out"),
+    "below_threshold": _("The faces differ more than the threshold allows"),
+    "replayed_known_image": _("A known photo was shown to the camera instead of a live face"),
+    "capture_failed": _("The live image could not be captured"),
+    "liveness": _("Liveness failed"),
 }
 SCORE_LABELS: dict[str, Promise] = {
     "live_vs_id": _("Live image vs ID card photo"),
@@ -63,6 +67,8 @@ def reason_label(code: str) -> str:
     gate, _sep, rest = code.partition(":")
     if gate in Gate.values:
         return f"{Gate(gate).label}：{reason_label(rest) if rest else ''}".rstrip("：")
+    if gate in labels:  # a family with its detail ("liveness:no_face", "capture_failed:…"): the family in words
+        return str(labels[gate])
     return str(_("Other reason"))
 
 

@@ -21,6 +21,7 @@ from apps.calls.models import Call, CallParticipant, ParticipantRole
 from apps.calls.selectors import visits_visible_to
 from apps.common.errors import NotFound, PermissionDenied, ValidationFailed
 from apps.common.masking import mask_account_number, mask_id_number, mask_mobile, mask_name
+from apps.compliance.face_evidence import FaceEvidence, face_evidence_for, face_images_visible_to
 from apps.compliance.models import AuditExport
 from apps.gates.models import Gate, GateAttempt, GateProgress, GateState
 from apps.recordings.models import Recording, Snapshot
@@ -429,11 +430,19 @@ class ServiceRecord:
     gate1_records: list[AuditRecord]
     gate_progress: Any
     gate_attempts: list[Any]
+    # Each attempt with, for Gate 3, its distances in words and (compliance role) its three images.
+    gate_attempt_rows: list[GateAttemptRow]
     snapshots: list[Any]
     recordings: list[Any]
     operations: list[ServiceOperation]
     # Where the customer was: "" when the page never reported it (see docs/gates.md, "Location").
     location: str = ""
+
+
+@dataclass(frozen=True)
+class GateAttemptRow:
+    attempt: Any
+    face: FaceEvidence | None
 
 
 def service_operations_for(*, visit: Any) -> list[ServiceOperation]:
@@ -499,8 +508,13 @@ def service_record_get(*, user: Any, public_id: Any, unmask: bool = False) -> Se
         .order_by("invited_at", "pk")
     ]
     progress = GateProgress.objects.filter(visit=visit).first()
+    images_shown = face_images_visible_to(user=user)
     attempts = (
-        list(GateAttempt.objects.filter(progress=progress).select_related("requested_by").order_by("started_at", "pk"))
+        list(
+            GateAttempt.objects.filter(progress=progress)
+            .select_related("requested_by", "snapshot", "progress__visit__verification")
+            .order_by("started_at", "pk")
+        )
         if progress is not None
         else []
     )
@@ -528,6 +542,10 @@ def service_record_get(*, user: Any, public_id: Any, unmask: bool = False) -> Se
         gate1_records=gate1_records,
         gate_progress=progress,
         gate_attempts=attempts,
+        gate_attempt_rows=[
+            GateAttemptRow(attempt=attempt, face=face_evidence_for(attempt=attempt, images_shown=images_shown))
+            for attempt in attempts
+        ],
         snapshots=list(
             Snapshot.objects.filter(call__visit=visit).select_related("taken_by").order_by("taken_at", "pk")
         ),

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import models, transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -37,6 +38,7 @@ from apps.common.hashing import sha256_of_file
 from apps.common.locking import lock_object
 from apps.common.transactions import enqueue_on_commit
 from apps.compliance.exporters import ReportHeader, RowFormatter, exporter_for, pdf_max_rows
+from apps.compliance.face_evidence import face_image_get_visible
 from apps.compliance.models import AuditExport, ExportFormat, ExportState
 from apps.compliance.selectors import (
     ExportFilter,
@@ -45,6 +47,7 @@ from apps.compliance.selectors import (
     audit_export_get_visible,
     audit_record_rows_stream,
     audit_records_for_export,
+    service_get_visible,
     service_record_get,
     snapshot_get_visible,
 )
@@ -416,6 +419,31 @@ def service_snapshot_open(*, actor: User, public_id: Any) -> Snapshot:
         data={"service": str(snapshot.call.visit.public_id), "sha256": snapshot.sha256},
     )
     return snapshot
+
+
+@transaction.atomic(durable=True)
+def service_face_image_open(*, actor: User, public_id: Any, attempt_id: int, kind: str) -> FieldFile:
+    """Hand one of a Gate 3 attempt's three faces to ``actor`` (compliance role only); audited as personal data shown.
+
+    The live frame, the ID-card portrait (decrypted from its sealed file) and
+    the registry photo are the customer's biometric data: each image sent is
+    its own record (``PERSONAL_DATA_UNMASKED``, purpose ``gate3_face_image``).
+    """
+    visit = service_get_visible(user=actor, public_id=public_id)
+    attempt, stored, sha256 = face_image_get_visible(user=actor, visit=visit, attempt_id=attempt_id, kind=kind)
+    audit_record(
+        actor=actor,
+        action=AuditAction.PERSONAL_DATA_UNMASKED,
+        target=visit,
+        data={
+            "purpose": "gate3_face_image",
+            "service": str(visit.public_id),
+            "attempt": attempt.pk,
+            "image": kind,
+            "sha256": sha256,
+        },
+    )
+    return stored
 
 
 @transaction.atomic(durable=True)

@@ -51,6 +51,7 @@ from apps.compliance.services import (
     UNMASK_PERMISSION,
     audit_export_request,
     service_evidence_open,
+    service_face_image_open,
     service_snapshot_open,
     summary_export_record,
 )
@@ -233,6 +234,23 @@ def snapshot_image(request: HttpRequest, public_id: uuid.UUID) -> FileResponse:
         handle = snapshot.image.open("rb")
     except FileNotFoundError as exc:
         raise Http404(_("The image of this snapshot is missing from storage.")) from exc
+    response = FileResponse(handle, content_type="image/jpeg")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_safe
+@staff_required
+def face_image(request: HttpRequest, public_id: uuid.UUID, attempt_id: int, kind: str) -> FileResponse:
+    """One of a Gate 3 attempt's three faces for the evidence page: compliance role only, audited."""
+    user = request.user
+    assert isinstance(user, User)
+    with _as_http_errors():
+        stored = service_face_image_open(actor=user, public_id=public_id, attempt_id=attempt_id, kind=kind)
+    try:
+        handle = stored.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404(_("The image is missing from storage.")) from exc
     response = FileResponse(handle, content_type="image/jpeg")
     response["Cache-Control"] = "private, no-store"
     return response

@@ -14,6 +14,7 @@ urlpatterns = [
     path("exports/", views.export_request, name="export-request"),
     path("services/", views.services, name="services"),
     path("services/<uuid:public_id>/", views.service_evidence, name="service-evidence"),
+    path("services/<uuid:public_id>/face/<int:attempt_id>/<slug:kind>/image/", views.face_image, name="face-image"),
     path("snapshots/<uuid:public_id>/image/", views.snapshot_image, name="snapshot-image"),
     path("report/", views.daily_report, name="daily-report"),
     path("report/csv/", views.daily_report_csv, name="daily-report-csv"),

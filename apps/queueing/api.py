@@ -245,7 +245,7 @@ class VisitQueueGetApi(CustomerApi):
 
 
 class VisitQueueJoinApi(CustomerApi):
-    """``POST``: the customer joins the queue after Gate 1 (a visit already queued gets its entry back)."""
+    """``POST``: the customer joins the queue after Gate 1 and the recording consent (a visit already queued gets its entry back)."""
 
     @extend_schema(request=None, responses={201: EntryStandingOutputSerializer})
     def post(self, request: Request) -> Response:

@@ -10,5 +10,7 @@ class SecurityConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.security import receivers
+        from apps.security.otp_labels import otp_labels_apply
 
         receivers.connect()
+        otp_labels_apply()

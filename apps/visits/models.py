@@ -56,6 +56,10 @@ class Visit(models.Model):
     outcome = models.CharField(_("outcome"), max_length=16, choices=VisitOutcome.choices, blank=True)
     outcome_reason = models.CharField(_("outcome reason"), max_length=64, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    # When the customer last agreed to the recorded call (R5: dual recording needs the
+    # customer told first). Set only by ``visit_recording_consent``, which also audits
+    # the notice's version; the queue refuses a visit without it.
+    recording_consented_at = models.DateTimeField(_("recording consent given at"), null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)

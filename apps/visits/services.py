@@ -189,6 +189,20 @@ def visit_location_record(
     return location
 
 
+def visit_recording_consent_problem(*, visit: Visit) -> NotAllowed | None:
+    """Why this visit may not join the queue for want of the recording consent (None: it may).
+
+    The page asks before joining, but a page is not a control: the server
+    refuses too, so no call is ever recorded without the customer told (R5).
+    """
+    if visit.recording_consented_at is not None:
+        return None
+    return NotAllowed(
+        _("Please read the notice that the call is recorded and agree to it before joining the queue."),
+        code="recording_consent_missing",
+    )
+
+
 def visit_location_problem(*, visit: Visit) -> NotAllowed | None:
     """Why this visit may not join the queue under the location policy (None: it may).
 
@@ -347,6 +361,8 @@ def visit_recording_consent(*, visit_id: int, camera: bool, microphone: bool) ->
         visit = visit_lock(visit_id=visit_id)
         if visit.outcome:
             raise ValidationFailed(_("This visit has ended. Please start again."), code="visit_closed")
+        visit.recording_consented_at = timezone.now()
+        visit.save(update_fields=["recording_consented_at", "updated_at"])
         audit_record(
             actor=visit_actor(visit),
             action=AuditAction.VISIT_RECORDING_CONSENTED,

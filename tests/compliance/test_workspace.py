@@ -128,3 +128,25 @@ def test_an_administrator_exports_masked_only_and_a_refusal_is_shown(client: Cli
         "Your role may only export masked personal data."
         in client.get(WORKSPACE, headers={"accept-language": "en"}).content.decode()
     )
+
+
+def test_the_search_results_name_targets_in_words_with_their_number_not_the_recorded_code(
+    client: Client, compliance_officer: User, agent: User
+) -> None:
+    """Issue #19: results showed the recorded labels ("T-agent_user available", "visit <uuid>"): codes and English."""
+    import re
+
+    from apps.queueing.models import AgentState
+    from apps.queueing.services.agents import agent_state_set
+    from apps.staff.models import StaffProfile
+    from tests.conftest import SYSTEM
+
+    agent_state_set(actor=SYSTEM, staff=StaffProfile.objects.get(user=agent), state=AgentState.AVAILABLE)
+    force_login_verified(client, compliance_officer)
+    html = client.get(WORKSPACE, {"action_prefix": "queueing."}, headers={"accept-language": "zh-hans"})
+    results = html.content.decode().split('id="search-results"')[1].split("</table>")[0]
+    cells = re.findall(r'<td title="[^"]*">([^<]*)</td>', results)
+    assert cells, results
+    for cell in cells:
+        assert not re.search(r"[A-Za-z]{2,}", cell), cell  # the kind in Chinese and a number
+        assert re.search(r"#\d+|[0-9a-f]{8}-", cell), cell

@@ -258,3 +258,58 @@ def test_the_pages_are_in_chinese_by_default_and_in_english_on_request(
     assert "RemoteBank video counter" in english
     assert f"<h1>{title}</h1>" in english
     assert "远程银行视频柜台" not in english
+
+
+def test_the_invite_list_holds_only_colleagues_available_now(
+    agent: User, make_staff: Callable[..., User], queues: tuple[ServiceQueue, ...]
+) -> None:
+    """Issue #19: the invite list offered offline agents. Only available experts and agents, not oneself."""
+    from apps.staff.roles import Role
+
+    states = {
+        "expert_free": (Role.EXPERT, AgentState.AVAILABLE),
+        "expert_off": (Role.EXPERT, AgentState.OFFLINE),
+        "agent_free": (Role.AGENT, AgentState.AVAILABLE),
+        "agent_away": (Role.AGENT, AgentState.AWAY),
+        "expert_never": (Role.EXPERT, None),  # never logged in: no presence at all
+    }
+    profiles = {}
+    for username, (role, state) in states.items():
+        profiles[username] = StaffProfile.objects.get(user=make_staff(role, username))
+        if state is not None:
+            agent_state_set(actor=SYSTEM, staff=profiles[username], state=state)
+    agent_state_set(actor=SYSTEM, staff=StaffProfile.objects.get(user=agent), state=AgentState.AVAILABLE)
+    invitees = _client_for(agent).get(reverse("console:agent-invitees")).json()["invitees"]
+    assert sorted(item["id"] for item in invitees) == sorted([profiles["expert_free"].pk, profiles["agent_free"].pk])
+
+
+def test_an_agent_sees_in_the_back_office_only_the_customers_of_their_own_services(
+    agent: User, compliance_officer: User, make_customer: Callable[..., Customer], queues: tuple[ServiceQueue, ...]
+) -> None:
+    """Issue #19: agents could browse every customer. An agent sees those they serve; compliance sees all."""
+    from tests.compliance.servicegen import seed_service
+
+    customers = [make_customer() for _number in range(3)]
+    changelist = "/console/customers/customer/"
+    agent_client = _client_for(agent)
+    assert agent_client.get(changelist).context["cl"].result_count == 0
+    seed_service(
+        customer=customers[1],
+        started=timezone.now() - timedelta(minutes=5),
+        queue=queues[0],
+        agent=StaffProfile.objects.get(user=agent),
+        wait_seconds=5,
+    )
+    shown = agent_client.get(changelist).context["cl"]
+    assert [customer.pk for customer in shown.result_list] == [customers[1].pk]
+    compliance_page = _client_for(compliance_officer).get(changelist)
+    assert compliance_page.context["cl"].result_count == Customer.objects.count() == 3
+
+
+def test_the_wallboards_help_text_is_printed_once_whatever_the_number_of_queues(
+    supervisor: User, queues: tuple[ServiceQueue, ...]
+) -> None:
+    """Issue #19: the wallboard printed its help text three times."""
+    html = _client_for(supervisor).get(SUPERVISOR_PAGE, headers={"accept-language": "en"}).content.decode()
+    assert len(queues) == 2
+    assert html.count("Service level: share of today") == 1

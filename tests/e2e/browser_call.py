@@ -705,6 +705,10 @@ def run_browsers(
         joined = time.monotonic()
         agent.wait_for_selector("#offer-panel", state="visible", timeout=15000)
         report["offer_rang_after_join_s"] = round(time.monotonic() - joined, 3)
+        # What the ringing offer tells the agent (issue #19: only business and level).
+        report["offer_texts"] = {
+            name: agent.text_content(f"#offer-{name}") for name in ("business", "level", "waited", "countdown")
+        }
 
         # 3. Accept: both sides must decode the other's video.
         report.step("accept")

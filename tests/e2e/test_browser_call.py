@@ -14,6 +14,7 @@ the console.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -82,6 +83,17 @@ def test_customer_agent_and_expert_in_a_real_browser_call(browser_call: Callable
     assert _decoding(report["three_way"]["customer"]) == 2, report["three_way"]
     expert_first = report["expert_first_frame_after_invite_s"]
     assert expert_first is not None and 0 < expert_first < FIRST_FRAME_LIMIT
+
+    # The offer says what, who and for how long: business, level, time waited and the seconds left to answer.
+    offer = report["offer_texts"]
+    assert all((offer[name] or "").strip() for name in ("business", "level", "waited", "countdown")), offer
+    assert re.search(r"\d", offer["waited"]) and re.search(r"\d", offer["countdown"]), offer
+
+    # The quality line is in the page's language (issue #19: "连接质量: good"), with a figure once measured.
+    for name, texts in report["page_texts_before_hangup"].items():
+        quality = texts["quality"] or ""
+        assert "连接质量" in quality, (name, quality)
+        assert not re.search(r"\b(good|fair|poor)\b", quality, re.IGNORECASE), (name, quality)
 
     # Hang-up ends the call on the server, for everyone, and destroys the room.
     assert report["after_hangup"]["state"] == "ended"

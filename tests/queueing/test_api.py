@@ -76,6 +76,10 @@ def test_the_customer_sees_their_place_then_leaves_the_queue_through_the_api(
     assert left.status_code == 200
     assert left.json() == place | {"state": "abandoned", "position": 0, "estimated_wait_seconds": 0}
     assert client.get(reverse("queueing:visit-queue")).json()["state"] == "abandoned"
+    # What a reload then shows (issue #19: it said "checks passed"): the visit ended, with its service number.
+    summary = client.get(reverse("mobile:visit-summary"), headers={"accept-language": "zh-hans"}).json()
+    assert (summary["outcome"], summary["service_number"]) == ("abandoned", str(visit.public_id))
+    assert not summary["succeeded"] and "重新开始" in summary["message"]
     # The queue's own URL only reads now: joining and leaving have theirs.
     for method in (client.post, client.delete):
         refused = method(reverse("queueing:visit-queue"))

@@ -395,6 +395,8 @@ def test_the_customer_joins_the_queue_through_the_api_once_gate_1_is_passed(
     refused = client.post(reverse("queueing:visit-queue-join"), content_type="application/json")
     assert refused.status_code == 409  # Gate 1 not passed
     Verification.objects.filter(visit=visit).update(state="queue_ready")
+    # The page's last step before joining: the customer agrees to the recorded call.
+    client.post(reverse("mobile:visit-consent"), {"camera": True, "microphone": True}, content_type="application/json")
     joined = client.post(reverse("queueing:visit-queue-join"), content_type="application/json")
     assert joined.status_code == 201
     assert joined.json()["position"] == 1

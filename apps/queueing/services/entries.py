@@ -40,7 +40,7 @@ from apps.queueing.services._common import (
 from apps.queueing.services.configuration import queue_for_business
 from apps.verification.selectors import verification_passed
 from apps.visits.models import Visit, VisitOutcome
-from apps.visits.services import visit_close, visit_location_problem, visit_lock
+from apps.visits.services import visit_close, visit_location_problem, visit_lock, visit_recording_consent_problem
 
 
 # Not durable: calls' call_transfer queues the customer again inside its own transaction.
@@ -63,6 +63,9 @@ def queue_entry_enqueue(
     _refuse_closed(visit)
     if not verification_passed(visit=visit):
         raise NotAllowed(_("Please complete the checks before joining the queue."), code="out_of_order")
+    # A transfer (``after_service``) moves a customer who already agreed and was served.
+    if not after_service and (problem := visit_recording_consent_problem(visit=visit)) is not None:
+        raise problem
     if not after_service and (problem := visit_location_problem(visit=visit)) is not None:
         raise problem
     if not after_service and _failed_call_entry(visit) is not None:
