@@ -234,8 +234,11 @@ def test_the_invite_list_shows_only_available_colleagues_skilled_for_the_calls_b
     unskilled.skills.all().delete()
     agent_skill_set(actor=SYSTEM, staff=unskilled, business_code="password_reset", proficiency=3)
     away = make_member(Role.EXPERT)
+    offline = make_member(Role.AGENT)
     with on_commit():
         agent_state_set(actor=SYSTEM, staff=away, state=AgentState.AWAY)
+        agent_state_set(actor=SYSTEM, staff=offline, state=AgentState.OFFLINE)
+    make_member(Role.EXPERT, available=False)  # never logged in: no presence at all
     invitees = _browser(agent, "zh-hans").get(reverse("console:agent-invitees")).json()["invitees"]
     assert [person["id"] for person in invitees] == [skilled.pk]
     assert invitees[0]["state"] == "available" and "空闲" in invitees[0]["name"]

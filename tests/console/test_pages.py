@@ -260,29 +260,6 @@ def test_the_pages_are_in_chinese_by_default_and_in_english_on_request(
     assert "远程银行视频柜台" not in english
 
 
-def test_the_invite_list_holds_only_colleagues_available_now(
-    agent: User, make_staff: Callable[..., User], queues: tuple[ServiceQueue, ...]
-) -> None:
-    """Issue #19: the invite list offered offline agents. Only available experts and agents, not oneself."""
-    from apps.staff.roles import Role
-
-    states = {
-        "expert_free": (Role.EXPERT, AgentState.AVAILABLE),
-        "expert_off": (Role.EXPERT, AgentState.OFFLINE),
-        "agent_free": (Role.AGENT, AgentState.AVAILABLE),
-        "agent_away": (Role.AGENT, AgentState.AWAY),
-        "expert_never": (Role.EXPERT, None),  # never logged in: no presence at all
-    }
-    profiles = {}
-    for username, (role, state) in states.items():
-        profiles[username] = StaffProfile.objects.get(user=make_staff(role, username))
-        if state is not None:
-            agent_state_set(actor=SYSTEM, staff=profiles[username], state=state)
-    agent_state_set(actor=SYSTEM, staff=StaffProfile.objects.get(user=agent), state=AgentState.AVAILABLE)
-    invitees = _client_for(agent).get(reverse("console:agent-invitees")).json()["invitees"]
-    assert sorted(item["id"] for item in invitees) == sorted([profiles["expert_free"].pk, profiles["agent_free"].pk])
-
-
 def test_an_agent_sees_in_the_back_office_only_the_customers_of_their_own_services(
     agent: User, compliance_officer: User, make_customer: Callable[..., Customer], queues: tuple[ServiceQueue, ...]
 ) -> None:

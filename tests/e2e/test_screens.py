@@ -32,6 +32,7 @@ from apps.queueing.models import AgentPresence, AgentState
 from apps.visits.authentication import SESSION_KEY
 from apps.visits.models import Visit, VisitOutcome
 from apps.visits.services import visit_close
+from tests.compliance.test_services import world  # noqa: F401 (the compliance tests' services, a fixture)
 from tests.conftest import SYSTEM
 from tests.factories import visit_with_gate1
 from tests.security.helpers import force_login_verified
@@ -485,3 +486,50 @@ def test_the_agent_workspace_fits_one_screen_with_a_thumbnail_registry_photo(
     )
     s.page.wait_for_selector("#gates-registry-photo", state="hidden")
     assert s.page.get_attribute("#gates-registry-photo", "data-failed") == "1"
+
+
+def test_the_compliance_officer_finds_a_failed_service_and_compares_its_faces(
+    screen: Callable[[str], Screen],
+    viewport: str,
+    compliance_officer: User,
+    world: dict[str, Any],  # noqa: F811 (the fixture imported above)
+    settings: Any,
+    tmp_path: Path,
+) -> None:
+    """Workspace → service search by selects → the evidence of a failed face check, its three faces shown."""
+    from django.urls import reverse
+
+    from tests.compliance.test_services import _face_attempt_with_three_images
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    _face_attempt_with_three_images(world)
+    failed = world["services"]["face_b"].visit
+
+    s = screen(viewport)
+    s.login(compliance_officer)
+    s.page.goto(reverse("compliance-workspace:workspace"))
+    s.shot("workspace")
+    s.check_language()
+
+    s.page.goto(reverse("compliance-workspace:services"))
+    s.page.select_option("select[name=outcome]", "gate_failed")
+    s.page.select_option("select[name=gate_failed]", "face")
+    s.page.locator("form input[type=submit]").click()
+    s.page.wait_for_selector("#service-results")
+    rows = s.page.locator("#service-results tr.service-row")
+    expected = Visit.objects.filter(outcome=VisitOutcome.GATE_FAILED, gate_progress__failed_gate="face").count()
+    assert expected == 1 and rows.count() == expected
+    s.shot("services")
+    s.check_language()
+
+    rows.first.locator("a").click()
+    s.page.wait_for_url(f"**{reverse('compliance-workspace:service-evidence', args=[failed.public_id])}*")
+    faces = s.page.locator("tr.face-images img")
+    assert faces.count() == 3
+    faces.last.scroll_into_view_if_needed()
+    s.page.wait_for_function(
+        "() => [...document.querySelectorAll('tr.face-images img')].every((img) => img.complete && img.naturalWidth > 0)"
+    )
+    assert "不是同一人" in s.page.inner_text("body")
+    s.shot("evidence")
+    s.check_language()
