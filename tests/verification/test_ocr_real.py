@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from apps.common.images import downscale_for_ocr, load_untrusted_image
+from apps.verification.cardfinder import rectify_card
 from apps.verification.idcard import (
     IdCardUnreadable,
     crop_portrait,
@@ -23,9 +24,10 @@ from apps.verification.idcard import (
     luhn_is_valid,
     parse_bank_card_number,
     parse_id_card_front,
+    read_id_card_front,
 )
 from apps.verification.integrations.barcode import decode_barcodes
-from apps.verification.integrations.ocr import OcrLine, RapidOcrEngine, get_ocr_engine
+from apps.verification.integrations.ocr import OcrLine, RapidOcrEngine, _char_scores, get_ocr_engine
 from tests.fixtures.cardgen import (
     CardPerson,
     Degradation,
@@ -206,3 +208,34 @@ def test_slightly_tilted_code128_is_decoded_after_retrying_rotations() -> None:
 
 def test_photo_without_a_barcode_decodes_to_nothing() -> None:
     assert decode_barcodes(load_untrusted_image(generate_non_id_image())) == []
+
+
+def test_a_card_photographed_upside_down_is_turned_and_read(engine: RapidOcrEngine) -> None:
+    holder = PEOPLE[1]
+    data = generate_id_card_front(
+        holder, face_photos()[2], degrade=Degradation(photo_size=(2000, 1500), rotate_deg=3, jpeg_quality=85)
+    )
+    upright = rectify_card(load_untrusted_image(data, max_side=1600))
+    upside_down = rectify_card(load_untrusted_image(data, max_side=1600).rotate(180))
+    assert upright is not None and upside_down is not None
+    first = read_id_card_front(engine, upright, straightened=True)
+    assert first.image is upright  # read as it is: no second pass
+    turned = read_id_card_front(engine, upside_down, straightened=True)
+    assert turned.image is not upside_down  # the portrait is cut from the turned card
+    assert (turned.front.name, turned.front.id_number) == (holder.name, holder.id_number)
+    assert turned.front.address == first.front.address == holder.address
+
+
+def test_the_engine_gives_a_score_per_character(engine: RapidOcrEngine) -> None:
+    lines = read_id_card(engine, generate_id_card_front(ZHANG_WEI, face_photos()[0]))
+    number = next(line for line in lines if ZHANG_WEI.id_number in line.text)
+    assert len(number.char_scores) == len(number.text)
+    assert all(0.0 < score <= 1.0 for score in number.char_scores)
+    assert min(number.char_scores) <= number.score  # the line's score is their mean
+
+
+def test_per_character_results_that_do_not_spell_the_line_lend_it_their_lowest_score() -> None:
+    box = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+    assert _char_scores("张 三", [("张", 0.9, box), ("三", 0.8, box)], 0.85) == (0.9, 1.0, 0.8)
+    # A character RapidOCR dropped from its per-character results: never spread the doubt thinner.
+    assert _char_scores("张三丰", [("张", 0.9, box), ("丰", 0.95, box)], 0.7) == (0.7, 0.7, 0.7)
