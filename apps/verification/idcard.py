@@ -178,12 +178,16 @@ _LABELS: Final[dict[str, re.Pattern[str]]] = {
 # 龚劫霞 scored 0.83 as a line with 劫 alone at 0.50. On the phone-photo bench
 # (seed 2027, 80 cards) every character of a common name scored ≥ 0.96, while
 # rare characters scored 0.57–0.84 whether read right (湉, 劼 at 0.70) or
-# wrong (劫 for 劼 at 0.50 and 0.68): the score flags a doubtful character
-# but cannot tell right from wrong. So an uncertain character in the name
-# is marked (``IdCardFront.name_uncertain``) for the bank's record to
-# confirm; one in the ID number means a retake (the checksum would let one
-# wrong digit in eleven through).
+# wrong (劫 for 劼): the score flags a doubtful character but cannot tell
+# right from wrong. So an uncertain character in the name is marked
+# (``IdCardFront.name_uncertain``) for the bank's record to confirm.
 MIN_CHARACTER_CONFIDENCE: Final = 0.90
+
+# Below this a digit of the ID number means a retake (``bad_checksum``):
+# the checksum lets one wrong digit in eleven through. Lower than for the
+# name because the number has more checks (checksum, the printed birth date
+# and sex) and sound digits of a noisy photo (noise σ 14) score 0.89–0.99.
+MIN_ID_DIGIT_CONFIDENCE: Final = 0.75
 
 # A real address names at least a city and a district; fewer characters read means lost text.
 _MIN_ADDRESS_CHARACTERS: Final = 4
@@ -503,7 +507,7 @@ def _read_id_number(stream: str, labels: list[tuple[int, int, str]], stream_scor
         raise IdCardUnreadable("bad_checksum")
     # The checksum lets one wrong digit in eleven through: a digit the
     # recogniser itself doubted is not left to that chance.
-    if min(stream_scores[valid[0].position : valid[0].position + 18]) < MIN_CHARACTER_CONFIDENCE:
+    if min(stream_scores[valid[0].position : valid[0].position + 18]) < MIN_ID_DIGIT_CONFIDENCE:
         raise IdCardUnreadable("bad_checksum")
     return valid[0].number
 
@@ -519,7 +523,7 @@ def parse_id_card_front(lines: Sequence[OcrLine], *, card_size: tuple[int, int] 
     - no front-side label at all → ``not_id_card`` (also for the card's back);
     - labels but no 18-character number, or no name → ``cut_off``;
     - a number whose checksum/birth date is wrong → ``bad_checksum``;
-    - an ID number with a character scored below ``MIN_CHARACTER_CONFIDENCE``
+    - an ID number with a digit scored below ``MIN_ID_DIGIT_CONFIDENCE``
       → ``bad_checksum``; a name with every character below it → ``blurred``
       (a wrong name would pass every other check); some below it → their
       positions in ``name_uncertain``, for the bank's record to confirm;
@@ -586,11 +590,13 @@ def parse_id_card_front(lines: Sequence[OcrLine], *, card_size: tuple[int, int] 
     )
 
 
-# The text detector's working size on a straightened card (856 px wide): its
-# smallest text (26 px labels) is still 19 px high, and the detector costs
-# about half of what it does at the card's own size. Measured in
-# bench/ocr_bench.py --phone; see docs/gate1.md.
-STRAIGHTENED_DETECTION_SIDE: Final = 640
+# The text detector's working size on a straightened card (856 px wide):
+# about 0.74 of the pixels of the card's own size (and of the detector's
+# cost). Not smaller: at 640 px the detector merged the 姓名 label and the
+# name into one box on 3 % of the development seed's cards, and the
+# recogniser then read a rare character after the gap as a look-alike
+# (湉 → 活); at 736 px they stay apart.
+STRAIGHTENED_DETECTION_SIDE: Final = 736
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from apps.verification.idcard import (
     read_id_card_front,
 )
 from apps.verification.integrations.barcode import decode_barcodes
-from apps.verification.integrations.ocr import OcrLine, RapidOcrEngine, _char_scores, get_ocr_engine
+from apps.verification.integrations.ocr import OcrLine, RapidOcrEngine, _RunConfidenceDecoder, get_ocr_engine
 from tests.fixtures.cardgen import (
     CardPerson,
     Degradation,
@@ -234,8 +234,43 @@ def test_the_engine_gives_a_score_per_character(engine: RapidOcrEngine) -> None:
     assert min(number.char_scores) <= number.score  # the line's score is their mean
 
 
-def test_per_character_results_that_do_not_spell_the_line_lend_it_their_lowest_score() -> None:
-    box = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
-    assert _char_scores("张 三", [("张", 0.9, box), ("三", 0.8, box)], 0.85) == (0.9, 1.0, 0.8)
-    # A character RapidOCR dropped from its per-character results: never spread the doubt thinner.
-    assert _char_scores("张三丰", [("张", 0.9, box), ("丰", 0.95, box)], 0.7) == (0.7, 0.7, 0.7)
+class _Decoder:
+    """Stands in for RapidOCR's CTC decoder: token 0 is the blank, 1 is 李, 2 a space."""
+
+    def get_ignored_tokens(self) -> list[int]:
+        return [0]
+
+    def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs: object) -> tuple[list, list]:
+        texts = {3: "李 李", 2: "李李"}
+        return [(texts[preds.shape[1] // 4], 0.5)], []
+
+
+def _frames(*frames: tuple[int, float]) -> np.ndarray:
+    """One row per frame: the token read and its probability (the rest of the row shares what is left)."""
+    preds = np.full((1, len(frames), 3), 0.0, dtype=np.float32)
+    for index, (token, probability) in enumerate(frames):
+        preds[0, index, :] = (1 - probability) / 2
+        preds[0, index, token] = probability
+    return preds
+
+
+def test_a_character_is_scored_over_all_its_frames_and_spaces_keep_their_place() -> None:
+    decoder = _RunConfidenceDecoder(_Decoder())
+    # 李 (first frame a 0.4 transition, then 0.97), a space at 0.6, 李 at 0.9.
+    preds = _frames((0, 0.9), (1, 0.4), (1, 0.97), (0, 0.9), (2, 0.6), (0, 0.9), (1, 0.9), (0, 0.9))
+    preds = np.concatenate([preds, _frames(*[(0, 0.9)] * 4)], axis=1)  # 12 frames: the "李 李" line
+    [(text, score)], _words = decoder(preds)
+    assert text == "李 李"
+    assert score == 0.5  # the line's own mean is kept
+    assert score.characters == pytest.approx((0.97, 0.6, 0.9), abs=1e-4)
+
+
+def test_scores_that_do_not_pair_with_the_text_are_dropped_not_misplaced() -> None:
+    decoder = _RunConfidenceDecoder(_Decoder())
+    preds = _frames(
+        (1, 0.9), (0, 0.9), (0, 0.9), (0, 0.9), (0, 0.9), (0, 0.9), (0, 0.9), (0, 0.9)
+    )  # one 李, text "李李"
+    [(_text, score)], _words = decoder(preds)
+    assert score.characters == ()
+    line = OcrLine(text="李李", score=float(score), box=(), char_scores=score.characters)
+    assert line.character_scores() == (0.5, 0.5)

@@ -219,9 +219,6 @@ class RapidOcrEngine:
         rgb = np.asarray(image.convert("RGB"))
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         with self._run_lock:
-            # Per-character scores (``return_word_box`` with single-character
-            # boxes): the line's mean score hides one doubtful character of a
-            # name, which is what a wrong-but-plausible name looks like.
             # RapidOCR offers no per-call detector size; its detector reads this attribute on every call.
             detector = engine._load_det_model()
             configured_side = detector.limit_side_len
@@ -229,7 +226,7 @@ class RapidOcrEngine:
                 detector.limit_side_len = detection_side
             try:
                 # Explicit True/False: RapidOCR keeps a flag passed once for every later call.
-                result = engine(bgr, use_cls=not upright, return_word_box=True, return_single_char_box=True)
+                result = engine(bgr, use_cls=not upright, return_word_box=False)
             finally:
                 detector.limit_side_len = configured_side
         return sort_reading_order(_lines_from_result(result))
@@ -241,63 +238,48 @@ def _lines_from_result(result: object) -> list[OcrLine]:
     RapidOCR 3.x returns a ``RapidOCROutput`` with parallel ``boxes`` (N×4×2
     array), ``txts`` and ``scores``; all three are None when nothing was found
     (and other output types when det/rec are switched off, which we never do).
-    With ``return_word_box`` its ``word_results`` hold, per line, one
-    (character, score, box) per character.
+    Each score is a ``_LineScore`` carrying one score per character: the
+    line's mean score hides one doubtful character of a name, which is what
+    a wrong-but-plausible name looks like.
     """
     boxes = getattr(result, "boxes", None)
     texts = getattr(result, "txts", None)
     scores = getattr(result, "scores", None)
     if boxes is None or texts is None or scores is None:
         return []
-    words = getattr(result, "word_results", None) or ()
-    if len(words) != len(texts):
-        # RapidOCR drops a line's entry when it has no per-character result,
-        # so the lists no longer pair up: fall back to each line's own score.
-        words = ()
     lines: list[OcrLine] = []
-    for index, (box, text, score) in enumerate(zip(boxes, texts, scores, strict=True)):
+    for box, text, score in zip(boxes, texts, scores, strict=True):
         points = tuple((float(x), float(y)) for x, y in np.asarray(box).reshape(-1, 2))
-        line_words = words[index] if words else ()
-        lines.append(
-            OcrLine(
-                text=str(text), score=float(score), box=points, char_scores=_char_scores(str(text), line_words, score)
-            )
-        )
+        characters = getattr(score, "characters", ())
+        lines.append(OcrLine(text=str(text), score=float(score), box=points, char_scores=tuple(characters)))
     return lines
 
 
-def _char_scores(text: str, words: Sequence[Any], line_score: float) -> tuple[float, ...]:
-    """One score per character of ``text`` from RapidOCR's per-character results.
+class _LineScore(float):
+    """A line's recognition score (RapidOCR's mean) that also carries one score per character of the line."""
 
-    Spaces get 1.0 (they are not read). When the per-character results do not
-    spell the text (an item without a box is dropped by RapidOCR), every
-    character gets the lowest score seen: doubt is never spread thinner.
-    """
-    pieces = [(str(piece), float(piece_score)) for piece, piece_score, *_rest in words]
-    scores: list[float] = []
-    for piece, piece_score in pieces:
-        scores.extend([piece_score] * len(piece))
-    if "".join(piece for piece, _score in pieces) != text.replace(" ", ""):
-        lowest = min([float(line_score), *(piece_score for _piece, piece_score in pieces)])
-        return (lowest,) * len(text)
-    spelled = iter(scores)
-    return tuple(1.0 if character == " " else next(spelled) for character in text)
+    characters: tuple[float, ...]
+
+    def __new__(cls, mean: float, characters: tuple[float, ...]) -> _LineScore:
+        score = super().__new__(cls, mean)
+        score.characters = characters
+        return score
 
 
 class _RunConfidenceDecoder:
-    """RapidOCR's CTC decoder, with per-character scores that belong to their characters.
+    """RapidOCR's CTC decoder, whose line scores also carry a sound score per character.
 
-    Two faults of RapidOCR 3.x's per-character scores are undone here:
-    - it lists one score per recognised token *including spaces*, but pairs
-      them by position with the characters *without* spaces
-      (``CalRecBoxes.cal_ocr_word_box``): after "姓名 " every character got
-      its left neighbour's score, 李 in "姓名 李小明" the space's 0.57;
-    - it scores a character by the first frame that reads it, often the
-      transition from the blank. The highest probability over the
-      character's run of frames is what the recogniser believes about it; a
-      character it doubts (劫 for 劼) stays low over its whole run.
-    So the scores are recomputed from the frames, one per non-space
-    character, in the order of the characters they are paired with.
+    RapidOCR 3.x's own per-character scores (``return_word_box``) are
+    unusable as they are: it lists one score per recognised token
+    *including spaces* but pairs them by position with the characters
+    *without* spaces (``CalRecBoxes.cal_ocr_word_box``: after "姓名 " every
+    character got its left neighbour's score, 李 in "姓名 李小明" the space's
+    0.57), and it scores a character by the first frame that reads it, often
+    the transition from the blank. Here a character's score is the highest
+    probability over the run of frames that read it: what the recogniser
+    believes about it (a character it doubts, 劫 for 劼, stays low over its
+    whole run). The scores ride on the line's score (``_LineScore``), so no
+    word boxes are computed at all (they cost ~8 % of a card's CPU).
     """
 
     def __init__(self, decoder: Any) -> None:
@@ -308,13 +290,11 @@ class _RunConfidenceDecoder:
 
     def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs: Any) -> Any:
         line_results, word_results = self._decoder(preds, return_word_box, **kwargs)
-        if not return_word_box:
-            return line_results, word_results
         indices = preds.argmax(axis=2)
         probabilities = preds.max(axis=2)
         ignored = set(self._decoder.get_ignored_tokens())
-        characters = self._decoder.character
-        for batch_index, word_info in enumerate(word_results):
+        scored = []
+        for batch_index, (text, mean) in enumerate(line_results):
             tokens, frames = indices[batch_index], probabilities[batch_index]
             confidences: list[float] = []
             frame = 0
@@ -322,17 +302,14 @@ class _RunConfidenceDecoder:
                 run_end = frame + 1
                 while run_end < len(tokens) and tokens[run_end] == tokens[frame]:
                     run_end += 1
-                token = int(tokens[frame])
-                if token not in ignored and characters[token] != " ":
+                if int(tokens[frame]) not in ignored:
                     confidences.append(round(float(frames[frame:run_end].max()), 5))
                 frame = run_end
-            if len(confidences) == sum(len(word) for word in word_info.words):
-                word_info.confs = confidences
-            else:
-                # Not the characters RapidOCR pairs them with: no per-character
-                # scores at all (the line's own score is used), never misplaced ones.
-                word_info.confs = []
-        return line_results, word_results
+            # One token per character of the text, spaces included; anything
+            # else and the line keeps only its mean (never misplaced scores).
+            characters = tuple(confidences) if len(confidences) == len(text) else ()
+            scored.append((text, _LineScore(mean, characters)))
+        return scored, word_results
 
 
 _engine_singleton: RapidOcrEngine | None = None
