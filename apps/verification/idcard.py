@@ -173,14 +173,15 @@ _LABELS: Final[dict[str, re.Pattern[str]]] = {
     "number": _label_pattern("公民身[份分]号?[码玛]?", "身[份分]号码"),
 }
 
-# Below this per-character recognition score (RapidOCR's, ``OcrLine.char_scores``)
-# a character is "uncertain". The line's score is only a mean: 龚劼霞 read as
-# 龚劫霞 scored 0.83 as a line with 劫 alone at 0.50. On the phone-photo bench
-# (seed 2027, 80 cards) every character of a common name scored ≥ 0.96, while
-# rare characters scored 0.57–0.84 whether read right (湉, 劼 at 0.70) or
-# wrong (劫 for 劼): the score flags a doubtful character but cannot tell
-# right from wrong. So an uncertain character in the name is marked
-# (``IdCardFront.name_uncertain``) for the bank's record to confirm.
+# Below this per-character recognition score (``OcrLine.char_scores``) a
+# character of the name is "uncertain". The line's score is only a mean:
+# 龚劼霞 read as 龚劫霞 scored 0.83 as a line with 劫 alone at 0.50. On the
+# phone-photo bench's development seed (2027, straightened cards, detector
+# at 736 px) the 94 characters of common names read scored ≥ 0.98, while rare
+# characters read right scored 0.51–1.0; every misread one seen on the
+# development and held-out seeds (湉 → 活, 劼 → 劫) scored below 0.90. The
+# score flags a doubtful character but cannot tell right from wrong. So an uncertain character is marked (``IdCardFront.name_uncertain``)
+# for the bank's record to confirm, never refused nor trusted on its own.
 MIN_CHARACTER_CONFIDENCE: Final = 0.90
 
 # Below this a digit of the ID number means a retake (``bad_checksum``):
