@@ -136,6 +136,8 @@ class VisitOutputSerializer(serializers.Serializer):
             return None
         return {
             "name": verification.read_name,
+            # Positions of characters OCR was not sure of: the page marks them for the customer to check.
+            "name_uncertain": verification.read_name_uncertain,
             "sex": verification.read_sex,
             "ethnicity": verification.read_ethnicity,
             "birth_date": verification.read_birth_date.isoformat() if verification.read_birth_date else None,

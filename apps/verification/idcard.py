@@ -28,11 +28,17 @@ from apps.common.images import edge_sharpness
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from apps.verification.integrations.ocr import OcrLine
+    from apps.verification.integrations.ocr import OcrEngine, OcrLine
 
 Sex = Literal["M", "F"]
 IdCardUnreadableCode = Literal[
-    "not_id_card", "cut_off", "blurred", "bad_checksum", "inconsistent", "ethnicity_unreadable", "address_unreadable"
+    "not_id_card",
+    "cut_off",
+    "blurred",
+    "bad_checksum",
+    "inconsistent",
+    "ethnicity_unreadable",
+    "address_unreadable",
 ]
 
 # --- GB 11643 citizen ID number -------------------------------------------------
@@ -107,6 +113,12 @@ class IdCardFront:
     birth_date: date
     address: str
     id_number: str
+    # Positions in ``name`` of characters the recogniser was not sure of
+    # (``MIN_CHARACTER_CONFIDENCE``): a rare character (劼, 湉) and its
+    # common look-alike (劫) score alike, so such a name is not refused but
+    # must be confirmed by the bank's record, and the customer is shown which
+    # character to check.
+    name_uncertain: tuple[int, ...] = ()
 
 
 _UNREADABLE_MESSAGES: Final[dict[IdCardUnreadableCode, str]] = {
@@ -126,6 +138,8 @@ class IdCardUnreadable(Exception):
     def __init__(self, code: IdCardUnreadableCode, message: str | None = None) -> None:
         self.code: IdCardUnreadableCode = code
         self.message = message or _UNREADABLE_MESSAGES[code]
+        # What OCR read, for a benchmark's or an operator's diagnosis (never shown to the customer).
+        self.lines: Sequence[OcrLine] = ()
         super().__init__(self.message)
 
 
@@ -159,10 +173,22 @@ _LABELS: Final[dict[str, re.Pattern[str]]] = {
     "number": _label_pattern("公民身[份分]号?[码玛]?", "身[份分]号码"),
 }
 
-# Lowest recognition score accepted for the line holding the name. Measured on
-# synthetic cards blurred (Gaussian radius 2–3) and noisy: correct names scored
-# ≥ 0.88, misread ones ≤ 0.84; clean and mildly degraded cards score ≥ 0.95.
-MIN_NAME_CONFIDENCE: Final = 0.86
+# Below this per-character recognition score (``OcrLine.char_scores``) a
+# character of the name is "uncertain". The line's score is only a mean:
+# 龚劼霞 read as 龚劫霞 scored 0.83 as a line with 劫 alone at 0.50. On the
+# phone-photo bench's development seed (2027, straightened cards, detector
+# at 736 px) the 94 characters of common names read scored ≥ 0.98, while rare
+# characters read right scored 0.51–1.0; every misread one seen on the
+# development and held-out seeds (湉 → 活, 劼 → 劫) scored below 0.90. The
+# score flags a doubtful character but cannot tell right from wrong. So an uncertain character is marked (``IdCardFront.name_uncertain``)
+# for the bank's record to confirm, never refused nor trusted on its own.
+MIN_CHARACTER_CONFIDENCE: Final = 0.90
+
+# Below this a digit of the ID number means a retake (``bad_checksum``):
+# the checksum lets one wrong digit in eleven through. Lower than for the
+# name because the number has more checks (checksum, the printed birth date
+# and sex) and sound digits of a noisy photo (noise σ 14) score 0.89–0.99.
+MIN_ID_DIGIT_CONFIDENCE: Final = 0.75
 
 # A real address names at least a city and a district; fewer characters read means lost text.
 _MIN_ADDRESS_CHARACTERS: Final = 4
@@ -247,11 +273,27 @@ def names_equivalent(read: str, recorded: str) -> bool:
 
 def _normalise(text: str) -> str:
     """Full-width → ASCII (NFKC), no whitespace, one middle dot, simplified script."""
-    text = unicodedata.normalize("NFKC", text)
+    return _normalise_scored(text, (1.0,) * len(text))[0]
+
+
+@lru_cache(maxsize=4096)
+def _normalise_character(character: str) -> str:
+    text = unicodedata.normalize("NFKC", character)
     text = re.sub(r"\s+", "", text)
     # Minority names are written with a middle dot; OCR returns any of these.
     text = re.sub(r"[•・‧∙⋅.]", "·", text)
-    return "".join(_simplified_character(character) for character in text)
+    return "".join(_simplified_character(piece) for piece in text)
+
+
+def _normalise_scored(text: str, scores: Sequence[float]) -> tuple[str, list[float]]:
+    """``text`` normalised character by character, each output character keeping its source's score."""
+    pieces: list[str] = []
+    kept_scores: list[float] = []
+    for character, score in zip(text, scores, strict=True):
+        piece = _normalise_character(character)
+        pieces.append(piece)
+        kept_scores.extend([score] * len(piece))
+    return "".join(pieces), kept_scores
 
 
 @dataclass(frozen=True)
@@ -372,8 +414,11 @@ def _clean_address(value: str) -> str:
 NAME_BAND: Final = (0.10, 0.04, 0.62, 0.20)
 
 
-def _name_by_position(lines: Sequence[OcrLine], card_size: tuple[int, int]) -> tuple[str, float] | None:
-    """(name, score) of the line in the name's place on a straightened card, label characters removed."""
+def _name_by_position(lines: Sequence[OcrLine], card_size: tuple[int, int]) -> tuple[str, list[float]] | None:
+    """(name, one score per character) of the line in the name's place on a straightened card.
+
+    Label characters are removed.
+    """
     width, height = card_size
     left, top, right, bottom = NAME_BAND
     for line in lines:
@@ -381,34 +426,91 @@ def _name_by_position(lines: Sequence[OcrLine], card_size: tuple[int, int]) -> t
             continue
         center_y = (line.top + line.bottom) / 2
         if top * height <= center_y <= bottom * height and left * width <= line.left < right * width:
-            text = _normalise(line.text)
-            text = re.sub(r"^[姓名]+", "", text)
+            text, scores = _normalise_scored(line.text, line.character_scores())
+            label = re.match(r"^[姓名]*", text)
+            skip = label.end() if label else 0
+            text, scores = text[skip:], scores[skip:]
             found = _clean_name(text)
             if found is not None:
-                return found[0], line.score
+                name, offset = found
+                return name, _name_character_scores(text, scores, offset)
     return None
+
+
+def _name_character_scores(text: str, scores: Sequence[float], offset: int) -> list[float]:
+    """One score per character of the name ``_clean_name`` takes from the line of ``text`` at ``offset``."""
+    end = text.find("\n", offset)
+    end = len(text) if end < 0 else end
+    kept = [
+        (character, score)
+        for character, score in zip(text[offset:end], scores[offset:end], strict=True)
+        if _CJK_OR_MIDDLE_DOT.fullmatch(character)
+    ]
+    # ``_clean_name`` strips middle dots from both ends.
+    while kept and kept[0][0] == "·":
+        kept.pop(0)
+    while kept and kept[-1][0] == "·":
+        kept.pop()
+    return [score for _character, score in kept]
 
 
 def _read_name(
     fields: dict[str, tuple[str, int]],
-    kept: list[tuple[str, float]],
     stream: str,
+    *,
+    stream_scores: list[float],
     lines: Sequence[OcrLine],
     card_size: tuple[int, int] | None,
-) -> tuple[str, float]:
-    """(name, its line's recognition score): after the 姓名 label, else by position on a straightened card."""
+) -> tuple[str, list[float]]:
+    """(name, one recognition score per character): after the 姓名 label, else by position on a straightened card."""
     if "name" in fields:
         name_value, name_value_offset = fields["name"]
         found = _clean_name(name_value)
         if found is not None:
             name, offset_in_value = found
-            return name, kept[stream.count("\n", 0, name_value_offset + offset_in_value)][1]
+            start = name_value_offset + offset_in_value
+            return name, _name_character_scores(stream, stream_scores, start)
     # The 姓名 label was not read (glare, a fold): on a straightened card the
     # name is still where every card prints it.
     by_position = _name_by_position(lines, card_size) if card_size is not None else None
     if by_position is None:
         raise IdCardUnreadable("cut_off")
     return by_position
+
+
+def _text_stream(lines: Sequence[OcrLine]) -> tuple[str, list[float]]:
+    """The normalised non-empty lines joined by line breaks, and one score per character of it (breaks: 1.0)."""
+    texts: list[str] = []
+    stream_scores: list[float] = []
+    for line in lines:
+        text, scores = _normalise_scored(line.text, line.character_scores())
+        if text:
+            if texts:
+                stream_scores.append(1.0)
+            texts.append(text)
+            stream_scores.extend(scores)
+    return "\n".join(texts), stream_scores
+
+
+def _read_id_number(stream: str, labels: list[tuple[int, int, str]], stream_scores: list[float]) -> str:
+    """The citizen ID number: the first valid one, after the number's label when it was read."""
+    number_label_end = next((end for _start, end, field in labels if field == "number"), None)
+    candidates = _id_number_candidates(stream)
+    if number_label_end is not None:
+        # Prefer what follows the label; a number elsewhere is a fallback
+        # (the label itself is sometimes misread, the number rarely).
+        after_label = [candidate for candidate in candidates if candidate.position >= number_label_end]
+        candidates = after_label or candidates
+    if not candidates:
+        raise IdCardUnreadable("cut_off")
+    valid = [candidate for candidate in candidates if id_number_is_valid(candidate.number)]
+    if not valid:
+        raise IdCardUnreadable("bad_checksum")
+    # The checksum lets one wrong digit in eleven through: a digit the
+    # recogniser itself doubted is not left to that chance.
+    if min(stream_scores[valid[0].position : valid[0].position + 18]) < MIN_ID_DIGIT_CONFIDENCE:
+        raise IdCardUnreadable("bad_checksum")
+    return valid[0].number
 
 
 def parse_id_card_front(lines: Sequence[OcrLine], *, card_size: tuple[int, int] | None = None) -> IdCardFront:
@@ -422,8 +524,10 @@ def parse_id_card_front(lines: Sequence[OcrLine], *, card_size: tuple[int, int] 
     - no front-side label at all → ``not_id_card`` (also for the card's back);
     - labels but no 18-character number, or no name → ``cut_off``;
     - a number whose checksum/birth date is wrong → ``bad_checksum``;
-    - a name read with a recognition score below ``MIN_NAME_CONFIDENCE`` →
-      ``blurred`` (a wrong name would pass every other check);
+    - an ID number with a digit scored below ``MIN_ID_DIGIT_CONFIDENCE``
+      → ``bad_checksum``; a name with every character below it → ``blurred``
+      (a wrong name would pass every other check); some below it → their
+      positions in ``name_uncertain``, for the bank's record to confirm;
     - birth date or sex printed on the card disagree with the number →
       ``inconsistent``. When OCR could not read the printed sex or birth date
       at all, the number's (checksummed) value is used instead.
@@ -431,9 +535,7 @@ def parse_id_card_front(lines: Sequence[OcrLine], *, card_size: tuple[int, int] 
       ``address_unreadable``; an ethnicity that is none of the 56 →
       ``ethnicity_unreadable`` (never stored as read).
     """
-    normalised = [(_normalise(line.text), line.score) for line in lines]
-    kept = [(text, score) for text, score in normalised if text]
-    stream = "\n".join(text for text, _score in kept)
+    stream, stream_scores = _text_stream(lines)
     labels = _label_positions(stream)
     if not labels:
         if any(word in stream for word in _BACK_SIDE_WORDS):
@@ -444,27 +546,17 @@ def parse_id_card_front(lines: Sequence[OcrLine], *, card_size: tuple[int, int] 
 
     fields = _field_values(stream, labels)
     values = {field: text for field, (text, _offset) in fields.items()}
-    number_label_end = next((end for _start, end, field in labels if field == "number"), None)
-
-    candidates = _id_number_candidates(stream)
-    if number_label_end is not None:
-        # Prefer what follows the label; a number elsewhere is a fallback
-        # (the label itself is sometimes misread, the number rarely).
-        after_label = [candidate for candidate in candidates if candidate.position >= number_label_end]
-        candidates = after_label or candidates
-    if not candidates:
-        raise IdCardUnreadable("cut_off")
-    valid = [candidate.number for candidate in candidates if id_number_is_valid(candidate.number)]
-    if not valid:
-        raise IdCardUnreadable("bad_checksum")
-    id_number = valid[0]
+    id_number = _read_id_number(stream, labels, stream_scores)
     facts = id_number_facts(id_number)
 
-    name, name_score = _read_name(fields, kept, stream, lines, card_size)
+    name, name_scores = _read_name(fields, stream, stream_scores=stream_scores, lines=lines, card_size=card_size)
     # The name has no checksum: a blurred photo can yield a wrong but
-    # plausible name (邱淑贞 read as 邱源贞). Its line's recognition score is
-    # the only warning we get, so a doubtful name means "retake the photo".
-    if name_score < MIN_NAME_CONFIDENCE:
+    # plausible name (邱淑贞 read as 邱源贞), and a rare character a common
+    # look-alike (劼 → 劫). The recognition scores are the only warning:
+    # every character doubtful is a blurred photo (retake); some doubtful
+    # are marked for the bank's record to confirm (never a guess accepted).
+    name_uncertain = tuple(index for index, score in enumerate(name_scores) if score < MIN_CHARACTER_CONFIDENCE)
+    if len(name_scores) != len(name) or len(name_uncertain) == len(name):
         raise IdCardUnreadable("blurred")
 
     printed_sex = _clean_sex(values.get("sex", ""))
@@ -495,7 +587,56 @@ def parse_id_card_front(lines: Sequence[OcrLine], *, card_size: tuple[int, int] 
         birth_date=printed_birth or facts.birth_date,
         address=address,
         id_number=id_number,
+        name_uncertain=name_uncertain,
     )
+
+
+# The text detector's working size on a straightened card (856 px wide):
+# about 0.74 of the pixels of the card's own size (and of the detector's
+# cost). Not smaller: at 640 px the detector merged the 姓名 label and the
+# name into one box on 3 % of the development seed's cards, and the
+# recogniser then read a rare character after the gap as a look-alike
+# (湉 → 活); at 736 px they stay apart.
+STRAIGHTENED_DETECTION_SIDE: Final = 736
+
+
+@dataclass(frozen=True)
+class CardReading:
+    """A card front read from a photo, and the image it was read from (the portrait is cut from it)."""
+
+    front: IdCardFront
+    image: Image.Image
+
+
+def read_id_card_front(engine: OcrEngine, image: Image.Image, *, straightened: bool) -> CardReading:
+    """Sharpness gate → OCR → parse, for a photo or a straightened card (``cardfinder.rectify_card``).
+
+    A straightened card is read without the recogniser's per-line 180°
+    check (a card upside down would then be read line by line but in reverse
+    order): when no front-side label is read at all, the card is turned
+    180° and read once more. Raises ``IdCardUnreadable`` (its ``lines`` hold
+    what was read).
+    """
+    ensure_card_photo_is_sharp(image)
+    card_size = image.size if straightened else None
+    detection_side = STRAIGHTENED_DETECTION_SIDE if straightened else None
+    lines = engine.read(image, detection_side=detection_side, upright=straightened)
+    try:
+        return CardReading(parse_id_card_front(lines, card_size=card_size), image)
+    except IdCardUnreadable as error:
+        error.lines = lines
+        if not straightened or error.code != "not_id_card":
+            raise
+        upright_error = error
+    turned = image.rotate(180)
+    turned_lines = engine.read(turned, detection_side=detection_side, upright=True)
+    try:
+        return CardReading(parse_id_card_front(turned_lines, card_size=card_size), turned)
+    except IdCardUnreadable as error:
+        if error.code == "not_id_card":
+            raise upright_error from None  # e.g. "this is the back of the card"
+        error.lines = turned_lines
+        raise
 
 
 # --- Photo sharpness ------------------------------------------------------------

@@ -43,6 +43,11 @@ MESSAGES: dict[str, str | Promise] = {
         "The name read from the card does not match our record for this ID number. Retake the photo so that "
         "every character of the name is sharp; if it still differs, please visit a branch."
     ),
+    "name_unclear": _(
+        "A character of your name could not be read with certainty, and the name as read is not in our "
+        "record for this ID number. Retake the photo in good light, without glare on the name; if it still "
+        "fails, please visit a branch."
+    ),
     "account_not_found": _("No account with this number is in your name. Check the number and try again."),
     "account_photo_limit": _("Too many account photos. Please type the account number."),
     "mobile_not_proven": _("Please first confirm your mobile number with the code sent by SMS."),

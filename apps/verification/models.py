@@ -92,6 +92,10 @@ class Verification(ConcurrentTransitionMixin, models.Model):
     id_card_portrait_sha256 = models.CharField(max_length=64, blank=True)
     id_card_failure_code = models.CharField(max_length=32, blank=True)
     read_name = models.CharField(max_length=64, blank=True)
+    # Positions in ``read_name`` of characters OCR was not sure of
+    # (``idcard.MIN_CHARACTER_CONFIDENCE``): the bank's record must confirm
+    # them, and the customer is shown which ones to check.
+    read_name_uncertain = models.JSONField(default=list, blank=True)
     read_id_number = EncryptedCharField(max_length=18, null=True, blank=True)
     read_sex = models.CharField(max_length=1, blank=True)
     read_ethnicity = models.CharField(max_length=16, blank=True)
@@ -163,6 +167,7 @@ class Verification(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=VerificationState.ID_CARD_READ, target=VerificationState.BUSINESS_CHOSEN)
     def id_card_retake(self) -> None:
         self.read_name = ""
+        self.read_name_uncertain = []
         self.read_id_number = None
         self.read_address = None
 
@@ -171,6 +176,7 @@ class Verification(ConcurrentTransitionMixin, models.Model):
         """The name read is not the one the bank has for that ID number: retake (or check) the photo."""
         self.id_card_failure_code = code
         self.read_name = ""
+        self.read_name_uncertain = []
         self.read_id_number = None
         self.read_address = None
 

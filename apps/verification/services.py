@@ -33,15 +33,14 @@ from apps.common.masking import mask_account_number, mask_id_number, mask_mobile
 from apps.common.transactions import enqueue_on_commit
 from apps.customers.models import AccountStatus
 from apps.customers.selectors import account_get_by_number, blacklist_hits, customer_get_by_id_number
-from apps.verification.cardfinder import CARD_WORKING_SIZE, rectify_card
+from apps.verification.cardfinder import rectify_card
 from apps.verification.idcard import (
     CardNumberUnreadable,
     IdCardUnreadable,
     crop_portrait,
-    ensure_card_photo_is_sharp,
     names_equivalent,
     parse_bank_card_number,
-    parse_id_card_front,
+    read_id_card_front,
 )
 from apps.verification.integrations.barcode import decode_barcodes
 from apps.verification.integrations.ocr import get_ocr_engine
@@ -206,16 +205,13 @@ def verification_id_card_process(*, visit_id: int, attempt: int) -> Verification
     # was found: a card filling the frame).
     photo = load_untrusted_image(verification.id_card_photo.read_plain())
     rectified = rectify_card(photo)
-    image = rectified or photo
-    front = None
+    reading = None
     failure: IdCardUnreadable | None = None
     try:
-        # Before OCR: on a blurred photo the recogniser guesses plausible
-        # wrong names with high confidence, and a name has no checksum.
-        ensure_card_photo_is_sharp(image)
-        front = parse_id_card_front(
-            get_ocr_engine().read(image), card_size=CARD_WORKING_SIZE if rectified is not None else None
-        )
+        # The sharpness gate runs before OCR: on a blurred photo the
+        # recogniser guesses plausible wrong names with high confidence, and
+        # a name has no checksum. A card upside down is turned and read again.
+        reading = read_id_card_front(get_ocr_engine(), rectified or photo, straightened=rectified is not None)
     except IdCardUnreadable as unreadable:
         failure = unreadable
 
@@ -235,15 +231,17 @@ def verification_id_card_process(*, visit_id: int, attempt: int) -> Verification
                 data={"reason": failure.code, "attempt": attempt},
             )
             return verification
-        assert front is not None
+        assert reading is not None
+        front = reading.front
         verification.read_name = front.name
+        verification.read_name_uncertain = list(front.name_uncertain)
         verification.read_id_number = front.id_number
         verification.read_sex = front.sex
         verification.read_ethnicity = front.ethnicity
         verification.read_birth_date = front.birth_date
         verification.read_address = front.address
         # The portrait is kept for face verification (Gate 3).
-        portrait = image_to_jpeg_bytes(crop_portrait(image))
+        portrait = image_to_jpeg_bytes(crop_portrait(reading.image))
         verification.id_card_portrait.save(
             f"{visit.public_id}-{attempt}-portrait.jpg", ContentFile(portrait), save=False
         )
@@ -344,9 +342,13 @@ def verification_identity_confirm(*, visit_id: int) -> Verification:
     When the bank has the ID number under another name, the likeliest cause
     is a misread character (劼 read as 劫 with high confidence): the customer
     is asked to retake the photo (``name_not_on_record``; uploads stay
-    limited), not told they are no customer. Otherwise (no such ID number,
-    or not with that mobile number) the visit is refused, audited with
-    masked values: a person who cannot be matched may not proceed (R6.1).
+    limited), not told they are no customer. A name with a character OCR
+    was not sure of (``read_name_uncertain``) passes only when the record
+    confirms it exactly; otherwise, with or without a record for the ID
+    number, the customer is told that character could not be read and asked
+    to retake (``name_unclear``). Otherwise (no such ID number, or not with
+    that mobile number) the visit is refused, audited with masked values: a
+    person who cannot be matched may not proceed (R6.1).
     """
     verification = _lock(visit_id)
     visit = verification.visit
@@ -359,10 +361,21 @@ def verification_identity_confirm(*, visit_id: int) -> Verification:
         "mobile": mask_mobile(visit.mobile),
     }
     customer = customer_get_by_id_number(id_number=verification.read_id_number)
-    if customer is not None and not names_equivalent(verification.read_name, customer.name):
-        fsm_step(verification.id_card_name_not_matched, "name_not_on_record")
+    uncertain = bool(verification.read_name_uncertain)
+    if (customer is not None and not names_equivalent(verification.read_name, customer.name)) or (
+        customer is None and uncertain
+    ):
+        # A character OCR doubted (``name_unclear``) or one it misread
+        # with confidence: retake, never "no matching customer".
+        code = "name_unclear" if uncertain else "name_not_on_record"
+        fsm_step(verification.id_card_name_not_matched, code)
         verification.save()
-        audit_record(actor=visit_actor(visit), action=AuditAction.VISIT_NAME_NOT_ON_RECORD, target=visit, data=facts)
+        audit_record(
+            actor=visit_actor(visit),
+            action=AuditAction.VISIT_NAME_NOT_ON_RECORD,
+            target=visit,
+            data={**facts, "reason": code, "uncertain": len(verification.read_name_uncertain)},
+        )
         return verification
     if customer is None or customer.mobile_index != mobile_index(visit.mobile):
         return _refuse(verification, RefusalCode.NO_MATCHING_CUSTOMER, facts)

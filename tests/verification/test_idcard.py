@@ -257,6 +257,57 @@ def test_name_read_with_low_confidence_is_reported_as_blurred() -> None:
     assert caught.value.code == "blurred"
 
 
+def _scored(text: str, scores: tuple[float, ...], template: OcrLine) -> OcrLine:
+    """A line with per-character scores, as RapidOCR returns them (its line score is their mean)."""
+    return OcrLine(text=text, score=sum(scores) / len(scores), box=template.box, char_scores=scores)
+
+
+def test_one_doubtful_character_of_a_name_is_marked_for_the_record_to_confirm_not_accepted_as_sure() -> None:
+    # 龚劼霞 read as 龚劫霞: the line's mean (0.83) hides 劫 at 0.50.
+    lines = card_lines(*CLEAN_CARD)
+    lines[1] = _scored("龚劫霞", (0.999, 0.495, 0.999), lines[1])
+    card = parse_id_card_front(lines)
+    assert card.name == "龚劫霞"
+    assert card.name_uncertain == (1,)
+
+
+def test_a_confident_name_has_no_doubtful_character() -> None:
+    lines = card_lines(*CLEAN_CARD)
+    lines[1] = _scored("张三", (0.99, 0.97), lines[1])
+    assert parse_id_card_front(lines).name_uncertain == ()
+
+
+def test_doubt_is_placed_on_the_name_characters_after_a_label_and_a_stray_symbol_in_the_same_box() -> None:
+    lines = card_lines(*CLEAN_CARD)
+    lines[0] = _scored("姓名", (0.99, 0.99), lines[0])
+    lines[1] = _scored("'阿依·古丽", (0.3, 0.99, 0.99, 0.99, 0.6, 0.99), lines[1])
+    card = parse_id_card_front(lines)
+    assert card.name == "阿依·古丽"
+    assert card.name_uncertain == (3,)  # 古, not the quote the name does not keep
+
+
+def test_a_name_with_every_character_doubtful_is_a_blurred_photo() -> None:
+    lines = card_lines(*CLEAN_CARD)
+    lines[1] = _scored("张三", (0.6, 0.7), lines[1])
+    with pytest.raises(IdCardUnreadable) as caught:
+        parse_id_card_front(lines)
+    assert caught.value.code == "blurred"
+
+
+def test_a_doubtful_digit_in_a_number_that_passes_the_checksum_asks_for_a_retake() -> None:
+    # The checksum lets one wrong digit in eleven through.
+    lines = card_lines(*CLEAN_CARD)
+    scores = tuple(0.5 if index == 9 else 0.99 for index in range(18))
+    lines[-1] = _scored(VALID_NUMBER, scores, lines[-1])
+    with pytest.raises(IdCardUnreadable) as caught:
+        parse_id_card_front(lines)
+    assert caught.value.code == "bad_checksum"
+
+
+def test_a_line_without_per_character_scores_lends_its_own_score_to_every_character() -> None:
+    assert line("张三").character_scores() == (0.99, 0.99)
+
+
 def test_low_confidence_elsewhere_does_not_block_a_confident_name() -> None:
     lines = card_lines(
         "姓名张三", "性别男民族汉", "出生1990年1月1日", "住址北京市东城区", f"公民身份号码{VALID_NUMBER}"

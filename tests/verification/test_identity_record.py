@@ -63,6 +63,51 @@ def test_a_name_not_on_record_for_the_id_number_asks_for_a_retake_not_a_refusal(
     assert visitor.post("verification:visit-identity-confirm")["state"] == "identity_matched"
 
 
+def _read_with_doubt(visitor: Visitor, name: str, uncertain: list[int]) -> dict[str, Any]:
+    """Upload a card of ``name``, then mark characters as OCR doubted them.
+
+    Which characters the recogniser doubts is the parser's tests' business
+    (tests/verification/test_idcard.py); here the flow after it is exercised
+    every time, whatever the recogniser makes of this particular card.
+    """
+    read = visitor.upload(_photo(name))
+    assert read["id_card"]["name"] == name, read
+    Verification.objects.filter(visit__public_id=read["id"]).update(read_name_uncertain=uncertain)
+    return visitor.current()
+
+
+def test_a_doubted_character_is_shown_and_the_record_confirming_it_lets_the_customer_through(
+    visitor: Visitor, make_customer: Callable[..., Customer]
+) -> None:
+    make_customer(name="李晓明", id_number=NUMBER, mobile=MOBILE)
+    visitor.start(mobile=MOBILE)
+    shown = _read_with_doubt(visitor, "李晓明", [1])
+    assert shown["id_card"]["name_uncertain"] == [1]
+    assert visitor.post("verification:visit-identity-confirm")["state"] == "identity_matched"
+
+
+@pytest.mark.parametrize("recorded", ["李晓明", None], ids=["record-has-another-name", "no-record-for-the-number"])
+def test_a_doubted_character_the_record_does_not_confirm_asks_for_a_retake_never_no_matching_customer(
+    visitor: Visitor, make_customer: Callable[..., Customer], recorded: str | None
+) -> None:
+    # 晓 read as 小 at a low character score (as 劼 is read as 劫): with or
+    # without a record for the number, the customer hears that a character
+    # was not sure, and is not refused as "no matching customer".
+    if recorded is not None:
+        make_customer(name=recorded, id_number=NUMBER, mobile=MOBILE)
+    visitor.start(mobile=MOBILE)
+    _read_with_doubt(visitor, "李小明", [1])
+    answer = visitor.post("verification:visit-identity-confirm")
+    assert answer["state"] == "business_chosen"
+    assert answer["id_card_problem"]["code"] == "name_unclear"
+    assert "certainty" in answer["id_card_problem"]["message"] or "准确识别" in answer["id_card_problem"]["message"]
+    assert not AuditRecord.objects.filter(action="verification.visit.refused").exists()
+    audit = AuditRecord.objects.get(action="verification.visit.name_not_on_record")
+    assert audit.data["reason"] == "name_unclear"
+    verification = Verification.objects.get(visit__public_id=answer["id"])
+    assert verification.read_name == "" and verification.read_name_uncertain == []
+
+
 def test_a_rare_character_in_its_other_standard_form_still_matches_the_record(
     visitor: Visitor, make_customer: Callable[..., Customer]
 ) -> None:

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from apps.common.images import downscale_for_ocr, load_untrusted_image
+from apps.verification.cardfinder import rectify_card
 from apps.verification.idcard import (
     IdCardUnreadable,
     crop_portrait,
@@ -23,9 +24,10 @@ from apps.verification.idcard import (
     luhn_is_valid,
     parse_bank_card_number,
     parse_id_card_front,
+    read_id_card_front,
 )
 from apps.verification.integrations.barcode import decode_barcodes
-from apps.verification.integrations.ocr import OcrLine, RapidOcrEngine, get_ocr_engine
+from apps.verification.integrations.ocr import OcrLine, RapidOcrEngine, _RunConfidenceDecoder, get_ocr_engine
 from tests.fixtures.cardgen import (
     CardPerson,
     Degradation,
@@ -206,3 +208,69 @@ def test_slightly_tilted_code128_is_decoded_after_retrying_rotations() -> None:
 
 def test_photo_without_a_barcode_decodes_to_nothing() -> None:
     assert decode_barcodes(load_untrusted_image(generate_non_id_image())) == []
+
+
+def test_a_card_photographed_upside_down_is_turned_and_read(engine: RapidOcrEngine) -> None:
+    holder = PEOPLE[1]
+    data = generate_id_card_front(
+        holder, face_photos()[2], degrade=Degradation(photo_size=(2000, 1500), rotate_deg=3, jpeg_quality=85)
+    )
+    upright = rectify_card(load_untrusted_image(data, max_side=1600))
+    upside_down = rectify_card(load_untrusted_image(data, max_side=1600).rotate(180))
+    assert upright is not None and upside_down is not None
+    first = read_id_card_front(engine, upright, straightened=True)
+    assert first.image is upright  # read as it is: no second pass
+    turned = read_id_card_front(engine, upside_down, straightened=True)
+    assert turned.image is not upside_down  # the portrait is cut from the turned card
+    assert (turned.front.name, turned.front.id_number) == (holder.name, holder.id_number)
+    assert turned.front.address == first.front.address == holder.address
+
+
+def test_the_engine_gives_a_score_per_character(engine: RapidOcrEngine) -> None:
+    lines = read_id_card(engine, generate_id_card_front(ZHANG_WEI, face_photos()[0]))
+    number = next(line for line in lines if ZHANG_WEI.id_number in line.text)
+    assert len(number.char_scores) == len(number.text)
+    assert all(0.0 < score <= 1.0 for score in number.char_scores)
+    assert min(number.char_scores) <= number.score  # the line's score is their mean
+
+
+class _Decoder:
+    """Stands in for RapidOCR's CTC decoder: token 0 is the blank, 1 is 李, 2 a space."""
+
+    def get_ignored_tokens(self) -> list[int]:
+        return [0]
+
+    def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs: object) -> tuple[list, list]:
+        texts = {3: "李 李", 2: "李李"}
+        return [(texts[preds.shape[1] // 4], 0.5)], []
+
+
+def _frames(*frames: tuple[int, float]) -> np.ndarray:
+    """One row per frame: the token read and its probability (the rest of the row shares what is left)."""
+    preds = np.full((1, len(frames), 3), 0.0, dtype=np.float32)
+    for index, (token, probability) in enumerate(frames):
+        preds[0, index, :] = (1 - probability) / 2
+        preds[0, index, token] = probability
+    return preds
+
+
+def test_a_character_is_scored_over_all_its_frames_and_spaces_keep_their_place() -> None:
+    decoder = _RunConfidenceDecoder(_Decoder())
+    # 李 (first frame a 0.4 transition, then 0.97), a space at 0.6, 李 at 0.9.
+    preds = _frames((0, 0.9), (1, 0.4), (1, 0.97), (0, 0.9), (2, 0.6), (0, 0.9), (1, 0.9), (0, 0.9))
+    preds = np.concatenate([preds, _frames(*[(0, 0.9)] * 4)], axis=1)  # 12 frames: the "李 李" line
+    [(text, score)], _words = decoder(preds)
+    assert text == "李 李"
+    assert score == 0.5  # the line's own mean is kept
+    assert score.characters == pytest.approx((0.97, 0.6, 0.9), abs=1e-4)
+
+
+def test_scores_that_do_not_pair_with_the_text_are_dropped_not_misplaced() -> None:
+    decoder = _RunConfidenceDecoder(_Decoder())
+    preds = _frames(
+        (1, 0.9), (0, 0.9), (0, 0.9), (0, 0.9), (0, 0.9), (0, 0.9), (0, 0.9), (0, 0.9)
+    )  # one 李, text "李李"
+    [(_text, score)], _words = decoder(preds)
+    assert score.characters == ()
+    line = OcrLine(text="李李", score=float(score), box=(), char_scores=score.characters)
+    assert line.character_scores() == (0.5, 0.5)

@@ -34,11 +34,21 @@ class OcrLine:
 
     ``box`` is the detected quadrilateral in image pixels, clockwise from the
     top-left corner (four points for RapidOCR; hand-built lines may use any).
+    ``char_scores`` holds one recognition score per character of ``text``
+    (spaces included), or is empty when the engine gave none: ``score`` is
+    their mean, and a mean of 0.95 can hide one character read at 0.4.
     """
 
     text: str
     score: float
     box: tuple[Point, ...]
+    char_scores: tuple[float, ...] = ()
+
+    def character_scores(self) -> tuple[float, ...]:
+        """One score per character of ``text``: the engine's own, else the line's score for each."""
+        if len(self.char_scores) == len(self.text):
+            return self.char_scores
+        return (self.score,) * len(self.text)
 
     @property
     def top(self) -> float:
@@ -54,8 +64,14 @@ class OcrLine:
 
 
 class OcrEngine(Protocol):
-    def read(self, image: Image.Image) -> list[OcrLine]:
-        """Return the lines of text in ``image`` in reading order."""
+    def read(self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False) -> list[OcrLine]:
+        """Return the lines of text in ``image`` in reading order.
+
+        ``detection_side``: run the text detector with the image's longer side
+        at most this many pixels (the recogniser still reads crops of
+        ``image`` itself). ``upright``: the caller knows the text is not
+        upside down (or handles that itself), so no line is checked for 180°.
+        """
         ...
 
 
@@ -137,6 +153,12 @@ DEFAULT_RAPIDOCR_PARAMS: dict[str, Any] = {
     # from threads inside one image.
     "EngineConfig.onnxruntime.intra_op_num_threads": 1,
     "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+    # One line per recogniser run. In a batch every crop is padded to the
+    # widest one's width (an 18-digit number next to a two-character label),
+    # and the padding is computed too: 10 straightened phone cards took 0.60
+    # CPU-s each with the default batch of 6, 0.49 with 1 (same text). It
+    # also makes a line's reading independent of which lines share its batch.
+    "Rec.rec_batch_num": 1,
 }
 
 
@@ -173,7 +195,10 @@ class RapidOcrEngine:
                 # onnxruntime/OpenCV (≈0.5 s, ≈100 MB) in processes that do not OCR.
                 from rapidocr import RapidOCR
 
-                self._engine = RapidOCR(params=self._params)
+                engine = RapidOCR(params=self._params)
+                recogniser = engine._load_rec_model()
+                recogniser.postprocess_op = _RunConfidenceDecoder(recogniser.postprocess_op)
+                self._engine = engine
             return self._engine
 
     def warm_up(self) -> None:
@@ -186,7 +211,7 @@ class RapidOcrEngine:
         ImageDraw.Draw(sample).text((20, 30), "0123456789", fill="black", font=ImageFont.load_default(size=48))
         self.read(sample)
 
-    def read(self, image: Image.Image) -> list[OcrLine]:
+    def read(self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False) -> list[OcrLine]:
         engine = self._loaded_engine()
         # RapidOCR treats a numpy array as BGR (OpenCV order); giving it an
         # explicit contiguous BGR array avoids its own PIL path, which would
@@ -194,7 +219,16 @@ class RapidOcrEngine:
         rgb = np.asarray(image.convert("RGB"))
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         with self._run_lock:
-            result = engine(bgr)
+            # RapidOCR offers no per-call detector size; its detector reads this attribute on every call.
+            detector = engine._load_det_model()
+            configured_side = detector.limit_side_len
+            if detection_side is not None:
+                detector.limit_side_len = detection_side
+            try:
+                # Explicit True/False: RapidOCR keeps a flag passed once for every later call.
+                result = engine(bgr, use_cls=not upright, return_word_box=False)
+            finally:
+                detector.limit_side_len = configured_side
         return sort_reading_order(_lines_from_result(result))
 
 
@@ -204,6 +238,9 @@ def _lines_from_result(result: object) -> list[OcrLine]:
     RapidOCR 3.x returns a ``RapidOCROutput`` with parallel ``boxes`` (N×4×2
     array), ``txts`` and ``scores``; all three are None when nothing was found
     (and other output types when det/rec are switched off, which we never do).
+    Each score is a ``_LineScore`` carrying one score per character: the
+    line's mean score hides one doubtful character of a name, which is what
+    a wrong-but-plausible name looks like.
     """
     boxes = getattr(result, "boxes", None)
     texts = getattr(result, "txts", None)
@@ -213,8 +250,66 @@ def _lines_from_result(result: object) -> list[OcrLine]:
     lines: list[OcrLine] = []
     for box, text, score in zip(boxes, texts, scores, strict=True):
         points = tuple((float(x), float(y)) for x, y in np.asarray(box).reshape(-1, 2))
-        lines.append(OcrLine(text=str(text), score=float(score), box=points))
+        characters = getattr(score, "characters", ())
+        lines.append(OcrLine(text=str(text), score=float(score), box=points, char_scores=tuple(characters)))
     return lines
+
+
+class _LineScore(float):
+    """A line's recognition score (RapidOCR's mean) that also carries one score per character of the line."""
+
+    characters: tuple[float, ...]
+
+    def __new__(cls, mean: float, characters: tuple[float, ...]) -> _LineScore:
+        score = super().__new__(cls, mean)
+        score.characters = characters
+        return score
+
+
+class _RunConfidenceDecoder:
+    """RapidOCR's CTC decoder, whose line scores also carry a sound score per character.
+
+    RapidOCR 3.x's own per-character scores (``return_word_box``) are
+    unusable as they are: it lists one score per recognised token
+    *including spaces* but pairs them by position with the characters
+    *without* spaces (``CalRecBoxes.cal_ocr_word_box``: after "姓名 " every
+    character got its left neighbour's score, 李 in "姓名 李小明" the space's
+    0.57), and it scores a character by the first frame that reads it, often
+    the transition from the blank. Here a character's score is the highest
+    probability over the run of frames that read it: what the recogniser
+    believes about it (a character it doubts, 劫 for 劼, stays low over its
+    whole run). The scores ride on the line's score (``_LineScore``), so no
+    word boxes are computed at all (they cost ~8 % of a card's CPU).
+    """
+
+    def __init__(self, decoder: Any) -> None:
+        self._decoder = decoder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._decoder, name)
+
+    def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs: Any) -> Any:
+        line_results, word_results = self._decoder(preds, return_word_box, **kwargs)
+        indices = preds.argmax(axis=2)
+        probabilities = preds.max(axis=2)
+        ignored = set(self._decoder.get_ignored_tokens())
+        scored = []
+        for batch_index, (text, mean) in enumerate(line_results):
+            tokens, frames = indices[batch_index], probabilities[batch_index]
+            confidences: list[float] = []
+            frame = 0
+            while frame < len(tokens):
+                run_end = frame + 1
+                while run_end < len(tokens) and tokens[run_end] == tokens[frame]:
+                    run_end += 1
+                if int(tokens[frame]) not in ignored:
+                    confidences.append(round(float(frames[frame:run_end].max()), 5))
+                frame = run_end
+            # One token per character of the text, spaces included; anything
+            # else and the line keeps only its mean (never misplaced scores).
+            characters = tuple(confidences) if len(confidences) == len(text) else ()
+            scored.append((text, _LineScore(mean, characters)))
+        return scored, word_results
 
 
 _engine_singleton: RapidOcrEngine | None = None
