@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('queueing', '0008_wallboard_targets'),
+        ("queueing", "0008_wallboard_targets"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='servicequeue',
-            name='change_version',
-            field=models.BigIntegerField(default=0, editable=False, verbose_name='change version'),
+            model_name="servicequeue",
+            name="change_version",
+            field=models.BigIntegerField(default=0, editable=False, verbose_name="change version"),
         ),
     ]
