@@ -89,7 +89,8 @@ VISIBLE_TEXTS = """
     const parent = node.parentElement;
     if (!parent || !node.textContent.trim()) continue;
     // The user's own name in the header is data, not a label.
-    if (parent.closest("select, script, style, noscript, [hidden], #user-tools strong")) continue;
+    // translate="no" marks data (names, employee numbers, hashes), not labels.
+    if (parent.closest("select, script, style, noscript, [hidden], #user-tools strong, [translate=no]")) continue;
     if (!parent.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true })) continue;
     out.push(node.textContent.trim());
   }
