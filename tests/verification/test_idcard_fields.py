@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
-from apps.verification.idcard import ETHNICITIES, IdCardUnreadable, names_equivalent, parse_id_card_front
+from apps.verification.idcard import (
+    ETHNICITIES,
+    NAME_REREAD_HEIGHT,
+    IdCardFront,
+    IdCardUnreadable,
+    _reread_name,
+    names_equivalent,
+    parse_id_card_front,
+)
 from apps.verification.integrations.ocr import OcrLine
 
 VALID_NUMBER = "110101199001011237"  # Beijing, 1990-01-01, male
@@ -156,3 +165,53 @@ def test_a_line_outside_the_name_band_is_never_taken_for_the_name() -> None:
     ]
     with pytest.raises(IdCardUnreadable):
         parse_id_card_front(lines, card_size=(856, 540))
+
+
+class _SecondRead:
+    """Gives one fixed line for the second read of a name (the first read is the test's lines)."""
+
+    def __init__(self, text: str, scores: tuple[float, ...]) -> None:
+        self.line = OcrLine(text=text, score=sum(scores) / len(scores), box=(), char_scores=scores)
+        self.crops: list[Image.Image] = []
+
+    def read(self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False) -> list[OcrLine]:
+        raise AssertionError("only the name's line is read again")
+
+    def read_line(self, image: Image.Image) -> OcrLine | None:
+        self.crops.append(image)
+        return self.line
+
+
+def _doubtful_front() -> tuple[list[OcrLine], IdCardFront]:
+    lines = [
+        OcrLine("姓名诸葛活", 0.9, ((48, 47), (248, 47), (248, 79), (48, 79)), (1.0, 1.0, 1.0, 1.0, 0.81)),
+        _placed("性别男", 48, 109),
+        _placed("民族汉", 262, 109),
+        _placed("出生1990年1月1日", 48, 171, 300),
+        _placed("住址北京市东城区景山前街4号", 48, 233, 400),
+        _placed(f"公民身份号码{VALID_NUMBER}", 48, 440, 700),
+    ]
+    front = parse_id_card_front(lines, card_size=(856, 540))
+    assert (front.name, front.name_uncertain) == ("诸葛活", (2,))
+    return lines, front
+
+
+def test_a_sure_second_read_replaces_only_the_doubtful_character_which_stays_doubtful() -> None:
+    lines, front = _doubtful_front()
+    engine = _SecondRead("姓名请葛湉", (1.0, 1.0, 0.99, 1.0, 0.97))
+    again = _reread_name(engine, Image.new("RGB", (856, 540), "white"), lines, front)
+    # 请 for 诸 is not taken (the first read was sure of it); 湉 is, for the record to confirm.
+    assert (again.name, again.name_uncertain) == ("诸葛湉", (2,))
+    assert engine.crops[0].height == NAME_REREAD_HEIGHT
+
+
+def test_a_doubtful_second_read_changes_nothing() -> None:
+    lines, front = _doubtful_front()
+    engine = _SecondRead("诸葛湉", (1.0, 1.0, 0.6))
+    assert _reread_name(engine, Image.new("RGB", (856, 540), "white"), lines, front) == front
+
+
+def test_a_second_read_of_another_length_changes_nothing() -> None:
+    lines, front = _doubtful_front()
+    engine = _SecondRead("诸葛湉湉", (1.0, 1.0, 0.99, 0.99))
+    assert _reread_name(engine, Image.new("RGB", (856, 540), "white"), lines, front) == front

@@ -274,3 +274,16 @@ def test_scores_that_do_not_pair_with_the_text_are_dropped_not_misplaced() -> No
     assert score.characters == ()
     line = OcrLine(text="李李", score=float(score), box=(), char_scores=score.characters)
     assert line.character_scores() == (0.5, 0.5)
+
+
+def test_one_line_is_recognised_without_detection(engine: RapidOcrEngine) -> None:
+    card = rectify_card(load_untrusted_image(generate_id_card_front(ZHANG_WEI, face_photos()[0]), max_side=1600))
+    assert card is not None
+    number = next(line for line in engine.read(card, upright=True) if ZHANG_WEI.id_number in line.text)
+    xs, ys = [x for x, _y in number.box], [y for _x, y in number.box]
+    again = engine.read_line(card.crop((round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys)))))
+    assert again is not None
+    assert again.text == ZHANG_WEI.id_number
+    assert len(again.char_scores) == len(again.text)
+    # And the engine's next full read still detects (read_line left no flag behind).
+    assert any(ZHANG_WEI.id_number in line.text for line in engine.read(card, upright=True))

@@ -74,6 +74,10 @@ class OcrEngine(Protocol):
         """
         ...
 
+    def read_line(self, image: Image.Image) -> OcrLine | None:
+        """Recognise ``image`` as one upright line of text (no detection); None when nothing was read."""
+        ...
+
 
 def _text_skew_radians(lines: Sequence[OcrLine]) -> float:
     """Median angle of the lines' top edges (box point 0 → point 1); 0 when unknown."""
@@ -230,6 +234,26 @@ class RapidOcrEngine:
             finally:
                 detector.limit_side_len = configured_side
         return sort_reading_order(_lines_from_result(result))
+
+    def read_line(self, image: Image.Image) -> OcrLine | None:
+        from rapidocr.ch_ppocr_rec import TextRecInput
+
+        engine = self._loaded_engine()
+        rgb = np.asarray(image.convert("RGB"))
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        with self._run_lock:
+            # The recogniser alone, called directly: RapidOCR's own
+            # ``use_det=False`` would be kept for every later call.
+            result = engine._load_rec_model()(TextRecInput(img=[bgr], return_word_box=False))
+        texts, scores = getattr(result, "txts", None), getattr(result, "scores", None)
+        if not texts or not scores or not texts[0]:
+            return None
+        score = scores[0]
+        width, height = image.size
+        box = ((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))
+        return OcrLine(
+            text=str(texts[0]), score=float(score), box=box, char_scores=tuple(getattr(score, "characters", ()))
+        )
 
 
 def _lines_from_result(result: object) -> list[OcrLine]:
