@@ -411,8 +411,13 @@ def _clean_address(value: str) -> str:
 
 # Where the name line sits on a straightened card front, as fractions of its
 # width and height (cardfinder.CARD_WORKING_SIZE): the first text row, left
-# of the portrait, right of the 姓名 label.
-NAME_BAND: Final = (0.10, 0.04, 0.62, 0.20)
+# of the portrait. It starts at the card's left edge, not right of the 姓名
+# label: a label split in two ("姓" lost in glare, "名陈暐") leaves 名 glued
+# to the name, and that line starts between the label and the value column
+# (0.09 of the width on the development seed 4242, just left of the 0.10
+# the band started at before: the name was then not found, ``cut_off``).
+# Label characters are stripped from the line anyway.
+NAME_BAND: Final = (0.0, 0.04, 0.62, 0.20)
 
 
 def _name_by_position(lines: Sequence[OcrLine], card_size: tuple[int, int]) -> tuple[str, list[float]] | None:

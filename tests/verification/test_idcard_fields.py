@@ -167,6 +167,19 @@ def test_a_line_outside_the_name_band_is_never_taken_for_the_name() -> None:
         parse_id_card_front(lines, card_size=(856, 540))
 
 
+def test_a_split_label_whose_first_half_was_lost_leaves_the_name_found_by_position() -> None:
+    # "姓" lost in glare; "名" glued to the name starts between the label and the value column.
+    lines = [
+        _placed("名陈暐", 80, 42, 140),
+        _placed("性别男", 26, 107),
+        _placed("民族汉", 244, 101),
+        _placed("出生1968年7月14日", 33, 173, 300),
+        _placed("住址北京市东城区景山前街4号", 32, 234, 400),
+        _placed("公民身份号码110105196807144452", 41, 450, 700),
+    ]
+    assert parse_id_card_front(lines, card_size=(856, 540)).name == "陈暐"
+
+
 class _SecondRead:
     """Gives one fixed line for the second read of a name (the first read is the test's lines)."""
 
