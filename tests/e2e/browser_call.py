@@ -457,7 +457,16 @@ def server_side_checks(call_public_id: str, report: Report) -> None:
 
     recording = Recording.objects.filter(call=call).first()
     report["recording"] = (
-        {"id": str(recording.pk), "state": recording.state, "duration": recording.duration_seconds}
+        {
+            "id": str(recording.pk),
+            "state": recording.state,
+            "duration": recording.duration_seconds,
+            # Each converted track's length: which one set the evidence file's, if that is ever off.
+            "tracks": sorted(
+                (item.kind, item.participant.role if item.participant else None, item.duration_seconds)
+                for item in recording.files.select_related("participant").exclude(duration_seconds=None)
+            ),
+        }
         if recording
         else None
     )
