@@ -230,7 +230,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--from", dest="source", type=Path, help="folder with the .mjr files of a two-party call")
     parser.add_argument("--keep", type=Path, help="copy the recorded .mjr files here")
-    parser.add_argument("--codecs", default="h264,vp8", help="composite encoders to compare (COMPOSITE_CODECS)")
+    parser.add_argument(
+        "--codecs", default="h264,h264-veryfast,vp8", help="composite encoders to compare (COMPOSITE_CODECS)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="recording-bench-") as temporary:
         workdir = Path(temporary)
@@ -255,10 +257,12 @@ def main() -> None:
                 total = time.perf_counter() - started
                 detail = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in stages.items())
                 per_minute = 60 * total / duration
+                composite = next(out.glob(f"composite{COMPOSITE_CODECS[codec][0]}"))
+                kbit_s = composite.stat().st_size * 8 / 1000 / duration
                 print(
                     f"{codec} run {run}: call {duration:.1f} s processed in {total:.2f} s = "
                     f"{per_minute:.1f} s of processing per minute of call; tools' CPU {60 * cpu / duration:.1f} "
-                    f"CPU-s per minute ({detail}); load {os.getloadavg()[0]:.2f}"
+                    f"CPU-s per minute ({detail}); evidence file {kbit_s:.0f} kbit/s; load {os.getloadavg()[0]:.2f}"
                 )
                 print(f"  {'PASS' if per_minute <= TARGET_SECONDS_PER_MINUTE else 'MISS'}  {codec}: ≤ 5 s per minute")
 

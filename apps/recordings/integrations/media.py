@@ -38,30 +38,27 @@ TILE_WIDTH, TILE_HEIGHT, COMPOSITE_FPS = 480, 360, 15
 
 # The composite's video encoder settings, by name (issue 18 item 4: bench/recording_bench.py
 # measures them; docs/operations.md has the figures and the reason for the default).
-# "vp8": libvpx in realtime mode; "h264": libx264 veryfast (yuv420p, faststart, for MP4).
+# "vp8": libvpx in realtime mode; "h264*": libx264 (yuv420p, faststart, for MP4) at a preset.
+
+
+def _x264(preset: str) -> list[str]:
+    return ["-c:v", "libx264", "-preset", preset, "-crf", "26", "-pix_fmt", "yuv420p", "-threads", "2",
+            "-movflags", "+faststart"]  # fmt: skip
+
+
 COMPOSITE_CODECS: dict[str, tuple[str, list[str]]] = {
     "vp8": (".webm", ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-threads", "2"]),
-    "h264": (
-        ".mp4",
-        [
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "26",
-            "-pix_fmt",
-            "yuv420p",
-            "-threads",
-            "2",
-            "-movflags",
-            "+faststart",
-        ],
-    ),
+    "h264": (".mp4", _x264("ultrafast")),
+    "h264-veryfast": (".mp4", _x264("veryfast")),
 }
-# H.264: 10.0 CPU-s per minute of a two-party composite against VP8 realtime's
-# 25.4 (docs/operations.md, 2026-12-02), and Debian's Chromium decodes it
-# (readyState 4, frames decoded; Playwright). Opus audio in MP4 plays there too.
+# H.264 because Debian's Chromium and the phone browsers decode it (readyState
+# 4, frames decoded; Playwright; Opus audio in MP4 plays there too) and because
+# it encodes cheaper than VP8 realtime. ultrafast because the target is 5 s of
+# processing per minute of call: on a quiet 2-core machine (2026-12-03) the
+# two-party composite took 3.5 s per 30 s of call at veryfast and 1.7 s at
+# ultrafast, whose files are 1.8x larger at the same CRF (about 0.7 Mbit/s for
+# the 960x360, 15 fps grid; docs/operations.md). A bank short of storage
+# rather than CPU selects "h264-veryfast".
 COMPOSITE_CODEC = "h264"
 
 
@@ -190,8 +187,10 @@ def compose(
         if item.video is not None:
             arguments += ["-i", str(item.video)]
             filters.append(
-                f"[{index}:v]setpts=PTS-STARTPTS,scale={TILE_WIDTH}:{TILE_HEIGHT}:force_original_aspect_ratio=decrease,"
-                f"pad={TILE_WIDTH}:{TILE_HEIGHT}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={COMPOSITE_FPS},"
+                # fps first: a 30 fps camera is scaled at the composite's 15 (a fifth of the filter time).
+                f"[{index}:v]setpts=PTS-STARTPTS,fps={COMPOSITE_FPS},"
+                f"scale={TILE_WIDTH}:{TILE_HEIGHT}:force_original_aspect_ratio=decrease,"
+                f"pad={TILE_WIDTH}:{TILE_HEIGHT}:(ow-iw)/2:(oh-ih)/2,setsar=1,"
                 f"tpad=start_duration={item.video_offset:.3f}:start_mode=add:color=black,"
                 f"tpad=stop_duration={duration:.3f}:stop_mode=clone[v{number}]"
             )
@@ -243,7 +242,9 @@ def compose(
     arguments += ["-filter_complex_script", str(script), *maps, "-t", f"{duration:.3f}"]
     arguments += COMPOSITE_CODECS[codec][1]
     if audio_labels:
-        arguments += ["-c:a", "libopus", "-b:a", "64k"]
+        # Mono: every participant's microphone is (WebRTC sends mono Opus), and
+        # the mix encodes in 60 % of the CPU of stereo.
+        arguments += ["-ac", "1", "-c:a", "libopus", "-b:a", "48k"]
     arguments += [str(target)]
     _run(arguments, what=f"ffmpeg composite {target.name}", timeout=3600)
 
