@@ -13,6 +13,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -44,6 +45,22 @@ def _is_resync_request(text_data: str) -> bool:
         return json.loads(text_data) == RESYNC_REQUEST
     except ValueError:
         return False
+
+
+# Estimated seconds per place (an average over the last 12 hours and a count
+# of agents): shown as a hint, so recomputed at most this often per queue and
+# process instead of on every connect and snapshot.
+_ESTIMATE_SECONDS = 5.0
+_estimates: dict[int, tuple[float, float]] = {}
+
+
+def _seconds_each(queue_id: int) -> float:
+    checked_at, value = _estimates.get(queue_id, (-_ESTIMATE_SECONDS, 0.0))
+    if time.monotonic() - checked_at < _ESTIMATE_SECONDS:
+        return value
+    value = seconds_per_position(queue=ServiceQueue.objects.get(pk=queue_id))
+    _estimates[queue_id] = (time.monotonic(), value)
+    return value
 
 
 def _is_heartbeat(text_data: str) -> bool:
@@ -110,25 +127,33 @@ class VisitConsumer(_ListenOnlyConsumer):
     async def connect(self) -> None:
         # The session's visit, put on the scope by apps.visits.authentication.VisitSessionMiddleware.
         visit_id = self.scope.get("visit_id")
-        entry = await database_sync_to_async(self._entry_for)(visit_id)
+        # One database trip before the handshake is answered, one after.
+        entry = await database_sync_to_async(self._open)(visit_id)
         if entry is None:
             await self.close(code=CLOSE_NO_VISIT)
             return
         self.visit_id = visit_id
         self.entry_id = entry.pk
-        await self.accept()
-        await database_sync_to_async(queue_entry_reconnect)(entry_id=entry.pk)
-        # Connecting is hearing from the customer too (a reload after a silence).
         self.heard_at = time.monotonic()
-        await database_sync_to_async(queue_entry_heartbeat)(entry_id=entry.pk)
+        await self.accept()
         await self.channel_layer.group_add(events.visit_group(visit_id), self.channel_name)
         await self._follow_queue(entry.queue_id)
 
     @staticmethod
-    def _entry_for(visit_id: int | None) -> QueueEntry | None:
+    def _open(visit_id: int | None) -> QueueEntry | None:
+        """The visit's latest entry, back from a disconnection if it was marked so, and heard from now."""
         if not visit_id:
             return None
-        return QueueEntry.objects.filter(visit_id=visit_id).select_related("queue").order_by("-pk").first()
+        entry = QueueEntry.objects.filter(visit_id=visit_id).order_by("-pk").first()
+        if entry is None:
+            return None
+        if entry.disconnected_at is not None:
+            queue_entry_reconnect(entry_id=entry.pk)  # locks and checks again
+        # Connecting is hearing from the customer too (a reload after a
+        # silence); a sweep that marked it disconnected since the read above
+        # is undone here (the heartbeat reconnects).
+        queue_entry_heartbeat(entry_id=entry.pk)
+        return entry
 
     async def _follow_queue(self, queue_id: int) -> None:
         if getattr(self, "queue_id", None) not in (None, queue_id):
@@ -143,8 +168,7 @@ class VisitConsumer(_ListenOnlyConsumer):
         snapshot = entry_place_snapshot(entry_id=self.entry_id)
         if snapshot is None:
             return None
-        queue = ServiceQueue.objects.get(pk=snapshot["queue"])
-        seconds_each = seconds_per_position(queue=queue)
+        seconds_each = _seconds_each(snapshot["queue"])
         return snapshot | {
             "estimated_wait_seconds": round(snapshot["position"] * seconds_each),
             "seconds_each": seconds_each,
@@ -168,6 +192,19 @@ class VisitConsumer(_ListenOnlyConsumer):
                 logger.warning("Could not leave group %s on disconnect", group, exc_info=True)
 
     # Channel-layer events.
+
+    # Handlers that only pass on a message encoded once for the whole queue:
+    # they touch no database, so they skip channels' trip to the sync thread
+    # (to close old database connections) that AsyncConsumer.dispatch makes
+    # before every handler. With thousands of pages in a queue, every change
+    # is one such message per page.
+    _FORWARD_ONLY = frozenset({"queue.changed", "queue.resync"})
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") in self._FORWARD_ONLY:
+            await getattr(self, get_handler_name(message))(message)
+            return
+        await super().dispatch(message)
 
     async def queue_changed(self, event: dict[str, Any]) -> None:
         # Encoded once by the sender for the whole queue; the page does the counting.
