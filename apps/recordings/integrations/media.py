@@ -187,7 +187,8 @@ def compose(
         if item.video is not None:
             arguments += ["-i", str(item.video)]
             filters.append(
-                # fps first: a 30 fps camera is scaled at the composite's 15 frames, not its 30 (a fifth less filter time).
+                # fps first: a 30 fps camera's frames are scaled at the composite's
+                # 15 per second, not 30 (a fifth less filter time).
                 f"[{index}:v]setpts=PTS-STARTPTS,fps={COMPOSITE_FPS},"
                 f"scale={TILE_WIDTH}:{TILE_HEIGHT}:force_original_aspect_ratio=decrease,"
                 f"pad={TILE_WIDTH}:{TILE_HEIGHT}:(ow-iw)/2:(oh-ih)/2,setsar=1,"
