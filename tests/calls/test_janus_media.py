@@ -31,6 +31,7 @@ from apps.calls.integrations.janus import (
 )
 from apps.calls.janus_config import JanusConfigOptions, JanusModules, janus_config_files
 from tests.calls.conftest import CI, JanusHarness
+from tests.calls.recording_files import closed_recordings
 
 
 def _room_id() -> int:
@@ -266,7 +267,7 @@ def test_a_publishing_peer_is_recorded_from_the_start_and_cannot_switch_it_off(
     assert {attempt["request"] for attempt in report["record_off"]} == {"configure", "enable_recording"}
     assert not any(attempt["request"] == "enable_recording" and attempt.get("ok") for attempt in report["record_off"])
 
-    files = sorted(record_dir.iterdir())
+    files = closed_recordings(record_dir, timeout=20)
     assert not [path for path in files if path.suffix != ".mjr"], f"unfinished recordings: {files}"
     by_kind = {"audio": [p for p in files if "-audio-" in p.name], "video": [p for p in files if "-video-" in p.name]}
     assert len(by_kind["audio"]) == 1 and len(by_kind["video"]) == 1, files

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from tests.calls.conftest import CI, WAN_SERVER_IP, WanHarness
+from tests.calls.recording_files import closed_recordings
 
 CUSTOMER, AGENT = "customer-wan", "agent-wan"
 
@@ -114,20 +115,9 @@ def _destroy_room(wan: WanHarness, room_id: int) -> None:
     _ok(destroy)
 
 
-def _closed_recordings(record_dir: Path, timeout: float = 20.0) -> list[Path]:
-    """The room's recordings once Janus has closed them all (``foo.mjr.tmp`` renamed ``foo.mjr``).
-
-    Destroying a room hangs up every publisher, but a publisher's recorder is
-    closed when its handle's media is torn down, which may come after the
-    destroy's answer (a peer on a lossy link, a browser already gone).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        files = sorted(record_dir.iterdir())
-        if not [p for p in files if p.suffix != ".mjr"] or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert not [p for p in files if p.suffix != ".mjr"], f"recordings still open after {timeout} s: {files}"
+def _closed_recordings(record_dir: Path) -> list[Path]:
+    files = closed_recordings(record_dir, timeout=20)
+    assert files and not [p for p in files if p.suffix != ".mjr"], f"recordings still open after 20 s: {files}"
     return files
 
 

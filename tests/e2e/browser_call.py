@@ -384,6 +384,7 @@ def server_side_checks(call_public_id: str, report: Report) -> None:
     """After hang-up: the call's record, the room in Janus, the recordings on disk."""
     from apps.calls.integrations.janus import JanusVideoRoom, janus_server
     from apps.calls.models import Call
+    from tests.calls.recording_files import closed_recordings
 
     call = Call.objects.get(public_id=call_public_id)
     participants = list(call.participants.select_related("staff__user").order_by("invited_at"))
@@ -414,14 +415,8 @@ def server_side_checks(call_public_id: str, report: Report) -> None:
 
     # Janus renames foo.mjr.tmp to foo.mjr when a recording is closed.
     record_dir = Path(call.record_dir)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        files = sorted(record_dir.iterdir()) if record_dir.is_dir() else []
-        if files and not [f for f in files if f.suffix != ".mjr"]:
-            break
-        time.sleep(0.2)
+    files = closed_recordings(record_dir, timeout=15)
     report.mark("recordings_closed")
-    files = sorted(record_dir.iterdir()) if record_dir.is_dir() else []
     role_of_feed = {p.janus_feed_id: p.role for p in participants if p.janus_feed_id}
     recordings = []
     for path in files:

@@ -33,6 +33,7 @@ from apps.recordings.models import Recording, RecordingFile, RecordingFileKind, 
 from apps.staff.models import StaffProfile
 from apps.visits.models import Visit
 from tests.calls.conftest import CI, JanusHarness, janus, network_namespace  # noqa: F401 - fixture reused
+from tests.calls.recording_files import closed_recordings
 from tests.conftest import SYSTEM
 from tests.factories import visit_with_gate1
 
@@ -116,7 +117,7 @@ def recorded_call(janus: JanusHarness, tmp_path_factory: pytest.TempPathFactory)
         customer_report, agent_report = customer.result(), agent.result()
     (destroy,) = janus.run([{"op": "room", "method": "destroy_room", "kwargs": {"room_id": room_id, "secret": "s"}}])
     assert "ok" in destroy, destroy
-    files = sorted(folder.iterdir())
+    files = closed_recordings(folder, timeout=20)
     assert len([path for path in files if path.suffix == ".mjr"]) == 4, files
     return RecordedCall(
         room_id=room_id,
