@@ -641,16 +641,14 @@ def _correct_answers(visit_public_id: str) -> list[Any]:
 
 
 def _sms_code_from_outbox(mobile: str) -> str:
-    """The newest code the sandbox SMS gateway "sent" to ``mobile`` (apps/verification/integrations/sms.py)."""
-    import redis
+    """The newest code the sandbox SMS gateway "sent" to ``mobile``, from its outbox (shared through Redis)."""
+    from apps.verification.integrations.sms import SandboxSmsGateway, get_sms_gateway
 
-    from apps.verification.integrations.sms import SandboxSmsGateway
-
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    for raw in client.lrange(SandboxSmsGateway.OUTBOX_KEY, 0, SandboxSmsGateway.OUTBOX_SIZE - 1):
-        message = json.loads(raw)
-        found = re.search(r"\b(\d{6})\b", message["text"])
-        if message["mobile"] == mobile and found:
+    gateway = get_sms_gateway()
+    assert isinstance(gateway, SandboxSmsGateway)
+    for message in gateway.outbox(limit=SandboxSmsGateway.OUTBOX_SIZE):
+        found = re.search(r"\b(\d{6})\b", message.text)
+        if message.mobile == mobile and found:
             return found.group(1)
     raise Stop("sms: no code in the sandbox outbox")
 

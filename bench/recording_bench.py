@@ -257,7 +257,7 @@ def main() -> None:
                 total = time.perf_counter() - started
                 detail = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in stages.items())
                 per_minute = 60 * total / duration
-                composite = next(out.glob(f"composite{COMPOSITE_CODECS[codec][0]}"))
+                composite = out / f"composite{COMPOSITE_CODECS[codec][0]}"  # where process() writes it
                 kbit_s = composite.stat().st_size * 8 / 1000 / duration
                 print(
                     f"{codec} run {run}: call {duration:.1f} s processed in {total:.2f} s = "
