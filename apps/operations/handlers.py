@@ -81,8 +81,9 @@ class Activation(_NothingToLookUp):
 
     def perform(self, *, core: CoreBanking, operation: Operation, pin: str | None) -> str:
         assert pin is not None
+        number = _account_number(operation)
         core.account_activate(
-            account_number=_account_number(operation), pin_block=pin_block(pin), reference=str(operation.public_id)
+            account_number=number, pin_block=pin_block(pin, account_number=number), reference=str(operation.public_id)
         )
         return "activated"
 
@@ -94,8 +95,9 @@ class PasswordReset(_NothingToLookUp):
 
     def perform(self, *, core: CoreBanking, operation: Operation, pin: str | None) -> str:
         assert pin is not None
+        number = _account_number(operation)
         core.account_pin_reset(
-            account_number=_account_number(operation), pin_block=pin_block(pin), reference=str(operation.public_id)
+            account_number=number, pin_block=pin_block(pin, account_number=number), reference=str(operation.public_id)
         )
         return "pin_reset"
 

@@ -1,7 +1,7 @@
 """The PIN rules of R7.2: six digits, entered twice, not guessable.
 
 A PIN is only ever held in memory for the request that carries it: checked
-here, turned into a salted hash (``pin_block``) and handed to core banking.
+here, encrypted for core banking (``pin_block``) and handed to it.
 Nothing here logs, stores or echoes it; error messages never contain it.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import itertools
 from datetime import date
 
-from django.contrib.auth.hashers import make_password
 from django.utils.translation import gettext_lazy as _
 
 from apps.common.errors import ValidationFailed
+from apps.customers.integrations.pin_block import pin_block_seal
 
 PIN_LENGTH = 6
 
@@ -46,6 +46,6 @@ def pin_check(*, pin: str, repeat: str, birth_date: date | None) -> None:
         raise ValidationFailed(_("This PIN is too easy to guess: it is your date of birth."), code="pin_weak")
 
 
-def pin_block(pin: str) -> str:
-    """What core banking receives instead of the PIN: a salted PBKDF2 hash."""
-    return make_password(pin)
+def pin_block(pin: str, *, account_number: str) -> str:
+    """What core banking receives instead of the PIN: the PIN encrypted for it, bound to the account."""
+    return pin_block_seal(pin, account_number=account_number)

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.hashers import check_password
 from django.urls import reverse
 
+from apps.customers.integrations.pin_block import pin_verification_matches
 from apps.customers.models import Account, AccountStatus
 from apps.gates.models import GateProgress, GateState
 from tests.operations.conftest import KIT, InCall, pass_gates
@@ -126,4 +126,5 @@ def test_the_customer_answers_the_questions_and_sets_the_pin_on_their_own_page(
 
     assert GateProgress.objects.get(visit=in_call.visit).state == GateState.PASSED
     account = Account.objects.get(pk=in_call.account.pk)
-    assert account.status == AccountStatus.NORMAL and check_password(PIN, account.pin_hash)
+    assert account.status == AccountStatus.NORMAL
+    assert pin_verification_matches(account.pin_hash, PIN, account_number=account.number)

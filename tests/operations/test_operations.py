@@ -12,7 +12,6 @@ from datetime import date
 from typing import Any
 
 import pytest
-from django.contrib.auth.hashers import check_password
 from django.urls import reverse
 from pypdf import PdfReader
 
@@ -20,6 +19,7 @@ from apps.audit.models import AuditRecord
 from apps.audit.selectors import audit_chain_verify
 from apps.common.checksums import uscc_is_valid
 from apps.customers.integrations.core_banking import SandboxCoreBanking, get_core_banking
+from apps.customers.integrations.pin_block import pin_verification_matches
 from apps.customers.models import Account, AccountKind, AccountStatus, Customer
 from apps.operations.models import Operation, OperationState
 from apps.visits.models import VisitOutcome
@@ -55,7 +55,8 @@ def test_activation_with_the_customers_own_pin_pad_never_shows_or_keeps_the_pin(
     assert done.json()["operation"]["state"] == "succeeded"
     account = Account.objects.get(pk=activation.account.pk)
     assert account.status == AccountStatus.NORMAL
-    assert check_password(GOOD_PIN, account.pin_hash) and GOOD_PIN not in account.pin_hash
+    assert pin_verification_matches(account.pin_hash, GOOD_PIN, account_number=account.number)
+    assert GOOD_PIN not in account.pin_hash
     activation.refresh()
     assert activation.visit.outcome == VisitOutcome.COMPLETED
     # The PIN is nowhere: not in the audit trail, not on the agent's side, not in the logs.
@@ -102,7 +103,9 @@ def test_password_reset_replaces_the_pin_hash(
     operation_id = _start(in_call).json()["id"]
     assert _pin(in_call, operation_id, "602817").json()["operation"]["state"] == "succeeded"
     account = Account.objects.get(pk=in_call.account.pk)
-    assert check_password("602817", account.pin_hash) and account.status == AccountStatus.NORMAL
+    assert pin_verification_matches(account.pin_hash, "602817", account_number=account.number)
+    assert not pin_verification_matches(account.pin_hash, "602818", account_number=account.number)
+    assert account.status == AccountStatus.NORMAL
 
 
 def test_lost_report_release_shows_the_report_date_and_the_agent_confirms(

@@ -6,10 +6,10 @@ what makes a retry after a timeout safe. A timeout leaves the outcome unknown
 to the caller — the change may or may not have been applied — so callers
 retry with the same reference, never a new one.
 
-PINs reach core banking only as ``pin_block``: here a salted PBKDF2 hash made
-on our side (Django's password hasher); with a real core it would be the
-adapter's encrypted PIN block. Either way the PIN itself never leaves the
-request that carried it.
+PINs reach core banking only as ``pin_block``: the PIN encrypted for core
+banking and bound to the account (``pin_block.py``); the sandbox opens it, as
+a core's HSM would, and keeps only a keyed verification value. The PIN itself
+never leaves the request that carried it, and nothing stores it in clear.
 
 ``SandboxCoreBanking`` stands in for the real system over the project's own
 Account and Customer tables (through apps.customers services), with the real
@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 from django.utils import timezone
 
 from apps.audit.services import Actor
+from apps.customers.integrations.pin_block import PinBlockInvalid, pin_block_open, pin_verification_value
 
 CORE = Actor.system("core_banking")
 _T = TypeVar("_T")
@@ -266,12 +267,14 @@ class SandboxCoreBanking:
     def account_activate(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult:
         from apps.customers.models import AccountStatus
 
+        pin_hash = _verification_value(pin_block, account_number=account_number)
         return self._account(
-            account_number, reference, require={"inactive"}, status=AccountStatus.NORMAL, pin_hash=pin_block
+            account_number, reference, require={"inactive"}, status=AccountStatus.NORMAL, pin_hash=pin_hash
         )
 
     def account_pin_reset(self, *, account_number: str, pin_block: str, reference: str) -> CoreResult:
-        return self._account(account_number, reference, require={"normal", "dormant"}, pin_hash=pin_block)
+        pin_hash = _verification_value(pin_block, account_number=account_number)
+        return self._account(account_number, reference, require={"normal", "dormant"}, pin_hash=pin_hash)
 
     def account_lost_report_release(self, *, account_number: str, reference: str) -> CoreResult:
         from apps.customers.models import AccountStatus
@@ -288,6 +291,15 @@ class SandboxCoreBanking:
             return CoreResult(reference=reference, applied_now=applied)
 
         return self._call(apply)
+
+
+def _verification_value(block: str, *, account_number: str) -> str:
+    """The sandbox's HSM: open the block made for this account and keep only a keyed verification value."""
+    try:
+        pin = pin_block_open(block, account_number=account_number)
+    except PinBlockInvalid as exc:
+        raise CoreBankingRejected("the PIN block does not open for this account") from exc
+    return pin_verification_value(pin, account_number=account_number)
 
 
 def _derived_application(account: Any) -> AccountOpeningApplication | None:
