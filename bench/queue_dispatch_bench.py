@@ -472,6 +472,7 @@ def concurrent_phase(queue_ids: list[int], *, processes: int, duration: float, b
     while time.monotonic() - started < duration:
         time.sleep(0.2)
         recycled += recycle_agents()
+        chain_pending()  # the sequencer's work, as run_dispatcher does it beside the dispatchers
     outcomes = [results.get(timeout=120) for _ in workers]
     wall = time.monotonic() - started
     for worker in workers:
@@ -542,6 +543,16 @@ def invariant_check(since_sequence: int) -> list[str]:
     if offered_twice:
         problems.append(f"{offered_twice} entries offered more than once in the phase")
     return problems
+
+
+def chain_pending() -> int:
+    """Chain the committed pending audit records (sequencer mode; nothing to do inline)."""
+    from apps.audit.services import audit_pending_integrate
+
+    total = 0
+    while chained := audit_pending_integrate():
+        total += chained
+    return total
 
 
 def audit_head() -> int:
@@ -680,7 +691,15 @@ def main() -> int:
     parser.add_argument("--procs", default="2,4", help="dispatcher process counts, comma-separated")
     parser.add_argument("--profile", type=int, default=200, help="decisions under cProfile")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--batch", type=int, default=50, help="offers per dispatch_batch transaction")
+    parser.add_argument(
+        "--batch", type=int, default=16, help="offers per dispatch_batch transaction (16: DISPATCH_BATCH_SIZE)"
+    )
+    parser.add_argument(
+        "--audit-mode",
+        choices=("sequencer", "inline"),
+        default="sequencer",
+        help="audit chain mode of the batched runs (d): sequencer, as deployed on PostgreSQL, or inline",
+    )
 
     parser.add_argument("--no-redis", action="store_true", help="in-memory channel layer instead of Redis db 14")
     parser.add_argument("--keep-db", action="store_true", help=f"do not drop {DB_NAME} at the end")
@@ -769,7 +788,11 @@ def _run(arguments: argparse.Namespace, process_counts: list[int], bench_started
         )
     )
 
-    # (d) The batched dispatcher (issue 18): one and several processes.
+    # (d) The batched dispatcher (issue 18): one and several processes, with
+    # the audit chain mode as deployed (the sequencer: services only insert
+    # pending rows; the bench's main process chains them as it runs).
+    settings.AUDIT_CHAIN_MODE = arguments.audit_mode
+    os.environ["REMOTEBANK_AUDIT_CHAIN_MODE"] = arguments.audit_mode  # for the spawned dispatchers
     for processes in [1, *process_counts]:
         reset_state()
         head = audit_head()
@@ -788,6 +811,7 @@ def _run(arguments: argparse.Namespace, process_counts: list[int], bench_started
             outcome = concurrent_phase(
                 queue_ids, processes=processes, duration=arguments.duration, batch=arguments.batch
             )
+        chain_pending()
         in_calls = sum(outcome["offers"]) + sum(outcome["empty"])
         rate = outcome["assigned"] / in_calls if processes == 1 else outcome["assigned"] / outcome["wall"]
         p99 = percentile(outcome["offers"], 0.99) if outcome["offers"] else float("inf")
@@ -799,7 +823,8 @@ def _run(arguments: argparse.Namespace, process_counts: list[int], bench_started
             problems.append(f"{recorded} offer records for {outcome['assigned']} offers returned")
         print()
         print(
-            f"(d) batched dispatch (dispatch_batch, limit {arguments.batch}), {processes} process(es), {arguments.duration:.0f} s"
+            f"(d) batched dispatch (dispatch_batch, limit {arguments.batch}), {processes} process(es), "
+            f"{arguments.duration:.0f} s, audit chain mode {arguments.audit_mode}"
         )
         print(
             f"  {outcome['assigned']} assignments in {len(outcome['offers'])} batches "

@@ -77,12 +77,13 @@ def _lock(call_id: int) -> Call:
 def _notify(call: Call, event: str, **extra: Any) -> None:
     """Tell everyone in the call (customer page and staff consoles), after commit."""
     payload = {"type": events.VISIT_UPDATE, "event": event, "call": str(call.public_id), **extra}
-    events.broadcast_on_commit(events.visit_group(call.visit_id), payload)
-    for presence_id in AgentPresence.objects.filter(staff__calls__call=call).values_list("pk", flat=True):
-        events.broadcast_on_commit(
-            events.agent_group(presence_id),
-            {"type": events.AGENT_UPDATE, "event": f"call_{event}", "call": str(call.public_id), **extra},
-        )
+    staff_event = {"type": events.AGENT_UPDATE, "event": f"call_{event}", "call": str(call.public_id), **extra}
+    presences = AgentPresence.objects.filter(staff__calls__call=call).values_list("pk", flat=True)
+    # One send for the customer's page and every staff console in the call.
+    events.broadcast_many_on_commit(
+        [(events.visit_group(call.visit_id), payload)]
+        + [(events.agent_group(presence_id), staff_event) for presence_id in presences]
+    )
 
 
 def _least_loaded_server() -> str:

@@ -82,7 +82,7 @@ def _ticket_issue() -> int:
 
 
 def _queue_event(
-    queue_id: int, *, removed: Iterable[EntryKey] = (), inserted: Iterable[EntryKey] = ()
+    queue_id: int, *, removed: Iterable[EntryKey] = (), inserted: Iterable[EntryKey] = (), broadcast: bool = True
 ) -> dict[str, Any]:
     """Record one change of who waits in a queue and broadcast it, after commit, as ONE small message.
 
@@ -94,7 +94,8 @@ def _queue_event(
     customer's page (``static/queueing/position.js``) counts what changed
     ahead of its own place, in version order, and asks for a snapshot when a
     version is missing. Called late in the transaction (after the rows have
-    changed) so that the lock is short. Returns the message.
+    changed) so that the lock is short. Returns the message; with
+    ``broadcast=False`` the caller sends it with its own batch of events.
     """
     removed_places = sorted(removed)
     inserted_places = sorted(inserted)
@@ -117,7 +118,8 @@ def _queue_event(
         "removed": [list(place) for place in removed_places],
         "inserted": [list(place) for place in inserted_places],
     }
-    events.broadcast_on_commit(events.queue_group(queue_id), events.queue_message(message))
+    if broadcast:
+        events.broadcast_on_commit(events.queue_group(queue_id), events.queue_message(message))
     return message
 
 
@@ -127,9 +129,13 @@ def _queue_moved(*, source_id: int, old_place: EntryKey, entry: QueueEntry) -> N
     Two moves in opposite directions lock the two queue rows in the same
     order, so they never wait on each other (deadlock).
     """
-    changes = {source_id: {"removed": [old_place]}, entry.queue_id: {"inserted": [_place(entry)]}}
+    changes: dict[int, tuple[list[EntryKey], list[EntryKey]]] = {
+        source_id: ([old_place], []),
+        entry.queue_id: ([], [_place(entry)]),
+    }
     for queue_id in sorted(changes):
-        _queue_event(queue_id, **changes[queue_id])
+        removed, inserted = changes[queue_id]
+        _queue_event(queue_id, removed=removed, inserted=inserted)
 
 
 def _schedule_dispatch(queue_id: int) -> None:
