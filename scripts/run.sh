@@ -27,7 +27,9 @@ if [ -n "${REDIS_URL:-}" ]; then
   pids+=($!)
 fi
 
-"$bin/daphne" -b "$host" -p "$port" remotebank.asgi:application &
+# Daphne borrows PostgreSQL connections from a pool instead of opening one per
+# request (remotebank/settings/database.py; ignored on SQLite).
+REMOTEBANK_DB_POOL_SIZE="${REMOTEBANK_DB_POOL_SIZE:-20}" "$bin/daphne" -b "$host" -p "$port" remotebank.asgi:application &
 pids+=($!)
 
 # The queue dispatcher: offer timeouts, wrap-up ends, overflow, live figures.

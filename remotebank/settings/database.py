@@ -42,8 +42,7 @@ DATABASES = {
         # 0: a connection per request. Under ASGI each request runs its
         # sync code in a thread of its own, and a persistent connection per
         # thread exhausted PostgreSQL's 100 connections in 40 s in the day
-        # bench (bench/README.md). Pool in front of PostgreSQL (PgBouncer)
-        # when the connect cost matters; see docs/operations.md.
+        # bench (bench/README.md). Daphne uses the pool below instead.
         conn_max_age=env_int("REMOTEBANK_DB_CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )
@@ -57,5 +56,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-elif DATABASE_SET_ROLE and not _MIGRATING:
-    DATABASES["default"]["OPTIONS"] = {"options": f"-c role={DATABASE_SET_ROLE}"}
+else:
+    # Options from DATABASE_URL's query string (application_name=…, sslmode=…) are kept.
+    _options: dict[str, object] = dict(DATABASES["default"].get("OPTIONS", {}))
+    if DATABASE_SET_ROLE and not _MIGRATING:
+        _options["options"] = f"-c role={DATABASE_SET_ROLE}"
+    # A pool of at most this many connections per process (psycopg_pool, Django's
+    # "pool" option); 0: none. scripts/run.sh sets it for Daphne only: a new
+    # PostgreSQL connection costs about 5 CPU-ms (server fork and login, measured
+    # 2026-12-03), paid by every request and every WebSocket consumer's database
+    # call under CONN_MAX_AGE 0, while a pooled connection is handed back when
+    # the request ends, so no thread keeps one. Not for Celery's prefork pools or
+    # anything that forks after its first query: a pool must not cross a fork.
+    _pool_size = env_int("REMOTEBANK_DB_POOL_SIZE", 0)
+    if _pool_size > 0 and not _MIGRATING:
+        _options["pool"] = {
+            "min_size": 1,
+            "max_size": _pool_size,
+            # A request that finds every connection busy waits this long, then fails
+            # (PoolTimeout, a database error: answered as a server error and logged).
+            "timeout": env_int("REMOTEBANK_DB_POOL_TIMEOUT_SECONDS", 10),
+            "max_idle": 300,
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool requires it
+    if _options:
+        DATABASES["default"]["OPTIONS"] = _options

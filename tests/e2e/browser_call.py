@@ -272,6 +272,7 @@ def start_daphne(port: int, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [str(daphne), "-b", "127.0.0.1", "-p", str(port), "remotebank.asgi:application"],
             cwd=ROOT,
+            env=os.environ | {"REMOTEBANK_DB_POOL_SIZE": "20"},  # as scripts/run.sh starts Daphne
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

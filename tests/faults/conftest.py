@@ -132,6 +132,24 @@ class Processes:
                     self.kill(process)
 
 
+def start_daphne(processes: Processes, name: str, *, startup_seconds: float = 60, **extra_env: str) -> int:
+    """A Daphne on a free port, as scripts/run.sh starts it (with its connection pool); its port once it listens."""
+    port = free_port()
+    processes.start(
+        name,
+        ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "remotebank.asgi:application"],
+        **({"REMOTEBANK_DB_POOL_SIZE": "20"} | extra_env),
+    )
+
+    def listening() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+        return False
+
+    wait_until(listening, timeout=startup_seconds, what=f"Daphne on port {port}: {processes.log(name)}", every=0.2)
+    return port
+
+
 @pytest.fixture
 def processes(tmp_path: Path, settings: Any) -> Iterator[Processes]:
     """Start real processes on the test database; files go to a folder both sides share."""

@@ -12,10 +12,9 @@ the reconnect grace has passed.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -35,26 +34,13 @@ from apps.queueing.services.entries import queue_entry_leave
 from apps.queueing.services.housekeeping import entries_grace_expire
 from apps.visits.authentication import SESSION_KEY
 from tests.conftest import SYSTEM
-from tests.faults.conftest import Processes, assert_audit_chain_verifies, free_port, wait_until
+from tests.faults.conftest import Processes, assert_audit_chain_verifies, start_daphne
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
 
 CUSTOMERS = 3
 STARTUP_SECONDS = 60
 MESSAGE_SECONDS = 10
-
-
-def _start_daphne(processes: Processes, name: str) -> int:
-    port = free_port()
-    processes.start(name, ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "remotebank.asgi:application"])
-
-    def listening() -> bool:
-        with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-        return False
-
-    wait_until(listening, timeout=STARTUP_SECONDS, what=f"Daphne on port {port}: {processes.log(name)}", every=0.2)
-    return port
 
 
 def _visit_cookie(visit_id: int) -> str:
@@ -135,7 +121,7 @@ def test_customers_reconnect_to_a_new_daphne_after_a_kill_and_keep_their_place(
     entries = [make_queued_customer() for _ in range(CUSTOMERS)]
     pages.extend(Page(_visit_cookie(entry.visit_id)) for entry in entries)
 
-    first_port = _start_daphne(processes, "daphne1")
+    first_port = start_daphne(processes, "daphne1", startup_seconds=STARTUP_SECONDS)
     before = [page.open(first_port) for page in pages]
     assert [(message["type"], message["position"]) for message in before] == [
         ("position", place) for place in range(1, CUSTOMERS + 1)
@@ -145,7 +131,7 @@ def test_customers_reconnect_to_a_new_daphne_after_a_kill_and_keep_their_place(
     processes.kill(first)
     assert all(page.lost() for page in pages)
 
-    second_port = _start_daphne(processes, "daphne2")
+    second_port = start_daphne(processes, "daphne2", startup_seconds=STARTUP_SECONDS)
     after = [page.open(second_port) for page in pages]
     assert [message["position"] for message in after] == [message["position"] for message in before]
 
