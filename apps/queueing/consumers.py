@@ -221,7 +221,11 @@ class VisitConsumer(_ListenOnlyConsumer):
         if event.get("event") == "back_in_queue":
             await self._recount()
             return
-        await self.send_json({"type": "visit", "event": event.get("event"), "agent": event.get("agent")})
+        message = {"type": "visit", "event": event.get("event"), "agent": event.get("agent")}
+        if isinstance(event.get("gate"), str):
+            # Which gate moved: the page asks for Gate 4's questions on that gate's events only.
+            message["gate"] = event["gate"]
+        await self.send_json(message)
 
 
 class AgentConsumer(_ListenOnlyConsumer):
@@ -231,7 +235,9 @@ class AgentConsumer(_ListenOnlyConsumer):
     the entry ringing or in the call, the call (added by the console) and the
     queue figures, so a reload shows exactly what the server holds. Each
     agent event is forwarded (the page's notices) and followed by a fresh
-    snapshot. Figures also come every 2 s from the dispatcher.
+    snapshot, except the service panel's events (a gate's or the business's
+    progress: ``PANEL_EVENTS``), which change nothing a snapshot holds; the
+    page asks for the panel itself. Figures also come every 2 s from the dispatcher.
 
     The dispatcher ends wrap-ups and takes unanswered offers back from its
     own process; with the embedded default's in-memory channel layer its
@@ -245,6 +251,8 @@ class AgentConsumer(_ListenOnlyConsumer):
     deadline_check: asyncio.Task[None] | None = None
     # The queue figures every 2 s to every agent; agent events re-read the desk, so they are not here.
     forward_only = frozenset({events.FIGURES_UPDATE})
+    # The call's service panel: about nine per service, and a snapshot costs a desk read each.
+    PANEL_EVENTS = frozenset({"call_gates", "call_operation", "call_liveness"})
 
     # After a deadline, how soon to look, how often to look again, and for how long.
     DEADLINE_MARGIN_SECONDS = 0.5
@@ -321,7 +329,8 @@ class AgentConsumer(_ListenOnlyConsumer):
 
     async def agent_update(self, event: dict[str, Any]) -> None:
         await self.send_json({key: value for key, value in event.items() if key != "type"} | {"type": "agent"})
-        await self._push_snapshot()
+        if event.get("event") not in self.PANEL_EVENTS:
+            await self._push_snapshot()
 
     async def figures_update(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "figures", "queues": event["queues"]})

@@ -142,7 +142,7 @@ def _visit_cookie(visit_id: int | None) -> str:
 
 def _staff_cookie(user: User) -> str:
     client = Client()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(user, backend="apps.staff.authentication.StaffModelBackend")
     return f"{django_settings.SESSION_COOKIE_NAME}={client.cookies[django_settings.SESSION_COOKIE_NAME].value}"
 
 
@@ -629,3 +629,59 @@ async def test_the_page_leaves_wrap_up_even_when_the_dispatchers_event_never_arr
 
     pushed = await socket.receive_json_from(timeout=WAIT)
     assert (pushed["type"], pushed["state"], pushed["wrap_up_until"]) == ("snapshot", "available", None)
+
+
+async def test_a_service_panel_event_is_forwarded_without_a_snapshot_and_a_desk_event_with_one(
+    sockets: Sockets,
+    make_skilled_staff: Callable[..., StaffProfile],
+) -> None:
+    """A gate's or the business's progress changes nothing of the desk: no snapshot re-read behind it."""
+    staff = await _agent_ready_behind_paused_queue(make_skilled_staff)
+    socket, _, _ = await sockets.connect("/ws/agent/", cookie=await db(_staff_cookie)(staff.user))
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "snapshot"
+    presence_id = await db(lambda: AgentPresence.objects.get(staff=staff).pk)()
+    layer = get_channel_layer()
+    assert layer is not None
+    group = events.agent_group(presence_id)
+
+    for event in ("call_gates", "call_operation", "call_liveness"):
+        await layer.group_send(group, {"type": events.AGENT_UPDATE, "event": event, "call": "c"})
+        assert (await socket.receive_json_from(timeout=WAIT)) == {"type": "agent", "event": event, "call": "c"}
+    assert await socket.receive_nothing(timeout=QUIET)
+
+    await layer.group_send(group, {"type": events.AGENT_UPDATE, "event": "call_ended", "call": "c"})
+    assert (await socket.receive_json_from(timeout=WAIT))["event"] == "call_ended"
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "snapshot"
+
+
+async def test_the_customer_hears_which_gate_moved_and_nothing_else_of_the_event(
+    sockets: Sockets,
+    make_queued_customer: Callable[..., QueueEntry],
+) -> None:
+    """The page asks for Gate 4's questions on that gate's events only; statuses and reasons stay on the staff side."""
+    await db(_queue)(paused=True)
+    mine = await db(make_queued_customer)()
+    socket, _, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(mine.visit_id))
+    assert (await socket.receive_json_from(timeout=WAIT))["position"] == 1
+    layer = get_channel_layer()
+    assert layer is not None
+
+    await layer.group_send(
+        events.visit_group(mine.visit_id),
+        {
+            "type": events.VISIT_UPDATE,
+            "event": "gates",
+            "call": "c",
+            "gate": "questions",
+            "status": "failed",
+            "reason": "r",
+        },
+    )
+    assert await socket.receive_json_from(timeout=WAIT) == {
+        "type": "visit",
+        "event": "gates",
+        "agent": None,
+        "gate": "questions",
+    }
+    await layer.group_send(events.visit_group(mine.visit_id), {"type": events.VISIT_UPDATE, "event": "operation"})
+    assert await socket.receive_json_from(timeout=WAIT) == {"type": "visit", "event": "operation", "agent": None}

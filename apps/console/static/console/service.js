@@ -2,9 +2,12 @@
  *
  * The server's state machine decides everything; this panel only shows
  * GET /api/gates/calls/<call>/ and GET /api/operations/calls/<call>/ and
- * offers the next step. It refreshes on every call event ("gates",
- * "operation"), every second and a half while something runs, and every
- * five seconds otherwise while in the call.
+ * offers the next step. A call event asks for its own half ("call_gates"
+ * the gates, "call_operation" the operations); an action, a change of the
+ * call and a reconnected socket ask for both. While the socket is up the
+ * events carry it and both are asked again only every 15 s, the safety net;
+ * while it is down, every second and a half while something runs and every
+ * five seconds otherwise.
  * The agent never sees the customer's answers or PIN: the API does not send them.
  */
 (() => {
@@ -18,6 +21,11 @@
   let operations = [];
   let pendingKey = null; // the Idempotency-Key of a start whose answer has not arrived
   let timer = null;
+  let lastRefresh = 0;
+  let busy = false;
+  let wasLive = true;
+  const LIVE_REFRESH_MILLISECONDS = 15000;
+  const isLive = () => byId("live-status")?.dataset.status === "live";
 
   const gatesUrl = (suffix = "") => `${config.urls.gates}calls/${callId}/${suffix}`;
   const operationsUrl = () => `${config.urls.operations}calls/${callId}/`;
@@ -179,24 +187,45 @@
     refresh();
   }
 
-  async function refresh() {
+  async function refresh(only) {
     if (!callId) return;
+    const asked = callId;
+    if (!only) lastRefresh = Date.now();
+    let fresh;
     try {
-      [gates, { operations }] = await Promise.all([ui.api(gatesUrl()), ui.api(operationsUrl())]);
+      fresh = await Promise.all([
+        only === "operation" && gates ? null : ui.api(gatesUrl()),
+        only === "gates" ? null : ui.api(operationsUrl()),
+      ]);
     } catch (error) {
       if (error.code !== "not_in_call") ui.showError(error.message);
       return;
     }
+    if (asked !== callId) return; // the call changed meanwhile: its own refresh is on its way
+    if (fresh[0]) gates = fresh[0];
+    if (fresh[1]) operations = fresh[1].operations;
     byId("gates-panel").hidden = false;
     renderGates();
     renderOperations();
-    const busy =
+    busy =
       gates.gates.some((gate) => gate.attempts.some((attempt) => attempt.status === "running")) ||
       operations.some((item) => item.state === "processing");
+    schedule();
+  }
+
+  // Events drive the panel; the poll is the safety net for events lost while
+  // the socket was down (they are not replayed).
+  function schedule() {
     clearTimeout(timer);
-    // Events drive the panel; the slower poll is the safety net for events
-    // lost while the socket was down (they are not replayed).
-    timer = setTimeout(refresh, busy ? 1500 : 5000);
+    timer = setTimeout(tick, busy ? 1500 : 5000);
+  }
+
+  function tick() {
+    const live = isLive();
+    const back = live && !wasLive; // reconnected: what changed meanwhile
+    wasLive = live;
+    if (!live || back || Date.now() - lastRefresh >= LIVE_REFRESH_MILLISECONDS) refresh();
+    else schedule();
   }
 
   // A photo that cannot load (the call ended and its access with it) is hidden, never shown broken.
@@ -205,12 +234,19 @@
     event.target.hidden = true;
   });
 
-  // call.js announces the call we are in (or its end).
+  // call.js announces the call we are in (or its end), again with every snapshot
+  // of the socket: the panel is asked for only when the call or its state changed.
+  let announced = null;
   window.addEventListener("remotebank:call", (event) => {
     const call = event.detail;
     const next = call && call.state !== "ended" && call.role === "agent" ? call.call : null;
+    const key = next ? `${next}:${call.state}` : null;
+    if (key === announced) return;
+    announced = key;
     if (next !== callId) {
       callId = next;
+      gates = null;
+      operations = [];
       config.business = call ? call.business : null;
       const photo = byId("gates-registry-photo");
       photo.removeAttribute("src");
@@ -223,6 +259,7 @@
   });
   window.addEventListener("remotebank:agent-event", (event) => {
     const message = event.detail || {};
-    if (/^call_(gates|operation)/.test(message.event || "")) refresh();
+    if (message.event === "call_gates") refresh("gates");
+    else if (message.event === "call_operation") refresh("operation");
   });
 })();
