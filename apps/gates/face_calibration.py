@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from apps.gates.integrations.face import COMPARISONS, DlibFaceEngine, FaceEmbedding, FaceError, FaceThresholds
 
@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 SKIPPED_FOLDERS = {"multi"}
+# Files of the set that are crops of one picture (the set's README: "5_small is tiny;
+# 6_partial shows part of the face only"; seen side by side, both are cut from obama/1.jpg).
+# Showing one of them to the camera IS replaying the other: never counted as two photos.
+SAME_PICTURE = (frozenset({"obama/1.jpg", "obama/5_small.jpg", "obama/6_partial.jpg"}),)
+REPLAY_VARIANTS = 6
 CARD_VARIANTS = 2
 LIVE_FRAME_SIDE = 640
 
@@ -300,3 +305,80 @@ def distances_summary(values: Sequence[float]) -> str:
         f"n={len(values)} min {finite[0]:.4f} median {float(np.median(finite)):.4f} max {finite[-1]:.4f}"
         f"{f' (+{len(values) - len(finite)} unusable)' if len(finite) < len(values) else ''}"
     )
+
+
+def same_picture(a: Photo, b: Photo) -> bool:
+    return a == b or any(a.name in group and b.name in group for group in SAME_PICTURE)
+
+
+def replay_copy(image: Image.Image, photo: Photo, variant: int) -> Image.Image:
+    """A known picture shown to the camera, as one video frame: rescaled, tilted, shifted, relit, compressed."""
+    rng = _rng(photo, "replay", variant)
+    frame = image.copy()
+    side = rng.randint(320, 640)
+    frame.thumbnail((side, side), Image.Resampling.BILINEAR)
+    frame = frame.rotate(
+        rng.uniform(-4.0, 4.0),
+        resample=Image.Resampling.BILINEAR,
+        translate=(rng.randint(-6, 6), rng.randint(-6, 6)),
+        fillcolor=(128, 128, 128),
+    )
+    frame = ImageEnhance.Brightness(frame).enhance(rng.uniform(0.8, 1.2))
+    return _jpeg(frame, rng.randint(40, 85))
+
+
+@dataclass(frozen=True)
+class ReplayDistances:
+    """What the replay rule (``LIVENESS_REPLAY_MAX_DISTANCE``) must tell apart.
+
+    ``replays``: a known picture (registry photo or card portrait) against a
+    video frame of that same picture (``replay_copy``): each should be caught.
+    ``distinct``: a registry photo or card portrait against the live frame of
+    another picture of the same person: a genuine customer, who must never be
+    called a replay. Each entry is (distance, label).
+    """
+
+    replays: list[tuple[float, str]]
+    distinct: list[tuple[float, str]]
+    failures: list[str]
+
+
+def replay_distances(
+    engine: DlibFaceEngine,
+    photos: Sequence[Photo],
+    embedded: Embedded,
+    images: tuple[dict[Photo, Image.Image], dict[Photo, Image.Image], dict[tuple[Photo, int], Image.Image]],
+    variants: int = REPLAY_VARIANTS,
+) -> ReplayDistances:
+    """The distances of ``ReplayDistances``, from ``build_images``' pictures and their embeddings."""
+    registry_images, _live_images, card_images = images
+    replays: list[tuple[float, str]] = []
+    distinct: list[tuple[float, str]] = []
+    failures: list[str] = []
+    for photo in photos:
+        known = [(f"{photo.name} registry", registry_images[photo], embedded.registry[photo])]
+        known += [
+            (f"{photo.name} card#{variant}", card_images[(photo, variant)], embedded.cards[(photo, variant)])
+            for variant in range(CARD_VARIANTS)
+        ]
+        for label, image, original in known:
+            if original is None:
+                continue
+            for variant in range(variants):
+                copy = _embed_or_none(engine, replay_copy(image, photo, variant), f"{label} replay#{variant}", failures)
+                if copy is not None:
+                    replays.append((engine.compare(original, copy), f"{label} replay#{variant}"))
+    for probe, reference in itertools.permutations(photos, 2):
+        if probe.person != reference.person or same_picture(probe, reference):
+            continue
+        live = embedded.live[probe]
+        if live is None:
+            continue
+        registry = embedded.registry[reference]
+        if registry is not None:
+            distinct.append((engine.compare(live, registry), f"{probe.name} live / {reference.name} registry"))
+        for variant in range(CARD_VARIANTS):
+            card = embedded.cards[(reference, variant)]
+            if card is not None:
+                distinct.append((engine.compare(live, card), f"{probe.name} live / {reference.name} card#{variant}"))
+    return ReplayDistances(sorted(replays), sorted(distinct), failures)

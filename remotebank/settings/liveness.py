@@ -61,8 +61,9 @@ LIVENESS_STATIC_MAX_DIFFERENCE = _float("REMOTEBANK_LIVENESS_STATIC_MAX_DIFFEREN
 LIVENESS_MIN_FACE_RATIO = _float("REMOTEBANK_LIVENESS_MIN_FACE_RATIO", 0.6)
 LIVENESS_SLACK_SECONDS = _float("REMOTEBANK_LIVENESS_SLACK_SECONDS", 1.0)
 # A live face this close to the registry photo or the ID portrait IS that
-# picture, replayed: two different photos of one person are farther apart.
-LIVENESS_REPLAY_MAX_DISTANCE = _float("REMOTEBANK_LIVENESS_REPLAY_MAX_DISTANCE", 0.025)
+# picture, replayed: two different photos of one person are farther apart
+# (measured with `manage.py face_calibrate --replay`, docs/face-verification.md).
+LIVENESS_REPLAY_MAX_DISTANCE = _float("REMOTEBANK_LIVENESS_REPLAY_MAX_DISTANCE", 0.013)
 # A customer who failed Gate 2 or Gate 3 may not start remote visits for this
 # many hours (0: no block); supervisors can lift a block (docs/gates.md).
 VISIT_BLOCK_HOURS = env_int("REMOTEBANK_VISIT_BLOCK_HOURS", 24)

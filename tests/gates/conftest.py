@@ -29,6 +29,7 @@ from apps.calls.services import call_participant_event
 from apps.customers.models import Account, AccountKind, AccountStatus, Customer
 from apps.customers.services import account_upsert
 from apps.gates.integrations import identity_registry
+from apps.gates.integrations.face import missing_weights
 from apps.gates.integrations.identity_registry import SandboxPbocRegistry, face_people
 from apps.gates.models import GateProgress, GateState
 from apps.gates.selectors import citizen_on_file
@@ -45,12 +46,24 @@ from apps.staff.services import agent_skill_set, staff_member_upsert
 from apps.visits.authentication import SESSION_KEY
 from apps.visits.models import Visit, VisitOutcome
 from tests.calls.conftest import janus_control, janus_settings  # noqa: F401 - fixtures re-exported
-from tests.conftest import SYSTEM
+from tests.conftest import CI, SYSTEM
 from tests.factories import visit_with_gate1
 
 
 def faces_dir() -> Path:
     return Path(django_settings.FACES_DATASET_DIR)
+
+
+def require_face_weights() -> Path:
+    """The installed face weights' folder; without them the calling test skips locally and FAILS under CI=true."""
+    home = Path(django_settings.DEEPFACE_HOME)
+    missing = missing_weights(home)
+    if missing:
+        message = f"face weights missing in {home}: {missing} (run manage.py face_weights_install)"
+        if CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return home
 
 
 def person_photos(index: int) -> list[Path]:

@@ -11,13 +11,14 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from apps.gates.integrations.face import missing_weights
+from apps.gates.face_calibration import labelled_photos, same_picture
 from apps.gates.management.commands.face_calibrate import (
     dataset_photos,
     error_rates,
     recommend_threshold,
     threshold_grid,
 )
+from tests.gates.conftest import require_face_weights
 
 CI = os.environ.get("CI", "").lower() == "true"
 GENUINE = [0.02, 0.03, 0.05, 0.08, math.inf]  # the inf: a photo with no face found
@@ -76,12 +77,7 @@ def test_multi_face_photos_are_left_out_and_hard_cases_kept() -> None:
 
 
 def test_the_command_prints_a_table_and_a_recommendation_on_a_subset() -> None:
-    home = Path(settings.DEEPFACE_HOME)
-    if missing_weights(home):
-        message = f"face weights missing in {home} (run manage.py face_weights_install)"
-        if CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_face_weights()
     out = StringIO()
 
     call_command("face_calibrate", "--people", "biden", "kit_harington", "rose_leslie", stdout=out)
@@ -98,3 +94,34 @@ def test_the_command_prints_a_table_and_a_recommendation_on_a_subset() -> None:
     sets = [line for line in text.splitlines() if line.startswith("shipped {") and "held-out fold:" in line]
     assert len(sets) == 1
     assert "impostor accepted 0/" in sets[0]
+
+
+def test_crops_of_one_picture_are_the_same_picture_and_other_photos_are_not() -> None:
+    photos = {photo.name: photo for photo in labelled_photos(Path(settings.FACES_DATASET_DIR))}
+
+    assert same_picture(photos["obama/5_small.jpg"], photos["obama/1.jpg"])
+    assert same_picture(photos["obama/3.jpg"], photos["obama/3.jpg"])
+    assert not same_picture(photos["obama/3.jpg"], photos["obama/1.jpg"])
+    assert not same_picture(photos["kit_harington/1.jpg"], photos["kit_harington/3.jpg"])
+
+
+def test_the_replay_measure_separates_replays_from_other_photos_at_the_shipped_threshold() -> None:
+    require_face_weights()
+    out = StringIO()
+
+    call_command(
+        "face_calibrate", "--replay", "--replay-variants", "2", "--people", "biden", "kit_harington", stdout=out
+    )
+
+    text = out.getvalue()
+    # 5 photos, each the registry photo and two card portraits, two video frames each.
+    assert "replays (a known picture vs a video frame of it)  n=30 " in text
+    # Every ordered pair of distinct photos of one person: 2 (biden) + 6 (kit), each vs registry and 2 cards.
+    assert "genuine (another picture of the same person)      n=24 " in text
+    shipped = next(line for line in text.splitlines() if line.startswith("shipped "))
+    # The shipped rule calls no genuine customer a replay, and still catches some replays.
+    assert shipped.endswith("genuine called a replay 0/24"), text
+    assert " replays caught 0/" not in shipped, text
+    recommended = float(next(line for line in text.splitlines() if line.startswith("recommended ")).split()[1][:-1])
+    closest = float(text.split("closest genuine pairs:\n")[1].split()[0])
+    assert recommended <= closest / 2

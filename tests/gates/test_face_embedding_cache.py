@@ -18,9 +18,9 @@ from apps.gates.face_embeddings import (
     id_portrait_scope,
     registry_photo_scope,
 )
-from apps.gates.integrations.face import DlibFaceEngine, FaceEmbedding, FaceNotFound, missing_weights
+from apps.gates.integrations.face import DlibFaceEngine, FaceEmbedding, FaceNotFound
 from apps.gates.models import FaceEmbeddingCacheEntry, GateProgress
-from tests.gates.conftest import KIT, InCall, _pass_face, _pass_identity
+from tests.gates.conftest import KIT, InCall, _pass_face, _pass_identity, require_face_weights
 
 CI = os.environ.get("CI", "").lower() == "true"
 FACES = Path(settings.FACES_DATASET_DIR)
@@ -40,12 +40,7 @@ class CountingEngine(DlibFaceEngine):
 
 @pytest.fixture(scope="module")
 def engine() -> CountingEngine:
-    home = Path(settings.DEEPFACE_HOME)
-    if missing_weights(home):
-        message = f"face weights missing in {home} (run manage.py face_weights_install)"
-        if CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    home = require_face_weights()
     counting = CountingEngine(deepface_home=home, threshold=float(settings.FACE_THRESHOLD_LIVE_VS_REGISTRY))
     counting.warm_up()
     return counting

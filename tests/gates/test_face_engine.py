@@ -25,6 +25,7 @@ from apps.gates.integrations.face import (
     get_face_engine,
     missing_weights,
 )
+from tests.gates.conftest import require_face_weights
 
 CI = os.environ.get("CI", "").lower() == "true"
 FACES = Path(settings.FACES_DATASET_DIR)
@@ -38,13 +39,7 @@ def photo(relative: str) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def engine() -> DlibFaceEngine:
-    home = Path(settings.DEEPFACE_HOME)
-    missing = missing_weights(home)
-    if missing:
-        message = f"face weights missing in {home}: {missing} (run manage.py face_weights_install)"
-        if CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_face_weights()
     face_engine = get_face_engine()
     face_engine.warm_up()
     return face_engine

@@ -23,10 +23,20 @@ FAR ≤ ``--target-far``, ties broken by the lower FAR and then by the middle
 of the remaining plateau. The command then reports, on the held-out fold,
 each comparison's FAR/FRR and the three-photo sets (all three comparisons
 together) at the recommended and at the shipped thresholds.
+
+``--replay`` measures the liveness replay rule instead: a live face closer
+than ``LIVENESS_REPLAY_MAX_DISTANCE`` to the registry photo or the card
+portrait is that picture shown to the camera, and the service ends. It
+prints the distances of known pictures to video frames of themselves
+(replays, to be caught) and of live frames of *other* pictures of the same
+person to them (genuine customers, never to be called a replay), and
+recommends half the lowest genuine distance: a margin of two, because one
+wrong "replay" ends a real customer's service.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,11 +46,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.gates.face_calibration import (
     CARD_VARIANTS,
+    REPLAY_VARIANTS,
     build_images,
     comparison_pairs,
     distances_summary,
     embed_all,
     labelled_photos,
+    replay_distances,
     three_photo_sets,
     threshold_rule,
 )
@@ -113,6 +125,10 @@ class Command(BaseCommand):
         parser.add_argument("--target-far", type=float, default=0.0)
         parser.add_argument("--people", nargs="*", help="Only these person folders (a quick subset).")
         parser.add_argument("--table-step", type=float, default=0.01, help="Threshold step of the printed table.")
+        parser.add_argument("--replay", action="store_true", help="Measure the liveness replay rule instead.")
+        parser.add_argument(
+            "--replay-variants", type=int, default=REPLAY_VARIANTS, help="Video frames made of each known picture."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         faces_dir = options["faces_dir"] or Path(settings.FACES_DATASET_DIR)
@@ -122,7 +138,14 @@ class Command(BaseCommand):
         if len({photo.person for photo in photos}) < 2:
             raise CommandError("need photos of at least two people")
         engine = get_face_engine()
-        embedded = embed_all(engine, build_images(photos, engine))
+        images = build_images(photos, engine)
+        embedded = embed_all(engine, images)
+        if options["replay"]:
+            self._replay(engine, photos, embedded, images, options["replay_variants"])
+            return
+        self._thresholds(engine, photos, embedded, options)
+
+    def _thresholds(self, engine: Any, photos: Sequence[Any], embedded: Any, options: dict[str, Any]) -> None:
         for failure in embedded.failures:
             self.stdout.write(f"  {failure} (failure to acquire)")
         folds = [sum(1 for photo in photos if photo.fold == fold) for fold in (0, 1)]
@@ -184,6 +207,32 @@ class Command(BaseCommand):
                     f"impostor accepted {rates.impostor_accepted}/{rates.impostor_sets} ({rates.impostor_acceptance:.2%})"
                 )
         self.stdout.write(f"shipped thresholds: {shipped.as_dict()}")
+
+    def _replay(self, engine: Any, photos: Sequence[Any], embedded: Any, images: Any, variants: int) -> None:
+        measured = replay_distances(engine, photos, embedded, images, variants)
+        for failure in [*embedded.failures, *measured.failures]:
+            self.stdout.write(f"  {failure} (no usable face, left out)")
+        replays = [distance for distance, _ in measured.replays]
+        distinct = [distance for distance, _ in measured.distinct]
+        if not replays or not distinct:
+            raise CommandError("need at least one replay and one pair of distinct photos of one person")
+        self.stdout.write(f"replays (a known picture vs a video frame of it)  {distances_summary(replays)}")
+        self.stdout.write(f"genuine (another picture of the same person)      {distances_summary(distinct)}")
+        self.stdout.write("closest genuine pairs:")
+        for distance, label in measured.distinct[:5]:
+            self.stdout.write(f"  {distance:.4f} {label}")
+        self.stdout.write("farthest replays:")
+        for distance, label in measured.replays[-5:]:
+            self.stdout.write(f"  {distance:.4f} {label}")
+        recommended = math.floor(distinct[0] / 2 * 1000) / 1000
+        shipped = float(settings.LIVENESS_REPLAY_MAX_DISTANCE)
+        for label, threshold in (("recommended", recommended), ("shipped", shipped)):
+            caught = sum(1 for distance in replays if distance < threshold)
+            wrong = sum(1 for distance in distinct if distance < threshold)
+            self.stdout.write(
+                f"{label} {threshold:.3f}: replays caught {caught}/{len(replays)} ({caught / len(replays):.1%}), "
+                f"genuine called a replay {wrong}/{len(distinct)}"
+            )
 
     def _row(self, rates: ErrorRates) -> None:
         self.stdout.write(
