@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.audit.actions import AuditAction
 from apps.audit.services import Actor, audit_record
 from apps.businesses.registry import BusinessType, business_get
-from apps.common.crypto import mobile_index, normalize_mobile
+from apps.common.crypto import blind_index, mobile_index, normalize_mobile
 from apps.common.errors import ApplicationError, NotAllowed, NotFound, ValidationFailed
 from apps.common.fsm import fsm_step
 from apps.common.images import ImageRejected, image_to_jpeg_bytes, load_untrusted_image
@@ -622,8 +622,7 @@ def _sms_code_hash(visit: Any, code: str) -> str:
     hash of six digits is reversed by trying the million candidates; bound to
     the visit so that equal codes of two visits do not look alike.
     """
-    message = f"gate1-sms-code:{visit.public_id}:{code}".encode()
-    return hmac.new(settings.BLIND_INDEX_KEY.encode(), message, hashlib.sha256).hexdigest()
+    return blind_index(f"{visit.public_id}:{code}", purpose="gate1-sms-code")
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,11 @@ def test_a_second_read_of_another_length_changes_nothing() -> None:
     lines, front = _doubtful_front()
     engine = _SecondRead("诸葛湉湉", (1.0, 1.0, 0.99, 0.99))
     assert _reread_name(engine, Image.new("RGB", (856, 540), "white"), lines, front) == front
+
+
+def test_a_second_read_more_confident_than_the_first_replaces_the_doubtful_character() -> None:
+    # Below the floor, but the better read of the two: the character changes and stays doubtful.
+    lines, front = _doubtful_front()
+    engine = _SecondRead("诸葛湉", (1.0, 1.0, 0.85))
+    again = _reread_name(engine, Image.new("RGB", (856, 540), "white"), lines, front)
+    assert (again.name, again.name_uncertain, again.name_scores) == ("诸葛湉", (2,), (1.0, 1.0, 0.85))
