@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -96,7 +96,11 @@ def visits_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Vis
 
 def call_get(*, public_id: Any) -> Call:
     """The call with this public id (with its visit), or NotFound."""
-    call = Call.objects.select_related("visit").filter(public_id=public_id).first()
+    return _call_or_not_found(Call.objects.select_related("visit"), public_id)
+
+
+def _call_or_not_found(calls: QuerySet[Call], public_id: Any) -> Call:
+    call = calls.filter(public_id=public_id).first()
     if call is None:
         raise NotFound(_("This call does not exist."), code="call_not_found")
     return call
@@ -108,8 +112,12 @@ def call_for_staff_participant(*, public_id: Any, user: User, denied: str | Prom
     For reads of a call's own panels (its gates, its operations); writes
     also check that the person is still present in the live call.
     """
-    call = call_get(public_id=public_id)
-    if not CallParticipant.objects.filter(call=call, staff__user=user).exists():
+    # One query: the call and whether this user took part (two round trips on every panel read before).
+    taken_part = CallParticipant.objects.filter(call=OuterRef("pk"), staff__user=user)
+    call = _call_or_not_found(
+        Call.objects.select_related("visit").annotate(user_took_part=Exists(taken_part)), public_id
+    )
+    if not call.user_took_part:  # type: ignore[attr-defined]
         raise PermissionDenied(denied, code="not_in_call")
     return call
 
@@ -119,6 +127,7 @@ def call_latest_for_visit(*, visit: Visit) -> Call:
     call = Call.objects.filter(visit=visit).order_by("-created_at").first()
     if call is None:
         raise NotFound(_("No call yet."), code="no_call")
+    call.visit = visit  # the caller's row: spares reading it again
     return call
 
 

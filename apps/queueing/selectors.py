@@ -143,17 +143,18 @@ class QueueFigures:
 
 
 def queue_figures(*, now: datetime | None = None) -> list[QueueFigures]:
+    """Every queue's figures: two queries per queue (each agent snapshot carries them, issue 18)."""
     now = now or timezone.now()
     day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     figures = []
     for queue in ServiceQueue.objects.order_by("code"):
         live = QueueEntry.objects.filter(queue=queue, state__in=(EntryState.WAITING, EntryState.OFFERED))
-        waits = [(now - enqueued).total_seconds() for enqueued in live.values_list("enqueued_at", flat=True)]
-        today = QueueEntry.objects.filter(queue=queue, enqueued_at__gte=day_start)
-        answered = today.filter(answered_at__isnull=False)
-        within = answered.filter(answered_at__lte=F("enqueued_at") + timedelta(seconds=queue.service_level_seconds))
-        counts = today.aggregate(
+        rows = list(live.values_list("state", "enqueued_at"))
+        waits = [(now - enqueued).total_seconds() for _state, enqueued in rows]
+        in_time = F("enqueued_at") + timedelta(seconds=queue.service_level_seconds)
+        counts = QueueEntry.objects.filter(queue=queue, enqueued_at__gte=day_start).aggregate(
             answered=Count("pk", filter=Q(answered_at__isnull=False)),
+            within=Count("pk", filter=Q(answered_at__isnull=False, answered_at__lte=in_time)),
             abandoned=Count("pk", filter=Q(state=EntryState.ABANDONED)),
         )
         finished = counts["answered"] + counts["abandoned"]
@@ -162,11 +163,11 @@ def queue_figures(*, now: datetime | None = None) -> list[QueueFigures]:
                 queue_id=queue.pk,
                 code=queue.code,
                 name=queue.name,
-                waiting=live.filter(state=EntryState.WAITING).count(),
-                offered=live.filter(state=EntryState.OFFERED).count(),
+                waiting=sum(1 for state, _enqueued in rows if state == EntryState.WAITING),
+                offered=sum(1 for state, _enqueued in rows if state == EntryState.OFFERED),
                 longest_wait_seconds=round(max(waits, default=0.0), 1),
                 average_wait_seconds=round(sum(waits) / len(waits), 1) if waits else 0.0,
-                service_level=round(within.count() / finished, 3) if finished else None,
+                service_level=round(counts["within"] / finished, 3) if finished else None,
                 abandon_rate=round(counts["abandoned"] / finished, 3) if finished else None,
                 paused=queue.paused,
             )

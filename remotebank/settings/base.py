@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "apps.security.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Slides the session's idle deadline; after SessionMiddleware, so that it runs first on the response.
+    "apps.security.middleware.SessionRefreshMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -104,7 +106,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     # Then the soft per-username delay (apps/security/throttling.py).
     "apps.security.throttling.LoginDelayBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend, reading the profile with the user and the permissions in one query.
+    "apps.staff.authentication.StaffModelBackend",
 ]
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -145,9 +148,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "admin:login"
 
-# Staff sessions: short-lived and gone when the browser closes.
+# Staff sessions: short-lived and gone when the browser closes. The idle
+# deadline slides with use: apps.security.middleware.SessionRefreshMiddleware
+# writes it again at most every SESSION_REFRESH_SECONDS (Django's
+# SESSION_SAVE_EVERY_REQUEST wrote the session row on every request), so a
+# session ends between AGE - REFRESH and AGE after its last request.
 SESSION_COOKIE_AGE = env_int("REMOTEBANK_SESSION_SECONDS", 30 * 60)
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_REFRESH_SECONDS = env_int("REMOTEBANK_SESSION_REFRESH_SECONDS", 60)
+if not 0 <= SESSION_REFRESH_SECONDS < SESSION_COOKIE_AGE:
+    raise ImproperlyConfigured(
+        "REMOTEBANK_SESSION_REFRESH_SECONDS must be at least 0 and below REMOTEBANK_SESSION_SECONDS"
+    )
+SESSION_SAVE_EVERY_REQUEST = False
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True

@@ -17,9 +17,12 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
+from django.db import connection
 from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from apps.security.middleware import SESSION_REFRESHED_KEY
 from apps.staff.roles import Role
 from tests.security.helpers import force_login_verified
 
@@ -120,16 +123,30 @@ def _session_expiry(client: Client) -> Session:
     return Session.objects.get(session_key=client.session.session_key)
 
 
+def _refreshed_ago(client: Client, seconds: int) -> None:
+    """Make the session's last refresh ``seconds`` older (as if that much time had passed since)."""
+    session = client.session
+    session[SESSION_REFRESHED_KEY] -= seconds
+    session.save()
+
+
 def test_a_staff_session_ends_after_the_idle_timeout_and_each_request_extends_it(
     client: Client, compliance_officer: User
 ) -> None:
     assert settings.SESSION_COOKIE_AGE == 30 * 60  # REMOTEBANK_SESSION_SECONDS, default 30 minutes
+    assert settings.SESSION_REFRESH_SECONDS == 60  # REMOTEBANK_SESSION_REFRESH_SECONDS
     force_login_verified(client, compliance_officer)
     assert client.get("/console/live/compliance/").status_code == 200
     session = _session_expiry(client)
     assert abs((session.expire_date - timezone.now()) - timedelta(minutes=30)) < timedelta(seconds=30)
 
+    # Within the refresh interval a request does not write the session again.
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/console/live/compliance/").status_code == 200
+    assert not [query for query in queries if query["sql"].startswith('UPDATE "django_session"')]
+
     # 29 idle minutes: still in, and the request pushes the end 30 minutes away again.
+    _refreshed_ago(client, 29 * 60)
     Session.objects.filter(pk=session.pk).update(expire_date=timezone.now() + timedelta(minutes=1))
     assert client.get("/console/live/compliance/").status_code == 200
     session = _session_expiry(client)
@@ -170,15 +187,15 @@ def test_production_settings_send_hsts_and_secure_cookies() -> None:
     script = (
         "import json, django; django.setup(); from django.conf import settings as s; "
         "print(json.dumps([s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SESSION_COOKIE_SECURE, "
-        "s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_AGE, s.SESSION_SAVE_EVERY_REQUEST]))"
+        "s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_AGE, s.SESSION_REFRESH_SECONDS]))"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    hsts, subdomains, session_secure, csrf_secure, redirect, age, save_every = json.loads(
+    hsts, subdomains, session_secure, csrf_secure, redirect, age, refresh = json.loads(
         result.stdout.strip().splitlines()[-1]
     )
     assert hsts >= 31536000 and subdomains
     assert session_secure and csrf_secure and redirect
-    assert age == 30 * 60 and save_every
+    assert age == 30 * 60 and refresh == 60
