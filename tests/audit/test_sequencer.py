@@ -245,6 +245,16 @@ def test_two_sequencers_at_once_do_not_fork_the_chain(
     first = sequencers("first", "--checkpoint-seconds", "0")
     second = sequencers("second", "--checkpoint-seconds", "0")
     writers, per_writer = 4, 60
+    # Both running before the writers start: on a loaded machine their start-up
+    # once outlasted the writes, and the integrator below chained everything alone.
+    _wait_until(
+        lambda: (
+            all("Audit sequencer started." in _log(tmp_path, name) for name in ("first", "second"))
+            and any("Audit sequencer active." in _log(tmp_path, name) for name in ("first", "second"))
+        ),
+        timeout=60,
+        what="both sequencers to start and one to be active",
+    )
 
     def write(number: int) -> None:
         try:

@@ -650,10 +650,16 @@ def test_a_weak_subscriber_gets_a_lower_simulcast_layer_of_the_agent_and_video_k
     start_at, start_frames = next((at, frames) for at, frames in decoded if at >= end_at - 15)
     fps = (end_frames - start_frames) / (end_at - start_at)
     widths = [shape["width"] for at, shape in customer_page["shapes"] if at > first_ask + 5 and shape["width"]]
+    agent_decoded = [(at, frames) for at, frames, *_ in agent_page["frames"] if frames >= 0]
+    agent_last_15_s = agent_decoded[-1][1] - next(
+        frames for at, frames in agent_decoded if at >= agent_decoded[-1][0] - 15
+    )
     summary = {
         "agent_layers": agent_page["shapes"][-1][1]["layers"],
         "asked": asked,
         "customer_fps_last_15_s": round(fps, 1),
+        "agent_frames_of_the_customer_last_15_s": agent_last_15_s,
+        "agent_frames_every_5_s": [frames for at, frames in agent_decoded if round(at) % 5 == 0][-13:],
         "customer_widths": sorted(set(widths)),
         "top_width": top_width,
         "link": counters,
@@ -665,8 +671,7 @@ def test_a_weak_subscriber_gets_a_lower_simulcast_layer_of_the_agent_and_video_k
     # changes in 50 s without that).
     assert len(asked) <= seconds / 8, summary
     assert fps >= 10, summary
-    agent_decoded = [(at, frames) for at, frames, *_ in agent_page["frames"] if frames >= 0]
-    assert agent_decoded[-1][1] - next(frames for at, frames in agent_decoded if at >= agent_decoded[-1][0] - 15) >= 100
+    assert agent_last_15_s >= 100, summary
 
     # Every video recording, the agent's simulcast one included, lasts as long
     # as it was written: from its first packet (header "u") to its last write

@@ -528,8 +528,12 @@ def test_the_compliance_officer_finds_a_failed_service_and_compares_its_faces(
     faces = s.page.locator("tr.face-images img")
     assert faces.count() == 3
     faces.last.scroll_into_view_if_needed()
+    # Polled on a timer, not on animation frames (Playwright's default): with the machine's
+    # cores busy, headless Chromium drew no further frame once the page was still, and the
+    # check never ran again although all three images had loaded (CI at 4041504).
     s.page.wait_for_function(
-        "() => [...document.querySelectorAll('tr.face-images img')].every((img) => img.complete && img.naturalWidth > 0)"
+        "() => [...document.querySelectorAll('tr.face-images img')].every((img) => img.complete && img.naturalWidth > 0)",
+        polling=100,
     )
     assert "不是同一人" in s.page.inner_text("body")
     s.shot("evidence")

@@ -31,18 +31,22 @@ def test_a_check_whose_task_breaks_ends_as_an_error_and_the_agent_can_try_again(
     def broken(**kwargs: Any) -> Any:
         raise KeyError("a bug, not a registry error")
 
-    monkeypatch.setattr(identity_registry._registry_singleton, "verify", broken)
-    assert _post(in_call, "identity", on_commit).status_code == 202
-    attempt = GateAttempt.objects.get(progress__visit=in_call.visit)
-    assert (attempt.status, attempt.result_code) == (AttemptStatus.ERROR, "internal_error")
-    shown = _gates(in_call)["gates"][0]["attempts"][0]
-    assert shown["status"] == "error"
-    assert shown["message"] in {
-        "The check could not be completed because of an internal error. Please try again.",
-        "系统内部错误，核查未能完成，请重试。",
-    }
+    # Only the breakage is undone afterwards: ``monkeypatch.undo()`` would also
+    # undo the registry fixture's failure-free sandbox, and the default one
+    # fails 4 % of checks (a flaky retry in CI on 2026-12-03).
+    with monkeypatch.context() as patch:
+        patch.setattr(identity_registry._registry_singleton, "verify", broken)
+        assert _post(in_call, "identity", on_commit).status_code == 202
+        attempt = GateAttempt.objects.get(progress__visit=in_call.visit)
+        assert (attempt.status, attempt.result_code) == (AttemptStatus.ERROR, "internal_error")
+        shown = _gates(in_call)["gates"][0]["attempts"][0]
+        assert shown["status"] == "error"
+        assert shown["message"] in {
+            "The check could not be completed because of an internal error. Please try again.",
+            "系统内部错误，核查未能完成，请重试。",
+        }
 
-    monkeypatch.undo()
+    assert identity_registry._registry_singleton.error_rate == 0.0
     assert _post(in_call, "identity", on_commit).status_code == 202
     assert GateProgress.objects.get(visit=in_call.visit).state == GateState.FACE
 
