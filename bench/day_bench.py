@@ -1,7 +1,7 @@
 """A day at the remote counter: the whole platform under simulated customers and agents (issue #10).
 
 Usage: .venv/bin/python bench/day_bench.py [--quick] [--duration 300] [--customers 16] [--agents 6]
-       [--daphne 2] [--wrap-up 2] [--drain 150] [--keep-db] [--help]
+       [--daphne 2] [--db-pool 20] [--wrap-up 2] [--drain 150] [--keep-db] [--help]
 
 One command sets up everything on this machine and drives it only through
 its public interfaces (HTTP, WebSockets, and the Janus event feed):
@@ -298,10 +298,10 @@ class Platform:
     logs: dict[str, Path] = field(default_factory=dict)
     ports: list[int] = field(default_factory=list)
 
-    def start(self, name: str, command: list[str], log_dir: Path) -> subprocess.Popen[bytes]:
+    def start(self, name: str, command: list[str], log_dir: Path, **extra_env: str) -> subprocess.Popen[bytes]:
         log = log_dir / f"{name}.log"
         process = subprocess.Popen(
-            command, cwd=ROOT, env=os.environ.copy(), stdout=log.open("wb"), stderr=subprocess.STDOUT
+            command, cwd=ROOT, env=os.environ | extra_env, stdout=log.open("wb"), stderr=subprocess.STDOUT
         )
         self.processes[name] = process
         self.logs[name] = log
@@ -385,7 +385,7 @@ def start_janus(platform: Platform, work: Path) -> dict[str, str]:
     }
 
 
-def start_platform(platform: Platform, work: Path, *, daphnes: int) -> None:
+def start_platform(platform: Platform, work: Path, *, daphnes: int, db_pool: int) -> None:
     bin_dir = Path(sys.executable).parent
     celery = str(bin_dir / "celery")
     platform.start(
@@ -406,6 +406,7 @@ def start_platform(platform: Platform, work: Path, *, daphnes: int) -> None:
             f"daphne-{index + 1}",
             [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(port), "remotebank.asgi:application"],
             work,
+            REMOTEBANK_DB_POOL_SIZE=str(db_pool),  # as scripts/run.sh starts Daphne
         )
     platform.start("dispatcher", [sys.executable, "manage.py", "run_dispatcher"], work)
     for port in platform.ports:
@@ -528,6 +529,7 @@ class Run:
     retries: Counter[str] = field(default_factory=Counter)  # transient failures retried
     visits: dict[str, str] = field(default_factory=dict)  # visit public id -> what happened
     positions_seen: int = 0
+    requests: Counter[str] = field(default_factory=Counter)  # "METHOD /path/<id>/" -> HTTP requests made
 
 
 def _base(run: Run, index: int) -> str:
@@ -537,10 +539,11 @@ def _base(run: Run, index: int) -> str:
 class Http:
     """One browser: its own cookie jar, CSRF header and Origin, on one Daphne."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, requests: Counter[str]) -> None:
         import aiohttp
 
         self.base = base
+        self.requests = requests
         self.session = aiohttp.ClientSession(
             cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies for 127.0.0.1
             timeout=aiohttp.ClientTimeout(total=60),
@@ -554,6 +557,7 @@ class Http:
         self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201, 202), **kwargs: Any
     ) -> tuple[int, Any]:
         headers = self._headers(kwargs.pop("headers", None))
+        self.requests[f"{method} {_path_label(path.split('?', maxsplit=1)[0])}"] += 1
         async with self.session.request(method, self.base + path, headers=headers, **kwargs) as response:
             text = await response.text()
             body: Any = json.loads(text) if text and response.content_type == "application/json" else text
@@ -592,7 +596,7 @@ class Socket:
             pass
         await self.messages.put(None)
 
-    async def next(self, timeout: float) -> dict[str, Any] | None:
+    async def next(self, timeout: float) -> dict[str, Any]:
         """The next message, {} when none came in time; raises Stop when the socket closed."""
         try:
             message = await asyncio.wait_for(self.messages.get(), timeout)
@@ -616,6 +620,15 @@ def _path_label(path: str) -> str:
     return "/".join(parts)
 
 
+# How often the customer's page asks (templates/mobile/visit.html): the ID card
+# read every 0.8 s while it is processed; in the call (``refreshService``), the
+# gates on a "gates" event of Gate 4 (the questions), the operation on an
+# "operation" event (the PIN pad), and both every 15 s while the socket is up
+# (every 3 s while it is down; the bench's sockets stay up).
+PAGE_READING_POLL_SECONDS = 0.8
+PAGE_CALL_REFRESH_SECONDS = 15.0
+
+
 async def poll(fetch: Any, done: Any, *, timeout: float, every: float = 0.4, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -625,6 +638,79 @@ async def poll(fetch: Any, done: Any, *, timeout: float, every: float = 0.4, wha
         if time.monotonic() > deadline:
             raise Stop(f"timeout waiting for {what}")
         await asyncio.sleep(every)
+
+
+@dataclass
+class PageView:
+    """What the customer's page last fetched of the call: the gates and the operation."""
+
+    gates: dict[str, Any] = field(default_factory=dict)
+    operation: dict[str, Any] = field(default_factory=dict)
+
+
+async def _ask_together(http: Http, into: Any, paths: dict[str, str], *, expect: tuple[int, ...] = (200,)) -> None:
+    """GET the pages' endpoints at once, as a page's ``Promise.all``, keeping each answer as ``into.<name>``."""
+    answers = await asyncio.gather(*(http.call("GET", path, expect=expect) for path in paths.values()))
+    for name, (_status, body) in zip(paths, answers, strict=True):
+        setattr(into, name, body if isinstance(body, dict) else {})
+
+
+async def _page_refresh(http: Http, view: PageView, only: str | None) -> None:
+    """The page's ``refreshService(only)``: the gates, the operation, or both (None) asked together."""
+    paths = {"gates": "/api/gates/visit/", "operation": "/api/operations/visit/"}
+    await _ask_together(
+        http, view, {name: path for name, path in paths.items() if only in (None, name)}, expect=(200, 404, 409)
+    )
+
+
+async def _page_in_call_until(
+    http: Http, ws: Socket, view: PageView, done: Any, *, first: str | None, timeout: float, what: str
+) -> PageView:
+    """Refresh as the page does in the call (``first``, then on its socket's events and every 15 s) until ``done(view)``."""
+    deadline = time.monotonic() + timeout
+    only = first
+    while True:
+        await _page_refresh(http, view, only)
+        if done(view):
+            return view
+        due = min(time.monotonic() + PAGE_CALL_REFRESH_SECONDS, deadline)
+        only = None  # the timer asks for both
+        while (left := due - time.monotonic()) > 0:
+            message = await ws.next(left)
+            if (
+                message.get("type") == "visit"
+                and message.get("event") == "gates"
+                and message.get("gate") == "questions"
+            ):
+                only = "gates"
+                break
+            if message.get("type") == "visit" and message.get("event") == "operation":
+                only = "operation"
+                break
+            if message.get("type") == "visit" and message.get("event") == "ended":
+                raise Stop(f"the call ended while waiting for {what}")
+        if time.monotonic() >= deadline:
+            raise Stop(f"timeout waiting for {what}")
+
+
+async def _page_until_call_ended(http: Http, ws: Socket, *, timeout: float) -> None:
+    """The page learns the end from its socket; it keeps its safety-net refresh meanwhile.
+
+    Every third refresh the bench also asks for the call itself, in case the
+    event was lost (the page would see Janus close the room, the bench has no media).
+    """
+    deadline = time.monotonic() + timeout
+    ticks = 0
+    while time.monotonic() < deadline:
+        message = await ws.next(min(PAGE_CALL_REFRESH_SECONDS, max(deadline - time.monotonic(), 0.01)))
+        if message.get("type") == "visit" and message.get("event") == "ended":
+            return
+        if not message:
+            ticks += 1
+            await _page_refresh(http, PageView(), None)
+            if ticks % 3 == 0 and (await _json(http, "GET", "/api/calls/current/")).get("state") == "ended":
+                return
+    raise Stop("timeout waiting for the hang-up")
 
 
 def _correct_answers(visit_public_id: str) -> list[Any]:
@@ -657,7 +743,7 @@ async def customer_loop(run: Run, index: int, who: BenchCustomer) -> None:
     rng = random.Random(index)
     await asyncio.sleep(rng.uniform(0, 3))  # not all at the same instant
     while time.monotonic() < run.deadline:
-        http = Http(_base(run, index))
+        http = Http(_base(run, index), run.requests)
         visit_id = ""
         try:
             visit_id = await one_service(run, http, who, rng)
@@ -702,6 +788,7 @@ async def _service_body(
             lambda body: body.get("state") != "id_card_processing",
             timeout=120,
             what="OCR",
+            every=PAGE_READING_POLL_SECONDS,
         )
         run.stages["ocr"].append(time.monotonic() - t0)
         if read.get("state") == "id_card_read":
@@ -744,27 +831,36 @@ async def _service_body(
         call = await _wait_for_call(run, http, ws)
         run.stages["queue_wait"].append(time.monotonic() - enqueued)
         # In the call: answer Gate 4 when the questions appear, then the PIN pad.
-        await poll(
-            lambda: _json(http, "GET", "/api/gates/visit/"),
-            lambda body: bool(body.get("questions")) or body.get("state") in ("failed", "passed"),
+        view = PageView()
+        await _page_in_call_until(
+            http,
+            ws,
+            view,
+            lambda view: bool(view.gates.get("questions")) or view.gates.get("state") in ("failed", "passed"),
+            first=None,  # joinCall's refresh
             timeout=240,
             what="questions on the customer's page",
-            every=0.5,
         )
         answers = await asyncio.to_thread(_correct_answers, visit_id)
         await http.call("POST", "/api/gates/visit/answers/", json={"answers": answers})
         pin = rng.choice(GOOD_PINS)
+        after = "gates"  # the page asks for the gates once its answers are sent, for the operation after a PIN
         for _try in range(4):
-            operation = await poll(
-                lambda: _json(http, "GET", "/api/operations/visit/", expect=(200, 404)),
-                lambda body: (
-                    isinstance(body, dict)
-                    and (body.get("operation") or {}).get("state") in ("awaiting_confirmation", "succeeded", "failed")
-                ),
-                timeout=240,
-                what="the PIN pad",
-                every=0.5,
-            )
+            operation = (
+                await _page_in_call_until(
+                    http,
+                    ws,
+                    view,
+                    lambda view: (
+                        (view.operation.get("operation") or {}).get("state")
+                        in ("awaiting_confirmation", "succeeded", "failed")
+                    ),
+                    first=after,
+                    timeout=240,
+                    what="the PIN pad",
+                )
+            ).operation
+            after = "operation"
             state = operation["operation"]["state"]
             if state != "awaiting_confirmation":
                 break
@@ -780,13 +876,7 @@ async def _service_body(
         if state != "succeeded":
             raise Stop(f"business: {state}")
         # The agent hangs up; the page sees the call end.
-        await poll(
-            lambda: _json(http, "GET", "/api/calls/current/"),
-            lambda body: body.get("state") == "ended",
-            timeout=120,
-            what="the hang-up",
-            every=0.5,
-        )
+        await _page_until_call_ended(http, ws, timeout=120)
     finally:
         await ws.close()
     run.completed.append(time.monotonic())
@@ -838,7 +928,7 @@ async def agent_session(run: Run, index: int, username: str, live_photos: dict[s
     """One login of an agent; True when the day is over."""
     import aiohttp
 
-    http = Http(_base(run, index))
+    http = Http(_base(run, index), run.requests)
     ws: Socket | None = None
     try:
         await http.call("GET", "/console/login/?next=/console/live/agent/")
@@ -853,26 +943,27 @@ async def agent_session(run: Run, index: int, username: str, live_photos: dict[s
         await http.call("GET", "/api/queueing/agent/")
         ws_url = http.base.replace("http://", "ws://") + "/ws/agent/"
         ws = Socket(await http.session.ws_connect(ws_url, headers={"Origin": http.base}))
+        console = Console(run, http, ws)
         await _leave_call(http)  # a call left over from a broken session
-        me = await _json(http, "GET", "/api/queueing/agent/")
-        if me.get("state") in ("offline", "away"):
-            await http.call("POST", "/api/queueing/agent/state/", json={"state": "available"})
+        served = False
         while time.monotonic() < run.hard_deadline:
-            entry = await _next_offer(run, http, ws)
+            # The desk as the page shows it (the socket's snapshots): offline or away, the agent goes available.
+            if console.snapshot.get("state") in ("offline", "away"):
+                if served:  # offers missed while busy with a failed call set the agent away
+                    run.retries["agent was set away (missed offers), back to available"] += 1
+                await http.call("POST", "/api/queueing/agent/state/", json={"state": "available"})
+                console.snapshot = console.snapshot | {"state": "available"}  # until the socket's next snapshot
+            entry = await console.next_offer()
             if entry is None:
                 if time.monotonic() > run.deadline and not _services_in_flight(run):
                     return True
                 continue
+            served = True
             try:
-                await serve(run, http, entry, live_photos, aiohttp)
+                await serve(run, console, entry, live_photos, aiohttp)
             except Stop as stop:
                 run.errors[f"agent: {stop.kind}"] += 1
                 await _leave_call(http)
-            me = await _json(http, "GET", "/api/queueing/agent/")
-            if me.get("state") in ("offline", "away"):
-                # Offers missed while busy with a failed call set the agent away.
-                run.retries["agent was set away (missed offers), back to available"] += 1
-                await http.call("POST", "/api/queueing/agent/state/", json={"state": "available"})
         return True
     finally:
         if ws is not None:
@@ -884,18 +975,103 @@ def _services_in_flight(run: Run) -> bool:
     return any(state == "started" for state in run.visits.values())
 
 
-async def _next_offer(run: Run, http: Http, ws: Socket) -> int | None:
-    data = await ws.next(2.0)
-    if data.get("type") == "agent" and data.get("event") == "offer":
-        return int(data["entry"])
-    if data.get("type") == "figures":
+# The agent console's service panel (apps/console/static/console/service.js)
+# asks for both halves again this often while its socket is up (the safety
+# net; the bench's sockets stay up, so its 1.5 s / 5 s polls while down do not apply).
+CONSOLE_LIVE_REFRESH_SECONDS = 15.0
+# Not the console's: how long the bench waits for a snapshot before it asks the
+# HTTP API (counted under "transient failures retried", so it shows if it happens).
+CONSOLE_SNAPSHOT_PATIENCE_SECONDS = 10.0
+
+
+class Console:
+    """The agent's page as the console runs it: driven by its socket, asking HTTP only as the page does.
+
+    agent.js renders the desk from the socket's snapshots (an agent event is
+    followed by one, except the service panel's); call.js asks for the call
+    (``/api/calls/<call>/``, its join credentials) once its room is ready;
+    service.js asks for both halves of the panel after each action, when the
+    call's state changes and every 15 s, and for one half on its event
+    (``call_gates`` the gates, ``call_operation`` the operations).
+    """
+
+    def __init__(self, run: Run, http: Http, ws: Socket) -> None:
+        self.run, self.http, self.ws = run, http, ws
+        self.snapshot: dict[str, Any] = {}
+        self.answered: set[int] = set()
+        self.gates: dict[str, Any] = {}
+        self.operations: dict[str, Any] = {}
+
+    async def receive(self, timeout: float) -> dict[str, Any]:
+        message = await self.ws.next(timeout)
+        if message.get("type") == "snapshot":
+            self.snapshot = message
+        return message
+
+    def call(self) -> dict[str, Any]:
+        return self.snapshot.get("call") or {}
+
+    async def next_offer(self) -> int | None:
+        """An entry ringing at this agent, from the snapshot behind the offer event; None after 2 s of nothing."""
+        await self.receive(2.0)
+        entry = self.snapshot.get("entry") or {}
+        if entry.get("state") == "offered" and entry["id"] not in self.answered:
+            self.answered.add(int(entry["id"]))
+            return int(entry["id"])
         return None
-    # A state event, or nothing for 2 s: the console's fallback is to ask.
-    me = await _json(http, "GET", "/api/queueing/agent/")
-    entry = me.get("entry")
-    if entry and entry.get("state") == "offered":
-        return int(entry["id"])
-    return None
+
+    async def until_call(self, done: Any, *, timeout: float, what: str, fallback: Any) -> None:
+        """Follow the snapshots until ``done(call summary)``; ask ``fallback()`` when none came for a while."""
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while not done(self.call()):
+            if time.monotonic() > deadline:
+                raise Stop(f"timeout waiting for {what}")
+            message = await self.receive(1.0)
+            if message.get("type") == "snapshot":
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > CONSOLE_SNAPSHOT_PATIENCE_SECONDS:
+                self.run.retries[f"console: no snapshot for {what}, asked the API"] += 1
+                quiet_since = time.monotonic()
+                if await fallback():
+                    return
+
+    async def panel(self, call_id: str, only: str | None) -> None:
+        """service.js ``refresh(only)``: the call's gates, its operations, or both (None) asked together."""
+        paths = {"gates": f"/api/gates/calls/{call_id}/", "operations": f"/api/operations/calls/{call_id}/"}
+        asked = {
+            name: path for name, path in paths.items() if only in (None, name) or (name == "gates" and not self.gates)
+        }
+        await _ask_together(self.http, self, asked)
+
+    async def panel_until(
+        self, call_id: str, done: Any, *, timeout: float, what: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Refresh the panel as service.js does (both right after an action, then on events) until ``done``."""
+        deadline = time.monotonic() + timeout
+        announced = (self.call().get("call"), self.call().get("state"))
+        only: str | None = None
+        while True:
+            await self.panel(call_id, only)
+            if done(self.gates, self.operations):
+                return self.gates, self.operations
+            due = time.monotonic() + CONSOLE_LIVE_REFRESH_SECONDS
+            only = None
+            while (left := min(due, deadline) - time.monotonic()) > 0:
+                message = await self.receive(left)
+                if message.get("type") == "agent" and message.get("event") == "call_gates":
+                    only = "gates"
+                    break
+                if message.get("type") == "agent" and message.get("event") == "call_operation":
+                    only = "operations"
+                    break
+                if message.get("type") == "snapshot":
+                    now = (self.call().get("call"), self.call().get("state"))
+                    if now != announced:
+                        announced = now
+                        break
+            if time.monotonic() >= deadline:
+                raise Stop(f"timeout waiting for {what}")
 
 
 async def _leave_call(http: Http) -> None:
@@ -904,24 +1080,28 @@ async def _leave_call(http: Http) -> None:
         await http.call("POST", f"/api/calls/{body['call']}/hang-up/", expect=(200, 409))
 
 
-async def serve(run: Run, http: Http, entry: int, live_photos: dict[str, Path], aiohttp: Any) -> None:
+async def serve(run: Run, console: Console, entry: int, live_photos: dict[str, Path], aiohttp: Any) -> None:
+    http = console.http
+    console.gates, console.operations = {}, {}  # service.js forgets the last call's panel
     t0 = time.monotonic()
     status, accepted = await http.call("POST", f"/api/queueing/offers/{entry}/accept/", expect=(200, 403))
     if status == 403:
         # An offer event read late: it timed out meanwhile and went to someone else.
         run.retries[f"offer no longer this agent's ({accepted.get('code', '-')})"] += 1
         return
-    call = await poll(
-        lambda: _json(http, "GET", "/api/calls/mine/", expect=(200, 404)),
-        lambda body: (
-            isinstance(body, dict)
-            and ((bool(body.get("room_ready")) and "join" in body) or body.get("code") == "no_call")
-        ),
-        timeout=120,
-        what="the room",
-        every=0.25,
+
+    async def room_from_api() -> bool:
+        mine = await _json(http, "GET", "/api/calls/mine/", expect=(200, 404))
+        return bool(mine.get("room_ready")) or mine.get("code") == "no_call"
+
+    # call.js: the snapshot says the room is ready, then the page asks for the call once.
+    await console.until_call(
+        lambda summary: bool(summary.get("room_ready")), timeout=120, what="the room", fallback=room_from_api
     )
-    if call.get("code") == "no_call":
+    known = console.call().get("call")
+    path = f"/api/calls/{known}/" if known else "/api/calls/mine/"  # the latter only after the fallback
+    status, call = await http.call("GET", path, expect=(200, 404))
+    if status == 404 or call.get("state") == "ended" or not call.get("join"):
         raise Stop("call ended before its room opened (see calls.call.ended in the audit trail)")
     run.stages["room"].append(time.monotonic() - t0)
     call_id, room = call["call"], call["join"]["room_id"]
@@ -940,19 +1120,23 @@ async def serve(run: Run, http: Http, entry: int, live_photos: dict[str, Path], 
     _s, applied = await http.call(
         "POST", "/api/calls/janus-events/", json=events, headers={"Authorization": f"Basic {auth}"}
     )
-    await poll(
-        lambda: _json(http, "GET", f"/api/calls/{call_id}/"),
-        lambda body: body.get("state") == "connected",
+
+    async def connected_from_api() -> bool:
+        return bool((await _json(http, "GET", f"/api/calls/{call_id}/")).get("state") == "connected")
+
+    # The snapshot behind call_connected says so; the page asks nothing.
+    await console.until_call(
+        lambda summary: summary.get("call") == call_id and summary.get("state") == "connected",
         timeout=30,
         what="the call to connect",
-        every=0.25,
+        fallback=connected_from_api,
     )
     run.stages["connect"].append(time.monotonic() - t0)
 
     gates_path = f"/api/gates/calls/{call_id}/"
     # Gate 2: the registry sandbox errs and times out now and then: the agent asks again.
     t0 = time.monotonic()
-    await _run_gate(run, http, gates_path, "identity", lambda: http.call("POST", gates_path + "identity/"))
+    await _run_gate(run, console, call_id, "identity", lambda: http.call("POST", gates_path + "identity/"))
     run.stages["identity"].append(time.monotonic() - t0)
 
     # Gate 3: "the customer's frame" (another photo of the same person) and verify. The bench
@@ -965,8 +1149,8 @@ async def serve(run: Run, http: Http, entry: int, live_photos: dict[str, Path], 
     snapshot = await _store_frame(call_id, live_photos[customer_name])
     await _run_gate(
         run,
-        http,
-        gates_path,
+        console,
+        call_id,
         "face",
         lambda: http.call("POST", gates_path + "face/", json={"snapshot": snapshot["id"]}),
     )
@@ -974,7 +1158,7 @@ async def serve(run: Run, http: Http, entry: int, live_photos: dict[str, Path], 
 
     # Gate 4: the questions go to the customer's page.
     t0 = time.monotonic()
-    await _run_gate(run, http, gates_path, "questions", lambda: http.call("POST", gates_path + "questions/"))
+    await _run_gate(run, console, call_id, "questions", lambda: http.call("POST", gates_path + "questions/"))
     run.stages["questions"].append(time.monotonic() - t0)
 
     # The business: password reset, confirmed by the customer's PIN pad.
@@ -985,12 +1169,11 @@ async def serve(run: Run, http: Http, entry: int, live_photos: dict[str, Path], 
         json={},
         headers={"Idempotency-Key": f"bench-{uuid.uuid4().hex[:24]}"},
     )
-    await poll(
-        lambda: _json(http, "GET", f"/api/operations/calls/{call_id}/"),
-        lambda body: _operation_state(body) in ("succeeded", "failed", "cancelled"),
+    await console.panel_until(
+        call_id,
+        lambda _gates, operations: _operation_state(operations) in ("succeeded", "failed", "cancelled"),
         timeout=240,
         what="the business",
-        every=0.5,
     )
     run.stages["business"].append(time.monotonic() - t0)
     t0 = time.monotonic()
@@ -1049,19 +1232,18 @@ async def _store_frame(call_public_id: str, photo: Path) -> dict[str, str]:
     return await asyncio.to_thread(store)
 
 
-async def _run_gate(run: Run, http: Http, gates_path: str, gate: str, start: Any) -> None:
+async def _run_gate(run: Run, console: Console, call_id: str, gate: str, start: Any) -> None:
     """Start a gate, wait for its attempt to finish, start again after an error (the console's retry)."""
     for _attempt in range(4):
         await start()
-        status = await poll(
-            lambda: _json(http, "GET", gates_path),
-            lambda body: (
+        status, _operations = await console.panel_until(
+            call_id,
+            lambda body, _operations: (
                 _gate(body, gate)["status"] in ("passed", "failed")
                 or _last_attempt_status(_gate(body, gate)) == "error"
             ),
             timeout=240,
             what=f"gate {gate}",
-            every=0.4,
         )
         current = _gate(status, gate)
         if current["status"] == "passed":
@@ -1156,6 +1338,13 @@ def print_report(
     for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
         per_service = f", {seconds / completed:.2f} CPU-s per completed service" if completed else ""
         print(f"  {name:<36} {seconds:8.1f} CPU-s = {seconds / window * 100:5.1f} % of one core{per_service}")
+    total_requests = sum(run.requests.values())
+    print(
+        f"HTTP requests to Daphne (whole run, drain included): {total_requests}"
+        + (f", {total_requests / len(run.visits):.1f} per visit started; the most asked:" if run.visits else "")
+    )
+    for endpoint, count in run.requests.most_common(12):
+        print(f"  {count:6d} × {endpoint}")
     print("services stopped, by kind:" if run.errors else "services stopped: none")
     for kind, count in run.errors.most_common():
         print(f"  {count:5d} × {kind}")
@@ -1182,6 +1371,12 @@ def main() -> int:
         help="REMOTEBANK_DB_CONN_MAX_AGE for the platform (the setting's default, 60, leaks one PostgreSQL "
         "connection per Daphne request thread: 'too many clients' within a minute; see bench/README.md)",
     )
+    parser.add_argument(
+        "--db-pool",
+        type=int,
+        default=20,
+        help="REMOTEBANK_DB_POOL_SIZE for each Daphne, as scripts/run.sh sets it (0: a new connection per request)",
+    )
     parser.add_argument("--keep-db", action="store_true")
     arguments = parser.parse_args()
     if arguments.quick:
@@ -1195,7 +1390,7 @@ def main() -> int:
     print(f"day bench — {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, {os.cpu_count()} CPUs, load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; work folder {work}")  # fmt: skip
     print(f"window {arguments.duration:.0f} s, {arguments.customers} customers, {arguments.agents} agents, "
-          f"{arguments.daphne} Daphne, wrap-up {arguments.wrap_up} s, business {BUSINESS}")  # fmt: skip
+          f"{arguments.daphne} Daphne (connection pool {arguments.db_pool or 'off'}), wrap-up {arguments.wrap_up} s, business {BUSINESS}")  # fmt: skip
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "remotebank.settings.local",
@@ -1235,7 +1430,7 @@ def main() -> int:
         janus_env = start_janus(platform, work)
         os.environ.update(janus_env)
         started = time.monotonic()
-        start_platform(platform, work, daphnes=arguments.daphne)
+        start_platform(platform, work, daphnes=arguments.daphne, db_pool=arguments.db_pool)
         print(f"platform up in {time.monotonic() - started:.1f} s: Daphne on {platform.ports}, dispatcher, "
               f"Celery ocr+face (2 processes) and default+media (4 processes), Janus")  # fmt: skip
         return asyncio.run(
