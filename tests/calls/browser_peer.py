@@ -53,9 +53,36 @@ FRAMES_DECODED = """async () => {
 }"""
 
 
+# What a page's subscribers received of the remote video: frames received and
+# dropped, freezes, the NACKs and picture-loss requests it sent (a weak-link
+# test's summary tells a sender that sent less from a link or decoder that lost it).
+RECEIVED_VIDEO = """
+async function receivedVideo() {
+  const totals = { received: 0, dropped: 0, freezes: 0, frozen_s: 0, nacks: 0, plis: 0 };
+  for (const feed of Object.values(window.call.feeds)) {
+    const pc = feed.plugin && feed.plugin.webrtcStuff && feed.plugin.webrtcStuff.pc;
+    if (!pc) continue;
+    (await pc.getStats()).forEach((entry) => {
+      if (entry.type !== "inbound-rtp" || entry.kind !== "video") return;
+      totals.received += entry.framesReceived || 0;
+      totals.dropped += entry.framesDropped || 0;
+      totals.freezes += entry.freezeCount || 0;
+      totals.frozen_s += entry.totalFreezesDuration || 0;
+      totals.nacks += entry.nackCount || 0;
+      totals.plis += entry.pliCount || 0;
+    });
+  }
+  return totals;
+}
+"""
+
+
 # The width of the remote video being decoded (a simulcast subscriber's layer)
 # and, for a publisher, how many simulcast encodings its camera sends.
-VIDEO_SHAPE = """async () => {
+VIDEO_SHAPE = (
+    """async () => {"""
+    + RECEIVED_VIDEO
+    + """
   let width = 0;
   for (const feed of Object.values(window.call.feeds)) {
     const pc = feed.plugin && feed.plugin.webrtcStuff && feed.plugin.webrtcStuff.pc;
@@ -69,12 +96,15 @@ VIDEO_SHAPE = """async () => {
   if (publisher) {
     (await publisher.getStats()).forEach((entry) => {
       if (entry.type === "outbound-rtp" && entry.kind === "video" && (entry.bytesSent || 0) > 0) {
-        layers.push({ rid: entry.rid || null, width: entry.frameWidth || 0, active: entry.active !== false });
+        layers.push({ rid: entry.rid || null, width: entry.frameWidth || 0, active: entry.active !== false,
+                      sent: entry.framesSent || 0, limited: entry.qualityLimitationReason || null,
+                      nacks: entry.nackCount || 0, plis: entry.pliCount || 0 });
       }
     });
   }
-  return { width: width, layers: layers };
+  return { width: width, layers: layers, received: await receivedVideo() };
 }"""
+)
 
 
 def main() -> None:
