@@ -32,6 +32,25 @@ CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 
+# The panel as drawn: each thumbnail's name, natural size and top, where its picture (inside its 1 px
+# border) lies in the element's screenshot, and whether it is still the element that was tagged.
+MEASURE = """() => {
+  const frame = document.getElementById('face-compare').getBoundingClientRect();
+  const figures = [...document.querySelectorAll('#face-compare figure')];
+  const images = figures.map((item) => item.querySelector('img'));
+  return {
+    names: figures.map((item) => item.dataset.image),
+    sizes: images.map((image) => [image.naturalWidth, image.naturalHeight]),
+    tops: figures.map((item) => item.getBoundingClientRect().top),
+    boxes: images.map((image) => {
+      const box = image.getBoundingClientRect();
+      return [box.left - frame.left + 1, box.top - frame.top + 1, box.width - 2, box.height - 2];
+    }),
+    tagged: images.map((image) => image.dataset.measured === '1' && image.complete),
+  };
+}"""
+
+
 def _require_browser() -> None:
     missing = None
     if not CHROMIUM.exists():
@@ -71,32 +90,35 @@ def test_the_agent_sees_live_portrait_and_registry_side_by_side_with_scores(
             agent.goto(f"{live_server.url}{reverse('console:agent')}")
             thumbnails = agent.locator("#face-compare figure img")
             expect(thumbnails).to_have_count(3, timeout=15000)
-            agent.wait_for_function(
-                "() => [...document.querySelectorAll('#face-compare figure img')]"
-                ".every((image) => image.complete && image.naturalWidth > 0)",
-                timeout=15000,
-            )
-            names = [item.get_attribute("data-image") for item in agent.locator("#face-compare figure").all()]
-            sizes = agent.evaluate(
-                "() => [...document.querySelectorAll('#face-compare figure img')]"
-                ".map((image) => [image.naturalWidth, image.naturalHeight])"
-            )
-            tops = agent.evaluate(
-                "() => [...document.querySelectorAll('#face-compare figure')].map((f) => f.getBoundingClientRect().top)"
-            )
-            # Where each thumbnail's picture (inside its 1 px border) lies in the element's screenshot.
-            boxes = agent.evaluate(
-                """() => {
-                  const frame = document.getElementById('face-compare').getBoundingClientRect();
-                  return [...document.querySelectorAll('#face-compare figure img')].map((image) => {
-                    const box = image.getBoundingClientRect();
-                    return [box.left - frame.left + 1, box.top - frame.top + 1, box.width - 2, box.height - 2];
-                  });
-                }"""
-            )
-            scores = agent.locator("#face-compare-scores").inner_text()
             screenshot = tmp_path / "agent-face-compare.png"
-            agent.locator("#face-compare").screenshot(path=str(screenshot))
+            # The screenshot must show the very elements measured: the panel re-renders when the agent's
+            # socket names another call, and in CI at e9bb052 the "live" crop once matched none of the
+            # three photos. So the measured images are tagged and the page is measured again after the
+            # screenshot; a change in between means another try, never a looser check.
+            for _try in range(3):
+                agent.wait_for_function(
+                    "() => { const images = [...document.querySelectorAll('#face-compare figure img')];"
+                    " return images.length === 3 && images.every((image) => image.complete && image.naturalWidth > 0); }",
+                    timeout=15000,
+                    polling=100,  # on a timer: a still page may draw no further animation frame
+                )
+                # Decoded for painting, not only loaded; then tagged.
+                agent.evaluate(
+                    """async () => {
+                      const images = [...document.querySelectorAll('#face-compare figure img')];
+                      await Promise.all(images.map((image) => image.decode()));
+                      images.forEach((image) => { image.dataset.measured = '1'; });
+                    }"""
+                )
+                before = agent.evaluate(MEASURE)
+                scores = agent.locator("#face-compare-scores").inner_text()
+                agent.locator("#face-compare").screenshot(path=str(screenshot))
+                after = agent.evaluate(MEASURE)
+                if before == after:
+                    break
+            else:
+                raise AssertionError(f"the face panel kept changing under the screenshot: {before} then {after}")
+            names, sizes, tops, boxes = before["names"], before["sizes"], before["tops"], before["boxes"]
         finally:
             browser.close()
 
