@@ -145,13 +145,51 @@
     });
   };
 
+  /* The camera track to publish. Without simulcast (the customer's phone) it
+   * goes out in three VP8 temporal layers where the browser can (L1T3): half
+   * the frames are then references for none, so a packet lost on a weak
+   * uplink costs that one frame instead of freezing the picture until a
+   * retransmission or a key frame comes back a round trip later. Janus relays
+   * a non-simulcast feed as sent, so every subscriber still gets all layers. */
+  function videoTrack(simulcast) {
+    var track = { type: "video", capture: true, recv: false, simulcast: simulcast };
+    if (!simulcast && temporalLayersSupported()) track.svc = "L1T3";
+    return track;
+  }
+
+  /* Asked of a throwaway connection: browsers that do not know the mode
+   * throw (Chromium), ignore it (it is then missing from the parameters), or
+   * lack the API; none of them gets svc. The codec capabilities do not list
+   * scalabilityModes in Chromium 156, so they cannot answer this. */
+  var temporalLayers = null;
+  function temporalLayersSupported() {
+    if (temporalLayers !== null) return temporalLayers;
+    temporalLayers = false;
+    if (!global.RTCPeerConnection) return temporalLayers;
+    var probe = null;
+    try {
+      probe = new global.RTCPeerConnection();
+      var transceiver = probe.addTransceiver("video", {
+        direction: "sendonly",
+        sendEncodings: [{ scalabilityMode: "L1T3" }],
+      });
+      var encodings = transceiver.sender.getParameters().encodings || [];
+      temporalLayers = encodings.length === 1 && encodings[0].scalabilityMode === "L1T3";
+    } catch (error) {
+      temporalLayers = false;
+    } finally {
+      if (probe) probe.close();
+    }
+    return temporalLayers;
+  }
+
   RemoteBankCall.prototype.publish = function () {
     var self = this;
     var creds = self.options.credentials;
     self.publisher.createOffer({
       tracks: [
         { type: "audio", capture: true, recv: false },
-        { type: "video", capture: true, recv: false, simulcast: !!creds.simulcast },
+        videoTrack(!!creds.simulcast),
       ],
       success: function (jsep) {
         self.publisher.send({ message: self.configureMessage(), jsep: jsep });

@@ -98,7 +98,8 @@ VIDEO_SHAPE = (
       if (entry.type === "outbound-rtp" && entry.kind === "video" && (entry.bytesSent || 0) > 0) {
         layers.push({ rid: entry.rid || null, width: entry.frameWidth || 0, active: entry.active !== false,
                       sent: entry.framesSent || 0, limited: entry.qualityLimitationReason || null,
-                      nacks: entry.nackCount || 0, plis: entry.pliCount || 0 });
+                      nacks: entry.nackCount || 0, plis: entry.pliCount || 0,
+                      mode: entry.scalabilityMode || null });
       }
     });
   }
