@@ -137,14 +137,15 @@ async def experiment_application(scope: Any, receive: Any, send: Any) -> None:
     await _EXPERIMENT_APP(scope, receive, send)
 
 
-def start_daphne(port: int, log_path: Path, *, experiment: str) -> subprocess.Popen[bytes]:
+def start_daphne(port: int, log_path: Path, *, experiment: str, db_pool: int) -> subprocess.Popen[bytes]:
     daphne = Path(sys.executable).parent / "daphne"
     log = log_path.open("wb")
     app = "bench.queue_websocket_bench:experiment_application" if experiment else "remotebank.asgi:application"
     process = subprocess.Popen(
         [str(daphne), "-b", "127.0.0.1", "-p", str(port), app],
         cwd=ROOT,
-        env=os.environ.copy(),  # inherits the raised open-file limit too
+        # Inherits the raised open-file limit too; the pool as scripts/run.sh starts Daphne.
+        env=os.environ | {"REMOTEBANK_DB_POOL_SIZE": str(db_pool)},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -633,6 +634,12 @@ def main() -> int:
         "'socket_timeout=10&max_connections=1000' (redis-py pool options); default: the app as configured",
     )
     parser.add_argument(
+        "--db-pool",
+        type=int,
+        default=20,
+        help="REMOTEBANK_DB_POOL_SIZE for Daphne, as scripts/run.sh sets it (0: a new connection per database trip)",
+    )
+    parser.add_argument(
         "--experiment",
         choices=["", "no-close-hop"],
         default="",
@@ -667,7 +674,7 @@ def main() -> int:
         customers = make_customers(200)
         connection.close()
         port = free_port()
-        daphne = start_daphne(port, log_path, experiment=arguments.experiment)
+        daphne = start_daphne(port, log_path, experiment=arguments.experiment, db_pool=arguments.db_pool)
         dispatcher = Dispatcher()
         log = DaphneLog(log_path)
         log.new_errors()
@@ -677,7 +684,7 @@ def main() -> int:
         print(
             f"per N: {arguments.dequeues} dequeues at {arguments.rate:g}/s (phase A), then one queue.resync "
             f"and one dequeue (phase B); REDIS_URL {os.environ['REDIS_URL']}; channel layer "
-            f"{os.environ.get('REMOTEBANK_CHANNEL_LAYER') or 'core'}"
+            f"{os.environ.get('REMOTEBANK_CHANNEL_LAYER') or 'core'}; Daphne's database pool {arguments.db_pool}"
         )
         if arguments.experiment:
             print(f"EXPERIMENT {arguments.experiment}: not the application as configured")

@@ -23,7 +23,8 @@ from typing import Any, Final
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
-from channels_redis.utils import create_pool
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.utils import create_pool, decode_hosts
 from django.db import transaction
 from redis import asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -69,12 +70,31 @@ async def _send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
         await asyncio.gather(*(layer.group_send(group, event) for group, event in messages))
 
 
-def _pipelined_layer() -> RedisChannelLayer | None:
-    """The channel layer when it is Redis on one host: what ``_redis_group_send_many`` can send for."""
+# A channels_redis layer on one Redis host: what this module sends a batch for in one or two commands.
+RedisLayer = RedisChannelLayer | RedisPubSubChannelLayer
+
+
+def _pipelined_layer() -> RedisLayer | None:
+    """The channel layer when it is Redis on one host: what ``_redis_send_many`` can send for."""
     layer = get_channel_layer()
     if isinstance(layer, RedisChannelLayer) and layer.ring_size == 1:
         return layer
+    if isinstance(layer, RedisPubSubChannelLayer) and len(layer._kwargs.get("hosts") or [None]) == 1:
+        return layer
     return None
+
+
+def _redis_host(layer: RedisLayer) -> dict[str, Any]:
+    if isinstance(layer, RedisChannelLayer):
+        return layer.hosts[0]
+    return decode_hosts(layer._kwargs.get("hosts"))[0]
+
+
+async def _redis_send_many(layer: RedisLayer, messages: list[tuple[str, dict[str, Any]]], client: aioredis.Redis) -> None:
+    if isinstance(layer, RedisChannelLayer):
+        await _redis_group_send_many(layer, messages, client)
+    else:
+        await _pubsub_publish_many(layer, messages, client)
 
 
 class _Sender:
@@ -101,10 +121,16 @@ class _Sender:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._clients: dict[str, aioredis.Redis] = {}
+        self._inherited: list[Any] = []
 
     def reset_after_fork(self) -> None:
         # The parent's sender thread does not exist in the child, and its
-        # lock may have been held by another thread at the fork.
+        # lock may have been held by another thread at the fork. Its loop and
+        # clients are kept, never used: collected in the child, a connection
+        # closes its transport, which takes the socket out of the loop's epoll
+        # set, an instance the child shares with the parent. The parent's
+        # sender then never heard Redis again (seen: every send timed out).
+        self._inherited.append((self._loop, self._clients))
         self._lock = threading.Lock()
         self._loop = None
         self._thread = None
@@ -119,15 +145,15 @@ class _Sender:
                 self._clients = {}
             return self._loop
 
-    async def _send(self, layer: RedisChannelLayer, messages: list[tuple[str, dict[str, Any]]]) -> None:
-        host = layer.hosts[0]
+    async def _send(self, layer: RedisLayer, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        host = _redis_host(layer)
         name = repr(sorted(host.items()))
         client = self._clients.get(name)
         if client is None:
             client = self._clients[name] = aioredis.Redis(connection_pool=create_pool(host))
-        await _redis_group_send_many(layer, messages, client)
+        await _redis_send_many(layer, messages, client)
 
-    def send(self, layer: RedisChannelLayer, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    def send(self, layer: RedisLayer, messages: list[tuple[str, dict[str, Any]]]) -> None:
         """Send and wait until Redis has them (errors are raised here, as ``group_send``'s were)."""
         future = asyncio.run_coroutine_threadsafe(self._send(layer, messages), self._running_loop())
         future.result(timeout=SEND_TIMEOUT_SECONDS)
@@ -164,8 +190,36 @@ def _serving_an_event_loop() -> bool:
     return loop is not None and owner == os.getpid() and loop.is_running()
 
 
-async def _send_on_this_loop(layer: RedisChannelLayer, messages: list[tuple[str, dict[str, Any]]]) -> None:
-    await _redis_group_send_many(layer, messages, layer.connection(0))
+async def _send_on_this_loop(layer: RedisLayer, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    if isinstance(layer, RedisChannelLayer):
+        await _redis_group_send_many(layer, messages, layer.connection(0))
+        return
+    # The pub/sub layer of this loop publishes with this client (created on first use).
+    shard = layer._get_layer()._shards[0]
+    shard._ensure_redis()
+    await _pubsub_publish_many(layer, messages, shard._redis)
+
+
+async def _pubsub_publish_many(
+    layer: RedisPubSubChannelLayer, messages: list[tuple[str, dict[str, Any]]], client: aioredis.Redis
+) -> None:
+    """Every ``group_send`` of a batch as one pipeline of PUBLISH commands: one round trip.
+
+    ``RedisPubSubChannelLayer.group_send`` is one PUBLISH to the group's Redis
+    channel, which every process with a member subscribes to and fans out to
+    its own consumers; here they go in one pipeline on one connection, so
+    Redis delivers them in the batch's order. Group channel names and the
+    serialisation are the layer's own (``tests/queueing/test_events.py``
+    holds this to what ``group_send`` delivers). A group without members
+    costs a PUBLISH nobody receives, as it does with ``group_send``.
+    """
+    if not messages:
+        return
+    names = layer._get_layer()
+    pipeline = client.pipeline(transaction=False)
+    for group, event in messages:
+        pipeline.publish(names._get_group_channel_name(group), layer.serialize(event))
+    await pipeline.execute()
 
 
 # The two scripts of a batch. Redis runs a script atomically and returns its

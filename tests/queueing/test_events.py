@@ -129,6 +129,42 @@ async def test_an_empty_batch_and_groups_without_members_send_nothing(layer: Red
     assert await _received_until_end(layer, lonely) == []
 
 
+@pytest.mark.asyncio
+async def test_a_pipelined_batch_on_the_pubsub_layer_delivers_what_group_send_delivers() -> None:
+    """The same batch through ``RedisPubSubChannelLayer``: one pipeline of PUBLISH, the batch's order kept."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+    from redis import asyncio as aioredis
+
+    from apps.queueing.events import _pubsub_publish_many
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis (REDIS_URL); with CI=true the run stops before this")
+    layer = RedisPubSubChannelLayer(hosts=[settings.REDIS_URL], prefix=f"remotebank-test-{uuid.uuid4().hex[:12]}")
+    client = aioredis.Redis.from_url(settings.REDIS_URL)
+    try:
+        channels = {name: await layer.new_channel() for name in ("a", "b", "c")}
+        memberships = {"queue.1": ("a", "b"), "visit.7": ("b",), "agent.3": ("c",), "queue.2": ("a", "c")}
+        for group, names in memberships.items():
+            for name in names:
+                await layer.group_add(group, channels[name])
+        received = {}
+        for pipelined in (True, False):
+            if pipelined:
+                await _pubsub_publish_many(layer, BATCH, client)
+            else:
+                for group, event in BATCH:
+                    await layer.group_send(group, event)
+            received[pipelined] = {name: await _received_until_end(layer, ch) for name, ch in channels.items()}
+        assert received[True] == received[False]
+        assert [m.get("text") or m.get("state") for m in received[True]["b"]] == ['{"v":1}', "offered", '{"v":2}']
+        assert [m.get("text") or m.get("offer") for m in received[True]["c"]] == [41, '{"v":9}']
+        assert [m["text"] for m in received[True]["a"]] == ['{"v":1}', '{"v":2}', '{"v":9}']
+        await _pubsub_publish_many(layer, [], client)  # an empty batch sends nothing
+    finally:
+        await client.aclose()
+        await layer.flush()
+
+
 def _configured_redis_layer(settings: Any) -> tuple[str, RedisChannelLayer]:
     """The application's channel layer set to Redis with a key prefix of this test's own."""
     from channels.layers import get_channel_layer
@@ -196,3 +232,47 @@ async def test_sync_code_serving_an_event_loop_sends_on_that_loop(
     stored = redis.Redis.from_url(settings.REDIS_URL).zrange(f"{prefix}test.visit.eight", 0, -1)
     assert [layer.deserialize(raw)["n"] for raw in stored] == [8]
     await layer.flush()
+
+
+def test_with_the_pubsub_layer_sync_code_publishes_through_the_sender_loop_and_on_a_serving_loop(
+    settings: Any,
+) -> None:
+    """Both paths of ``broadcast_many_now`` when the application's layer is ``RedisPubSubChannelLayer``."""
+    import redis
+    from asgiref.sync import async_to_sync, sync_to_async
+    from channels.layers import get_channel_layer
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    from apps.queueing import events
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis (REDIS_URL); with CI=true the run stops before this")
+    prefix = f"remotebank-test-{uuid.uuid4().hex[:12]}"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": settings.REDIS_URL}], "prefix": prefix},
+        }
+    }
+    layer = get_channel_layer()
+    assert isinstance(layer, RedisPubSubChannelLayer)
+    assert events._pipelined_layer() is layer
+    listener = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(f"{prefix}__group__visit.9")
+    listener.get_message(timeout=1)  # the subscription's confirmation
+
+    events.broadcast_many_now([("visit.9", {"type": "visit.update", "n": 1}), ("visit.9", {"type": "visit.update", "n": 2})])
+    assert events._sender._loop is not None and events._sender._loop.is_running()
+
+    async def served() -> None:  # Daphne's sync code: sends on the serving loop
+        await sync_to_async(events.broadcast_now)("visit.9", {"type": "visit.update", "n": 3})
+        await layer.flush()
+
+    async_to_sync(served)()
+    received = []
+    for _ in range(3):
+        message = listener.get_message(timeout=5)
+        assert message is not None, received
+        received.append(layer.deserialize(message["data"])["n"])
+    assert received == [1, 2, 3]
+    listener.close()
