@@ -261,7 +261,9 @@ def test_with_the_pubsub_layer_sync_code_publishes_through_the_sender_loop_and_o
     listener.subscribe(f"{prefix}__group__visit.9")
     listener.get_message(timeout=1)  # the subscription's confirmation
 
-    events.broadcast_many_now([("visit.9", {"type": "visit.update", "n": 1}), ("visit.9", {"type": "visit.update", "n": 2})])
+    events.broadcast_many_now(
+        [("visit.9", {"type": "visit.update", "n": 1}), ("visit.9", {"type": "visit.update", "n": 2})]
+    )
     assert events._sender._loop is not None and events._sender._loop.is_running()
 
     async def served() -> None:  # Daphne's sync code: sends on the serving loop
