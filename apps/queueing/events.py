@@ -90,7 +90,9 @@ def _redis_host(layer: RedisLayer) -> dict[str, Any]:
     return decode_hosts(layer._kwargs.get("hosts"))[0]
 
 
-async def _redis_send_many(layer: RedisLayer, messages: list[tuple[str, dict[str, Any]]], client: aioredis.Redis) -> None:
+async def _redis_send_many(
+    layer: RedisLayer, messages: list[tuple[str, dict[str, Any]]], client: aioredis.Redis
+) -> None:
     if isinstance(layer, RedisChannelLayer):
         await _redis_group_send_many(layer, messages, client)
     else:

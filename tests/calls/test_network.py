@@ -662,7 +662,9 @@ def test_a_weak_subscriber_gets_a_lower_simulcast_layer_of_the_agent_and_video_k
     ]
     agent_every_10_s = [a + b for a, b in zip(agent_every_5_s[0::2], agent_every_5_s[1::2], strict=False)]
     agent_fps = agent_decoded[-1][1] / (agent_decoded[-1][0] - first_decoded_at)
-    customer_modes = sorted({str(layer.get("mode")) for _, shape in customer_page["shapes"] for layer in shape["layers"]})
+    customer_modes = sorted(
+        {str(layer.get("mode")) for _, shape in customer_page["shapes"] for layer in shape["layers"]}
+    )
     summary = {
         "agent_layers": agent_page["shapes"][-1][1]["layers"],
         "asked": asked,
