@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
@@ -71,7 +71,7 @@ async def _send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
 
 
 # A channels_redis layer on one Redis host: what this module sends a batch for in one or two commands.
-RedisLayer = RedisChannelLayer | RedisPubSubChannelLayer
+RedisLayer: TypeAlias = RedisChannelLayer | RedisPubSubChannelLayer
 
 
 def _pipelined_layer() -> RedisLayer | None:
