@@ -193,13 +193,14 @@ def _serving_an_event_loop() -> bool:
 
 
 async def _send_on_this_loop(layer: RedisLayer, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """With the client the layer itself uses on this loop."""
     if isinstance(layer, RedisChannelLayer):
-        await _redis_group_send_many(layer, messages, layer.connection(0))
-        return
-    # The pub/sub layer of this loop publishes with this client (created on first use).
-    shard = layer._get_layer()._shards[0]
-    shard._ensure_redis()
-    await _pubsub_publish_many(layer, messages, shard._redis)
+        client = layer.connection(0)
+    else:
+        shard = layer._get_layer()._shards[0]
+        shard._ensure_redis()  # the pub/sub layer creates its client on first use
+        client = shard._redis
+    await _redis_send_many(layer, messages, client)
 
 
 async def _pubsub_publish_many(

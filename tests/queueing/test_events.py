@@ -12,7 +12,7 @@ import asyncio
 import logging
 import multiprocessing
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -56,16 +56,16 @@ async def _received_until_end(layer: RedisChannelLayer, channel: str) -> list[di
 
 
 async def _deliveries(
-    layer: RedisChannelLayer, batch: list[tuple[str, dict[str, Any]]], *, pipelined: bool
+    layer: Any, batch: list[tuple[str, dict[str, Any]]], *, send: Callable[[list[Any]], Awaitable[None]] | None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Three channels in overlapping groups get ``batch``; what each one receives."""
+    """Three channels in overlapping groups get ``batch`` through ``send`` (None: ``group_send`` per event)."""
     channels = {name: await layer.new_channel() for name in ("a", "b", "c")}
     memberships = {"queue.1": ("a", "b"), "visit.7": ("b",), "agent.3": ("c",), "queue.2": ("a", "c")}
     for group, names in memberships.items():
         for name in names:
             await layer.group_add(group, channels[name])
-    if pipelined:
-        await _redis_group_send_many(layer, batch, layer.connection(0))
+    if send is not None:
+        await send(batch)
     else:
         for group, event in batch:
             await layer.group_send(group, event)
@@ -88,8 +88,10 @@ BATCH = [
 
 @pytest.mark.asyncio
 async def test_a_pipelined_batch_delivers_what_group_send_delivers(layer: RedisChannelLayer) -> None:
-    pipelined = await _deliveries(layer, BATCH, pipelined=True)
-    one_by_one = await _deliveries(layer, BATCH, pipelined=False)
+    pipelined = await _deliveries(
+        layer, BATCH, send=lambda batch: _redis_group_send_many(layer, batch, layer.connection(0))
+    )
+    one_by_one = await _deliveries(layer, BATCH, send=None)
     assert pipelined == one_by_one
     # And what that is, spelled out: each channel its groups' events, in batch order.
     assert [m.get("text") or m.get("state") for m in pipelined["b"]] == ['{"v":1}', "offered", '{"v":2}']
@@ -142,31 +144,22 @@ async def test_a_pipelined_batch_on_the_pubsub_layer_delivers_what_group_send_de
     layer = RedisPubSubChannelLayer(hosts=[settings.REDIS_URL], prefix=f"remotebank-test-{uuid.uuid4().hex[:12]}")
     client = aioredis.Redis.from_url(settings.REDIS_URL)
     try:
-        channels = {name: await layer.new_channel() for name in ("a", "b", "c")}
-        memberships = {"queue.1": ("a", "b"), "visit.7": ("b",), "agent.3": ("c",), "queue.2": ("a", "c")}
-        for group, names in memberships.items():
-            for name in names:
-                await layer.group_add(group, channels[name])
-        received = {}
-        for pipelined in (True, False):
-            if pipelined:
-                await _pubsub_publish_many(layer, BATCH, client)
-            else:
-                for group, event in BATCH:
-                    await layer.group_send(group, event)
-            received[pipelined] = {name: await _received_until_end(layer, ch) for name, ch in channels.items()}
-        assert received[True] == received[False]
-        assert [m.get("text") or m.get("state") for m in received[True]["b"]] == ['{"v":1}', "offered", '{"v":2}']
-        assert [m.get("text") or m.get("offer") for m in received[True]["c"]] == [41, '{"v":9}']
-        assert [m["text"] for m in received[True]["a"]] == ['{"v":1}', '{"v":2}', '{"v":9}']
-        await _pubsub_publish_many(layer, [], client)  # an empty batch sends nothing
+        pipelined = await _deliveries(layer, BATCH, send=lambda batch: _pubsub_publish_many(layer, batch, client))
+        one_by_one = await _deliveries(layer, BATCH, send=None)
+        assert pipelined == one_by_one
+        assert [m.get("text") or m.get("state") for m in pipelined["b"]] == ['{"v":1}', "offered", '{"v":2}']
+        assert [m.get("text") or m.get("offer") for m in pipelined["c"]] == [41, '{"v":9}']
+        assert [m["text"] for m in pipelined["a"]] == ['{"v":1}', '{"v":2}', '{"v":9}']
+        lonely = await layer.new_channel()
+        await _pubsub_publish_many(layer, [], client)
+        assert await _received_until_end(layer, lonely) == []  # an empty batch sends nothing
     finally:
         await client.aclose()
         await layer.flush()
 
 
-def _configured_redis_layer(settings: Any) -> tuple[str, RedisChannelLayer]:
-    """The application's channel layer set to Redis with a key prefix of this test's own."""
+def _configured_redis_layer(settings: Any, layer_class: type[Any] = RedisChannelLayer) -> tuple[str, Any]:
+    """The application's channel layer set to ``layer_class`` on Redis with a key prefix of this test's own."""
     from channels.layers import get_channel_layer
 
     if not settings.REDIS_URL:
@@ -174,12 +167,12 @@ def _configured_redis_layer(settings: Any) -> tuple[str, RedisChannelLayer]:
     prefix = f"remotebank-test-{uuid.uuid4().hex[:12]}"
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": f"{layer_class.__module__}.{layer_class.__qualname__}",
             "CONFIG": {"hosts": [{"address": settings.REDIS_URL}], "prefix": prefix},
         }
     }
     layer = get_channel_layer()
-    assert isinstance(layer, RedisChannelLayer)
+    assert isinstance(layer, layer_class)
     return prefix, layer
 
 
@@ -240,22 +233,11 @@ def test_with_the_pubsub_layer_sync_code_publishes_through_the_sender_loop_and_o
     """Both paths of ``broadcast_many_now`` when the application's layer is ``RedisPubSubChannelLayer``."""
     import redis
     from asgiref.sync import async_to_sync, sync_to_async
-    from channels.layers import get_channel_layer
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
     from apps.queueing import events
 
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis (REDIS_URL); with CI=true the run stops before this")
-    prefix = f"remotebank-test-{uuid.uuid4().hex[:12]}"
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": settings.REDIS_URL}], "prefix": prefix},
-        }
-    }
-    layer = get_channel_layer()
-    assert isinstance(layer, RedisPubSubChannelLayer)
+    prefix, layer = _configured_redis_layer(settings, RedisPubSubChannelLayer)
     assert events._pipelined_layer() is layer
     listener = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
     listener.subscribe(f"{prefix}__group__visit.9")
