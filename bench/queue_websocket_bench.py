@@ -663,6 +663,7 @@ def main() -> int:
         import django
 
         django.setup()
+        from django.conf import settings
         from django.core.management import call_command
         from django.db import connection
 
@@ -684,7 +685,8 @@ def main() -> int:
         print(
             f"per N: {arguments.dequeues} dequeues at {arguments.rate:g}/s (phase A), then one queue.resync "
             f"and one dequeue (phase B); REDIS_URL {os.environ['REDIS_URL']}; channel layer "
-            f"{os.environ.get('REMOTEBANK_CHANNEL_LAYER') or 'core'}; Daphne's database pool {arguments.db_pool}"
+            f"{settings.CHANNEL_LAYER_KIND}; Daphne's database pool {arguments.db_pool}; "
+            f"Daphne's GC thresholds {settings.GC_THRESHOLDS or 'Python defaults'}"
         )
         if arguments.experiment:
             print(f"EXPERIMENT {arguments.experiment}: not the application as configured")

@@ -68,3 +68,26 @@ if VISIT_HEARTBEAT_SECONDS < 1 or VISIT_HEARTBEAT_SILENCE_SECONDS < 3 * VISIT_HE
         "REMOTEBANK_VISIT_HEARTBEAT_SILENCE_SECONDS must be at least three times "
         "REMOTEBANK_VISIT_HEARTBEAT_SECONDS (and the interval at least 1 s)."
     )
+
+# Python's cyclic garbage collector in Daphne (remotebank/warm_up.py,
+# ``gc_tune``): three thresholds, or "off" for Python's own (700, 10, 10).
+# With thousands of sockets most objects a queue update creates are still in
+# flight when a young collection runs, so they are promoted and walked again by
+# the older generations: 19 % of Daphne's event-loop CPU in a py-spy profile of
+# bench/queue_websocket_bench.py at 2,000 pages (2026-12-04). Freezing what the
+# start-up loaded and these thresholds took it from 176–193 to 115–125 µs of
+# Daphne CPU per update, at the same RSS (docs/operations.md, "Issue 18 figures").
+_gc_thresholds = env_optional("REMOTEBANK_GC_THRESHOLDS") or "50000,20,100"
+GC_THRESHOLDS: tuple[int, int, int] | None
+if _gc_thresholds == "off":
+    GC_THRESHOLDS = None
+else:
+    try:
+        _first, _second, _third = (int(part) for part in _gc_thresholds.split(","))
+    except ValueError:
+        raise ImproperlyConfigured(
+            "REMOTEBANK_GC_THRESHOLDS must be three whole numbers, e.g. '50000,20,100', or 'off'."
+        ) from None
+    if min(_first, _second, _third) < 1:
+        raise ImproperlyConfigured("REMOTEBANK_GC_THRESHOLDS must be positive.")
+    GC_THRESHOLDS = (_first, _second, _third)
