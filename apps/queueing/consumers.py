@@ -20,6 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.queueing import events
+from apps.queueing.fanout import queue_fan_out
 from apps.queueing.models import QueueEntry, ServiceQueue
 from apps.queueing.selectors import agent_snapshot, entry_place_snapshot, seconds_per_position
 from apps.queueing.services.agents import agent_presence_ensure
@@ -83,7 +84,7 @@ class _ListenOnlyConsumer(AsyncJsonWebsocketConsumer):
     # Channel-layer events whose handlers only pass the message on and touch
     # no database: they skip channels' trip to the sync thread (to close old
     # database connections) that AsyncConsumer.dispatch makes before every
-    # handler, which was half of Daphne's CPU per queue update.
+    # handler (it was half of Daphne's CPU per queue update before the fan-out).
     forward_only: frozenset[str] = frozenset()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -102,8 +103,9 @@ class VisitConsumer(_ListenOnlyConsumer):
     Positions are computed on the page (issue 18, O(1) fan-out): this socket
     sends a snapshot of the customer's place on connect, after a move or a
     declined offer and when the page asks (``{"type": "resync"}``, at most
-    once per ``RESYNC_MIN_SECONDS``), and forwards each queue change as the
-    one pre-encoded message the whole queue gets (``static/queueing/position.js``).
+    once per ``RESYNC_MIN_SECONDS``); each queue change, the one pre-encoded
+    message the whole queue gets, is written to it by the process's fan-out
+    (``fanout.py``; counted on the page, ``static/queueing/position.js``).
 
     The page may also send ``{"type": "heartbeat"}``, every
     ``VISIT_HEARTBEAT_SECONDS``; anything else is refused. Heartbeats are not
@@ -167,12 +169,13 @@ class VisitConsumer(_ListenOnlyConsumer):
         return entry
 
     async def _follow_queue(self, queue_id: int) -> None:
+        fan_out = queue_fan_out()
         if getattr(self, "queue_id", None) not in (None, queue_id):
-            await self.channel_layer.group_discard(events.queue_group(self.queue_id), self.channel_name)
+            fan_out.unfollow(self.queue_id, self)
         self.queue_id = queue_id
-        # Join first, then read: a change committed in between has a higher
+        # Follow first, then read: a change committed in between has a higher
         # version than the snapshot and is applied on the page; one before it is ignored there.
-        await self.channel_layer.group_add(events.queue_group(queue_id), self.channel_name)
+        await fan_out.follow(queue_id, self)
         await self._recount()
 
     def _snapshot(self) -> dict[str, Any] | None:
@@ -195,24 +198,14 @@ class VisitConsumer(_ListenOnlyConsumer):
             return
         # The entry first: if the channel layer fails below, the customer must
         # still be known as gone (grace period, not offered meanwhile).
+        queue_fan_out().unfollow(self.queue_id, self)
         await database_sync_to_async(queue_entry_disconnect)(entry_id=self.entry_id)
-        for group in (events.visit_group(self.visit_id), events.queue_group(self.queue_id)):
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception:
-                logger.warning("Could not leave group %s on disconnect", group, exc_info=True)
+        try:
+            await self.channel_layer.group_discard(events.visit_group(self.visit_id), self.channel_name)
+        except Exception:
+            logger.warning("Could not leave the visit's group on disconnect", exc_info=True)
 
     # Channel-layer events.
-
-    # Encoded once for the whole queue: one such message per page per change.
-    forward_only = frozenset({events.QUEUE_CHANGED, events.QUEUE_RESYNC})
-
-    async def queue_changed(self, event: dict[str, Any]) -> None:
-        # Encoded once by the sender for the whole queue; the page does the counting.
-        await self.send(text_data=event["text"])
-
-    async def queue_resync(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=event["text"])
 
     async def visit_update(self, event: dict[str, Any]) -> None:
         if event.get("event") == "moved":

@@ -55,8 +55,11 @@ FIGURES_UPDATE = "figures.update"
 
 
 def queue_message(message: dict[str, Any], *, event_type: str = QUEUE_CHANGED) -> dict[str, Any]:
-    """A queue change (or resync) as a channel-layer event: the page's message, JSON-encoded once."""
-    return {"type": event_type, "text": json.dumps(message, separators=(",", ":"))}
+    """A queue change (or resync) as a channel-layer event: the page's message, JSON-encoded once.
+
+    ``queue`` tells each Daphne's fan-out (``fanout.py``) whose pages to write it to.
+    """
+    return {"type": event_type, "queue": message["queue"], "text": json.dumps(message, separators=(",", ":"))}
 
 
 def broadcast_now(group: str, event: dict[str, Any]) -> None:
