@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,12 @@ from apps.queueing.fanout import queue_fan_out
 from apps.queueing.models import QueueEntry, ServiceQueue
 from apps.queueing.selectors import agent_snapshot, entry_place_snapshot, seconds_per_position
 from apps.queueing.services.agents import agent_presence_ensure
-from apps.queueing.services.entries import queue_entry_disconnect, queue_entry_heartbeat, queue_entry_reconnect
+from apps.queueing.services.entries import (
+    queue_entries_disconnect,
+    queue_entry_disconnect,
+    queue_entry_heartbeat,
+    queue_entry_reconnect,
+)
 from apps.staff.selectors import staff_profile_for
 
 logger = logging.getLogger(__name__)
@@ -70,6 +76,58 @@ def _is_heartbeat(text_data: str) -> bool:
         return json.loads(text_data) == HEARTBEAT
     except ValueError:
         return False
+
+
+class _Disconnects:
+    """The entries of the pages that closed, marked disconnected a batch at a time (one per event loop).
+
+    The first page that closes is written at once; pages that close while a
+    batch is being written wait for the next one, so sockets that close
+    together (thousands, when a network cut or a balancer drops them) cost a
+    few transactions instead of one each on the consumers' one database
+    thread (``services.entries.queue_entries_disconnect``). Each consumer
+    still waits for its own entry's commit.
+    """
+
+    MAX_BATCH = 500
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, asyncio.Future[None]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def mark(self, entry_id: int) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((entry_id, done))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write(), name="queue disconnects")
+        await done
+
+    async def _write(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
+            failure: Exception | None = None
+            try:
+                await database_sync_to_async(queue_entries_disconnect)(entry_ids=[entry for entry, _ in batch])
+            except Exception as error:
+                failure = error
+            for _, done in batch:
+                if done.done():  # that consumer was cancelled meanwhile
+                    continue
+                if failure is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(failure)
+
+
+_disconnects: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Disconnects] = weakref.WeakKeyDictionary()
+
+
+def _entry_disconnects() -> _Disconnects:
+    loop = asyncio.get_running_loop()
+    found = _disconnects.get(loop)
+    if found is None:
+        found = _disconnects[loop] = _Disconnects()
+    return found
 
 
 class _ListenOnlyConsumer(AsyncJsonWebsocketConsumer):
@@ -199,7 +257,14 @@ class VisitConsumer(_ListenOnlyConsumer):
         # The entry first: if the channel layer fails below, the customer must
         # still be known as gone (grace period, not offered meanwhile).
         queue_fan_out().unfollow(self.queue_id, self)
-        await database_sync_to_async(queue_entry_disconnect)(entry_id=self.entry_id)
+        try:
+            await _entry_disconnects().mark(self.entry_id)
+        except Exception:
+            # The batch failed as a whole (a deadlock, a lost connection): this entry on its own.
+            logger.warning(
+                "Marking a batch of entries disconnected failed; marking %s alone", self.entry_id, exc_info=True
+            )
+            await database_sync_to_async(queue_entry_disconnect)(entry_id=self.entry_id)
         try:
             await self.channel_layer.group_discard(events.visit_group(self.visit_id), self.channel_name)
         except Exception:

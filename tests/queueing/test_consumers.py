@@ -33,7 +33,7 @@ from django.utils import timezone
 from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
 from apps.customers.models import CustomerLevel
-from apps.queueing import events
+from apps.queueing import consumers, events
 from apps.queueing.consumers import CLOSE_NO_VISIT, CLOSE_NOT_ALLOWED
 from apps.queueing.models import AgentPresence, AgentState, EntryState, QueueEntry, ServiceQueue
 from apps.queueing.position import Tracker, position_step, position_view
@@ -156,6 +156,10 @@ def _entry(entry_id: int) -> QueueEntry:
 
 def _audit_count() -> int:
     return AuditRecord.objects.count()
+
+
+def _audit_total(action: AuditAction, entry_id: int) -> int:
+    return AuditRecord.objects.filter(action=action, target_type="queueing.queueentry", target_id=str(entry_id)).count()
 
 
 def _audited(action: AuditAction, entry_id: int) -> bool:
@@ -336,6 +340,38 @@ async def test_closing_the_page_marks_the_entry_disconnected_and_coming_back_cle
     assert entry.disconnected_at is None
     assert entry.state == EntryState.WAITING
     assert await db(_audited)(AuditAction.QUEUE_RECONNECTED, mine.pk)
+
+
+async def test_pages_that_close_together_are_all_marked_disconnected_in_fewer_transactions(
+    sockets: Sockets, make_queued_customer: Callable[..., QueueEntry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await db(_queue)()
+    mine = [await db(make_queued_customer)() for _ in range(8)]
+    pages = []
+    for entry in mine:
+        socket, connected, _ = await sockets.connect("/ws/visit/", cookie=await db(_visit_cookie)(entry.visit_id))
+        assert connected
+        await socket.receive_json_from(timeout=WAIT)
+        pages.append(socket)
+    batches: list[list[int]] = []
+    real = consumers.queue_entries_disconnect
+
+    def recorded(*, entry_ids: list[int]) -> list[int]:
+        batches.append(list(entry_ids))
+        return real(entry_ids=entry_ids)
+
+    monkeypatch.setattr(consumers, "queue_entries_disconnect", recorded)
+
+    await asyncio.gather(*(sockets.close(socket) for socket in pages))
+
+    for entry in mine:
+        stored = await db(_entry)(entry.pk)
+        assert stored.disconnected_at is not None
+        assert stored.state == EntryState.WAITING
+        assert await db(_audit_total)(AuditAction.QUEUE_DISCONNECTED, entry.pk) == 1
+    assert sorted(pk for batch in batches for pk in batch) == sorted(entry.pk for entry in mine)
+    # The first is written alone; those that closed meanwhile go together.
+    assert len(batches) < len(mine)
 
 
 async def test_socket_without_a_queued_visit_in_its_session_is_closed_with_4401(

@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord
 from apps.common.errors import NotAllowed, PermissionDenied, ValidationFailed
 from apps.customers.models import Customer, CustomerLevel
@@ -21,6 +22,7 @@ from apps.queueing.selectors import entry_position, pending_reason, queue_figure
 from apps.queueing.services.agents import agent_service_end, agent_state_set
 from apps.queueing.services.configuration import overflow_target_set, service_queue_upsert
 from apps.queueing.services.entries import (
+    queue_entries_disconnect,
     queue_entry_disconnect,
     queue_entry_enqueue,
     queue_entry_move,
@@ -321,6 +323,26 @@ def test_a_customer_who_reconnects_within_grace_keeps_their_place(
     queue_entry_reconnect(entry_id=first.pk)
     assert entries_grace_expire(now=T0 + timedelta(hours=1)) == 0
     assert _order(queue)[0] == first.pk
+
+
+def test_pages_dropped_together_are_marked_as_one_by_one_would_mark_them(
+    queue: ServiceQueue, enqueue: Callable[..., QueueEntry]
+) -> None:
+    waiting, marked_before, ended = enqueue(at=T0), enqueue(at=T0), enqueue(at=T0)
+    queue_entry_disconnect(entry_id=marked_before.pk, now=T0)
+    QueueEntry.objects.filter(pk=ended.pk).update(state=EntryState.ABANDONED)
+    audits_before = AuditRecord.objects.filter(action=AuditAction.QUEUE_DISCONNECTED).count()
+
+    marked = queue_entries_disconnect(entry_ids=[ended.pk, waiting.pk, marked_before.pk, 10**9], now=T0 + timedelta(1))
+
+    assert marked == [waiting.pk]
+    assert QueueEntry.objects.get(pk=waiting.pk).disconnected_at == T0 + timedelta(1)
+    assert QueueEntry.objects.get(pk=marked_before.pk).disconnected_at == T0
+    assert QueueEntry.objects.get(pk=ended.pk).disconnected_at is None
+    audits = AuditRecord.objects.filter(action=AuditAction.QUEUE_DISCONNECTED).order_by("-pk")
+    assert audits.count() == audits_before + 1
+    assert audits[0].target_id == str(waiting.pk)
+    assert queue_entries_disconnect(entry_ids=[waiting.pk]) == []
 
 
 def test_a_customer_gone_past_the_grace_period_leaves_the_queue(
