@@ -12,9 +12,10 @@ REDIS_URL = env_optional("REDIS_URL")
 # is ONE Redis PUBLISH, and each Daphne fans it out to its own sockets) or
 # "core" (RedisChannelLayer: one list push per member channel, each popped by
 # its Daphne in a round trip of its own). Chosen by bench/queue_websocket_bench.py
-# (docs/operations.md, issue 18; 2026-12-03, same machine and load, one Daphne):
-# with 2,000 waiting pages pubsub delivered position updates at p99 0.74 s and
-# 186 µs of Daphne CPU per update, core at p99 4.5 s and 347 µs.
+# (docs/operations.md, issue 18; 2026-12-03, same machine and load, one Daphne,
+# before the per-process fan-out of apps/queueing/fanout.py): with 2,000
+# waiting pages pubsub delivered position updates at p99 0.74 s and 186 µs of
+# Daphne CPU per update, core at p99 4.5 s and 347 µs.
 CHANNEL_LAYER_KIND = env_optional("REMOTEBANK_CHANNEL_LAYER") or "pubsub"
 if CHANNEL_LAYER_KIND not in ("core", "pubsub"):
     raise ImproperlyConfigured("REMOTEBANK_CHANNEL_LAYER must be 'core' or 'pubsub'.")
