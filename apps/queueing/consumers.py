@@ -256,7 +256,8 @@ class VisitConsumer(_ListenOnlyConsumer):
             return
         # The entry first: if the channel layer fails below, the customer must
         # still be known as gone (grace period, not offered meanwhile).
-        queue_fan_out().unfollow(self.queue_id, self)
+        if hasattr(self, "queue_id"):  # unset when the socket failed before following its queue
+            queue_fan_out().unfollow(self.queue_id, self)
         try:
             await _entry_disconnects().mark(self.entry_id)
         except Exception:
