@@ -141,6 +141,28 @@ def test_a_service_write_only_queues_and_waits_for_no_chain_lock(base: int) -> N
     assert audit_chain_verify().intact
 
 
+def test_the_queued_row_holds_exactly_what_the_service_was_given(base: int) -> None:
+    """audit_record's plain INSERT stores the same columns as the model would, and the chain hashes them."""
+    target = PendingAuditRecord.objects.create(
+        created_at=timezone.now(), actor_kind="system", action=AuditAction.BRANCH_CREATED.value
+    )
+    data = {"名称": "黎暐霈", "list": [1, 2.5, None, True], "nested": {"a": "b"}, "quote": 'it\'s "x"'}
+    with transaction.atomic():
+        pending = audit_record(
+            actor=Actor.system("写入者"), action=AuditAction.BRANCH_UPDATED, target=target, data=data
+        )
+    stored = PendingAuditRecord.objects.get(pk=pending.pk)
+    columns = ("created_at", "actor_kind", "actor_id", "actor_label", "action", "target_type", "target_id")
+    assert [getattr(stored, column) for column in columns] == [getattr(pending, column) for column in columns]
+    assert (stored.actor_label, stored.action, stored.data) == ("写入者", AuditAction.BRANCH_UPDATED.value, data)
+    assert (stored.target_type, stored.target_id) == ("audit.pendingauditrecord", str(target.pk))
+    assert stored.target_label == str(target)
+    assert not pending._state.adding
+    assert audit_pending_integrate() == 2
+    assert AuditRecord.objects.get(pending_id=pending.pk).data == data
+    assert audit_chain_verify().intact
+
+
 def test_rows_committed_out_of_order_are_chained_in_commit_order_and_none_is_skipped(base: int) -> None:
     late, early = _connect(), _connect()
     try:
