@@ -387,7 +387,13 @@ def test_a_weak_mobile_link_keeps_video_flowing_and_survives_a_5_s_outage(wan: W
             time.sleep(5)
             wan.firewall("open")
             outage["end"] = time.time()
-            time.sleep(12)
+            # 20 s of video after the outage for the rate below. With 12 s here
+            # the rate was taken over about 11 s, and chance bursts of loss on
+            # this link moved it a lot: 12.5, 15.2 and 37.0 fps in three runs of
+            # 2026-12-04 against the floor of 10 (with 20 s: 23.7, 25.4, 39.1).
+            # A clean-clone CI run of 2026-12-04 00:30 failed this test; its
+            # figures were not seen.
+            time.sleep(20)
             stop.touch()
 
         threading.Thread(target=run, daemon=True).start()
