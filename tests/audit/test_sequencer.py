@@ -28,7 +28,14 @@ from django.utils import timezone
 from apps.audit.actions import AuditAction
 from apps.audit.models import AuditRecord, PendingAuditRecord
 from apps.audit.selectors import audit_chain_verify
-from apps.audit.services import Actor, audit_pending_integrate, audit_pending_sweep, audit_record
+from apps.audit.services import (
+    Actor,
+    AuditEntry,
+    audit_pending_integrate,
+    audit_pending_sweep,
+    audit_record,
+    audit_record_many,
+)
 from tests.conftest import CI
 
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -160,6 +167,26 @@ def test_the_queued_row_holds_exactly_what_the_service_was_given(base: int) -> N
     assert not pending._state.adding
     assert audit_pending_integrate() == 2
     assert AuditRecord.objects.get(pending_id=pending.pk).data == data
+    assert audit_chain_verify().intact
+
+
+def test_a_batch_is_queued_by_one_insert_in_the_given_order_and_chained_in_that_order(base: int) -> None:
+    """audit_record_many (the batched dispatcher's audit): one row each, ids in the order given, each its own data."""
+    actions = [AuditAction.BRANCH_CREATED, AuditAction.BRANCH_UPDATED, AuditAction.BRANCH_CREATED]
+    entries = [
+        AuditEntry(actor=Actor.system(f"写入者{n}"), action=action, data={"n": n, "名": "頔" * (n + 1)})
+        for n, action in enumerate(actions)
+    ]
+    with transaction.atomic():
+        pending = audit_record_many(entries=entries)
+    assert [record.pk for record in pending] == sorted(record.pk for record in pending)
+    stored = list(PendingAuditRecord.objects.filter(pk__in=[record.pk for record in pending]).order_by("pk"))
+    assert [(row.actor_label, row.action, row.data) for row in stored] == [
+        (f"写入者{n}", action.value, {"n": n, "名": "頔" * (n + 1)}) for n, action in enumerate(actions)
+    ]
+    assert audit_pending_integrate() == 3
+    chained = AuditRecord.objects.filter(sequence__gt=base).order_by("sequence")
+    assert [record.data["n"] for record in chained] == [0, 1, 2]
     assert audit_chain_verify().intact
 
 

@@ -75,9 +75,13 @@ def test_a_batch_offers_the_same_customers_to_the_same_agents_as_one_at_a_time(
             records = list(
                 AuditRecord.objects.filter(action=AuditAction.QUEUE_OFFERED)
                 .order_by("sequence")
-                .values_list("target_id", flat=True)
+                .values_list("target_id", "data")
             )
-            assert records == [str(offer.entry_id) for offer in batch]  # one audit row per offer, in order
+            assert [target for target, _data in records] == [str(offer.entry_id) for offer in batch]  # in order
+            # Each record names the agent offered (the dispatcher reads only the employee number with the agent).
+            numbers = dict(AgentPresence.objects.values_list("pk", "staff__employee_number"))
+            assert [data["agent"] for _target, data in records] == [numbers[offer.agent_id] for offer in batch]
+            assert all(data["strategy"] == strategy for _target, data in records)
             assert audit_chain_verify().intact
             raise _Rollback
     except _Rollback:
