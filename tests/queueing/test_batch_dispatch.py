@@ -94,3 +94,34 @@ def test_a_batch_offers_the_same_customers_to_the_same_agents_as_one_at_a_time(
 
     assert len(batch) == len(one_at_a_time) >= 4
     assert batch == one_at_a_time
+
+
+def test_a_batch_reads_past_a_head_of_customers_nobody_free_can_serve(
+    make_queued_customer: Callable[..., QueueEntry], make_skilled_staff: Callable[..., StaffProfile]
+) -> None:
+    """The first chunk of the line is all one business whose only agent it uses; the batch reads on and serves the next.
+
+    Three activation customers wait ahead of one password_reset customer, with
+    one free agent each: a batch of two takes the first chunk (two activation
+    customers), gives the activation agent to the first, finds none for the
+    second, and must resume after it to reach the password_reset customer.
+    """
+    now = timezone.now()
+    queue = service_queue_upsert(actor=SYSTEM, code="mixed", name="混合", businesses=BUSINESSES)
+    heads = [make_queued_customer(business="activation", now=now - timedelta(seconds=60 - n)) for n in range(3)]
+    later = make_queued_customer(business="password_reset", now=now)
+    staff = {business: make_skilled_staff(skills=[business]) for business in BUSINESSES}
+    for member in staff.values():
+        agent_state_set(actor=SYSTEM, staff=member, state=AgentState.AVAILABLE, now=now - timedelta(minutes=5))
+    presence = {business: AgentPresence.objects.get(staff=member) for business, member in staff.items()}
+
+    offers = dispatch_batch(queue_id=queue.pk, now=now, limit=2)
+
+    assert offers == [
+        Offer(heads[0].pk, presence["activation"].pk, queue.pk),
+        Offer(later.pk, presence["password_reset"].pk, queue.pk),
+    ]
+    assert set(QueueEntry.objects.filter(state=EntryState.WAITING).values_list("pk", flat=True)) == {
+        heads[1].pk,
+        heads[2].pk,
+    }

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -231,6 +230,36 @@ def _free_agents_by_business(queue: ServiceQueue, now: datetime, limit: int) -> 
     return by_business
 
 
+def _waiting_chunk(
+    queue: ServiceQueue, *, businesses: list[str], after: QueueEntry | None, limit: int
+) -> list[QueueEntry]:
+    """The next ``limit`` waiting, connected entries of ``businesses`` in queue order after ``after``, locked (SKIP LOCKED).
+
+    In SQL rather than the ORM for the same reason as the agents (compiling
+    the query was a millisecond of every batch); the order is (priority key,
+    ticket, id), resumed after the last entry of the previous chunk.
+    """
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    columns = ", ".join(field.column for field in QueueEntry._meta.concrete_fields)
+    params: list[Any] = [queue.pk, EntryState.WAITING.value, *businesses]
+    resume = ""
+    if after is not None:
+        resume = " AND (priority_key, ticket, id) > (%s, %s, %s)"
+        params += [after.priority_key, after.ticket, after.pk]
+    entries = list(
+        QueueEntry.objects.raw(
+            f"SELECT {columns} FROM {QueueEntry._meta.db_table} "  # noqa: S608 - our names, values are parameters
+            f"WHERE queue_id = %s AND state = %s AND disconnected_at IS NULL "
+            f"AND business_code IN ({', '.join(['%s'] * len(businesses))}){resume} "
+            f"ORDER BY priority_key, ticket, id LIMIT %s{lock}",
+            [*params, limit],
+        )
+    )
+    for entry in entries:
+        entry.queue = queue  # already loaded; spares a query for the audit label
+    return entries
+
+
 def _match(
     queue: ServiceQueue, by_business: dict[str, list[AgentPresence]], limit: int
 ) -> list[tuple[QueueEntry, AgentPresence]]:
@@ -242,16 +271,7 @@ def _match(
     # _free_agents_by_business), so one chunk of ``limit`` entries is usually all it takes.
     chunk = limit
     while len(matches) < limit and by_business:
-        waiting = QueueEntry.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-            queue=queue, state=EntryState.WAITING, disconnected_at__isnull=True, business_code__in=list(by_business)
-        )
-        if after is not None:
-            waiting = waiting.filter(
-                Q(priority_key__gt=after.priority_key)
-                | Q(priority_key=after.priority_key, ticket__gt=after.ticket)
-                | Q(priority_key=after.priority_key, ticket=after.ticket, pk__gt=after.pk)
-            )
-        entries = list(waiting.order_by("priority_key", "ticket", "pk")[:chunk])
+        entries = _waiting_chunk(queue, businesses=list(by_business), after=after, limit=chunk)
         for entry in entries:
             after = entry
             candidates = by_business.get(entry.business_code)
@@ -320,7 +340,6 @@ def dispatch_batch(*, queue_id: int, now: datetime | None = None, limit: int = D
             return []
         expires = now + timedelta(seconds=queue.offer_timeout_seconds)
         for entry, agent in matches:
-            entry.queue = queue  # already loaded; spares a query for the audit label
             fsm_step(entry.offer, agent, expires, error=step_refused)
             fsm_step(agent.ring, now, error=step_refused)
         _offers_write(matches, expires=expires, now=now)
