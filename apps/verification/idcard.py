@@ -628,6 +628,10 @@ def read_id_card_front(engine: OcrEngine, image: Image.Image, *, straightened: b
     what was read).
     """
     ensure_card_photo_is_sharp(image)
+    if straightened:
+        reading = _read_straightened_quickly(engine, image)
+        if reading is not None:
+            return reading
     card_size = image.size if straightened else None
     detection_side = STRAIGHTENED_DETECTION_SIDE if straightened else None
     lines = engine.read(image, detection_side=detection_side, upright=straightened)
@@ -650,6 +654,35 @@ def read_id_card_front(engine: OcrEngine, image: Image.Image, *, straightened: b
             raise upright_error from None  # e.g. "this is the back of the card"
         error.lines = turned_lines
         raise
+
+
+def _read_straightened_quickly(engine: OcrEngine, image: Image.Image) -> CardReading | None:
+    """A straightened card read the quick way, its name's line read again exactly; None when that does not settle it.
+
+    The quick read (``OcrEngine.read(quick=True)``) costs about a quarter
+    less CPU per card; the name, the one field whose rare characters it can
+    read differently, is then read as the standard read would have read it.
+    Anything it leaves unsettled (a field not found, the name's line not
+    found, that line no longer read) returns None and the card is read the
+    standard way, so a quick read never turns a card away.
+    """
+    lines = engine.read(image, detection_side=STRAIGHTENED_DETECTION_SIDE, upright=True, quick=True)
+    try:
+        front = parse_id_card_front(lines, card_size=image.size)
+    except IdCardUnreadable:
+        return None
+    name_line = _name_line(lines, front.name)
+    exact = engine.reread_exactly(name_line) if name_line is not None else None
+    if exact is None:
+        return None
+    lines = [exact if line is name_line else line for line in lines]
+    try:
+        front = parse_id_card_front(lines, card_size=image.size)
+    except IdCardUnreadable:
+        return None
+    if front.name_uncertain:
+        front = _reread_name(engine, image, lines, front)
+    return CardReading(front, image)
 
 
 # The second read of a doubtful name: its line cut from the image with this

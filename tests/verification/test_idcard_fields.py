@@ -187,8 +187,13 @@ class _SecondRead:
         self.line = OcrLine(text=text, score=sum(scores) / len(scores), box=(), char_scores=scores)
         self.crops: list[Image.Image] = []
 
-    def read(self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False) -> list[OcrLine]:
+    def read(
+        self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False, quick: bool = False
+    ) -> list[OcrLine]:
         raise AssertionError("only the name's line is read again")
+
+    def reread_exactly(self, line: OcrLine) -> OcrLine | None:
+        raise AssertionError("only the name's line is read again, from a crop")
 
     def read_line(self, image: Image.Image) -> OcrLine | None:
         self.crops.append(image)

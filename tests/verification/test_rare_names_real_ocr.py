@@ -13,8 +13,15 @@ from datetime import date
 import pytest
 
 from apps.common.images import load_untrusted_image
-from apps.verification.idcard import ensure_card_photo_is_sharp, parse_id_card_front
-from apps.verification.integrations.ocr import RapidOcrEngine
+from apps.verification import idcard
+from apps.verification.cardfinder import rectify_card
+from apps.verification.idcard import (
+    STRAIGHTENED_DETECTION_SIDE,
+    ensure_card_photo_is_sharp,
+    parse_id_card_front,
+    read_id_card_front,
+)
+from apps.verification.integrations.ocr import OcrLine, RapidOcrEngine
 from tests.fixtures.cardgen import CardPerson, Degradation, face_photos, generate_id_card_front, make_id_number
 
 
@@ -67,3 +74,37 @@ def test_a_label_split_across_boxes_still_reads(engine: RapidOcrEngine, name: st
 def test_long_ethnicity_names_are_read_as_one_of_the_56(engine: RapidOcrEngine, ethnicity: str) -> None:
     _person, photo = _card("阿依古丽", 300 + len(ethnicity), ethnicity=ethnicity)
     assert _read(engine, photo).ethnicity == ethnicity
+
+
+@pytest.mark.parametrize("name", ["黎暐霈", "龚劼霞", "亓湉", "欧阳湉湉"])
+def test_the_quick_read_of_a_straightened_card_gives_what_the_standard_read_gives(
+    engine: RapidOcrEngine, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person, photo = _card(name, 500 + sum(map(ord, name)) % 300)
+    card = rectify_card(load_untrusted_image(photo, max_side=1600))
+    assert card is not None
+    quick = read_id_card_front(engine, card, straightened=True).front
+    monkeypatch.setattr(idcard, "_read_straightened_quickly", lambda _engine, _image: None)
+    standard = read_id_card_front(engine, card, straightened=True).front
+    assert quick == standard
+    # Right, or wrong only where the read itself says it doubts (the bank's
+    # record then decides; 龚劼霞 here is read 龚劫霞 with 劫 doubted).
+    assert quick.id_number == person.id_number
+    wrong = {index for index, (read, real) in enumerate(zip(quick.name, person.name, strict=True)) if read != real}
+    assert wrong <= set(quick.name_uncertain)
+
+
+def test_a_line_read_again_exactly_is_what_the_standard_read_read(engine: RapidOcrEngine) -> None:
+    # The quick read pads short lines less; reread_exactly must give back the
+    # standard read's text and per-character scores for every line.
+    _person, photo = _card("龚劼霞", 611)
+    card = rectify_card(load_untrusted_image(photo, max_side=1600))
+    assert card is not None
+    standard = engine.read(card, detection_side=STRAIGHTENED_DETECTION_SIDE, upright=True)
+    quick = engine.read(card, detection_side=STRAIGHTENED_DETECTION_SIDE, upright=True, quick=True)
+    assert [line.box for line in quick] == [line.box for line in standard]
+    again = [engine.reread_exactly(line) for line in quick]
+    assert [(line.text, line.char_scores) for line in again if line] == [
+        (line.text, line.char_scores) for line in standard
+    ]
+    assert engine.reread_exactly(OcrLine("姓名", 0.9, ())) is None

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import statistics
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -37,12 +37,16 @@ class OcrLine:
     ``char_scores`` holds one recognition score per character of ``text``
     (spaces included), or is empty when the engine gave none: ``score`` is
     their mean, and a mean of 0.95 can hide one character read at 0.4.
+    ``crop`` is the engine's own cut of the line from the image (RapidOCR:
+    the straightened box, a BGR array), kept so that ``reread_exactly`` can
+    read the very same pixels again; None for hand-built lines.
     """
 
     text: str
     score: float
     box: tuple[Point, ...]
     char_scores: tuple[float, ...] = ()
+    crop: Any = field(default=None, compare=False, repr=False)
 
     def character_scores(self) -> tuple[float, ...]:
         """One score per character of ``text``: the engine's own, else the line's score for each."""
@@ -64,14 +68,25 @@ class OcrLine:
 
 
 class OcrEngine(Protocol):
-    def read(self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False) -> list[OcrLine]:
+    def read(
+        self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False, quick: bool = False
+    ) -> list[OcrLine]:
         """Return the lines of text in ``image`` in reading order.
 
         ``detection_side``: run the text detector with the image's longer side
         at most this many pixels (the recogniser still reads crops of
         ``image`` itself). ``upright``: the caller knows the text is not
         upside down (or handles that itself), so no line is checked for 180°.
+        ``quick``: short lines are recognised at their own width rather than
+        padded to the recogniser's standard width. Cheaper, but a short
+        line's reading (a rare character of a name) can differ from the
+        standard one; a line that must be read as the standard read would
+        goes through ``reread_exactly``.
         """
+        ...
+
+    def reread_exactly(self, line: OcrLine) -> OcrLine | None:
+        """``line`` recognised again from its own crop as a standard (not quick) read would; None without a crop."""
         ...
 
     def read_line(self, image: Image.Image) -> OcrLine | None:
@@ -165,6 +180,16 @@ DEFAULT_RAPIDOCR_PARAMS: dict[str, Any] = {
     "Rec.rec_batch_num": 1,
 }
 
+# The narrowest input of a quick read (``OcrEngine.read(quick=True)``), in
+# pixels at the recogniser's 48 px line height. RapidOCR pads every line to
+# 320 px and the recogniser's cost is that width (29 ms at 320, 13 at 160,
+# 8 at 96 here); most lines of an ID card (the labels, the sex, the
+# ethnicity, a name) are 50–150 px. Read at their own width they cost about
+# a third, with the same text on every non-name field of the bench; the name,
+# whose rare characters the padding does change (龚劼霞 read as 龚劫霞 at
+# 160), is read again the standard way (``reread_exactly``).
+QUICK_LINE_MIN_WIDTH: Final = 64
+
 
 class RapidOcrEngine:
     """RapidOCR wrapped for a multi-threaded web process.
@@ -186,6 +211,8 @@ class RapidOcrEngine:
     def __init__(self, *, params: dict[str, Any] | None = None) -> None:
         self._params: dict[str, Any] = {**DEFAULT_RAPIDOCR_PARAMS, **(params or {})}
         self._engine: RapidOCR | None = None
+        self._recogniser: Any = None
+        self._crop_keeper: _CropKeepingRecogniser | None = None
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
 
@@ -202,6 +229,9 @@ class RapidOcrEngine:
                 engine = RapidOCR(params=self._params)
                 recogniser = engine._load_rec_model()
                 recogniser.postprocess_op = _RunConfidenceDecoder(recogniser.postprocess_op)
+                self._recogniser = recogniser
+                self._crop_keeper = _CropKeepingRecogniser(recogniser)
+                engine.text_rec = self._crop_keeper  # type: ignore[assignment]  # a proxy of the recogniser
                 self._engine = engine
             return self._engine
 
@@ -215,7 +245,9 @@ class RapidOcrEngine:
         ImageDraw.Draw(sample).text((20, 30), "0123456789", fill="black", font=ImageFont.load_default(size=48))
         self.read(sample)
 
-    def read(self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False) -> list[OcrLine]:
+    def read(
+        self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False, quick: bool = False
+    ) -> list[OcrLine]:
         engine = self._loaded_engine()
         # RapidOCR treats a numpy array as BGR (OpenCV order); giving it an
         # explicit contiguous BGR array avoids its own PIL path, which would
@@ -228,23 +260,47 @@ class RapidOcrEngine:
             configured_side = detector.limit_side_len
             if detection_side is not None:
                 detector.limit_side_len = detection_side
+            recogniser = self._recogniser
+            standard_shape = recogniser.rec_image_shape
+            if quick:
+                # RapidOCR pads each line to max(its own width, this width).
+                recogniser.rec_image_shape = [*standard_shape[:2], QUICK_LINE_MIN_WIDTH]
             try:
                 # Explicit True/False: RapidOCR keeps a flag passed once for every later call.
                 result = engine(bgr, use_cls=not upright, return_word_box=False)
+                keeper = self._crop_keeper
+                crops = keeper.kept_crops(result, text_score=engine.text_score) if keeper else None
             finally:
                 detector.limit_side_len = configured_side
-        return sort_reading_order(_lines_from_result(result))
+                recogniser.rec_image_shape = standard_shape
+        return sort_reading_order(_lines_from_result(result, crops))
+
+    def reread_exactly(self, line: OcrLine) -> OcrLine | None:
+        from rapidocr.ch_ppocr_rec import TextRecInput
+
+        if line.crop is None:
+            return None
+        engine = self._loaded_engine()
+        with self._run_lock:
+            result = self._recogniser(TextRecInput(img=[line.crop], return_word_box=False))
+        texts, scores = getattr(result, "txts", None), getattr(result, "scores", None)
+        if not texts or not scores or not str(texts[0]).strip() or scores[0] < engine.text_score:
+            return None  # a standard read would not have kept the line at all
+        score = scores[0]
+        return replace(
+            line, text=str(texts[0]), score=float(score), char_scores=tuple(getattr(score, "characters", ()))
+        )
 
     def read_line(self, image: Image.Image) -> OcrLine | None:
         from rapidocr.ch_ppocr_rec import TextRecInput
 
-        engine = self._loaded_engine()
+        self._loaded_engine()
         rgb = np.asarray(image.convert("RGB"))
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         with self._run_lock:
             # The recogniser alone, called directly: RapidOCR's own
             # ``use_det=False`` would be kept for every later call.
-            result = engine._load_rec_model()(TextRecInput(img=[bgr], return_word_box=False))
+            result = self._recogniser(TextRecInput(img=[bgr], return_word_box=False))
         texts, scores = getattr(result, "txts", None), getattr(result, "scores", None)
         if not texts or not scores or not texts[0]:
             return None
@@ -256,7 +312,7 @@ class RapidOcrEngine:
         )
 
 
-def _lines_from_result(result: object) -> list[OcrLine]:
+def _lines_from_result(result: object, crops: Sequence[Any] | None = None) -> list[OcrLine]:
     """Turn RapidOCR's output object into OcrLines.
 
     RapidOCR 3.x returns a ``RapidOCROutput`` with parallel ``boxes`` (N×4×2
@@ -264,7 +320,8 @@ def _lines_from_result(result: object) -> list[OcrLine]:
     (and other output types when det/rec are switched off, which we never do).
     Each score is a ``_LineScore`` carrying one score per character: the
     line's mean score hides one doubtful character of a name, which is what
-    a wrong-but-plausible name looks like.
+    a wrong-but-plausible name looks like. ``crops``: the recogniser's input
+    of each line, in the output's order (None: the lines carry none).
     """
     boxes = getattr(result, "boxes", None)
     texts = getattr(result, "txts", None)
@@ -272,11 +329,54 @@ def _lines_from_result(result: object) -> list[OcrLine]:
     if boxes is None or texts is None or scores is None:
         return []
     lines: list[OcrLine] = []
-    for box, text, score in zip(boxes, texts, scores, strict=True):
+    for index, (box, text, score) in enumerate(zip(boxes, texts, scores, strict=True)):
         points = tuple((float(x), float(y)) for x, y in np.asarray(box).reshape(-1, 2))
         characters = getattr(score, "characters", ())
-        lines.append(OcrLine(text=str(text), score=float(score), box=points, char_scores=tuple(characters)))
+        crop = crops[index] if crops is not None else None
+        lines.append(OcrLine(text=str(text), score=float(score), box=points, char_scores=tuple(characters), crop=crop))
     return lines
+
+
+class _CropKeepingRecogniser:
+    """RapidOCR's recogniser, keeping what its last call read.
+
+    RapidOCR's output holds each line's box but not the crop the recogniser
+    read (cut from the detector's padded image); reading a line again
+    exactly needs that very crop.
+    """
+
+    def __init__(self, recogniser: Any) -> None:
+        self._recogniser = recogniser
+        self._last: tuple[list[Any], Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._recogniser, name)
+
+    def __call__(self, args: Any) -> Any:
+        self._last = None
+        output = self._recogniser(args)
+        self._last = (list(args.img) if isinstance(args.img, list) else [args.img], output)
+        return output
+
+    def kept_crops(self, result: object, *, text_score: float) -> list[Any] | None:
+        """The crops of ``result``'s lines, in its order; None when they cannot be matched up.
+
+        RapidOCR drops lines read as blank or scored under ``text_score``
+        after recognising them; the same filter here pairs the rest.
+        """
+        last, self._last = self._last, None
+        texts = getattr(result, "txts", None)
+        if last is None or not texts:
+            return None
+        crops, output = last
+        kept = [
+            (crop, text)
+            for crop, text, score in zip(crops, output.txts or (), output.scores or (), strict=False)
+            if str(text).strip() and score >= text_score
+        ]
+        if [text for _crop, text in kept] != list(texts):
+            return None
+        return [crop for crop, _text in kept]
 
 
 class _LineScore(float):
