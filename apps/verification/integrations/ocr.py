@@ -250,11 +250,7 @@ class RapidOcrEngine:
         self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False, quick: bool = False
     ) -> list[OcrLine]:
         engine = self._loaded_engine()
-        # RapidOCR treats a numpy array as BGR (OpenCV order); giving it an
-        # explicit contiguous BGR array avoids its own PIL path, which would
-        # also accept file paths and URLs — not something we want reachable.
-        rgb = np.asarray(image.convert("RGB"))
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        bgr = _bgr(image)
         with self._run_lock:
             # RapidOCR offers no per-call detector size; its detector reads this attribute on every call.
             detector = engine._load_det_model()
@@ -277,40 +273,50 @@ class RapidOcrEngine:
         return sort_reading_order(_lines_from_result(result, crops))
 
     def reread_exactly(self, line: OcrLine) -> OcrLine | None:
-        from rapidocr.ch_ppocr_rec import TextRecInput
-
         if line.crop is None:
             return None
         engine = self._loaded_engine()
-        with self._run_lock:
-            result = self._recogniser(TextRecInput(img=[line.crop], return_word_box=False))
-        texts, scores = getattr(result, "txts", None), getattr(result, "scores", None)
-        if not texts or not scores or not str(texts[0]).strip() or scores[0] < engine.text_score:
+        recognised = self._recognise_one(line.crop)
+        if recognised is None or not recognised[0].strip() or recognised[1] < engine.text_score:
             return None  # a standard read would not have kept the line at all
-        score = scores[0]
-        return replace(
-            line, text=str(texts[0]), score=float(score), char_scores=tuple(getattr(score, "characters", ()))
-        )
+        text, score = recognised
+        return replace(line, text=text, score=float(score), char_scores=tuple(getattr(score, "characters", ())))
 
     def read_line(self, image: Image.Image) -> OcrLine | None:
-        from rapidocr.ch_ppocr_rec import TextRecInput
-
         self._loaded_engine()
-        rgb = np.asarray(image.convert("RGB"))
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        with self._run_lock:
-            # The recogniser alone, called directly: RapidOCR's own
-            # ``use_det=False`` would be kept for every later call.
-            result = self._recogniser(TextRecInput(img=[bgr], return_word_box=False))
-        texts, scores = getattr(result, "txts", None), getattr(result, "scores", None)
-        if not texts or not scores or not texts[0]:
+        recognised = self._recognise_one(_bgr(image))
+        if recognised is None or not recognised[0]:
             return None
-        score = scores[0]
+        text, score = recognised
         width, height = image.size
         box = ((0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height)))
-        return OcrLine(
-            text=str(texts[0]), score=float(score), box=box, char_scores=tuple(getattr(score, "characters", ()))
-        )
+        return OcrLine(text=text, score=float(score), box=box, char_scores=tuple(getattr(score, "characters", ())))
+
+    def _recognise_one(self, bgr: np.ndarray) -> tuple[str, Any] | None:
+        """One line image (BGR) through the recogniser alone: its text and score, or None when it read nothing.
+
+        Called directly: RapidOCR's own ``use_det=False`` would be kept for
+        every later call. The models must already be loaded (``_loaded_engine``).
+        """
+        from rapidocr.ch_ppocr_rec import TextRecInput
+
+        with self._run_lock:
+            result = self._recogniser(TextRecInput(img=[bgr], return_word_box=False))
+        texts, scores = getattr(result, "txts", None), getattr(result, "scores", None)
+        if not texts or not scores:
+            return None
+        return str(texts[0]), scores[0]
+
+
+def _bgr(image: Image.Image) -> np.ndarray:
+    """The image as a contiguous BGR array.
+
+    RapidOCR treats a numpy array as BGR (OpenCV order); giving it an
+    explicit array avoids its own PIL path, which would also accept file
+    paths and URLs — not something we want reachable.
+    """
+    rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
 def _lines_from_result(result: object, crops: Sequence[Any] | None = None) -> list[OcrLine]:
