@@ -250,6 +250,16 @@ def downscale_for_ocr(image: Image.Image, max_side: int = 1600) -> Image.Image:
 
     Phone photos are 12+ megapixels; the OCR detector resizes internally anyway,
     so handing it a smaller image only saves memory and time.
+
+    HAMMING, not LANCZOS: the same antialiased shrink with a filter a third as
+    wide, so it costs half (35 vs 78 ms p50 on 28 phone photos here, the
+    largest single step before the OCR). Measured 2026-12-04 on the phone
+    bench, each seed with both filters: name+ID exact the same on seeds
+    2027, 90210, 4711 and 31337 (100, 100, 100, 98.8 %: the same card sent
+    back for a retake); and on 42 card portraits cut from phone photos of the
+    faces set, the two portraits' embeddings 0.0014 apart at most, no
+    live-vs-ID decision changed in 588 pairs. BILINEAR, as cheap but softer,
+    lost a rare character (吴劼 read 吴劫) on one card of seed 90210.
     """
     width, height = image.size
     longer = max(width, height)
@@ -257,7 +267,7 @@ def downscale_for_ocr(image: Image.Image, max_side: int = 1600) -> Image.Image:
         return image
     scale = max_side / longer
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return image.resize(new_size, Image.Resampling.LANCZOS)
+    return image.resize(new_size, Image.Resampling.HAMMING)
 
 
 def edge_sharpness(image: Image.Image, *, width: int = 856) -> float:
