@@ -384,7 +384,12 @@ def wallboard_day(make_staff: Callable[..., User], make_customer: Callable[..., 
     AgentPresence.objects.create(staff=users[1].staff_profile, state=AgentState.AVAILABLE, state_since=now)
     AgentPresence.objects.create(staff=users[2].staff_profile, state=AgentState.OFFLINE, state_since=now)
     customer = make_customer()
+    start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     for minutes in (30, 10):
+        # Answered 30 and 10 minutes ago, or proportionally less just after
+        # local midnight, so both are today's (CI once ran at 00:20 in
+        # Shanghai and the wallboard rightly counted one).
+        answered = now - min(timedelta(minutes=minutes), (now - start) * minutes / 40)
         visit = visit_with_gate1(business_code="activation", mobile=customer.mobile, customer=customer)
         QueueEntry.objects.create(
             visit=visit,
@@ -393,13 +398,12 @@ def wallboard_day(make_staff: Callable[..., User], make_customer: Callable[..., 
             business_code="activation",
             level=customer.level,
             state=EntryState.SERVED,
-            enqueued_at=now - timedelta(minutes=minutes + 1),
+            enqueued_at=answered - timedelta(minutes=1),
             priority_key=0,
             agent=busy,
-            answered_at=now - timedelta(minutes=minutes),
-            ended_at=now - timedelta(minutes=minutes - 5),
+            answered_at=answered,
+            ended_at=min(now, answered + timedelta(minutes=5)),
         )
-    start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     for step in range(0, 60, 5):
         QueueSnapshot.objects.create(
             queue=queue,
