@@ -227,36 +227,38 @@ async def test_sync_code_serving_an_event_loop_sends_on_that_loop(
     await layer.flush()
 
 
-def test_with_the_pubsub_layer_sync_code_publishes_through_the_sender_loop_and_on_a_serving_loop(
-    settings: Any,
+def test_with_the_pubsub_layer_sync_code_publishes_on_a_blocking_client_and_on_a_serving_loop(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both paths of ``broadcast_many_now`` when the application's layer is ``RedisPubSubChannelLayer``."""
-    import redis
+    """Both paths of ``broadcast_many_now`` when the application's layer is ``RedisPubSubChannelLayer``.
+
+    A member of the group receives through the layer itself, so both paths
+    are held to the layer's own channel names and serialisation.
+    """
+    import asyncio
+
     from asgiref.sync import async_to_sync, sync_to_async
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
     from apps.queueing import events
 
-    prefix, layer = _configured_redis_layer(settings, RedisPubSubChannelLayer)
+    _, layer = _configured_redis_layer(settings, RedisPubSubChannelLayer)
     assert events._pipelined_layer() is layer
-    listener = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
-    listener.subscribe(f"{prefix}__group__visit.9")
-    listener.get_message(timeout=1)  # the subscription's confirmation
+    monkeypatch.setattr(events._sender, "_blocking_clients", {})
 
-    events.broadcast_many_now(
-        [("visit.9", {"type": "visit.update", "n": 1}), ("visit.9", {"type": "visit.update", "n": 2})]
-    )
-    assert events._sender._loop is not None and events._sender._loop.is_running()
-
-    async def served() -> None:  # Daphne's sync code: sends on the serving loop
+    async def exchange() -> list[int]:
+        channel = await layer.new_channel()
+        await layer.group_add("visit.9", channel)
+        # A thread that serves no event loop (the dispatcher's): one pipeline on the blocking client.
+        await asyncio.to_thread(
+            events.broadcast_many_now,
+            [("visit.9", {"type": "visit.update", "n": 1}), ("visit.9", {"type": "visit.update", "n": 2})],
+        )
+        # Daphne's sync code: sends on the serving loop.
         await sync_to_async(events.broadcast_now)("visit.9", {"type": "visit.update", "n": 3})
+        received = [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(3)]
         await layer.flush()
+        return received
 
-    async_to_sync(served)()
-    received = []
-    for _ in range(3):
-        message = listener.get_message(timeout=5)
-        assert message is not None, received
-        received.append(layer.deserialize(message["data"])["n"])
-    assert received == [1, 2, 3]
-    listener.close()
+    assert async_to_sync(exchange)() == [1, 2, 3]
+    assert events._sender._blocking_clients, "the sync path did not use the blocking client"
