@@ -432,11 +432,15 @@ def _worker(
     import django
 
     django.setup()
+    from django.conf import settings
     from django.db import connection
+
+    from apps.common.collector import gc_tune
 
     timer = LockTimer()
     timer.install()
     connection.ensure_connection()
+    gc_tune(settings.GC_THRESHOLDS)  # as run_dispatcher does
     # Each worker starts on a different queue so that they spread like real dispatchers.
     rotated = queue_ids[worker_index % len(queue_ids) :] + queue_ids[: worker_index % len(queue_ids)]
     ready.set()
@@ -886,32 +890,33 @@ def _run(arguments: argparse.Namespace, process_counts: list[int], bench_started
     print("  SQL statements per decision (mean over 100 decisions, time seen by Django):")
     for label, count, mean_ms in sorted(sql_breakdown(queue_ids, decisions=100), key=lambda row: -row[1] * row[2]):
         print(f"    {count:.0f} × {label:<55} {mean_ms:6.2f} ms")
-    reset_state()
-    profiler, total = profile_decisions(queue_ids, decisions=arguments.profile)
-    stats = pstats.Stats(profiler)
-    buckets = {
-        "audit_record (lock + chain head + insert)": cumulative_of(stats, "audit_record", path_part="apps/audit"),
-        "COMMIT": cumulative_of(stats, "commit", path_part="psycopg"),
-        "channel-layer broadcasts after commit": cumulative_of(stats, "broadcast_now", path_part="apps/queueing"),
-        "entry.save() + agent.save()": cumulative_of(stats, "save", path_part="django_fsm")
-        or cumulative_of(stats, "save", path_part="django/db/models/base.py"),
-        "SQL execute (all statements)": cumulative_of(stats, "execute", path_part="psycopg/cursor"),
-    }
-    print(
-        f"  cProfile over {arguments.profile} decisions: {ms(total / arguments.profile)} per decision under the profiler"
-    )
-    for label, seconds in buckets.items():
-        print(f"    {label:<45} {seconds / total * 100:5.1f} %  ({ms(seconds / arguments.profile)} per decision)")
-    print("  top functions by own time:")
-    buffer = io.StringIO()
-    pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(12)
-    for line in _stats_rows(buffer.getvalue()):
-        print(f"    {line}")
-    print("  top functions by cumulative time:")
-    buffer = io.StringIO()
-    pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(22)
-    for line in _stats_rows(buffer.getvalue()):
-        print(f"    {line}")
+    if arguments.profile > 0:  # --profile 0 skips the profiler
+        reset_state()
+        profiler, total = profile_decisions(queue_ids, decisions=arguments.profile)
+        stats = pstats.Stats(profiler)
+        buckets = {
+            "audit_record (lock + chain head + insert)": cumulative_of(stats, "audit_record", path_part="apps/audit"),
+            "COMMIT": cumulative_of(stats, "commit", path_part="psycopg"),
+            "channel-layer broadcasts after commit": cumulative_of(stats, "broadcast_now", path_part="apps/queueing"),
+            "entry.save() + agent.save()": cumulative_of(stats, "save", path_part="django_fsm")
+            or cumulative_of(stats, "save", path_part="django/db/models/base.py"),
+            "SQL execute (all statements)": cumulative_of(stats, "execute", path_part="psycopg/cursor"),
+        }
+        print(
+            f"  cProfile over {arguments.profile} decisions: {ms(total / arguments.profile)} per decision under the profiler"
+        )
+        for label, seconds in buckets.items():
+            print(f"    {label:<45} {seconds / total * 100:5.1f} %  ({ms(seconds / arguments.profile)} per decision)")
+        print("  top functions by own time:")
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(12)
+        for line in _stats_rows(buffer.getvalue()):
+            print(f"    {line}")
+        print("  top functions by cumulative time:")
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(22)
+        for line in _stats_rows(buffer.getvalue()):
+            print(f"    {line}")
 
     print()
     print(f"targets (bench took {time.monotonic() - bench_started:.0f} s; load average now {os.getloadavg()[0]:.2f}):")

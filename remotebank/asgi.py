@@ -15,11 +15,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from apps.common.collector import gc_tune  # noqa: E402
 from apps.common.uploads import request_body_limit  # noqa: E402
 from apps.security.websocket import SameOriginValidator  # noqa: E402
 from apps.visits.authentication import VisitSessionMiddleware  # noqa: E402
 from remotebank.routing import websocket_urlpatterns  # noqa: E402
-from remotebank.warm_up import gc_tune, warm_up  # noqa: E402
+from remotebank.warm_up import warm_up  # noqa: E402
 
 # Daphne talks to Janus (hang-ups close rooms; the embedded default's eager
 # tasks open them): load the client before the first request, not inside its

@@ -12,7 +12,6 @@ on an idle machine; several times that under load).
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -71,20 +70,3 @@ def warm_up(parts: Iterable[str]) -> dict[str, float]:
         taken[part] = time.perf_counter() - started
         logger.info("Warmed up %s in %.2f s", part, taken[part])
     return taken
-
-
-def gc_tune(thresholds: tuple[int, int, int] | None) -> None:
-    """Set up the garbage collector for a long-lived event loop (Daphne), after the warm-up.
-
-    ``gc.freeze()`` moves everything loaded so far (Django, the apps, the
-    Janus client) out of the collector's sight: it lives as long as the
-    process, yet every full collection walked it again. Higher thresholds let
-    an update's short-lived objects die before a collection promotes them
-    (settings ``GC_THRESHOLDS``; None keeps Python's own).
-    """
-    if thresholds is None:
-        return
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*thresholds)
-    logger.info("Garbage collector: %d objects frozen, thresholds %s", gc.get_freeze_count(), thresholds)

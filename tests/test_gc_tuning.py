@@ -1,4 +1,4 @@
-"""Daphne's garbage collector is set up for a long-lived event loop, as configured.
+"""Daphne's and the dispatcher's garbage collector is set up for a long-lived process, as configured.
 
 Each case runs in a fresh interpreter: freezing and thresholds are
 process-wide, and this test process must keep its own.
@@ -47,6 +47,27 @@ def test_daphne_application_freezes_start_up_and_raises_the_thresholds() -> None
     threshold, frozen = _report("import remotebank.asgi", None)
     assert threshold == [50000, 20, 100]
     # Django, the apps and the Janus client: far more than a bare interpreter holds.
+    assert frozen > 50_000
+
+
+def test_the_dispatcher_freezes_its_start_up_before_its_first_round() -> None:
+    # The first round reports what the collector looks like by then, and ends the command.
+    code = "\n".join(
+        [
+            "import django, sys",
+            "django.setup()",
+            "from apps.queueing.management.commands import run_dispatcher as command",
+            "def first_round():",
+            "    " + REPORT.replace("; ", "\n    "),
+            "    sys.exit(0)",
+            "command.dispatcher_tick = first_round",
+            "command.Command().handle(interval=0, figures_every=2.0, resync_every=15.0, rounds=1)",
+        ]
+    )
+    finished = _run(code, None)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    threshold, frozen = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert threshold == [50000, 20, 100]
     assert frozen > 50_000
 
 

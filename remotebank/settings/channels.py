@@ -70,7 +70,7 @@ if VISIT_HEARTBEAT_SECONDS < 1 or VISIT_HEARTBEAT_SILENCE_SECONDS < 3 * VISIT_HE
         "REMOTEBANK_VISIT_HEARTBEAT_SECONDS (and the interval at least 1 s)."
     )
 
-# Python's cyclic garbage collector in Daphne (remotebank/warm_up.py,
+# Python's cyclic garbage collector in Daphne and the dispatcher (apps/common/collector.py,
 # ``gc_tune``): three thresholds, or "off" for Python's own (700, 10, 10).
 # With thousands of sockets most objects a queue update creates are still in
 # flight when a young collection runs, so they are promoted and walked again by

@@ -14,9 +14,11 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
+from apps.common.collector import gc_tune
 from apps.queueing import events
 from apps.queueing.models import ServiceQueue
 from apps.queueing.selectors import queue_figures, queue_resync_message
@@ -37,6 +39,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # A full collection walked everything Django had loaded: one in about
+        # 600 dispatch batches took 50–85 ms instead of 10–20 (2026-12-04);
+        # frozen, the collector leaves the start-up's objects alone.
+        gc_tune(settings.GC_THRESHOLDS)
         stopping = False
 
         def stop(*_: Any) -> None:
