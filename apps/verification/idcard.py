@@ -636,10 +636,7 @@ def read_id_card_front(engine: OcrEngine, image: Image.Image, *, straightened: b
     detection_side = STRAIGHTENED_DETECTION_SIDE if straightened else None
     lines = engine.read(image, detection_side=detection_side, upright=straightened)
     try:
-        front = parse_id_card_front(lines, card_size=card_size)
-        if front.name_uncertain:
-            front = _reread_name(engine, image, lines, front)
-        return CardReading(front, image)
+        return CardReading(_parsed_front(engine, image, lines, card_size=card_size), image)
     except IdCardUnreadable as error:
         error.lines = lines
         if not straightened or error.code != "not_id_card":
@@ -648,12 +645,20 @@ def read_id_card_front(engine: OcrEngine, image: Image.Image, *, straightened: b
     turned = image.rotate(180)
     turned_lines = engine.read(turned, detection_side=detection_side, upright=True)
     try:
-        return CardReading(parse_id_card_front(turned_lines, card_size=card_size), turned)
+        return CardReading(_parsed_front(engine, turned, turned_lines, card_size=card_size), turned)
     except IdCardUnreadable as error:
         if error.code == "not_id_card":
             raise upright_error from None  # e.g. "this is the back of the card"
         error.lines = turned_lines
         raise
+
+
+def _parsed_front(
+    engine: OcrEngine, image: Image.Image, lines: Sequence[OcrLine], *, card_size: tuple[int, int] | None
+) -> IdCardFront:
+    """The front parsed from ``image``'s lines, a doubtful name read once more (``_reread_name``)."""
+    front = parse_id_card_front(lines, card_size=card_size)
+    return _reread_name(engine, image, lines, front) if front.name_uncertain else front
 
 
 def _read_straightened_quickly(engine: OcrEngine, image: Image.Image) -> CardReading | None:

@@ -13,6 +13,7 @@ from apps.verification.idcard import (
     _reread_name,
     names_equivalent,
     parse_id_card_front,
+    read_id_card_front,
 )
 from apps.verification.integrations.ocr import OcrLine
 
@@ -241,3 +242,29 @@ def test_a_second_read_more_confident_than_the_first_replaces_the_doubtful_chara
     engine = _SecondRead("诸葛湉", (1.0, 1.0, 0.85))
     again = _reread_name(engine, Image.new("RGB", (856, 540), "white"), lines, front)
     assert (again.name, again.name_uncertain, again.name_scores) == ("诸葛湉", (2,), (1.0, 1.0, 0.85))
+
+
+class _UpsideDownCard(_SecondRead):
+    """A straightened card upside down: nothing of a front read until it is turned, then a doubtful name."""
+
+    def __init__(self, turned_lines: list[OcrLine], text: str, scores: tuple[float, ...]) -> None:
+        super().__init__(text, scores)
+        self.turned_lines = turned_lines
+        self.reads = 0
+
+    def read(
+        self, image: Image.Image, *, detection_side: int | None = None, upright: bool = False, quick: bool = False
+    ) -> list[OcrLine]:
+        self.reads += 1
+        # The quick read, then the standard read, of the card as it came; then the turned card.
+        return self.turned_lines if self.reads == 3 else [_placed("dI 7 4 日", 48, 47)]
+
+
+def test_a_doubtful_name_on_a_card_turned_180_degrees_is_read_again_too() -> None:
+    lines, _front = _doubtful_front()
+    engine = _UpsideDownCard(lines, "姓名诸葛湉", (1.0, 1.0, 1.0, 1.0, 0.97))
+    card = Image.effect_noise((856, 540), 80).convert("RGB")  # sharp enough for the blur gate
+    reading = read_id_card_front(engine, card, straightened=True)
+    assert engine.reads == 3 and reading.image is not card
+    assert (reading.front.name, reading.front.name_uncertain) == ("诸葛湉", (2,))
+    assert len(engine.crops) == 1
