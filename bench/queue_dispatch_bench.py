@@ -739,6 +739,8 @@ def _run(arguments: argparse.Namespace, process_counts: list[int], bench_started
     from django.core.management import call_command
     from django.db import connection
 
+    from apps.common.collector import gc_tune
+
     print(
         f"queue dispatch bench — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.2f}"
@@ -763,6 +765,8 @@ def _run(arguments: argparse.Namespace, process_counts: list[int], bench_started
         f"{len(queue_ids)} queues, {arguments.agents} available agents, {arguments.waiting} waiting entries"
     )
     verdicts: list[tuple[str, bool, str]] = []
+    # The one-process phases run here: the collector as run_dispatcher sets it up (the workers do the same).
+    gc_tune(settings.GC_THRESHOLDS)
 
     # (a) One dispatcher.
     timer = LockTimer()
