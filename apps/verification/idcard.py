@@ -682,12 +682,9 @@ def _read_straightened_quickly(engine: OcrEngine, image: Image.Image) -> CardRea
         return None
     lines = [exact if line is name_line else line for line in lines]
     try:
-        front = parse_id_card_front(lines, card_size=image.size)
+        return CardReading(_parsed_front(engine, image, lines, card_size=image.size), image)
     except IdCardUnreadable:
         return None
-    if front.name_uncertain:
-        front = _reread_name(engine, image, lines, front)
-    return CardReading(front, image)
 
 
 # The second read of a doubtful name: its line cut from the image with this
