@@ -126,6 +126,23 @@ def _fps(frames: list[float], start: float, end: float) -> float:
     return sum(1 for at in frames if start <= at < end) / (end - start)
 
 
+def _cumulative(samples: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """A page's (second, framesDecoded) samples made cumulative across a counter that starts again.
+
+    The page sums ``framesDecoded`` over its subscriptions' inbound-rtp
+    stats; when the library replaces a subscription (a re-subscribe after a
+    stall) the new one counts from 0, and the sum falls. A fall is taken as
+    such a restart: the frames since are the new value. (A CI run of
+    2026-12-04 computed −34.6 fps over the last 15 s without this.)
+    """
+    total, previous, cumulative = 0, 0, []
+    for at, frames in samples:
+        total += frames - previous if frames >= previous else frames
+        previous = frames
+        cumulative.append((at, total))
+    return cumulative
+
+
 def _pp_rec() -> str:
     path = shutil.which("janus-pp-rec")
     if path is None:
@@ -437,8 +454,12 @@ def test_a_weak_mobile_link_keeps_video_flowing_and_survives_a_5_s_outage(wan: W
         "link": counters,
     }
     print(json.dumps(summary))
-    # The outage was real: at most a late frame or two out of the jitter buffer.
-    assert len(during) <= 2, summary
+    # The outage was real. The window starts 2 s into it, past what the
+    # link's queue (≤ 1 s) and delay held at the cut, so an open link would
+    # show ≥ 30 frames here (the 10 fps floor below); a few decoded late by
+    # a busy agent are not video passing (seen 0-2, and 3 in a clean-clone CI
+    # of 2026-12-04 with Chromium, Janus and both peers on 2 cores).
+    assert len(during) < 10, summary
     # Floor: the agent must keep seeing the customer move, at a third of the
     # 30 fps sent, in the 3 s before the cut and after the link came back.
     assert before >= 10, summary
@@ -560,7 +581,7 @@ def test_after_a_5_s_outage_the_browser_restarts_ice_and_the_call_goes_on(wan: W
     assert any(entry["at"] >= cut for entry in restarts), (cut, back, page["log"])
     assert not [entry for entry in page["log"] if entry.get("state") in ("room_closed", "closed")], page["log"]
     # The page decodes the agent again after the outage.
-    decoded = [(at, frames) for at, frames, *_ in page["frames"] if frames >= 0]
+    decoded = _cumulative([(at, frames) for at, frames, *_ in page["frames"] if frames >= 0])
     before = max(frames for at, frames in decoded if at <= cut)
     after = max(frames for at, frames in decoded)
     assert after > before + 30, (before, after, decoded)
@@ -662,12 +683,12 @@ def test_a_weak_subscriber_gets_a_lower_simulcast_layer_of_the_agent_and_video_k
 
     # ... and then decoded the agent at a lower resolution, the video still flowing.
     first_ask = min(entry["at"] for entry in asked if entry["detail"]["substream"] < 2)
-    decoded = [(at, frames) for at, frames, *_ in customer_page["frames"] if frames >= 0]
+    decoded = _cumulative([(at, frames) for at, frames, *_ in customer_page["frames"] if frames >= 0])
     end_at, end_frames = decoded[-1]
     start_at, start_frames = next((at, frames) for at, frames in decoded if at >= end_at - 15)
     fps = (end_frames - start_frames) / (end_at - start_at)
     widths = [shape["width"] for at, shape in customer_page["shapes"] if at > first_ask + 5 and shape["width"]]
-    agent_decoded = [(at, frames) for at, frames, *_ in agent_page["frames"] if frames >= 0]
+    agent_decoded = _cumulative([(at, frames) for at, frames, *_ in agent_page["frames"] if frames >= 0])
     # The agent's frames of the customer in each 5 s after the first one decoded.
     first_decoded_at = next(at for at, frames in agent_decoded if frames > 0)
     agent_every_5_s = [
