@@ -47,10 +47,10 @@ def entry_place_snapshot(*, entry_id: int) -> dict[str, Any] | None:
             SELECT e.state, e.queue_id, e.priority_key, e.ticket, q.change_version,
               (SELECT count(*) FROM {entries} w WHERE w.queue_id = e.queue_id AND w.state = %s
                  AND (w.priority_key < e.priority_key OR (w.priority_key = e.priority_key AND w.ticket < e.ticket))),
-              (SELECT count(*) FROM {entries} w WHERE w.queue_id = e.queue_id AND w.state = %s)
+              q.waiting_count
             FROM {entries} e JOIN {queues} q ON q.id = e.queue_id WHERE e.id = %s
             """,  # noqa: S608 - table names are ours, values are parameters
-            [EntryState.WAITING.value, EntryState.WAITING.value, entry_id],
+            [EntryState.WAITING.value, entry_id],
         )
         row = cursor.fetchone()
     if row is None:
@@ -74,16 +74,9 @@ def queue_resync_message(*, queue: ServiceQueue) -> dict[str, Any]:
     The same message as a change, so that the page treats both alike; a page
     whose version is behind it has missed a change and asks for a snapshot.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT q.change_version, (SELECT count(*) FROM {QueueEntry._meta.db_table} w
-                                      WHERE w.queue_id = q.id AND w.state = %s)
-            FROM {ServiceQueue._meta.db_table} q WHERE q.id = %s
-            """,  # noqa: S608 - table names are ours, values are parameters
-            [EntryState.WAITING.value, queue.pk],
-        )
-        version, waiting = cursor.fetchone() or (0, 0)
+    version, waiting = ServiceQueue.objects.filter(pk=queue.pk).values_list(
+        "change_version", "waiting_count"
+    ).first() or (0, 0)
     return {
         "type": "queue",
         "queue": queue.pk,

@@ -193,5 +193,8 @@ def test_the_place_the_page_computes_is_the_real_place(
     }
     # One message per change: the versions of each queue are 1..n without holes or repeats.
     for queue in ServiceQueue.objects.filter(pk__in=[q.pk for q in queues]):
-        versions = sorted(m["version"] for m in messages if m["queue"] == queue.pk)
-        assert versions == list(range(1, queue.change_version + 1))
+        mine = sorted((m for m in messages if m["queue"] == queue.pk), key=lambda m: m["version"])
+        assert [m["version"] for m in mine] == list(range(1, queue.change_version + 1))
+        # Each change carried the line's size after it: the last one, the size now.
+        if mine:
+            assert mine[-1]["waiting"] == QueueEntry.objects.filter(queue=queue, state=EntryState.WAITING).count()

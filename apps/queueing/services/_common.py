@@ -90,7 +90,9 @@ def _queue_event(
     row lock is held until COMMIT, so a later change gets a higher version
     only after this one is visible, and versions are in commit order. The
     message carries the version, the places (key, ticket) that left or
-    joined the waiting line, and the line's head and size after it; each
+    joined the waiting line, and the line's head and size after it (the
+    queue's ``waiting_count``, which the database's triggers keep as the
+    entries change: call this after writing them); each
     customer's page (``static/queueing/position.js``) counts what changed
     ahead of its own place, in version order, and asks for a snapshot when a
     version is missing. Called late in the transaction (after the rows have
@@ -103,10 +105,9 @@ def _queue_event(
         cursor.execute(
             f"""
             UPDATE {ServiceQueue._meta.db_table} SET change_version = change_version + 1 WHERE id = %s
-            RETURNING change_version,
-              (SELECT count(*) FROM {QueueEntry._meta.db_table} w WHERE w.queue_id = %s AND w.state = %s)
+            RETURNING change_version, waiting_count
             """,  # noqa: S608 - table names are ours, values are parameters
-            [queue_id, queue_id, EntryState.WAITING.value],
+            [queue_id],
         )
         row = cursor.fetchone()
     version, waiting = (int(row[0]), int(row[1])) if row else (0, 0)
