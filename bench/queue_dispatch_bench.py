@@ -185,7 +185,23 @@ def make_waiting_entries(
                 ticket=ticket,
             )
         )
-    return QueueEntry.objects.bulk_create(entries, batch_size=1000)
+    created = QueueEntry.objects.bulk_create(entries, batch_size=1000)
+    recount_waiting()
+    return created
+
+
+def recount_waiting() -> None:
+    """Each queue's ``waiting_count`` from its rows: the bench writes entries directly, not through the services."""
+    from django.db import connection
+
+    from apps.queueing.models import QueueEntry, ServiceQueue
+
+    queues, entries = ServiceQueue._meta.db_table, QueueEntry._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {queues} SET waiting_count = "
+            f"(SELECT count(*) FROM {entries} e WHERE e.queue_id = {queues}.id AND e.state = 'waiting')"
+        )
 
 
 def make_agents(count: int, *, start: int, rng: random.Random, businesses: tuple[str, ...] = BUSINESS_CODES) -> None:
@@ -276,6 +292,7 @@ def reset_state() -> None:
         cursor.execute(
             f"UPDATE {presence_table} SET state = 'available', state_since = now() WHERE state <> 'available'"
         )
+    recount_waiting()
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {entry_table}")
         cursor.execute(f"VACUUM ANALYZE {presence_table}")

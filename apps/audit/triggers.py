@@ -65,7 +65,7 @@ CREATE TRIGGER audit_pending_guard_update_delete
 CREATE TRIGGER audit_pending_no_truncate
     BEFORE TRUNCATE ON {PENDING_TABLE}
     FOR EACH STATEMENT EXECUTE FUNCTION audit_pending_guard();
-"""
+"""  # noqa: S608 - constants of ours, no input
 
 POSTGRESQL_PENDING_DROP = f"""
 DROP TRIGGER IF EXISTS audit_pending_no_truncate ON {PENDING_TABLE};

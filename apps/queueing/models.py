@@ -70,9 +70,9 @@ class ServiceQueue(models.Model):
     # naming that version; each customer's page applies the messages in
     # version order and asks for a snapshot on a gap (docs/queueing.md, "Positions").
     change_version = models.BigIntegerField(_("change version"), default=0, editable=False)
-    # How many of its entries wait, kept by database triggers on every write
-    # of an entry (apps/queueing/triggers.py): the size of the line in each
-    # change message without counting the line each time (O(1) per change).
+    # How many of its entries wait, moved with the change version by every
+    # change of who waits (services/_common._queue_event): the size of the
+    # line in each change message without counting the line (O(1) per change).
     waiting_count = models.BigIntegerField(_("customers waiting"), default=0, editable=False)
     # The supervisor wallboard's targets for this queue: a tile is green when the figure meets
     # its target, amber when within a quarter of it, red beyond (apps/console, R2.6).
@@ -93,8 +93,8 @@ class ServiceQueue(models.Model):
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
 
-    # Written by SQL alone (``_queue_event``, the triggers): a queue loaded
-    # earlier and saved must not put back the counts it read.
+    # Written by ``_queue_event``'s SQL alone: a queue loaded earlier and
+    # saved must not put back the version and count it read.
     _KEPT_BY_THE_DATABASE = frozenset({"change_version", "waiting_count"})
 
     def save(self, **kwargs: Any) -> None:

@@ -1,9 +1,9 @@
 """Each queue's ``waiting_count`` (issue 18: the size of the line without counting it) is what its rows say.
 
-Kept by database triggers (apps/queueing/triggers.py), so it must hold after
-any write of entries: the services, a bulk UPDATE or DELETE that bypasses
-them, a move between queues; and a queue loaded earlier and saved must not
-put back the count it read.
+``_queue_event`` moves it by what joined and left; every change of who
+waits goes through it (tests/queueing/test_position.py runs random
+sequences of them). A queue loaded earlier and saved must not put back
+the count and version it read.
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from apps.customers.models import Customer
-from apps.queueing.models import EntryState, QueueEntry, ServiceQueue
+from apps.queueing.models import AgentState, EntryState, QueueEntry, ServiceQueue
+from apps.queueing.services.agents import agent_state_set
 from apps.queueing.services.configuration import service_queue_upsert
 from apps.queueing.services.entries import queue_entry_enqueue, queue_entry_leave, queue_entry_move
+from apps.queueing.services.offers import dispatch_batch, offer_decline, queue_entry_offer_to
+from apps.staff.models import StaffProfile
 from apps.visits.models import Visit
 from tests.conftest import SYSTEM
 from tests.factories import visit_with_gate1
@@ -58,8 +60,10 @@ def new_visit(make_customer: Callable[..., Customer]) -> Callable[[], Visit]:
     return make
 
 
-def test_the_count_follows_every_write_of_entries(
-    two_queues: tuple[ServiceQueue, ServiceQueue], new_visit: Callable[[], Visit]
+def test_the_count_follows_joins_leaves_moves_and_offers(
+    two_queues: tuple[ServiceQueue, ServiceQueue],
+    new_visit: Callable[[], Visit],
+    make_skilled_staff: Callable[..., StaffProfile],
 ) -> None:
     a, b = two_queues
     entries = [queue_entry_enqueue(visit_id=new_visit().pk, queue=a, now=T0) for _ in range(5)]
@@ -69,19 +73,17 @@ def test_the_count_follows_every_write_of_entries(
     queue_entry_move(actor=SYSTEM, entry_id=entries[1].pk, queue_id=b.pk)
     assert _counts(a, b) == [(3, 3), (1, 1)]
 
-    # Writes that bypass the services: one statement of several rows each.
-    QueueEntry.objects.filter(pk__in=[e.pk for e in entries[2:4]]).update(queue=b)
-    assert _counts(a, b) == [(1, 1), (3, 3)]
-    QueueEntry.objects.filter(queue=b).update(state=EntryState.ABANDONED)
-    assert _counts(a, b) == [(1, 1), (0, 0)]
-    QueueEntry.objects.filter(queue=b).update(state=EntryState.WAITING, queue=a)
-    assert _counts(a, b) == [(4, 4), (0, 0)]
-    with connection.cursor() as cursor:  # a waiting entry deleted outright
-        cursor.execute(f"DELETE FROM {QueueEntry._meta.db_table} WHERE id = %s", [entries[4].pk])
-    assert _counts(a, b) == [(3, 3), (0, 0)]
-    # A write that changes nobody's place leaves the count alone.
-    QueueEntry.objects.filter(queue=a).update(last_seen_at=T0)
-    assert _counts(a, b) == [(3, 3), (0, 0)]
+    staff = make_skilled_staff()
+    agent_state_set(actor=SYSTEM, staff=staff, state=AgentState.AVAILABLE)
+    queue_entry_offer_to(actor=SYSTEM, entry_id=entries[2].pk, staff=staff)
+    assert _counts(a, b) == [(2, 2), (1, 1)]
+    offer_decline(actor=staff.user, staff=staff, entry_id=entries[2].pk)  # back at the front
+    assert _counts(a, b) == [(3, 3), (1, 1)]
+
+    service_queue_upsert(actor=SYSTEM, code="wca", name="甲", businesses=["activation"], paused=False)
+    offers = dispatch_batch(queue_id=a.pk)
+    assert len(offers) == 1  # one agent free: one of the three offered
+    assert _counts(a, b) == [(2, 2), (1, 1)]
 
 
 def test_a_queue_saved_from_an_old_copy_keeps_its_count_and_version(
