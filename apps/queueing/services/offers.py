@@ -9,11 +9,13 @@ unique index on ``QueueEntry.agent`` backs this up in the database.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models.sql import Query
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -189,7 +191,37 @@ _AGENT_ORDER: dict[str, tuple[str, bool]] = {
 _LONGEST_IDLE_ORDER = ("p.idle_since, p.id", False)
 
 
-def _free_agents_by_business(queue: ServiceQueue, now: datetime, limit: int) -> dict[str, list[AgentPresence]]:
+@dataclass(frozen=True, slots=True)
+class _FreeAgent:
+    """A free agent's presence row as read; a model instance is built only for an agent matched.
+
+    A batch reads up to ``limit`` agents per business and matches at most
+    ``limit`` in all: building every candidate (presence and staff profile,
+    with django-fsm's bookkeeping per instance) was about half the model
+    instances of a batch, and the most of its Python after the SQL (issue 18,
+    cProfile of ``dispatch_batch``, 2026-12-04).
+    """
+
+    values: tuple[Any, ...]  # the presence's concrete fields, in _PRESENCE_ATTNAMES order
+    employee_number: str
+
+    @property
+    def pk(self) -> int:
+        return int(self.values[0])
+
+    def presence(self) -> AgentPresence:
+        """The presence instance, as ``AgentPresence.objects.raw`` would give it; the staff profile carries only its employee number."""
+        agent = AgentPresence.from_db(connection.alias, _PRESENCE_ATTNAMES, self.values)
+        agent.staff = StaffProfile.from_db(
+            connection.alias, ["id", "employee_number"], [agent.staff_id, self.employee_number]
+        )
+        return agent
+
+
+_PRESENCE_ATTNAMES = [field.attname for field in AgentPresence._meta.concrete_fields]
+
+
+def _free_agents_by_business(queue: ServiceQueue, now: datetime, limit: int) -> dict[str, list[_FreeAgent]]:
     """Per business of the queue, its ``limit`` best free agents by the strategy, locked (SKIP LOCKED).
 
     ``limit`` per business is enough to make the same choices as one offer
@@ -201,9 +233,9 @@ def _free_agents_by_business(queue: ServiceQueue, now: datetime, limit: int) -> 
     the ORM's version was a query per business, each compiled anew, with
     every agent's whole staff row (issue 18, dispatch p99 per batch: with the
     audit's plain INSERT, a batch's p50 went from 10.7–12.2 to 9.2–10.0 ms in
-    a 400-batch A/B on 2026-12-04). Each agent's staff profile comes with
-    only its employee number (for the audit record); the rest of it loads on
-    demand, as with ``.only()``. An unknown strategy orders as longest idle.
+    a 400-batch A/B on 2026-12-04). Each agent comes with only its staff
+    profile's employee number (for the audit record). An unknown strategy
+    orders as longest idle.
     """
     order, takes_date = _AGENT_ORDER.get(queue.agent_strategy, _LONGEST_IDLE_ORDER)
     lock = " FOR UPDATE OF p SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
@@ -221,13 +253,22 @@ def _free_agents_by_business(queue: ServiceQueue, now: datetime, limit: int) -> 
             f"JOIN {staff_table} st ON st.id = b{n}.staff_id"
         )
         params += [business, AgentState.AVAILABLE.value, business, *([now.date()] if takes_date else []), limit]
-    by_business: dict[str, list[AgentPresence]] = {}
+    by_business: dict[str, list[_FreeAgent]] = {}
     if not parts:
         return by_business
-    for agent in AgentPresence.objects.raw(" UNION ALL ".join(parts), params):
-        business, number = agent.business, agent.employee_number
-        agent.staff = StaffProfile.from_db(connection.alias, ["id", "employee_number"], [agent.staff_id, number])
-        by_business.setdefault(business, []).append(agent)
+    width = len(_PRESENCE_ATTNAMES)
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows: Iterable[Sequence[Any]] = cursor.fetchall()
+    # The database's values as the ORM would convert them (none on PostgreSQL; SQLite's datetimes are text).
+    compiler = connection.ops.compiler("SQLCompiler")(Query(AgentPresence), connection, None)
+    converters = compiler.get_converters(
+        [field.get_col(presence_table) for field in AgentPresence._meta.concrete_fields]
+    )
+    if converters:
+        rows = compiler.apply_converters(rows, converters)
+    for row in rows:
+        by_business.setdefault(row[width], []).append(_FreeAgent(tuple(row[:width]), row[width + 1]))
     return by_business
 
 
@@ -262,7 +303,7 @@ def _waiting_chunk(
 
 
 def _match(
-    queue: ServiceQueue, by_business: dict[str, list[AgentPresence]], limit: int
+    queue: ServiceQueue, by_business: dict[str, list[_FreeAgent]], limit: int
 ) -> list[tuple[QueueEntry, AgentPresence]]:
     """Walk the waiting line in order (locking it chunk by chunk, SKIP LOCKED) and give each entry the best free agent."""
     taken: set[int] = set()
@@ -283,7 +324,7 @@ def _match(
                 continue
             agent = candidates.pop(0)
             taken.add(agent.pk)
-            matches.append((entry, agent))
+            matches.append((entry, agent.presence()))
             if len(matches) >= limit:
                 break
         if len(entries) < chunk:
