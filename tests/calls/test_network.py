@@ -130,10 +130,12 @@ def _cumulative(samples: list[tuple[float, int]]) -> list[tuple[float, int]]:
     """A page's (second, framesDecoded) samples made cumulative across a counter that starts again.
 
     The page sums ``framesDecoded`` over its subscriptions' inbound-rtp
-    stats; when the library replaces a subscription (a re-subscribe after a
-    stall) the new one counts from 0, and the sum falls. A fall is taken as
-    such a restart: the frames since are the new value. (A CI run of
-    2026-12-04 computed −34.6 fps over the last 15 s without this.)
+    stats; when a subscription or its receiver is replaced (as when the
+    library subscribes again after a stall) the new stats count from 0 and
+    the sum falls. A fall is taken as such a restart: the frames since are
+    the new value (the old counter's last frames are not counted, which errs
+    low). A CI run of 2026-12-04 computed −34.6 fps over the last 15 s
+    without this; what replaced the counter there was not recorded.
     """
     total, previous, cumulative = 0, 0, []
     for at, frames in samples:

@@ -198,8 +198,9 @@ class _FreeAgent:
     A batch reads up to ``limit`` agents per business and matches at most
     ``limit`` in all: building every candidate (presence and staff profile,
     with django-fsm's bookkeeping per instance) was about half the model
-    instances of a batch, and the most of its Python after the SQL (issue 18,
-    cProfile of ``dispatch_batch``, 2026-12-04).
+    instances of a batch, and model construction was the largest Python
+    cost in a cProfile of ``dispatch_batch`` after the database calls
+    (issue 18, 2026-12-04).
     """
 
     values: tuple[Any, ...]  # the presence's concrete fields, in _PRESENCE_ATTNAMES order
