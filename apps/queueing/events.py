@@ -159,9 +159,9 @@ class _Sender:
                 self._clients = {}
             return self._loop
 
-    async def _send(self, layer: RedisLayer, messages: list[tuple[str, dict[str, Any]]]) -> None:
-        host = _redis_host(layer)
-        name = repr(sorted(host.items()))
+    async def _send(
+        self, layer: RedisLayer, host: dict[str, Any], name: str, messages: list[tuple[str, dict[str, Any]]]
+    ) -> None:
         client = self._clients.get(name)
         if client is None:
             client = self._clients[name] = aioredis.Redis(connection_pool=create_pool(host))
@@ -170,17 +170,21 @@ class _Sender:
     def send(self, layer: RedisLayer, messages: list[tuple[str, dict[str, Any]]]) -> None:
         """Send and wait until Redis has them (errors are raised here, as ``group_send``'s were)."""
         host = _redis_host(layer)
+        name = repr(sorted(host.items()))  # the key of this host's client, blocking or async
         if isinstance(layer, RedisPubSubChannelLayer) and "address" in host:
-            self._publish(layer, host, messages)
+            self._publish(layer, host, name, messages)
             return
-        future = asyncio.run_coroutine_threadsafe(self._send(layer, messages), self._running_loop())
+        future = asyncio.run_coroutine_threadsafe(self._send(layer, host, name, messages), self._running_loop())
         future.result(timeout=SEND_TIMEOUT_SECONDS)
 
     def _publish(
-        self, layer: RedisPubSubChannelLayer, host: dict[str, Any], messages: list[tuple[str, dict[str, Any]]]
+        self,
+        layer: RedisPubSubChannelLayer,
+        host: dict[str, Any],
+        name: str,
+        messages: list[tuple[str, dict[str, Any]]],
     ) -> None:
         """``_pubsub_publish_many`` on a blocking client: one pipeline, one round trip, in this thread."""
-        name = repr(sorted(host.items()))
         client = self._blocking_clients.get(name)
         if client is None:
             options = dict(host)
