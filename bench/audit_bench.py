@@ -39,6 +39,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import speed_line  # noqa: E402 (bench/machine.py, beside this script)
+
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "remotebank_audit_bench"
 TARGET_WRITES_PER_SECOND = 2000.0
@@ -199,6 +201,7 @@ def main() -> int:
 
     print(f"audit bench: {options.writers} writer processes x {options.duration:.0f} s per mode, PostgreSQL, 2 cores")
     print(f"load average before: {tuple(round(value, 2) for value in os.getloadavg())}")
+    print(speed_line())
     figures = []
     try:
         for mode in options.modes.split(","):
@@ -238,6 +241,7 @@ def main() -> int:
         and sequenced["chain_max"] <= TARGET_LAG_SECONDS
         and report.intact
     )
+    print(speed_line())
     print(
         f"target >= {TARGET_WRITES_PER_SECOND:.0f} audited writes/s with the chain <= {TARGET_LAG_SECONDS:.0f} s "
         f"behind: {'PASS' if passed else 'MISS'} ({sequenced['per_second']:.0f}/s, committed->chained max "

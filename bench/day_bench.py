@@ -76,6 +76,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import speed_line  # noqa: E402 (bench/machine.py, beside this script)
+
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "remotebank_bench_day"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
@@ -1389,6 +1391,7 @@ def main() -> int:
     load = os.getloadavg()
     print(f"day bench — {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, {os.cpu_count()} CPUs, load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; work folder {work}")  # fmt: skip
+    print(speed_line())
     print(f"window {arguments.duration:.0f} s, {arguments.customers} customers, {arguments.agents} agents, "
           f"{arguments.daphne} Daphne (connection pool {arguments.db_pool or 'off'}), wrap-up {arguments.wrap_up} s, business {BUSINESS}")  # fmt: skip
     os.environ.update(
@@ -1512,6 +1515,7 @@ async def _drive(
     figures = await asyncio.to_thread(database_figures, since)
     print_report(run, figures, arguments.duration, window_cpu, machine)
     problems = await asyncio.to_thread(verify, run, figures, platform)
+    print(speed_line())
     print(f"bench took {time.monotonic() - bench_started:.0f} s; load average now {os.getloadavg()[0]:.2f}")
     return 1 if problems else 0
 

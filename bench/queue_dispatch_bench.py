@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Run as a script from anywhere: make the repository importable.
 sys.path.insert(0, str(ROOT))
 
+from machine import speed_line  # noqa: E402 (bench/machine.py, beside this script)
+
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 # Overridable: several engineers may run benches on one machine at once.
 DB_NAME = os.environ.get("BENCH_DB_NAME", "remotebank_bench")
@@ -762,6 +764,7 @@ def _run(arguments: argparse.Namespace, process_counts: list[int], bench_started
         f"queue dispatch bench — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.2f}"
     )
+    print(speed_line())
     t0 = time.monotonic()
     call_command("migrate", verbosity=0)
     migrate_seconds = time.monotonic() - t0
@@ -940,6 +943,7 @@ def _run(arguments: argparse.Namespace, process_counts: list[int], bench_started
             print(f"    {line}")
 
     print()
+    print(speed_line())
     print(f"targets (bench took {time.monotonic() - bench_started:.0f} s; load average now {os.getloadavg()[0]:.2f}):")
     for label, passed, detail in verdicts:
         print(f"  {'PASS' if passed else 'MISS'}  {label}: {detail}")

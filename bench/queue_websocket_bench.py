@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from machine import speed_line  # noqa: E402
 from queue_dispatch_bench import (  # noqa: E402 (after the path set-up)
     REDIS_BENCH_URL,
     drop_database,
@@ -671,6 +672,7 @@ def main() -> int:
             f"queue WebSocket bench — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, "
             f"load average {os.getloadavg()[0]:.2f}; open files {hard}"
         )
+        print(speed_line())
         call_command("migrate", verbosity=0)
         customers = make_customers(200)
         connection.close()
@@ -747,6 +749,7 @@ def main() -> int:
                 break
             largest_held = n
         print()
+        print(speed_line())
         print(
             f"stopped: {stop_reason}; bench took {time.monotonic() - bench_started:.0f} s; "
             f"load average now {os.getloadavg()[0]:.2f}"
