@@ -2,11 +2,13 @@
 
 The machines these benches run on are shared virtual machines whose speed
 varies by the hour: the same Python loop of 10⁷ additions has taken from
-0.63 s to 1.9 s on one 2-core machine (2026-12-02 to 12-04), and per-batch
-latencies moved with it while the load average stayed near 1. The load
-average does not show this (the host's other tenants are invisible from
-inside), so a figure is only comparable with another taken at a similar
-speed; each bench prints this reading at its start and its end.
+0.63 s to 1.9 s on one 2-core machine (2026-12-02 to 12-04), and the
+dispatch batch's latency moved with it (bench/README.md). The load average
+counts only this machine's own processes, not the host's other tenants, so
+a figure is only comparable with another taken at a similar speed; each
+bench of issue 18 prints this reading at its start and its end. It is a
+guide, not the whole story: runs at the same reading have differed by up
+to a third in the dispatch batch's p50 (2026-12-04, 8.0 against 10.6 ms).
 """
 
 from __future__ import annotations
