@@ -48,8 +48,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # Run as a script from anywhere: make the repository importable.
 sys.path.insert(0, str(ROOT))
+# bench/machine.py, also when this file is loaded by path (tests/bench).
+sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import speed_line  # noqa: E402 (bench/machine.py, beside this script)
+from machine import speed_line  # noqa: E402 (after the path set-up)
 
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 # Overridable: several engineers may run benches on one machine at once.
